@@ -1,0 +1,113 @@
+// Package check decides whether a scenario run converged: it compares the server's state
+// (read over IMAP, so the same code serves the fake server and third-party servers), every
+// device's view and sync state, and the history of what users and the server did, against
+// the invariants I1–I10 and the server invariants seen on the wire (DESIGN.md §2).
+//
+// The expected-state model behind I3–I7 replays the history under the sync engine's
+// conflict rules. Where actions on one message race, it allows every outcome the rules
+// admit for some order of arrival at the server, and nothing else.
+package check
+
+import (
+	"github.com/syncharness/syncharness/clients"
+)
+
+// Input is everything the checker looks at, collected after every device settled.
+type Input struct {
+	Server  ServerState
+	Devices []Device
+	History []Op
+	// Wire holds every device's proxy transcript, in order per device and connection, for
+	// the server invariants seen on the wire. Empty: those invariants are not checked.
+	Wire []WireLine
+}
+
+// Device is one device's final view and, where it can show it, its sync state.
+type Device struct {
+	Name string
+	View clients.Replica
+	// State is the device's sync state; nil when the device cannot show it. I2, I9 and
+	// I10 are then reported as not applicable.
+	State *clients.SyncState
+	// Extra is the idempotence round (I8); nil if it was not run.
+	Extra *ExtraRound
+	// Wiped reports that the device was replaced by a new one during the scenario.
+	Wiped bool
+}
+
+// ExtraRound is one more sync round run after settle, to check idempotence (I8).
+type ExtraRound struct {
+	Stats  clients.SyncStats
+	Before clients.Replica // the device's view before the round
+	After  clients.Replica // the device's view after the round
+}
+
+// Op is one step of the history, in the order the harness executed it.
+type Op struct {
+	Seq   int    // position in the history, from 1
+	Line  int    // scenario line
+	Actor string // "server", a device name, or "setup" for setup lines
+	// Kind is one of: deliver, append, read, unread, flag, unflag, move, copy, delete,
+	// trash, reply, forward, create, remove, rename, uidvalidity-bump, uidvalidity-reset,
+	// renumber-silently, sync, crash, wipe, offline, online, drop, fail. Server "expunge"
+	// is accepted as a synonym of delete.
+	Kind    string
+	Mailbox string
+	// Dest is the move/copy destination, the new name of rename, or the NEWLABEL of
+	// reply/forward.
+	Dest   string
+	Labels []string
+	Flag   string   // flag/unflag; read/unread imply `\Seen`
+	Flags  []string // initial flags of deliver/append
+	Group  int      // >0: the ops of one `concurrently` block, which race
+	// Err is set when the step failed or was cut (e.g. a sync interrupted): its effects may
+	// be partial.
+	Err   string
+	Trash string // trash: the \Trash mailbox name
+	Sent  string // reply/forward: the \Sent mailbox name NEWLABEL is appended to
+}
+
+// Result is one failed (or not applicable) invariant.
+type Result struct {
+	Invariant string // "I4", or "S1"… for the server invariants seen on the wire
+	Title     string // the guarantee in words: "no duplicates"
+	Message   string // what broke, short and concrete: "m3 is twice in Archive on the server"
+	Devices   []string
+	Labels    []string
+	Table     *Table // expected vs seen; nil when there is nothing to tabulate
+	// Server reports a server invariant seen on the wire: the server, not a device, is at
+	// fault.
+	Server bool
+	// NotApplicable reports an invariant that could not be checked (e.g. a device without
+	// sync state): neither passed nor failed.
+	NotApplicable bool
+}
+
+// Table is a small expected-vs-seen table for a report.
+type Table struct {
+	Columns []string
+	Rows    [][]string
+}
+
+// Info describes one invariant, for documentation and reports.
+type Info struct {
+	ID    string // "I4"
+	Title string // "no duplicates"
+	Doc   string // what the invariant guarantees, one or two sentences
+}
+
+// Check runs every invariant on in and returns every failed or not applicable one, in the
+// order of Invariants and, within one invariant, by device, mailbox and label. An empty
+// result means every invariant holds. Check does not modify in.
+func Check(in Input) []Result {
+	c := newChecker(in)
+	var out []Result
+	out = append(out, c.converged()...)
+	out = append(out, c.uidIntegrity()...)
+	out = append(out, c.modelResults()...)
+	out = append(out, c.idempotent()...)
+	out = append(out, c.journals()...)
+	out = append(out, c.watermarks()...)
+	out = append(out, CheckWire(in.Wire)...)
+	return out
+}

@@ -1,0 +1,50 @@
+package check
+
+// The invariant IDs.
+const (
+	I1Converged     = "I1"
+	I2UIDIntegrity  = "I2"
+	I3NoLoss        = "I3"
+	I4NoDuplicates  = "I4"
+	I5NoResurrect   = "I5"
+	I6Flags         = "I6"
+	I7Mailboxes     = "I7"
+	I8Idempotent    = "I8"
+	I9Journals      = "I9"
+	I10Watermarks   = "I10"
+	S1UIDsAscending = "S1"
+	S2UIDNext       = "S2"
+	S3UIDReuse      = "S3"
+	S4Expunge       = "S4"
+)
+
+var infos = []Info{
+	{I1Converged, "converged", "Every device has the server's mailboxes and, in each, the same multiset of (label, flags)."},
+	{I2UIDIntegrity, "UID integrity", "Every UID a device holds belongs to the server's current UIDVALIDITY and to the same content."},
+	{I3NoLoss, "no loss", "Every message the history says is alive is on the server, in a mailbox the history allows."},
+	{I4NoDuplicates, "no duplicates", "No label appears more often than the history allows, on the server or on a device."},
+	{I5NoResurrect, "no resurrection", "An expunged message that nobody re-created stays gone everywhere."},
+	{I6Flags, "flags", "A flag written by one side only has that value; racing writes end on one of them."},
+	{I7Mailboxes, "mailboxes", "Created mailboxes exist, removed ones are gone, renamed ones hold the old content."},
+	{I8Idempotent, "idempotent", "One more sync round sends no mutating command and changes no replica."},
+	{I9Journals, "journals drained", "Nothing is pending or in flight in any device's journal."},
+	{I10Watermarks, "watermarks", "No device skipped a server UID below its saved UIDNEXT."},
+	{S1UIDsAscending, "UIDs ascending", "Within one selection, UIDs ascend with sequence numbers."},
+	{S2UIDNext, "UIDNEXT above every UID", "No message of a selection has a UID at or above the UIDNEXT announced for it, until new messages are announced."},
+	{S3UIDReuse, "no UID reused", "Within one UIDVALIDITY, a UID never names two different messages."},
+	{S4Expunge, "EXPUNGE consistent", "An EXPUNGE names a sequence number within the mailbox's current message count."},
+}
+
+// Invariants returns the description of every invariant Check knows, in report order.
+func Invariants() []Info {
+	return append([]Info(nil), infos...)
+}
+
+func title(id string) string {
+	for _, i := range infos {
+		if i.ID == id {
+			return i.Title
+		}
+	}
+	return id
+}
