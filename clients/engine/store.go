@@ -1,0 +1,309 @@
+package engine
+
+import (
+	"errors"
+	"sort"
+	"strings"
+)
+
+// A Store keeps an engine's replica: its mailboxes, the messages in them with their bodies,
+// and the journal of local changes not yet on the server.
+//
+// Every read happens inside View and every write inside Update. An Update is atomic: when
+// fn returns nil all of its writes are committed together; when fn returns an error (or the
+// store crashes before the commit) none of them is. A committed Update survives a crash of
+// the process; nothing else does. Implementations: MemoryStore (NewMemoryStore) and the disk
+// store (bbolt for state and journal, a Maildir for bodies).
+//
+// The engine never holds a transaction across network I/O.
+type Store interface {
+	// View runs fn in a read-only transaction.
+	View(fn func(Tx) error) error
+	// Update runs fn in a read-write transaction and commits it if fn returns nil.
+	Update(fn func(Tx) error) error
+	// Close releases the store. Committed data stays where the store keeps it.
+	Close() error
+}
+
+// A Tx is one transaction of a Store. Write methods fail with ErrReadOnly in a View.
+// Records are values: a change is only stored by the Put method that follows it.
+type Tx interface {
+	// Mailboxes returns every mailbox record, sorted by name.
+	Mailboxes() ([]MailboxRecord, error)
+	// Mailbox returns the record of the mailbox called name.
+	Mailbox(name string) (MailboxRecord, bool, error)
+	// PutMailbox inserts or replaces the record of m.Name.
+	PutMailbox(m MailboxRecord) error
+	// DeleteMailbox removes the mailbox record called name. It does not touch messages.
+	DeleteMailbox(name string) error
+
+	// NextID allocates a new local message id, never handed out before by this store.
+	NextID() (LocalID, error)
+	// Message returns the message record with local id id.
+	Message(id LocalID) (MessageRecord, bool, error)
+	// Messages returns the records whose Mailbox is mailbox, sorted by local id.
+	Messages(mailbox string) ([]MessageRecord, error)
+	// AllMessages returns every message record, sorted by local id.
+	AllMessages() ([]MessageRecord, error)
+	// PutMessage inserts or replaces the record with local id m.ID.
+	PutMessage(m MessageRecord) error
+	// DeleteMessage removes a message record and its body. Deleting an unknown id is not an
+	// error.
+	DeleteMessage(id LocalID) error
+	// PutBody stores the raw message of id (bodies never change once written).
+	PutBody(id LocalID, raw []byte) error
+	// Body returns the raw message of id, or ErrNoBody.
+	Body(id LocalID) ([]byte, error)
+
+	// Journal returns every journal entry, in Seq order.
+	Journal() ([]JournalEntry, error)
+	// AddJournal appends e with a new Seq (greater than every Seq before) and returns it.
+	AddJournal(e JournalEntry) (uint64, error)
+	// PutJournal replaces the entry with the same Seq.
+	PutJournal(e JournalEntry) error
+	// DeleteJournal removes the entry seq (the entry is done). Unknown seq is not an error.
+	DeleteJournal(seq uint64) error
+}
+
+// Errors returned by stores.
+var (
+	ErrReadOnly = errors.New("engine: store: write in a read-only transaction")
+	ErrNoBody   = errors.New("engine: store: no body for message")
+	ErrCrashed  = errors.New("engine: store: crashed before commit")
+	ErrClosed   = errors.New("engine: store: closed")
+)
+
+// LocalID identifies a message in one replica. It never changes, whatever happens on the
+// server (moves, UIDVALIDITY changes), and is never reused.
+type LocalID uint64
+
+// MailboxState says how a local mailbox relates to the server.
+type MailboxState uint8
+
+// Mailbox states.
+const (
+	// MailboxSynced: the mailbox existed on the server at the last sync.
+	MailboxSynced MailboxState = iota
+	// MailboxLocal: created locally; the journal creates it on the server.
+	MailboxLocal
+	// MailboxDeleting: deleted locally; hidden; the journal deletes it on the server.
+	MailboxDeleting
+)
+
+// MailboxRecord is the stored state of one mailbox.
+type MailboxRecord struct {
+	Name          string
+	State         MailboxState
+	SpecialUse    string // e.g. `\Trash` from LIST; "" if none
+	UIDValidity   uint32 // 0: never selected
+	UIDNext       uint32 // watermark: every server UID below it is known locally
+	HighestModSeq uint64 // CONDSTORE watermark; 0: none
+}
+
+// MessageState is the life cycle state of a local message.
+type MessageState uint8
+
+// Message states.
+const (
+	// MsgSynced: the message has a server UID (UID != 0) in Mailbox.
+	MsgSynced MessageState = iota
+	// MsgNew: created locally (append or copy), not yet on the server (UID == 0).
+	MsgNew
+	// MsgDeleted: deleted locally; hidden from the user; the journal expunges it.
+	MsgDeleted
+	// MsgQuarantined: had a UID before a UIDVALIDITY reset and could not be found again;
+	// hidden, kept, reported, never uploaded.
+	MsgQuarantined
+)
+
+// MessageRecord is the stored state of one message. Mailbox is where the message is on the
+// server (where UID belongs) or, for a new message, where it will be appended. A pending
+// local move shows in MoveTo: the user sees the message there.
+type MessageRecord struct {
+	ID           LocalID
+	Mailbox      string
+	MoveTo       string // pending local move destination; "" if none
+	UID          uint32 // 0: not on the server (yet)
+	State        MessageState
+	Size         uint32
+	InternalDate int64 // Unix seconds
+	Hash         [32]byte
+	MessageID    string // without angle brackets; "" if none
+	Label        string // clients.Label of the body
+	Flags        Flags  // what the user sees
+	Base         Flags  // the last flags both sides agreed on
+	EverUID      bool   // had a UID once: never uploaded again
+}
+
+// Visible returns the mailbox the user sees the message in, or "" if the user does not see
+// it (deleted or quarantined).
+func (m MessageRecord) Visible() string {
+	switch m.State {
+	case MsgDeleted, MsgQuarantined:
+		return ""
+	}
+	if m.MoveTo != "" {
+		return m.MoveTo
+	}
+	return m.Mailbox
+}
+
+// JournalOp names a journalled local change.
+type JournalOp uint8
+
+// Journal operations.
+const (
+	OpFlags         JournalOp = iota + 1 // the message's Flags differ from Base: push the difference
+	OpMove                               // move the message to its MoveTo
+	OpDelete                             // expunge the message
+	OpAppend                             // upload the message (new or copy)
+	OpCreateMailbox                      // create Mailbox
+	OpRenameMailbox                      // rename Mailbox to Dest
+	OpDeleteMailbox                      // delete Mailbox
+)
+
+var opNames = map[JournalOp]string{
+	OpFlags: "flags", OpMove: "move", OpDelete: "delete", OpAppend: "append",
+	OpCreateMailbox: "create", OpRenameMailbox: "rename", OpDeleteMailbox: "remove",
+}
+
+// String returns the operation's name.
+func (o JournalOp) String() string {
+	if s, ok := opNames[o]; ok {
+		return s
+	}
+	return "op?"
+}
+
+// EntryState is a journal entry's progress. A done entry is deleted from the journal.
+type EntryState uint8
+
+// Journal entry states.
+const (
+	EntryPending  EntryState = iota // not sent yet
+	EntryInFlight                   // possibly sent: the server may or may not have applied it
+)
+
+// JournalEntry is one local change waiting for the server, keyed by local id (never by UID).
+type JournalEntry struct {
+	Seq     uint64
+	Op      JournalOp
+	State   EntryState
+	Message LocalID // message operations
+	Mailbox string  // mailbox operations; for OpAppend the mailbox appended to
+	Dest    string  // OpRenameMailbox: new name; OpMove: destination
+	// UIDNext and UIDValidity of the destination, saved before an APPEND (or a MOVE without
+	// COPYUID) is sent: after a crash the engine looks for the message from UIDNext on.
+	UIDNext     uint32
+	UIDValidity uint32
+}
+
+// SystemFlags is a set of IMAP system flags.
+type SystemFlags uint8
+
+// System flags.
+const (
+	FlagSeen SystemFlags = 1 << iota
+	FlagAnswered
+	FlagFlagged
+	FlagDeleted
+	FlagDraft
+)
+
+var systemFlagNames = []struct {
+	bit  SystemFlags
+	name string
+}{
+	{FlagAnswered, `\Answered`}, {FlagDeleted, `\Deleted`}, {FlagDraft, `\Draft`},
+	{FlagFlagged, `\Flagged`}, {FlagSeen, `\Seen`},
+}
+
+// Flags is a flag set: system flags as bits, keywords as a sorted, space-separated string
+// (as the server spells them). Flags values are comparable with ==.
+type Flags struct {
+	System   SystemFlags
+	Keywords string
+}
+
+// ParseFlags builds a flag set from flag names. System flags are recognised in any case;
+// \Recent and other backslash names that are not system flags are dropped.
+func ParseFlags(names []string) Flags {
+	var f Flags
+	var kws []string
+	for _, n := range names {
+		if strings.HasPrefix(n, `\`) {
+			for _, s := range systemFlagNames {
+				if strings.EqualFold(n, s.name) {
+					f.System |= s.bit
+				}
+			}
+			continue
+		}
+		if n != "" {
+			kws = append(kws, n)
+		}
+	}
+	f.Keywords = joinKeywords(kws)
+	return f
+}
+
+func joinKeywords(kws []string) string {
+	if len(kws) == 0 {
+		return ""
+	}
+	sort.Strings(kws)
+	out := kws[:0]
+	for i, k := range kws {
+		if i == 0 || k != kws[i-1] {
+			out = append(out, k)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// keywords returns the keywords as a slice.
+func (f Flags) keywords() []string {
+	if f.Keywords == "" {
+		return nil
+	}
+	return strings.Fields(f.Keywords)
+}
+
+// Names returns the flags sorted: system flags with their backslash first, then keywords.
+func (f Flags) Names() []string {
+	var out []string
+	for _, s := range systemFlagNames {
+		if f.System&s.bit != 0 {
+			out = append(out, s.name)
+		}
+	}
+	out = append(out, f.keywords()...)
+	sort.Strings(out)
+	return out
+}
+
+// IsZero reports whether the set is empty.
+func (f Flags) IsZero() bool { return f.System == 0 && f.Keywords == "" }
+
+// Union returns f ∪ o.
+func (f Flags) Union(o Flags) Flags {
+	return Flags{System: f.System | o.System, Keywords: joinKeywords(append(f.keywords(), o.keywords()...))}
+}
+
+// Minus returns f \ o.
+func (f Flags) Minus(o Flags) Flags {
+	drop := map[string]bool{}
+	for _, k := range o.keywords() {
+		drop[k] = true
+	}
+	var kws []string
+	for _, k := range f.keywords() {
+		if !drop[k] {
+			kws = append(kws, k)
+		}
+	}
+	return Flags{System: f.System &^ o.System, Keywords: joinKeywords(kws)}
+}
+
+// Has reports whether f contains every flag of o.
+func (f Flags) Has(o Flags) bool { return o.Minus(f).IsZero() }

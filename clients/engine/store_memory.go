@@ -1,0 +1,384 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// MemoryStore is a Store in memory. Its transactions behave like a durable store's: an
+// Update's writes become visible all at once at its commit, and Crash discards every
+// transaction not committed yet while keeping everything committed, as a process crash
+// followed by a restart would with a disk store. Bodies live apart from the message
+// records, so the records stay small.
+type MemoryStore struct {
+	writer sync.Mutex   // one Update at a time
+	mu     sync.RWMutex // guards the committed state below and epoch
+	epoch  uint64       // bumped by Crash; an Update begun before fails to commit
+	closed bool
+
+	mailboxes map[string]MailboxRecord
+	messages  map[LocalID]*MessageRecord
+	byMailbox map[string]map[LocalID]struct{}
+	bodies    map[LocalID][]byte
+	journal   map[uint64]JournalEntry
+	nextID    LocalID
+	nextSeq   uint64
+}
+
+var _ Store = (*MemoryStore)(nil)
+
+// NewMemoryStore returns an empty MemoryStore.
+func NewMemoryStore() *MemoryStore {
+	return &MemoryStore{
+		mailboxes: map[string]MailboxRecord{},
+		messages:  map[LocalID]*MessageRecord{},
+		byMailbox: map[string]map[LocalID]struct{}{},
+		bodies:    map[LocalID][]byte{},
+		journal:   map[uint64]JournalEntry{},
+		nextID:    1,
+		nextSeq:   1,
+	}
+}
+
+// Crash simulates a process crash: every Update in progress fails with ErrCrashed and
+// leaves nothing behind; committed state stays. The store is usable again at once (as after
+// a restart), and also reopens if it was closed.
+func (s *MemoryStore) Crash() {
+	s.mu.Lock()
+	s.epoch++
+	s.closed = false
+	s.mu.Unlock()
+}
+
+// Close marks the store closed: further transactions fail with ErrClosed until Crash
+// reopens it. The committed state is kept.
+func (s *MemoryStore) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	return nil
+}
+
+// View runs fn on the committed state.
+func (s *MemoryStore) View(fn func(Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return fn(&memTx{s: s})
+}
+
+// Update runs fn in a transaction and commits its writes if fn returns nil and the store
+// did not crash meanwhile.
+func (s *MemoryStore) Update(fn func(Tx) error) error {
+	s.writer.Lock()
+	defer s.writer.Unlock()
+	s.mu.RLock()
+	epoch, closed := s.epoch, s.closed
+	nextID, nextSeq := s.nextID, s.nextSeq
+	s.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	tx := &memTx{s: s, writable: true, nextID: nextID, nextSeq: nextSeq,
+		mailboxes: map[string]*MailboxRecord{}, messages: map[LocalID]*MessageRecord{},
+		bodies: map[LocalID][]byte{}, journal: map[uint64]*JournalEntry{}}
+	// Only this goroutine (holding writer) changes the committed state, so the transaction
+	// reads it without s.mu; Crash and Close only touch epoch and closed.
+	if err := fn(tx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.epoch != epoch {
+		return ErrCrashed
+	}
+	if s.closed {
+		return ErrClosed
+	}
+	tx.commit()
+	return nil
+}
+
+// memTx is a transaction: reads see the committed state overlaid with the transaction's own
+// writes (nil values in the overlay maps are deletions).
+type memTx struct {
+	s        *MemoryStore
+	writable bool
+	nextID   LocalID
+	nextSeq  uint64
+
+	mailboxes map[string]*MailboxRecord
+	messages  map[LocalID]*MessageRecord
+	bodies    map[LocalID][]byte // nil value: deleted
+	journal   map[uint64]*JournalEntry
+}
+
+func (t *memTx) commit() {
+	s := t.s
+	for name, m := range t.mailboxes {
+		if m == nil {
+			delete(s.mailboxes, name)
+		} else {
+			s.mailboxes[name] = *m
+		}
+	}
+	for id, m := range t.messages {
+		if old, ok := s.messages[id]; ok {
+			if set := s.byMailbox[old.Mailbox]; set != nil {
+				delete(set, id)
+				if len(set) == 0 {
+					delete(s.byMailbox, old.Mailbox)
+				}
+			}
+		}
+		if m == nil {
+			delete(s.messages, id)
+			continue
+		}
+		s.messages[id] = m
+		set := s.byMailbox[m.Mailbox]
+		if set == nil {
+			set = map[LocalID]struct{}{}
+			s.byMailbox[m.Mailbox] = set
+		}
+		set[id] = struct{}{}
+	}
+	for id, b := range t.bodies {
+		if b == nil {
+			delete(s.bodies, id)
+		} else {
+			s.bodies[id] = b
+		}
+	}
+	for seq, e := range t.journal {
+		if e == nil {
+			delete(s.journal, seq)
+		} else {
+			s.journal[seq] = *e
+		}
+	}
+	s.nextID, s.nextSeq = t.nextID, t.nextSeq
+}
+
+func (t *memTx) check() error {
+	if !t.writable {
+		return ErrReadOnly
+	}
+	return nil
+}
+
+func (t *memTx) Mailboxes() ([]MailboxRecord, error) {
+	var out []MailboxRecord
+	for name, m := range t.s.mailboxes {
+		if o, ok := t.mailboxes[name]; ok && o == nil {
+			continue
+		} else if ok {
+			m = *o
+		}
+		out = append(out, m)
+	}
+	for name, m := range t.mailboxes {
+		if _, ok := t.s.mailboxes[name]; !ok && m != nil {
+			out = append(out, *m)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (t *memTx) Mailbox(name string) (MailboxRecord, bool, error) {
+	if m, ok := t.mailboxes[name]; ok {
+		if m == nil {
+			return MailboxRecord{}, false, nil
+		}
+		return *m, true, nil
+	}
+	m, ok := t.s.mailboxes[name]
+	return m, ok, nil
+}
+
+func (t *memTx) PutMailbox(m MailboxRecord) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if m.Name == "" {
+		return fmt.Errorf("engine: store: put mailbox with empty name")
+	}
+	t.mailboxes[m.Name] = &m
+	return nil
+}
+
+func (t *memTx) DeleteMailbox(name string) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	t.mailboxes[name] = nil
+	return nil
+}
+
+func (t *memTx) NextID() (LocalID, error) {
+	if err := t.check(); err != nil {
+		return 0, err
+	}
+	id := t.nextID
+	t.nextID++
+	return id, nil
+}
+
+func (t *memTx) Message(id LocalID) (MessageRecord, bool, error) {
+	if m, ok := t.messages[id]; ok {
+		if m == nil {
+			return MessageRecord{}, false, nil
+		}
+		return *m, true, nil
+	}
+	if m, ok := t.s.messages[id]; ok {
+		return *m, true, nil
+	}
+	return MessageRecord{}, false, nil
+}
+
+func (t *memTx) Messages(mailbox string) ([]MessageRecord, error) {
+	set := t.s.byMailbox[mailbox]
+	out := make([]MessageRecord, 0, len(set))
+	for id := range set {
+		if o, ok := t.messages[id]; ok {
+			if o == nil || o.Mailbox != mailbox {
+				continue
+			}
+			out = append(out, *o)
+			continue
+		}
+		out = append(out, *t.s.messages[id])
+	}
+	for id, m := range t.messages {
+		if m == nil || m.Mailbox != mailbox {
+			continue
+		}
+		if _, ok := set[id]; ok {
+			continue
+		}
+		out = append(out, *m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func (t *memTx) AllMessages() ([]MessageRecord, error) {
+	out := make([]MessageRecord, 0, len(t.s.messages))
+	for id, m := range t.s.messages {
+		if o, ok := t.messages[id]; ok {
+			if o != nil {
+				out = append(out, *o)
+			}
+			continue
+		}
+		out = append(out, *m)
+	}
+	for id, m := range t.messages {
+		if _, ok := t.s.messages[id]; !ok && m != nil {
+			out = append(out, *m)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func (t *memTx) PutMessage(m MessageRecord) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if m.ID == 0 || m.ID >= t.nextID {
+		return fmt.Errorf("engine: store: put message with unallocated id %d", m.ID)
+	}
+	if m.Mailbox == "" {
+		return fmt.Errorf("engine: store: put message %d without mailbox", m.ID)
+	}
+	t.messages[m.ID] = &m
+	return nil
+}
+
+func (t *memTx) DeleteMessage(id LocalID) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	t.messages[id] = nil
+	t.bodies[id] = nil
+	return nil
+}
+
+func (t *memTx) PutBody(id LocalID, raw []byte) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if raw == nil {
+		raw = []byte{}
+	}
+	t.bodies[id] = append([]byte(nil), raw...)
+	return nil
+}
+
+func (t *memTx) Body(id LocalID) ([]byte, error) {
+	if b, ok := t.bodies[id]; ok {
+		if b == nil {
+			return nil, fmt.Errorf("message %d: %w", id, ErrNoBody)
+		}
+		return b, nil
+	}
+	if b, ok := t.s.bodies[id]; ok {
+		return b, nil
+	}
+	return nil, fmt.Errorf("message %d: %w", id, ErrNoBody)
+}
+
+func (t *memTx) Journal() ([]JournalEntry, error) {
+	var out []JournalEntry
+	for seq, e := range t.s.journal {
+		if o, ok := t.journal[seq]; ok {
+			if o != nil {
+				out = append(out, *o)
+			}
+			continue
+		}
+		out = append(out, e)
+	}
+	for seq, e := range t.journal {
+		if _, ok := t.s.journal[seq]; !ok && e != nil {
+			out = append(out, *e)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	return out, nil
+}
+
+func (t *memTx) AddJournal(e JournalEntry) (uint64, error) {
+	if err := t.check(); err != nil {
+		return 0, err
+	}
+	e.Seq = t.nextSeq
+	t.nextSeq++
+	t.journal[e.Seq] = &e
+	return e.Seq, nil
+}
+
+func (t *memTx) PutJournal(e JournalEntry) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if e.Seq == 0 || e.Seq >= t.nextSeq {
+		return fmt.Errorf("engine: store: put journal entry with unallocated seq %d", e.Seq)
+	}
+	t.journal[e.Seq] = &e
+	return nil
+}
+
+func (t *memTx) DeleteJournal(seq uint64) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	t.journal[seq] = nil
+	return nil
+}

@@ -1,0 +1,210 @@
+package engine_test
+
+import (
+	"errors"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/syncharness/syncharness/clients/engine"
+)
+
+// StoreHarness opens a store for the conformance specs and simulates a crash of the
+// process that uses it.
+type StoreHarness struct {
+	// Open returns a fresh, empty store. Register its cleanup with DeferCleanup.
+	Open func() engine.Store
+	// Crash simulates a process crash and restart: it returns the store as a restarted
+	// process would find it (the same value for the memory store, a reopened one on disk).
+	// It may be called from inside an Update's function: that transaction must then fail to
+	// commit, and the returned store must show only what was committed before.
+	Crash func(engine.Store) engine.Store
+}
+
+// DescribeStoreConformance declares the specs every Store implementation must pass.
+func DescribeStoreConformance(name string, h StoreHarness) bool {
+	return Describe(name+" store conformance", func() {
+		var s engine.Store
+		BeforeEach(func() { s = h.Open() })
+
+		put := func(tx engine.Tx, mailbox string, uid uint32) engine.LocalID {
+			id, err := tx.NextID()
+			Expect(err).NotTo(HaveOccurred())
+			Expect(tx.PutMessage(engine.MessageRecord{ID: id, Mailbox: mailbox, UID: uid,
+				Flags: engine.ParseFlags([]string{`\Seen`, "$Work"}), Label: "m"})).To(Succeed())
+			Expect(tx.PutBody(id, []byte("body"))).To(Succeed())
+			return id
+		}
+
+		It("commits an update's writes together", func() {
+			var id engine.LocalID
+			Expect(s.Update(func(tx engine.Tx) error {
+				Expect(tx.PutMailbox(engine.MailboxRecord{Name: "INBOX", UIDValidity: 7, UIDNext: 3})).To(Succeed())
+				id = put(tx, "INBOX", 2)
+				_, err := tx.AddJournal(engine.JournalEntry{Op: engine.OpFlags, Message: id})
+				return err
+			})).To(Succeed())
+			Expect(s.View(func(tx engine.Tx) error {
+				mb, ok, err := tx.Mailbox("INBOX")
+				Expect(err).NotTo(HaveOccurred())
+				Expect(ok).To(BeTrue())
+				Expect(mb.UIDNext).To(Equal(uint32(3)))
+				msgs, err := tx.Messages("INBOX")
+				Expect(err).NotTo(HaveOccurred())
+				Expect(msgs).To(HaveLen(1))
+				Expect(msgs[0].Flags.Names()).To(Equal([]string{"$Work", `\Seen`}))
+				body, err := tx.Body(id)
+				Expect(err).NotTo(HaveOccurred())
+				Expect(string(body)).To(Equal("body"))
+				j, err := tx.Journal()
+				Expect(err).NotTo(HaveOccurred())
+				Expect(j).To(HaveLen(1))
+				Expect(j[0].Message).To(Equal(id))
+				return nil
+			})).To(Succeed())
+		})
+
+		It("discards every write of an update that fails", func() {
+			boom := errors.New("boom")
+			Expect(s.Update(func(tx engine.Tx) error {
+				Expect(tx.PutMailbox(engine.MailboxRecord{Name: "INBOX"})).To(Succeed())
+				put(tx, "INBOX", 1)
+				return boom
+			})).To(MatchError(boom))
+			Expect(s.View(func(tx engine.Tx) error {
+				mbs, err := tx.Mailboxes()
+				Expect(err).NotTo(HaveOccurred())
+				Expect(mbs).To(BeEmpty())
+				all, err := tx.AllMessages()
+				Expect(err).NotTo(HaveOccurred())
+				Expect(all).To(BeEmpty())
+				return nil
+			})).To(Succeed())
+		})
+
+		It("shows a transaction its own writes, moves and deletions", func() {
+			var a, b engine.LocalID
+			Expect(s.Update(func(tx engine.Tx) error {
+				a = put(tx, "INBOX", 1)
+				b = put(tx, "INBOX", 2)
+				return nil
+			})).To(Succeed())
+			Expect(s.Update(func(tx engine.Tx) error {
+				m, ok, err := tx.Message(a)
+				Expect(err).NotTo(HaveOccurred())
+				Expect(ok).To(BeTrue())
+				m.Mailbox = "Archive"
+				Expect(tx.PutMessage(m)).To(Succeed())
+				Expect(tx.DeleteMessage(b)).To(Succeed())
+				in, err := tx.Messages("INBOX")
+				Expect(err).NotTo(HaveOccurred())
+				Expect(in).To(BeEmpty())
+				arch, err := tx.Messages("Archive")
+				Expect(err).NotTo(HaveOccurred())
+				Expect(arch).To(HaveLen(1))
+				_, err = tx.Body(b)
+				Expect(err).To(MatchError(engine.ErrNoBody))
+				return nil
+			})).To(Succeed())
+			Expect(s.View(func(tx engine.Tx) error {
+				in, err := tx.Messages("INBOX")
+				Expect(err).NotTo(HaveOccurred())
+				Expect(in).To(BeEmpty())
+				arch, err := tx.Messages("Archive")
+				Expect(err).NotTo(HaveOccurred())
+				Expect(arch).To(HaveLen(1))
+				Expect(arch[0].ID).To(Equal(a))
+				body, err := tx.Body(a)
+				Expect(err).NotTo(HaveOccurred())
+				Expect(string(body)).To(Equal("body"))
+				return nil
+			})).To(Succeed())
+		})
+
+		It("refuses writes in a view", func() {
+			Expect(s.View(func(tx engine.Tx) error {
+				return tx.PutMailbox(engine.MailboxRecord{Name: "INBOX"})
+			})).To(MatchError(engine.ErrReadOnly))
+		})
+
+		It("never hands out a local id or journal seq twice, across crashes", func() {
+			var first engine.LocalID
+			var seq1 uint64
+			Expect(s.Update(func(tx engine.Tx) error {
+				first = put(tx, "INBOX", 1)
+				var err error
+				seq1, err = tx.AddJournal(engine.JournalEntry{Op: engine.OpAppend, Message: first})
+				return err
+			})).To(Succeed())
+			s = h.Crash(s)
+			Expect(s.Update(func(tx engine.Tx) error {
+				id := put(tx, "INBOX", 2)
+				Expect(id).To(BeNumerically(">", first))
+				seq, err := tx.AddJournal(engine.JournalEntry{Op: engine.OpAppend, Message: id})
+				Expect(seq).To(BeNumerically(">", seq1))
+				return err
+			})).To(Succeed())
+		})
+
+		It("keeps committed state and loses an update in progress when the process crashes", func() {
+			Expect(s.Update(func(tx engine.Tx) error {
+				Expect(tx.PutMailbox(engine.MailboxRecord{Name: "INBOX", UIDNext: 5})).To(Succeed())
+				put(tx, "INBOX", 4)
+				return nil
+			})).To(Succeed())
+			var after engine.Store
+			err := s.Update(func(tx engine.Tx) error {
+				Expect(tx.PutMailbox(engine.MailboxRecord{Name: "INBOX", UIDNext: 9})).To(Succeed())
+				put(tx, "INBOX", 8)
+				after = h.Crash(s)
+				return nil
+			})
+			Expect(err).To(HaveOccurred())
+			Expect(after.View(func(tx engine.Tx) error {
+				mb, _, err := tx.Mailbox("INBOX")
+				Expect(err).NotTo(HaveOccurred())
+				Expect(mb.UIDNext).To(Equal(uint32(5)))
+				msgs, err := tx.Messages("INBOX")
+				Expect(err).NotTo(HaveOccurred())
+				Expect(msgs).To(HaveLen(1))
+				Expect(msgs[0].UID).To(Equal(uint32(4)))
+				return nil
+			})).To(Succeed())
+		})
+
+		It("updates and deletes journal entries", func() {
+			Expect(s.Update(func(tx engine.Tx) error {
+				seq, err := tx.AddJournal(engine.JournalEntry{Op: engine.OpCreateMailbox, Mailbox: "A"})
+				Expect(err).NotTo(HaveOccurred())
+				_, err = tx.AddJournal(engine.JournalEntry{Op: engine.OpCreateMailbox, Mailbox: "B"})
+				Expect(err).NotTo(HaveOccurred())
+				Expect(tx.PutJournal(engine.JournalEntry{Seq: seq, Op: engine.OpCreateMailbox,
+					Mailbox: "A", State: engine.EntryInFlight, UIDNext: 12})).To(Succeed())
+				return nil
+			})).To(Succeed())
+			Expect(s.Update(func(tx engine.Tx) error {
+				j, err := tx.Journal()
+				Expect(err).NotTo(HaveOccurred())
+				Expect(j).To(HaveLen(2))
+				Expect(j[0].State).To(Equal(engine.EntryInFlight))
+				Expect(j[0].UIDNext).To(Equal(uint32(12)))
+				return tx.DeleteJournal(j[1].Seq)
+			})).To(Succeed())
+			Expect(s.View(func(tx engine.Tx) error {
+				j, err := tx.Journal()
+				Expect(err).NotTo(HaveOccurred())
+				Expect(j).To(HaveLen(1))
+				Expect(j[0].Mailbox).To(Equal("A"))
+				return nil
+			})).To(Succeed())
+		})
+	})
+}
+
+var _ = DescribeStoreConformance("memory", StoreHarness{
+	Open: func() engine.Store { return engine.NewMemoryStore() },
+	Crash: func(s engine.Store) engine.Store {
+		s.(*engine.MemoryStore).Crash()
+		return s
+	},
+})
