@@ -6,7 +6,10 @@
 // ReadJSON renders exactly as the Run that was written, so reports can be re-rendered later.
 package reports
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // SchemaVersion is the version of the result model and of its JSON form. It changes only
 // when a field changes meaning or disappears; new fields keep the version.
@@ -147,4 +150,42 @@ func (r *Run) Counts() Counts {
 func (r *Run) OK() bool {
 	c := r.Counts()
 	return c.Failed == 0 && c.Errored == 0
+}
+
+// Validate reports the first thing in r that no writer can represent faithfully: a nil
+// scenario, a status that is not one of the four, a transcript direction other than "C" or
+// "S", or a negative duration. The writers refuse such a run instead of guessing.
+func (r *Run) Validate() error {
+	if r.Duration < 0 {
+		return fmt.Errorf("run duration %v is negative", r.Duration)
+	}
+	for i, s := range r.Scenarios {
+		if s == nil {
+			return fmt.Errorf("scenario %d is nil", i)
+		}
+		if err := s.validate(); err != nil {
+			return fmt.Errorf("scenario %q: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
+func (s *Scenario) validate() error {
+	if !s.Status.Valid() {
+		return fmt.Errorf("unknown status %q", s.Status)
+	}
+	if s.Duration < 0 {
+		return fmt.Errorf("duration %v is negative", s.Duration)
+	}
+	for _, st := range s.Steps {
+		if st.Start < 0 || st.Duration < 0 {
+			return fmt.Errorf("step at line %d: negative time", st.Line)
+		}
+	}
+	for _, t := range s.Transcript {
+		if t.Dir != "C" && t.Dir != "S" {
+			return fmt.Errorf("transcript line %q: direction %q is neither \"C\" nor \"S\"", t.Text, t.Dir)
+		}
+	}
+	return nil
 }

@@ -1,0 +1,310 @@
+package reports
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// The JSON form of the model. Field names are part of the documented schema
+// (docs/report-json.md): add fields freely, never rename or drop one without changing
+// SchemaVersion. Lists are always written, empty as []; optional strings, zero line numbers
+// and an absent table are left out.
+
+type jsonRun struct {
+	SchemaVersion int             `json:"schema_version"`
+	Target        string          `json:"target"`
+	Engine        string          `json:"engine"`
+	Store         string          `json:"store"`
+	Seed          int64           `json:"seed"`
+	Started       string          `json:"started"`
+	DurationMS    millis          `json:"duration_ms"`
+	Command       string          `json:"command"`
+	OK            bool            `json:"ok"`
+	Counts        jsonCounts      `json:"counts"`
+	Scenarios     []*jsonScenario `json:"scenarios"`
+}
+
+type jsonCounts struct {
+	Total   int `json:"total"`
+	Passed  int `json:"passed"`
+	Failed  int `json:"failed"`
+	Skipped int `json:"skipped"`
+	Errored int `json:"errored"`
+}
+
+type jsonScenario struct {
+	Name        string           `json:"name"`
+	File        string           `json:"file"`
+	Category    string           `json:"category"`
+	Description string           `json:"description,omitempty"`
+	Status      Status           `json:"status"`
+	SkipReason  string           `json:"skip_reason,omitempty"`
+	Error       string           `json:"error,omitempty"`
+	Seed        int64            `json:"seed"`
+	DurationMS  millis           `json:"duration_ms"`
+	Devices     []string         `json:"devices"`
+	Steps       []jsonStep       `json:"steps"`
+	Failures    []jsonFailure    `json:"failures"`
+	Reproduce   string           `json:"reproduce,omitempty"`
+	Transcript  []jsonTranscript `json:"transcript"`
+	Source      string           `json:"source,omitempty"`
+}
+
+type jsonStep struct {
+	Line       int    `json:"line,omitempty"`
+	Text       string `json:"text"`
+	Actor      string `json:"actor,omitempty"`
+	StartMS    millis `json:"start_ms"`
+	DurationMS millis `json:"duration_ms"`
+	Error      string `json:"error,omitempty"`
+}
+
+type jsonFailure struct {
+	Invariant string     `json:"invariant"`
+	Title     string     `json:"title"`
+	Message   string     `json:"message"`
+	Line      int        `json:"line,omitempty"`
+	Devices   []string   `json:"devices"`
+	Labels    []string   `json:"labels"`
+	Table     *jsonTable `json:"table,omitempty"`
+	Server    bool       `json:"server"`
+}
+
+type jsonTable struct {
+	Columns []string   `json:"columns"`
+	Rows    [][]string `json:"rows"`
+}
+
+type jsonTranscript struct {
+	Device string `json:"device"`
+	TimeMS millis `json:"time_ms"`
+	Dir    string `json:"dir"`
+	Text   string `json:"text"`
+}
+
+// WriteJSON writes r as one indented JSON document in the schema of docs/report-json.md,
+// followed by a newline. The counts and ok fields are derived from the scenarios. It fails
+// on a run that does not pass Validate, and on an error from w. A zero SchemaVersion is
+// written as the current SchemaVersion.
+func WriteJSON(w io.Writer, r *Run) error {
+	if r == nil {
+		return errors.New("reports: write json: nil run")
+	}
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("reports: write json: %w", err)
+	}
+	jr := toJSONRun(r)
+	b, err := json.MarshalIndent(jr, "", "  ")
+	if err != nil {
+		return fmt.Errorf("reports: write json: %w", err)
+	}
+	b = append(b, '\n')
+	if _, err := w.Write(b); err != nil {
+		return fmt.Errorf("reports: write json: %w", err)
+	}
+	return nil
+}
+
+// ReadJSON reads a run written by WriteJSON (or by any producer of the documented schema).
+// Empty lists read as nil, so ReadJSON(WriteJSON(r)) equals r when r's empty lists are nil;
+// otherwise it equals r with empty lists made nil, and writing it again gives the same bytes.
+// The counts and ok fields are ignored: they are derived. Unknown fields are ignored, so
+// files from newer writers of the same schema version read; a different schema_version,
+// a run that does not pass Validate, a malformed time or duration, or trailing data is an
+// error.
+func ReadJSON(rd io.Reader) (*Run, error) {
+	dec := json.NewDecoder(rd)
+	var jr jsonRun
+	if err := dec.Decode(&jr); err != nil {
+		return nil, fmt.Errorf("reports: read json: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("reports: read json: trailing data after the run")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("reports: read json: trailing data after the run")
+	}
+	r, err := fromJSONRun(&jr)
+	if err != nil {
+		return nil, fmt.Errorf("reports: read json: %w", err)
+	}
+	return r, nil
+}
+
+// jsonTime is the JSON form of a time: RFC 3339 with nanoseconds and the UTC offset. The
+// zero time is written as the empty string.
+func jsonTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format(time.RFC3339Nano)
+}
+
+func parseJSONTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("started: %w", err)
+	}
+	return t, nil
+}
+
+func toJSONRun(r *Run) *jsonRun {
+	c := r.Counts()
+	jr := &jsonRun{
+		SchemaVersion: r.SchemaVersion,
+		Target:        r.Target,
+		Engine:        r.Engine,
+		Store:         r.Store,
+		Seed:          r.Seed,
+		Started:       jsonTime(r.Started),
+		DurationMS:    millis(r.Duration),
+		Command:       r.Command,
+		OK:            r.OK(),
+		Counts:        jsonCounts{Total: c.Total, Passed: c.Passed, Failed: c.Failed, Skipped: c.Skipped, Errored: c.Errored},
+		Scenarios:     make([]*jsonScenario, 0, len(r.Scenarios)),
+	}
+	if jr.SchemaVersion == 0 {
+		jr.SchemaVersion = SchemaVersion
+	}
+	for _, s := range r.Scenarios {
+		jr.Scenarios = append(jr.Scenarios, toJSONScenario(s))
+	}
+	return jr
+}
+
+func toJSONScenario(s *Scenario) *jsonScenario {
+	js := &jsonScenario{
+		Name:        s.Name,
+		File:        s.File,
+		Category:    s.Category,
+		Description: s.Description,
+		Status:      s.Status,
+		SkipReason:  s.SkipReason,
+		Error:       s.Error,
+		Seed:        s.Seed,
+		DurationMS:  millis(s.Duration),
+		Devices:     strs(s.Devices),
+		Steps:       make([]jsonStep, 0, len(s.Steps)),
+		Failures:    make([]jsonFailure, 0, len(s.Failures)),
+		Reproduce:   s.Reproduce,
+		Transcript:  make([]jsonTranscript, 0, len(s.Transcript)),
+		Source:      s.Source,
+	}
+	for _, st := range s.Steps {
+		js.Steps = append(js.Steps, jsonStep{
+			Line: st.Line, Text: st.Text, Actor: st.Actor,
+			StartMS: millis(st.Start), DurationMS: millis(st.Duration), Error: st.Error,
+		})
+	}
+	for _, f := range s.Failures {
+		jf := jsonFailure{
+			Invariant: f.Invariant, Title: f.Title, Message: f.Message, Line: f.Line,
+			Devices: strs(f.Devices), Labels: strs(f.Labels), Server: f.Server,
+		}
+		if f.Table != nil {
+			jt := &jsonTable{Columns: strs(f.Table.Columns), Rows: make([][]string, 0, len(f.Table.Rows))}
+			for _, row := range f.Table.Rows {
+				jt.Rows = append(jt.Rows, strs(row))
+			}
+			jf.Table = jt
+		}
+		js.Failures = append(js.Failures, jf)
+	}
+	for _, t := range s.Transcript {
+		js.Transcript = append(js.Transcript, jsonTranscript{Device: t.Device, TimeMS: millis(t.Time), Dir: t.Dir, Text: t.Text})
+	}
+	return js
+}
+
+// strs returns s, or an empty non-nil slice so that JSON has [] instead of null.
+func strs(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// nilIfEmpty returns nil for an empty slice, so that empty lists read back as nil.
+func nilIfEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+func fromJSONRun(jr *jsonRun) (*Run, error) {
+	if jr.SchemaVersion != SchemaVersion {
+		return nil, fmt.Errorf("schema_version %d is not supported (this build reads %d)", jr.SchemaVersion, SchemaVersion)
+	}
+	started, err := parseJSONTime(jr.Started)
+	if err != nil {
+		return nil, err
+	}
+	r := &Run{
+		SchemaVersion: jr.SchemaVersion,
+		Target:        jr.Target,
+		Engine:        jr.Engine,
+		Store:         jr.Store,
+		Seed:          jr.Seed,
+		Started:       started,
+		Duration:      time.Duration(jr.DurationMS),
+		Command:       jr.Command,
+	}
+	for i, js := range jr.Scenarios {
+		if js == nil {
+			return nil, fmt.Errorf("scenarios[%d] is null", i)
+		}
+		r.Scenarios = append(r.Scenarios, fromJSONScenario(js))
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func fromJSONScenario(js *jsonScenario) *Scenario {
+	s := &Scenario{
+		Name:        js.Name,
+		File:        js.File,
+		Category:    js.Category,
+		Description: js.Description,
+		Status:      js.Status,
+		SkipReason:  js.SkipReason,
+		Error:       js.Error,
+		Seed:        js.Seed,
+		Duration:    time.Duration(js.DurationMS),
+		Devices:     nilIfEmpty(js.Devices),
+		Reproduce:   js.Reproduce,
+		Source:      js.Source,
+	}
+	for _, st := range js.Steps {
+		s.Steps = append(s.Steps, Step{
+			Line: st.Line, Text: st.Text, Actor: st.Actor,
+			Start: time.Duration(st.StartMS), Duration: time.Duration(st.DurationMS), Error: st.Error,
+		})
+	}
+	for _, jf := range js.Failures {
+		f := Failure{
+			Invariant: jf.Invariant, Title: jf.Title, Message: jf.Message, Line: jf.Line,
+			Devices: nilIfEmpty(jf.Devices), Labels: nilIfEmpty(jf.Labels), Server: jf.Server,
+		}
+		if jf.Table != nil {
+			t := &Table{Columns: nilIfEmpty(jf.Table.Columns)}
+			for _, row := range jf.Table.Rows {
+				t.Rows = append(t.Rows, nilIfEmpty(row))
+			}
+			f.Table = t
+		}
+		s.Failures = append(s.Failures, f)
+	}
+	for _, t := range js.Transcript {
+		s.Transcript = append(s.Transcript, TranscriptLine{Device: t.Device, Time: time.Duration(t.TimeMS), Dir: t.Dir, Text: t.Text})
+	}
+	return s
+}
