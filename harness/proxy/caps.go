@@ -1,0 +1,98 @@
+package proxy
+
+import (
+	"bytes"
+	"strings"
+)
+
+// capMask is an immutable set of upper-cased capability names to hide from the client.
+type capMask map[string]bool
+
+// newCapMask builds the mask for caps. Masking CONDSTORE also masks QRESYNC, which depends
+// on it (RFC 7162 §3.2.3).
+func newCapMask(caps []string) capMask {
+	if len(caps) == 0 {
+		return nil
+	}
+	m := capMask{}
+	for _, c := range caps {
+		c = strings.ToUpper(strings.TrimSpace(c))
+		if c == "" {
+			continue
+		}
+		m[c] = true
+		if c == "CONDSTORE" {
+			m["QRESYNC"] = true
+		}
+	}
+	return m
+}
+
+// has reports whether the token tok is masked.
+func (m capMask) has(tok []byte) bool {
+	return m[strings.ToUpper(string(tok))]
+}
+
+// apply returns line with the masked capabilities removed from a `* CAPABILITY` or
+// `* ENABLED` response or from a `[CAPABILITY …]` response code of a status response. It
+// returns line itself (the same bytes) when nothing is masked, so unaffected lines are
+// forwarded exactly as received.
+func (m capMask) apply(line []byte) []byte {
+	if len(m) == 0 {
+		return line
+	}
+	first, second, _ := firstTokens(line)
+	switch {
+	case string(first) == "*" && (bytes.EqualFold(second, []byte("CAPABILITY")) ||
+		bytes.EqualFold(second, []byte("ENABLED"))):
+		// "* CAPABILITY " is followed by the list up to the end of the line.
+		start := len(first) + 1 + len(second)
+		return m.filterList(line, start, len(trimEOL(line)))
+	case isStatusWord(second):
+		// Tagged or untagged status response: OK, NO, BAD, BYE, PREAUTH.
+		return m.applyCode(line, len(first)+1+len(second))
+	}
+	return line
+}
+
+// applyCode filters a `[CAPABILITY …]` response code that starts right after offset from.
+func (m capMask) applyCode(line []byte, from int) []byte {
+	body := line[from:]
+	if !bytes.HasPrefix(body, []byte(" [")) {
+		return line
+	}
+	const word = "CAPABILITY"
+	codeStart := from + 2
+	if len(line) < codeStart+len(word) || !bytes.EqualFold(line[codeStart:codeStart+len(word)], []byte(word)) {
+		return line
+	}
+	listStart := codeStart + len(word)
+	end := bytes.IndexByte(line[listStart:], ']')
+	if end < 0 {
+		return line
+	}
+	return m.filterList(line, listStart, listStart+end)
+}
+
+// filterList removes masked tokens from the space-separated list line[start:end], where
+// line[start:end] is empty or starts with a space. It keeps the rest of line unchanged.
+func (m capMask) filterList(line []byte, start, end int) []byte {
+	list := line[start:end]
+	toks := bytes.Fields(list)
+	kept := toks[:0:0]
+	for _, t := range toks {
+		if !m.has(t) {
+			kept = append(kept, t)
+		}
+	}
+	if len(kept) == len(toks) {
+		return line
+	}
+	out := make([]byte, 0, len(line))
+	out = append(out, line[:start]...)
+	for _, t := range kept {
+		out = append(out, ' ')
+		out = append(out, t...)
+	}
+	return append(out, line[end:]...)
+}

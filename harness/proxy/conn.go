@@ -1,0 +1,418 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// drainTimeout bounds how long a cut connection keeps reading (and discarding) what the
+// server still sends after it was told the client is gone.
+const drainTimeout = 2 * time.Second
+
+// conn is one client connection through the proxy and its upstream connection. It is run
+// by two goroutines: the client pump (client → server, the goroutine of run) and the server
+// pump (server → client).
+type conn struct {
+	p      *Proxy   // immutable
+	id     int      // immutable
+	client net.Conn // immutable
+
+	ctx    context.Context // ends when the connection is cut
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	server    net.Conn  // nil until the upstream is dialled
+	cutDone   bool      // cut has run
+	authTag   string    // tag of an AUTHENTICATE in progress: client lines are SASL data
+	switchTag string    // tag of a STARTTLS or COMPRESS awaiting the server's answer
+	verdict   chan bool // the answer to switchTag: true when the stream turns opaque
+}
+
+func newConn(p *Proxy, id int, client net.Conn) *conn {
+	ctx, cancel := context.WithCancel(p.ctx)
+	return &conn{p: p, id: id, client: client, ctx: ctx, cancel: cancel, verdict: make(chan bool, 1)}
+}
+
+func (c *conn) event(format string, args ...any) {
+	c.p.transcript.add(time.Now(), c.id, DirEvent,
+		fmt.Sprintf("connection %d ", c.id)+fmt.Sprintf(format, args...))
+}
+
+// run serves the connection until either side closes it or it is cut.
+func (c *conn) run() {
+	defer c.p.wg.Done()
+	defer c.p.forget(c)
+	defer c.cancel()
+
+	c.event("opened")
+	server, err := c.p.upstream(c.ctx)
+	if err != nil {
+		c.cut(fmt.Sprintf("upstream dial failed: %v", err))
+		return
+	}
+	c.mu.Lock()
+	if c.cutDone {
+		c.mu.Unlock()
+		_ = server.Close() // cut while dialling: the upstream connection was never used
+		return
+	}
+	c.server = server
+	c.mu.Unlock()
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.serverPump(server)
+	}()
+	c.clientPump(server)
+	wg.Wait()
+	_ = server.Close() // both pumps are done; a close error changes nothing for anyone
+}
+
+// cut closes the client side at once and ends the connection. The server side is
+// half-closed, so the server still receives everything already forwarded, then end of
+// stream; what it sends afterwards is read and discarded for at most drainTimeout.
+func (c *conn) cut(reason string) {
+	c.mu.Lock()
+	if c.cutDone {
+		c.mu.Unlock()
+		return
+	}
+	c.cutDone = true
+	server := c.server
+	c.mu.Unlock()
+
+	c.cancel()
+	c.event("%s", reason)
+	_ = c.client.Close() // the client learns of the cut from its own reads and writes
+	if server == nil {
+		return
+	}
+	if hc, ok := server.(interface{ CloseWrite() error }); ok {
+		_ = hc.CloseWrite()
+		_ = server.SetReadDeadline(time.Now().Add(drainTimeout))
+	} else {
+		_ = server.Close()
+	}
+}
+
+// closeHard cuts the connection and closes the server side at once (Proxy.Close).
+func (c *conn) closeHard() {
+	c.cut("closed by the proxy")
+	c.mu.Lock()
+	server := c.server
+	c.mu.Unlock()
+	if server != nil {
+		_ = server.Close() // ends the server pump's drain at once
+	}
+}
+
+// endReason describes why a side stopped, for the transcript.
+func endReason(side string, err error) string {
+	if errors.Is(err, io.EOF) {
+		return "closed by " + side
+	}
+	return fmt.Sprintf("%s connection failed: %v", side, err)
+}
+
+// waitLatency holds a line that arrived at arrival until the configured latency has passed.
+// It flushes w first, so earlier lines are not held with it.
+func (c *conn) waitLatency(arrival time.Time, w *bufio.Writer) error {
+	d := time.Duration(c.p.latency.Load())
+	if d <= 0 {
+		return nil
+	}
+	wait := time.Until(arrival.Add(d))
+	if wait <= 0 {
+		return nil
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-c.ctx.Done():
+		return c.ctx.Err()
+	}
+}
+
+// flushBeforeRead flushes w unless a complete line is already buffered in r, so the proxy
+// never holds forwarded bytes while it waits for more input.
+func flushBeforeRead(r *bufio.Reader, w *bufio.Writer) error {
+	if w.Buffered() == 0 {
+		return nil
+	}
+	if n := r.Buffered(); n > 0 {
+		if b, _ := r.Peek(n); bytes.IndexByte(b, '\n') >= 0 {
+			return nil
+		}
+	}
+	return w.Flush()
+}
+
+// copyLiteral forwards n literal bytes from r to w.
+func copyLiteral(r *bufio.Reader, w *bufio.Writer, n int64) error {
+	if int64(r.Buffered()) < n {
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	_, err := io.CopyN(w, r, n)
+	return err
+}
+
+// forwardRest forwards the literals and continuation segments of a line whose first
+// segment seg has already been written, updating the transcript line idx.
+func (c *conn) forwardRest(lr *lineReader, w *bufio.Writer, seg []byte, lt *lineText, idx int) error {
+	for {
+		size, _, ok := literalAt(seg)
+		if !ok {
+			return nil
+		}
+		if err := copyLiteral(lr.br, w, size); err != nil {
+			return err
+		}
+		if err := flushBeforeRead(lr.br, w); err != nil {
+			return err
+		}
+		next, _, err := lr.readSegment()
+		if len(next) > 0 {
+			if _, werr := w.Write(next); werr != nil {
+				return werr
+			}
+			lt.segment(next)
+			c.p.transcript.set(idx, lt.String())
+		}
+		if err != nil {
+			return err
+		}
+		seg = next
+	}
+}
+
+// clientPump forwards client → server until the client closes or the connection is cut.
+func (c *conn) clientPump(server net.Conn) {
+	lr := newLineReader(c.client)
+	w := bufio.NewWriterSize(server, readBufferSize)
+	idle := false // an IDLE command was sent: a DONE line ends it
+	for {
+		if err := flushBeforeRead(lr.br, w); err != nil {
+			c.cut(endReason("server", err))
+			return
+		}
+		seg, arrival, err := lr.readSegment()
+		if err != nil {
+			if len(seg) > 0 && c.ctx.Err() == nil {
+				_, _ = w.Write(seg) // a last unterminated fragment, passed on as received
+				_ = w.Flush()
+			}
+			c.cut(endReason("client", err))
+			return
+		}
+
+		c.mu.Lock()
+		authenticating := c.authTag != ""
+		c.mu.Unlock()
+		var lt lineText
+		isCommand := false
+		var tag, name string
+		switch {
+		case authenticating:
+			if bytes.Equal(trimEOL(seg), []byte("*")) {
+				lt.segment(seg)
+			} else {
+				lt = lineText{b: []byte(Redacted), fixed: true}
+			}
+		case idle && bytes.EqualFold(trimEOL(seg), []byte("DONE")):
+			idle = false
+			lt.segment(seg)
+		default:
+			idle = false
+			isCommand = true
+			tag, name = commandName(seg)
+			if text, ok := redactCommand(name, seg); ok {
+				lt = lineText{b: []byte(text), fixed: true}
+			} else {
+				lt.segment(seg)
+			}
+		}
+
+		if isCommand && c.p.gate != nil {
+			if err := w.Flush(); err != nil {
+				c.cut(endReason("server", err))
+				return
+			}
+			if err := c.p.gate.Wait(c.ctx, c.p.name, lt.String()); err != nil {
+				c.cut(fmt.Sprintf("cut by the gate before %q: %v", lt.String(), err))
+				return
+			}
+		}
+		if err := c.waitLatency(arrival, w); err != nil {
+			c.cut(endReason("server", err))
+			return
+		}
+		if isCommand {
+			if !c.p.admit() {
+				if err := w.Flush(); err != nil {
+					c.cut(endReason("server", err))
+					return
+				}
+				c.cut(fmt.Sprintf("cut by CutAfter before %q", lt.String()))
+				return
+			}
+			// Set the protocol state before the server can answer the command.
+			c.mu.Lock()
+			switch name {
+			case "AUTHENTICATE":
+				c.authTag = tag
+			case "STARTTLS", "COMPRESS":
+				c.switchTag = tag
+			}
+			c.mu.Unlock()
+			idle = name == "IDLE"
+		}
+
+		idx := c.p.transcript.add(arrival, c.id, DirClient, lt.String())
+		if _, err := w.Write(seg); err != nil {
+			c.cut(endReason("server", err))
+			return
+		}
+		if !authenticating {
+			if err := c.forwardRest(lr, w, seg, &lt, idx); err != nil {
+				c.cut(endReason("client", err))
+				return
+			}
+		}
+		if isCommand && (name == "STARTTLS" || name == "COMPRESS") {
+			if !c.awaitSwitch(lr, w, server) {
+				return
+			}
+		}
+	}
+}
+
+// awaitSwitch waits for the server's answer to STARTTLS or COMPRESS. If the server accepted,
+// the stream is no longer IMAP text: it copies client → server raw until the end and
+// returns false. It returns true to go on reading lines.
+func (c *conn) awaitSwitch(lr *lineReader, w *bufio.Writer, server net.Conn) bool {
+	if err := w.Flush(); err != nil {
+		c.cut(endReason("server", err))
+		return false
+	}
+	select {
+	case ok := <-c.verdict:
+		if !ok {
+			return true
+		}
+	case <-c.ctx.Done():
+		return false
+	}
+	_, err := lr.br.WriteTo(server)
+	if err == nil {
+		err = io.EOF
+	}
+	c.cut(endReason("client", err))
+	return false
+}
+
+// serverPump forwards server → client until the server closes or the connection is cut.
+func (c *conn) serverPump(server net.Conn) {
+	lr := newLineReader(server)
+	w := bufio.NewWriterSize(c.client, readBufferSize)
+	defer func() {
+		// After a cut, read what the server still sends until it closes (or the drain
+		// deadline set by cut passes), so it can finish the commands it already received.
+		_, _ = io.Copy(io.Discard, lr.br)
+	}()
+	for {
+		if err := flushBeforeRead(lr.br, w); err != nil {
+			c.cut(endReason("client", err))
+			return
+		}
+		seg, arrival, err := lr.readSegment()
+		if c.ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			if len(seg) > 0 {
+				_, _ = w.Write(seg) // a last unterminated fragment, passed on as received
+				_ = w.Flush()
+			}
+			c.cut(endReason("server", err))
+			return
+		}
+
+		first, second, _ := firstTokens(seg)
+		data := true // a line that may announce a literal
+		switchOK := false
+		switch {
+		case len(first) == 1 && first[0] == '+':
+			data = false
+		case isStatusWord(second):
+			data = false
+			if !(len(first) == 1 && first[0] == '*') {
+				switchOK = c.completed(string(first), bytes.EqualFold(second, []byte("OK")))
+			}
+		}
+		if m := c.p.mask.Load(); m != nil {
+			seg = m.apply(seg)
+		}
+
+		if err := c.waitLatency(arrival, w); err != nil {
+			return
+		}
+		var lt lineText
+		lt.segment(seg)
+		idx := c.p.transcript.add(arrival, c.id, DirServer, lt.String())
+		if _, err := w.Write(seg); err != nil {
+			c.cut(endReason("client", err))
+			return
+		}
+		if data {
+			if err := c.forwardRest(lr, w, seg, &lt, idx); err != nil {
+				c.cut(endReason("server", err))
+				return
+			}
+		}
+		if switchOK {
+			if err := w.Flush(); err != nil {
+				c.cut(endReason("client", err))
+				return
+			}
+			c.event("passes bytes through unread after %s", lt.String())
+			_, err := lr.br.WriteTo(c.client)
+			if err == nil {
+				err = io.EOF
+			}
+			c.cut(endReason("server", err))
+			return
+		}
+	}
+}
+
+// completed records the tagged completion of tag. It returns true when the command was a
+// STARTTLS or COMPRESS the server accepted, after which the stream is opaque.
+func (c *conn) completed(tag string, ok bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if tag == c.authTag {
+		c.authTag = ""
+	}
+	if tag == c.switchTag {
+		c.switchTag = ""
+		c.verdict <- ok
+		return ok
+	}
+	return false
+}
