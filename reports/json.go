@@ -109,8 +109,9 @@ func WriteJSON(w io.Writer, r *Run) error {
 }
 
 // ReadJSON reads a run written by WriteJSON (or by any producer of the documented schema).
-// Empty lists read as nil, so ReadJSON(WriteJSON(r)) equals r when r's empty lists are nil;
-// otherwise it equals r with empty lists made nil, and writing it again gives the same bytes.
+// Empty lists read as nil and the start time reads in UTC, so ReadJSON(WriteJSON(r)) equals
+// r when r's empty lists are nil and r.Started is in UTC; otherwise it equals r with empty
+// lists made nil and Started in UTC, and writing it again gives the same bytes.
 // The counts and ok fields are ignored: they are derived. Unknown fields are ignored, so
 // files from newer writers of the same schema version read; a different schema_version,
 // a run that does not pass Validate, a malformed time or duration, or trailing data is an
@@ -134,13 +135,13 @@ func ReadJSON(rd io.Reader) (*Run, error) {
 	return r, nil
 }
 
-// jsonTime is the JSON form of a time: RFC 3339 with nanoseconds and the UTC offset. The
-// zero time is written as the empty string.
+// jsonTime is the JSON form of a time: RFC 3339 in UTC with nanoseconds. The zero time is
+// written as the empty string.
 func jsonTime(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.Format(time.RFC3339Nano)
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 func parseJSONTime(s string) (time.Time, error) {
@@ -151,7 +152,7 @@ func parseJSONTime(s string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("started: %w", err)
 	}
-	return t, nil
+	return t.UTC(), nil
 }
 
 func toJSONRun(r *Run) *jsonRun {

@@ -47,8 +47,8 @@ type Run struct {
 	Engine        string // the device implementation, e.g. "syncharness-engine"
 	Store         string // "memory" or "disk"
 	Seed          int64  // the run's seed; each scenario records the seed it actually used
-	// Started is when the run began. JSON keeps it to the nanosecond with its UTC offset;
-	// a monotonic clock reading is not kept.
+	// Started is when the run began, best in UTC (time.Now().UTC()): JSON keeps the
+	// instant to the nanosecond, in UTC, without a monotonic clock reading.
 	Started   time.Time
 	Duration  time.Duration // wall time of the whole run
 	Command   string        // the command line that produced the run
