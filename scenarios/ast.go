@@ -97,6 +97,8 @@ type Expect struct {
 	N         int      // count
 	Mailboxes []string // mailboxes: exactly these
 	Within    time.Duration
+
+	explicitWhere bool // "server" was written; Format keeps it
 }
 
 // Expect kinds.

@@ -23,6 +23,7 @@ func parseExpect(lp *lineParser) {
 		e.Where = ActorServer
 		if len(pos) > 0 && !pos[0].quoted() && (pos[0].text == ActorServer || lp.p.devices[pos[0].text]) {
 			e.Where = pos[0].text
+			e.explicitWhere = true
 			pos = pos[1:]
 		}
 	}
