@@ -1,0 +1,136 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+)
+
+// fullSession drives a client through LOGIN, CREATE, SELECT, APPEND (with literals), FETCH
+// of whole messages, STORE, MOVE, NOOP and LOGOUT, and returns the bodies it fetched.
+func fullSession(c *imapclient.Client) [][]byte {
+	GinkgoHelper()
+	Expect(c.Login(testUser, testPassword).Wait()).To(Succeed())
+	Expect(c.Create("Archive", nil).Wait()).To(Succeed())
+	_, err := c.Select("INBOX", nil).Wait()
+	Expect(err).NotTo(HaveOccurred())
+	for i := 1; i <= 3; i++ {
+		appendMessage(c, "INBOX", testMessage(fmt.Sprintf("m%d", i), 10<<10), imap.FlagSeen)
+	}
+	// One map-ordered item per FETCH: imapclient writes those in random order.
+	msgs, err := c.Fetch(imap.SeqSetNum(1, 2, 3), &imap.FetchOptions{
+		UID: true, Flags: true, BodySection: []*imap.FetchItemBodySection{{}},
+	}).Collect()
+	Expect(err).NotTo(HaveOccurred())
+	_, err = c.Fetch(imap.SeqSetNum(1, 2, 3), &imap.FetchOptions{Envelope: true}).Collect()
+	Expect(err).NotTo(HaveOccurred())
+	bodies := make([][]byte, 0, len(msgs))
+	for _, m := range msgs {
+		bodies = append(bodies, m.FindBodySection(&imap.FetchItemBodySection{}))
+	}
+	_, err = c.Store(imap.UIDSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagFlagged}}, nil).Collect()
+	Expect(err).NotTo(HaveOccurred())
+	_, err = c.Move(imap.UIDSetNum(2), "Archive").Wait()
+	Expect(err).NotTo(HaveOccurred())
+	Expect(c.Noop().Wait()).To(Succeed())
+	Expect(c.Logout().Wait()).To(Succeed())
+	return bodies
+}
+
+var _ = Describe("Forwarding", func() {
+	DescribeTable("a full session through the proxy sends and receives exactly the bytes of a direct one",
+		func(literalPlus bool) {
+			directAddr := startServer(serverOptions{literalPlus: literalPlus})
+			conn, err := net.Dial("tcp", directAddr)
+			Expect(err).NotTo(HaveOccurred())
+			direct := &recordConn{Conn: conn}
+			directBodies := fullSession(connect(direct, nil))
+
+			p := startProxy(startServer(serverOptions{literalPlus: literalPlus}), nil)
+			conn, err = p.Dial(context.Background())
+			Expect(err).NotTo(HaveOccurred())
+			proxied := &recordConn{Conn: conn}
+			proxiedBodies := fullSession(connect(proxied, nil))
+
+			Expect(proxiedBodies).To(HaveLen(3))
+			Expect(proxiedBodies[0]).To(Equal(testMessage("m1", 10<<10)))
+			Expect(proxiedBodies).To(Equal(directBodies))
+			Expect(proxied.written.String()).To(Equal(direct.written.String()))
+			Expect(proxied.read.String()).To(Equal(direct.read.String()))
+			Expect(proxied.read.String()).To(ContainSubstring("BODY[] {"), "the session must carry literals")
+			Expect(p.Commands()).To(Equal(12), "LOGIN CREATE SELECT 3×APPEND 2×FETCH STORE MOVE NOOP LOGOUT")
+		},
+		Entry("with synchronizing literals", false),
+		Entry("with non-synchronizing literals (LITERAL+)", true),
+	)
+
+	It("counts tagged commands only", func() {
+		p := startProxy(startServer(serverOptions{}), nil)
+		c := dialClient(p, nil)
+		_, err := c.Select("INBOX", nil).Wait()
+		Expect(err).NotTo(HaveOccurred())
+		appendMessage(c, "INBOX", testMessage("m1", 2000))
+		idle, err := c.Idle()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(idle.Close()).To(Succeed())
+		Expect(idle.Wait()).To(Succeed())
+		Expect(c.Noop().Wait()).To(Succeed())
+		Expect(p.Commands()).To(Equal(5), "LOGIN SELECT APPEND IDLE NOOP; not the literal, its continuation or DONE")
+	})
+
+	It("forwards a 1 MB literal intact in both directions", func() {
+		p := startProxy(startServer(serverOptions{}), nil)
+		c := dialClient(p, nil)
+		_, err := c.Select("INBOX", nil).Wait()
+		Expect(err).NotTo(HaveOccurred())
+		big := testMessage("big", 1<<20)
+		appendMessage(c, "INBOX", big)
+		msgs, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{}}}).Collect()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(msgs).To(HaveLen(1))
+		Expect(msgs[0].FindBodySection(&imap.FetchItemBodySection{})).To(Equal(big))
+	})
+})
+
+var _ = Describe("Latency", func() {
+	It("delays each line in both directions, on an open connection, until set back to zero", func() {
+		p := startProxy(startServer(serverOptions{}), nil)
+		c := dialClient(p, nil)
+
+		p.SetLatency(100 * time.Millisecond)
+		start := time.Now()
+		Expect(c.Noop().Wait()).To(Succeed())
+		Expect(time.Since(start)).To(BeNumerically(">=", 200*time.Millisecond), "a command and its answer each wait 100ms")
+
+		p.SetLatency(0)
+		start = time.Now()
+		Expect(c.Noop().Wait()).To(Succeed())
+		Expect(time.Since(start)).To(BeNumerically("<", 100*time.Millisecond))
+	})
+
+	It("delays lines that arrive together once, like a network, not one after the other", func() {
+		p := startProxy(startServer(serverOptions{}), nil)
+		c := dialClient(p, nil)
+		_, err := c.Select("INBOX", nil).Wait()
+		Expect(err).NotTo(HaveOccurred())
+		for i := range 20 {
+			appendMessage(c, "INBOX", testMessage(fmt.Sprintf("m%d", i), 500))
+		}
+
+		p.SetLatency(100 * time.Millisecond)
+		start := time.Now()
+		msgs, err := c.Fetch(imap.SeqSetNum(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20),
+			&imap.FetchOptions{UID: true, Flags: true}).Collect()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(msgs).To(HaveLen(20))
+		elapsed := time.Since(start)
+		Expect(elapsed).To(BeNumerically(">=", 200*time.Millisecond))
+		Expect(elapsed).To(BeNumerically("<", 1500*time.Millisecond), "21 response lines must not wait 100ms each")
+	})
+})
