@@ -1,14 +1,508 @@
 package check
 
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/syncharness/syncharness/clients"
+)
+
 type checker struct {
-	in Input
+	in     Input
+	server map[string]map[string][]ServerMessage // mailbox → label → messages
+	views  []map[string]map[string][]clients.Message
 }
 
-func newChecker(in Input) *checker { return &checker{in: in} }
+func newChecker(in Input) *checker {
+	c := &checker{in: in, server: map[string]map[string][]ServerMessage{}}
+	for _, mb := range in.Server.Mailboxes {
+		byLabel := map[string][]ServerMessage{}
+		for _, msg := range mb.Messages {
+			byLabel[msg.Label] = append(byLabel[msg.Label], msg)
+		}
+		c.server[mb.Name] = byLabel
+	}
+	for _, d := range in.Devices {
+		v := map[string]map[string][]clients.Message{}
+		for _, mb := range d.View.Mailboxes {
+			byLabel := map[string][]clients.Message{}
+			for _, msg := range mb.Messages {
+				byLabel[msg.Label] = append(byLabel[msg.Label], msg)
+			}
+			v[mb.Name] = byLabel
+		}
+		c.views = append(c.views, v)
+	}
+	return c
+}
 
-func (c *checker) converged() []Result    { return nil }
-func (c *checker) uidIntegrity() []Result { return nil }
-func (c *checker) modelResults() []Result { return nil }
-func (c *checker) idempotent() []Result   { return nil }
-func (c *checker) journals() []Result     { return nil }
-func (c *checker) watermarks() []Result   { return nil }
+func (c *checker) result(id, msg string) Result {
+	return Result{Invariant: id, Title: title(id), Message: msg}
+}
+
+func (c *checker) deviceNames() []string {
+	names := make([]string, len(c.in.Devices))
+	for i, d := range c.in.Devices {
+		names[i] = d.Name
+	}
+	return names
+}
+
+func labelName(l string) string {
+	if l == "" {
+		return "(no label)"
+	}
+	return l
+}
+
+// times renders a count of copies in words.
+func times(n int) string {
+	switch n {
+	case 0:
+		return "not"
+	case 1:
+		return "once"
+	case 2:
+		return "twice"
+	}
+	return fmt.Sprintf("%d times", n)
+}
+
+func (c *checker) notApplicable(id string) []Result {
+	var names []string
+	for _, d := range c.in.Devices {
+		if d.State == nil {
+			names = append(names, d.Name)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	r := c.result(id, fmt.Sprintf("%s cannot show sync state: not checked", strings.Join(names, ", ")))
+	r.Devices, r.NotApplicable = names, true
+	return []Result{r}
+}
+
+// converged is I1: every device has the server's mailboxes and, in each, the same multiset
+// of (label, flags).
+func (c *checker) converged() []Result {
+	var out []Result
+	for di, d := range c.in.Devices {
+		view := c.views[di]
+		var rows [][]string
+		var first string
+		labels := map[string]bool{}
+		add := func(msg string, row []string) {
+			if first == "" {
+				first = msg
+			}
+			rows = append(rows, row)
+			if row[0] != "" {
+				labels[row[0]] = true
+			}
+		}
+		names := map[string]bool{}
+		for n := range c.server {
+			names[n] = true
+		}
+		for n := range view {
+			names[n] = true
+		}
+		for _, mb := range sortedKeys(names) {
+			sv, onServer := c.server[mb]
+			dv, onDevice := view[mb]
+			switch {
+			case !onDevice:
+				add(fmt.Sprintf("%s lacks mailbox %s", d.Name, mb), []string{"", mb, "mailbox", "—"})
+				continue
+			case !onServer:
+				add(fmt.Sprintf("%s has mailbox %s, the server does not", d.Name, mb), []string{"", mb, "—", "mailbox"})
+				continue
+			}
+			ls := map[string]bool{}
+			for l := range sv {
+				ls[l] = true
+			}
+			for l := range dv {
+				ls[l] = true
+			}
+			for _, l := range sortedLabels(ls) {
+				s := serverFlagKeys(sv[l])
+				v := viewFlagKeys(dv[l])
+				if equalStrings(s, v) {
+					continue
+				}
+				add(convergeMessage(d.Name, mb, l, s, v), []string{l, mb, strings.Join(s, " | "), strings.Join(v, " | ")})
+			}
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		msg := first
+		if len(rows) > 1 {
+			msg += fmt.Sprintf(" (%d differences)", len(rows))
+		}
+		r := c.result(I1Converged, msg)
+		r.Devices = []string{d.Name}
+		r.Labels = sortedLabels(labels)
+		r.Table = &Table{Columns: []string{"label", "mailbox", "server", d.Name}, Rows: emptyDash(rows)}
+		out = append(out, r)
+	}
+	return out
+}
+
+func emptyDash(rows [][]string) [][]string {
+	for _, r := range rows {
+		for i := range r {
+			if r[i] == "" {
+				r[i] = "—"
+			}
+		}
+	}
+	return rows
+}
+
+func convergeMessage(dev, mb, l string, server, view []string) string {
+	l = labelName(l)
+	switch {
+	case len(view) == 0:
+		return fmt.Sprintf("%s lacks %s in %s", dev, l, mb)
+	case len(server) == 0:
+		return fmt.Sprintf("%s has %s in %s, the server does not", dev, l, mb)
+	case len(view) != len(server):
+		return fmt.Sprintf("%s has %s %s in %s, the server %s", dev, l, times(len(view)), mb, times(len(server)))
+	case len(view) == 1:
+		return fmt.Sprintf("%s has %s in %s with flags %s, the server %s", dev, l, mb, view[0], server[0])
+	}
+	return fmt.Sprintf("%s has %s in %s with other flags than the server", dev, l, mb)
+}
+
+func serverFlagKeys(ms []ServerMessage) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = describeFlags(m.Flags)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func viewFlagKeys(ms []clients.Message) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = describeFlags(m.Flags)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// sortedLabels sorts labels naturally: m2 before m10.
+func sortedLabels[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return naturalLess(out[i], out[j]) })
+	return out
+}
+
+func naturalLess(a, b string) bool {
+	for a != "" && b != "" {
+		da, db := leadingDigits(a), leadingDigits(b)
+		if da != "" && db != "" {
+			na, nb := strings.TrimLeft(da, "0"), strings.TrimLeft(db, "0")
+			if len(na) != len(nb) {
+				return len(na) < len(nb)
+			}
+			if na != nb {
+				return na < nb
+			}
+			a, b = a[len(da):], b[len(db):]
+			continue
+		}
+		if a[0] != b[0] {
+			return a[0] < b[0]
+		}
+		a, b = a[1:], b[1:]
+	}
+	return len(a) < len(b)
+}
+
+func leadingDigits(s string) string {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return s[:i]
+}
+
+// uidIntegrity is I2: every UID a device holds belongs to the server's current UIDVALIDITY
+// and to the same content.
+func (c *checker) uidIntegrity() []Result {
+	out := c.notApplicable(I2UIDIntegrity)
+	for _, d := range c.in.Devices {
+		if d.State == nil {
+			continue
+		}
+		var rows [][]string
+		var first string
+		labels := map[string]bool{}
+		for _, ms := range d.State.Mailboxes {
+			sm := c.in.Server.Find(ms.Name)
+			if sm == nil {
+				continue // a mailbox the server lacks is I1's and I7's business
+			}
+			if ms.UIDValidity != sm.UIDValidity {
+				if first == "" {
+					first = fmt.Sprintf("%s holds UIDVALIDITY %d for %s, the server has %d", d.Name, ms.UIDValidity, ms.Name, sm.UIDValidity)
+				}
+				rows = append(rows, []string{ms.Name, "UIDVALIDITY", fmt.Sprint(ms.UIDValidity), fmt.Sprint(sm.UIDValidity)})
+				continue
+			}
+			byUID := make(map[uint32]*ServerMessage, len(sm.Messages))
+			for i := range sm.Messages {
+				byUID[sm.Messages[i].UID] = &sm.Messages[i]
+			}
+			for _, msg := range ms.Messages {
+				if msg.UID == 0 {
+					continue
+				}
+				s := byUID[msg.UID]
+				switch {
+				case s == nil:
+					if first == "" {
+						first = fmt.Sprintf("%s holds UID %d in %s for %s, the server has no such UID", d.Name, msg.UID, ms.Name, labelName(msg.Label))
+					}
+					rows = append(rows, []string{ms.Name, fmt.Sprint(msg.UID), labelName(msg.Label), "—"})
+				case !sameContent(msg, s):
+					if first == "" {
+						first = fmt.Sprintf("%s holds UID %d in %s for %s, on the server it is %s", d.Name, msg.UID, ms.Name, labelName(msg.Label), labelName(s.Label))
+					}
+					rows = append(rows, []string{ms.Name, fmt.Sprint(msg.UID), labelName(msg.Label), labelName(s.Label)})
+				default:
+					continue
+				}
+				labels[msg.Label] = true
+			}
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		if len(rows) > 1 {
+			first += fmt.Sprintf(" (%d UIDs wrong)", len(rows))
+		}
+		r := c.result(I2UIDIntegrity, first)
+		r.Devices, r.Labels = []string{d.Name}, sortedLabels(labels)
+		r.Table = &Table{Columns: []string{"mailbox", "uid", d.Name, "server"}, Rows: rows}
+		out = append(out, r)
+	}
+	return out
+}
+
+func sameContent(m clients.MessageState, s *ServerMessage) bool {
+	if m.Hash != "" && s.Hash != "" {
+		return m.Hash == s.Hash
+	}
+	return m.Label == s.Label
+}
+
+// idempotent is I8: one more round sends no mutating command and changes no replica.
+// Devices without an extra round are not checked.
+func (c *checker) idempotent() []Result {
+	var out []Result
+	for _, d := range c.in.Devices {
+		if d.Extra == nil {
+			continue
+		}
+		diff := replicaDiff(d.Extra.Before, d.Extra.After)
+		if d.Extra.Stats.Mutations == 0 && len(diff) == 0 {
+			continue
+		}
+		var msg string
+		if d.Extra.Stats.Mutations > 0 {
+			msg = fmt.Sprintf("%s sent %d mutating commands in a round after settle", d.Name, d.Extra.Stats.Mutations)
+		} else {
+			msg = fmt.Sprintf("%s changed its replica in a round after settle", d.Name)
+		}
+		if len(diff) > 0 && d.Extra.Stats.Mutations > 0 {
+			msg += " and changed its replica"
+		}
+		r := c.result(I8Idempotent, msg)
+		r.Devices = []string{d.Name}
+		labels := map[string]bool{}
+		for _, row := range diff {
+			labels[row[0]] = true
+		}
+		delete(labels, "—")
+		r.Labels = sortedLabels(labels)
+		if len(diff) > 0 {
+			r.Table = &Table{Columns: []string{"label", "mailbox", "before", "after"}, Rows: diff}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// replicaDiff lists the differences between two replicas, as label, mailbox, before, after.
+func replicaDiff(a, b clients.Replica) [][]string {
+	index := func(r clients.Replica) map[string]map[string][]string {
+		out := map[string]map[string][]string{}
+		for _, mb := range r.Mailboxes {
+			m := map[string][]string{}
+			for _, msg := range mb.Messages {
+				m[msg.Label] = append(m[msg.Label], describeFlags(msg.Flags)+" "+shortHash(msg.Hash))
+			}
+			for _, v := range m {
+				sort.Strings(v)
+			}
+			out[mb.Name] = m
+		}
+		return out
+	}
+	ia, ib := index(a), index(b)
+	names := map[string]bool{}
+	for n := range ia {
+		names[n] = true
+	}
+	for n := range ib {
+		names[n] = true
+	}
+	var rows [][]string
+	for _, mb := range sortedKeys(names) {
+		ma, okA := ia[mb]
+		mbb, okB := ib[mb]
+		if !okA || !okB {
+			before, after := "mailbox", "mailbox"
+			if !okA {
+				before = "—"
+			} else {
+				after = "—"
+			}
+			rows = append(rows, []string{"—", mb, before, after})
+			continue
+		}
+		ls := map[string]bool{}
+		for l := range ma {
+			ls[l] = true
+		}
+		for l := range mbb {
+			ls[l] = true
+		}
+		for _, l := range sortedLabels(ls) {
+			if !equalStrings(ma[l], mbb[l]) {
+				rows = append(rows, []string{labelName(l), mb, dashed(strings.Join(ma[l], " | ")), dashed(strings.Join(mbb[l], " | "))})
+			}
+		}
+	}
+	return rows
+}
+
+func dashed(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+func shortHash(h string) string {
+	if len(h) > 8 {
+		return h[:8]
+	}
+	return h
+}
+
+// journals is I9: nothing pending or in flight.
+func (c *checker) journals() []Result {
+	out := c.notApplicable(I9Journals)
+	for _, d := range c.in.Devices {
+		if d.State == nil || d.State.Pending == 0 {
+			continue
+		}
+		r := c.result(I9Journals, fmt.Sprintf("%s still has %d journal entries pending", d.Name, d.State.Pending))
+		r.Devices = []string{d.Name}
+		if len(d.State.PendingDesc) > 0 {
+			t := &Table{Columns: []string{"pending on " + d.Name}}
+			for _, p := range d.State.PendingDesc {
+				t.Rows = append(t.Rows, []string{p})
+			}
+			r.Table = t
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// watermarks is I10. For every mailbox a device has state for whose UIDVALIDITY equals the
+// server's: the saved UIDNEXT is not above the server's UIDNEXT, and every message on the
+// server now whose UID is below the saved UIDNEXT is in the device's state (a message
+// expunged on the server is not on it, so a device that dropped it skipped nothing).
+// Mailboxes with another UIDVALIDITY are I2's business.
+func (c *checker) watermarks() []Result {
+	out := c.notApplicable(I10Watermarks)
+	for _, d := range c.in.Devices {
+		if d.State == nil {
+			continue
+		}
+		var rows [][]string
+		var first string
+		labels := map[string]bool{}
+		for _, ms := range d.State.Mailboxes {
+			sm := c.in.Server.Find(ms.Name)
+			if sm == nil || sm.UIDValidity != ms.UIDValidity {
+				continue
+			}
+			if sm.UIDNext != 0 && ms.UIDNext > sm.UIDNext {
+				if first == "" {
+					first = fmt.Sprintf("%s saved UIDNEXT %d for %s, above the server's %d", d.Name, ms.UIDNext, ms.Name, sm.UIDNext)
+				}
+				rows = append(rows, []string{ms.Name, "UIDNEXT", fmt.Sprint(ms.UIDNext), fmt.Sprint(sm.UIDNext)})
+			}
+			known := make(map[uint32]bool, len(ms.Messages))
+			for _, m := range ms.Messages {
+				known[m.UID] = true
+			}
+			for _, s := range sm.Messages {
+				if s.UID >= ms.UIDNext || known[s.UID] {
+					continue
+				}
+				if first == "" {
+					first = fmt.Sprintf("%s skipped %s (UID %d) in %s, below its saved UIDNEXT %d", d.Name, labelName(s.Label), s.UID, ms.Name, ms.UIDNext)
+				}
+				rows = append(rows, []string{ms.Name, fmt.Sprint(s.UID), labelName(s.Label), "unknown below UIDNEXT " + fmt.Sprint(ms.UIDNext)})
+				labels[s.Label] = true
+			}
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		if len(rows) > 1 {
+			first += fmt.Sprintf(" (%d problems)", len(rows))
+		}
+		r := c.result(I10Watermarks, first)
+		r.Devices, r.Labels = []string{d.Name}, sortedLabels(labels)
+		r.Table = &Table{Columns: []string{"mailbox", "uid", "server", d.Name}, Rows: rows}
+		out = append(out, r)
+	}
+	return out
+}

@@ -1,0 +1,411 @@
+package check
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// obsMsg is one message with a given label on the server.
+type obsMsg struct {
+	mailbox string
+	flags   []string
+}
+
+// match pairs the server's messages of one label with the model's instances of it.
+type match struct {
+	insts    []*instance
+	obs      []obsMsg
+	assigned []int // per obs: index into insts, or -1
+}
+
+func (mt *match) compatible(oi, ii int) bool {
+	return mt.insts[ii].st.loc.has(mt.obs[oi].mailbox)
+}
+
+func (mt *match) flagMismatches(oi, ii int) []string {
+	x := mt.insts[ii].st
+	if x.free {
+		return nil
+	}
+	var bad []string
+	has := map[string]bool{}
+	for _, f := range mt.obs[oi].flags {
+		f = canonFlag(f)
+		has[f] = true
+		if !x.flags.get(f).allows(true) {
+			bad = append(bad, f)
+		}
+	}
+	for _, fv := range x.flags {
+		if !has[fv.name] && !fv.v.allows(false) {
+			bad = append(bad, fv.name)
+		}
+	}
+	return bad
+}
+
+// cost orders assignments: fewest unexplained messages and lost instances first, then
+// fewest flag mismatches.
+func (mt *match) cost(assigned []int) int {
+	used := make([]bool, len(mt.insts))
+	cost := 0
+	for oi, ii := range assigned {
+		if ii < 0 {
+			cost += 1000
+			continue
+		}
+		used[ii] = true
+		cost += len(mt.flagMismatches(oi, ii))
+	}
+	for ii, u := range used {
+		if !u && !mt.insts[ii].st.loc.has(gone) {
+			cost += 1000
+		}
+	}
+	return cost
+}
+
+func (mt *match) solve() {
+	n := len(mt.obs)
+	mt.assigned = make([]int, n)
+	for i := range mt.assigned {
+		mt.assigned[i] = -1
+	}
+	if n == 0 || len(mt.insts) == 0 {
+		return
+	}
+	if n <= 5 && len(mt.insts) <= 5 {
+		best := -1
+		cur := make([]int, n)
+		used := make([]bool, len(mt.insts))
+		var rec func(oi int)
+		rec = func(oi int) {
+			if oi == n {
+				if c := mt.cost(cur); best < 0 || c < best {
+					best = c
+					copy(mt.assigned, cur)
+				}
+				return
+			}
+			cur[oi] = -1
+			rec(oi + 1)
+			for ii := range mt.insts {
+				if !used[ii] && mt.compatible(oi, ii) {
+					used[ii] = true
+					cur[oi] = ii
+					rec(oi + 1)
+					used[ii] = false
+				}
+			}
+			cur[oi] = -1
+		}
+		rec(0)
+		return
+	}
+	// Many copies of one label: greedy, instances that must be there first, flag-compatible
+	// pairs first.
+	used := make([]bool, len(mt.insts))
+	for pass := 0; pass < 4; pass++ {
+		mustOnly, flagsToo := pass < 2, pass%2 == 0
+		for oi := range mt.obs {
+			if mt.assigned[oi] >= 0 {
+				continue
+			}
+			for ii := range mt.insts {
+				if used[ii] || !mt.compatible(oi, ii) || (mustOnly && mt.insts[ii].st.loc.has(gone)) {
+					continue
+				}
+				if flagsToo && len(mt.flagMismatches(oi, ii)) > 0 {
+					continue
+				}
+				used[ii] = true
+				mt.assigned[oi] = ii
+				break
+			}
+		}
+	}
+}
+
+// modelResults replays the history and checks I3–I7 on the server's state.
+func (c *checker) modelResults() []Result {
+	m := newModel(c.in.Devices)
+	m.replay(c.in.History)
+
+	obs := map[string][]obsMsg{}
+	for _, mb := range c.in.Server.Mailboxes {
+		for _, msg := range mb.Messages {
+			obs[msg.Label] = append(obs[msg.Label], obsMsg{mailbox: mb.Name, flags: msg.Flags})
+		}
+	}
+	labels := map[string]bool{}
+	for l := range obs {
+		labels[l] = true
+	}
+	for l, ids := range m.byLabel {
+		for _, id := range ids {
+			if len(m.insts[id].hist) > 0 {
+				labels[l] = true
+				break
+			}
+		}
+	}
+	var loss, dup, resurrect, flags []Result
+	for _, l := range sortedLabels(labels) {
+		mt := &match{obs: obs[l]}
+		for _, id := range m.byLabel[l] {
+			if x := m.insts[id]; len(x.hist) > 0 {
+				mt.insts = append(mt.insts, x)
+			}
+		}
+		mt.solve()
+		used := make([]bool, len(mt.insts))
+		var extra []obsMsg
+		for oi, ii := range mt.assigned {
+			if ii < 0 {
+				extra = append(extra, mt.obs[oi])
+				continue
+			}
+			used[ii] = true
+			if bad := mt.flagMismatches(oi, ii); len(bad) > 0 {
+				flags = append(flags, c.flagResult(l, mt.obs[oi], mt.insts[ii].st, bad))
+			}
+		}
+		var lost []*instance
+		for ii, u := range used {
+			if !u && !mt.insts[ii].st.loc.has(gone) {
+				lost = append(lost, mt.insts[ii])
+			}
+		}
+		if len(lost) > 0 {
+			var where []string
+			for _, x := range lost {
+				where = append(where, strings.Join(x.st.loc.mailboxes(), " or "))
+			}
+			msg := fmt.Sprintf("%s is missing on the server (expected in %s)", l, strings.Join(where, ", "))
+			if len(lost) > 1 {
+				msg = fmt.Sprintf("%d copies of %s are missing on the server (expected in %s)", len(lost), l, strings.Join(where, ", "))
+			}
+			loss = append(loss, c.countResult(I3NoLoss, msg, l, mt))
+		}
+		if len(extra) == 0 {
+			continue
+		}
+		alive := false
+		for _, x := range mt.insts {
+			if !x.st.loc.only(gone) {
+				alive = true
+			}
+		}
+		switch {
+		case alive || len(mt.insts) == 0:
+			dup = append(dup, c.countResult(I4NoDuplicates, c.dupMessage(l, mt, extra), l, mt))
+		default:
+			var where []string
+			for _, o := range extra {
+				where = append(where, o.mailbox)
+			}
+			msg := fmt.Sprintf("%s was expunged but is back in %s on the server", l, strings.Join(uniq(where), " and "))
+			resurrect = append(resurrect, c.countResult(I5NoResurrect, msg, l, mt))
+		}
+	}
+	var out []Result
+	out = append(out, loss...)
+	out = append(out, dup...)
+	out = append(out, resurrect...)
+	out = append(out, flags...)
+	out = append(out, c.mailboxResults(m)...)
+	return out
+}
+
+func uniq(s []string) []string {
+	sort.Strings(s)
+	out := s[:0]
+	for i, x := range s {
+		if i == 0 || x != s[i-1] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func (c *checker) dupMessage(l string, mt *match, extra []obsMsg) string {
+	if len(mt.insts) == 0 {
+		return fmt.Sprintf("%s is in %s on the server, but nothing in the history made it", labelName(l), extra[0].mailbox)
+	}
+	count := map[string]int{}
+	for _, o := range mt.obs {
+		count[o.mailbox]++
+	}
+	for _, o := range extra {
+		if count[o.mailbox] > 1 {
+			return fmt.Sprintf("%s is %s in %s on the server", l, times(count[o.mailbox]), o.mailbox)
+		}
+	}
+	var where []string
+	for mb := range count {
+		where = append(where, mb)
+	}
+	sort.Strings(where)
+	allowed := 0
+	for _, x := range mt.insts {
+		if !x.st.loc.only(gone) {
+			allowed++
+		}
+	}
+	return fmt.Sprintf("%s is in %s on the server; the history allows %s", l, strings.Join(where, " and "), strings.TrimPrefix(times(allowed), "not"))
+}
+
+// countResult builds a result with a table of expected and seen counts of label per mailbox.
+func (c *checker) countResult(id, msg, l string, mt *match) Result {
+	r := c.result(id, msg)
+	r.Labels = []string{l}
+	mbs := map[string]bool{}
+	for _, x := range mt.insts {
+		for _, mb := range x.st.loc.mailboxes() {
+			mbs[mb] = true
+		}
+	}
+	for _, o := range mt.obs {
+		mbs[o.mailbox] = true
+	}
+	for di := range c.in.Devices {
+		for mb, byLabel := range c.views[di] {
+			if len(byLabel[l]) > 0 {
+				mbs[mb] = true
+			}
+		}
+	}
+	cols := append([]string{"label", "mailbox", "expected", "server"}, c.deviceNames()...)
+	t := &Table{Columns: cols}
+	agree := make([]bool, len(c.in.Devices))
+	for i := range agree {
+		agree[i] = true
+	}
+	for _, mb := range sortedKeys(mbs) {
+		lo, hi := 0, 0
+		for _, x := range mt.insts {
+			if x.st.loc.only(mb) {
+				lo++
+			}
+			if x.st.loc.has(mb) {
+				hi++
+			}
+		}
+		exp := fmt.Sprint(lo)
+		if hi != lo {
+			exp = fmt.Sprintf("%d–%d", lo, hi)
+		}
+		n := len(c.server[mb][l])
+		row := []string{l, mb, exp, fmt.Sprint(n)}
+		for di := range c.in.Devices {
+			dn := len(c.views[di][mb][l])
+			row = append(row, fmt.Sprint(dn))
+			if dn != n {
+				agree[di] = false
+			}
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	r.Table = t
+	for di, d := range c.in.Devices {
+		if agree[di] {
+			r.Devices = append(r.Devices, d.Name)
+		}
+	}
+	return r
+}
+
+func (c *checker) flagResult(l string, o obsMsg, want instState, bad []string) Result {
+	sort.Strings(bad)
+	has := map[string]bool{}
+	for _, f := range o.flags {
+		has[canonFlag(f)] = true
+	}
+	var parts []string
+	for _, f := range bad {
+		if has[f] {
+			parts = append(parts, "has "+f)
+		} else {
+			parts = append(parts, "lacks "+f)
+		}
+	}
+	msg := fmt.Sprintf("%s in %s on the server %s", l, o.mailbox, strings.Join(parts, " and "))
+	if len(bad) == 1 {
+		if has[bad[0]] {
+			msg += ", which nobody set"
+		} else {
+			msg += ", which was set and never cleared"
+		}
+	}
+	r := c.result(I6Flags, msg)
+	r.Labels = []string{l}
+	cols := append([]string{"label", "mailbox", "expected", "server"}, c.deviceNames()...)
+	row := []string{l, o.mailbox, want.flags.describe(), describeFlags(o.flags)}
+	for di, d := range c.in.Devices {
+		var fs []string
+		same := false
+		for _, msg := range c.views[di][o.mailbox][l] {
+			fs = append(fs, describeFlags(msg.Flags))
+			if describeFlags(msg.Flags) == describeFlags(o.flags) {
+				same = true
+			}
+		}
+		if same {
+			r.Devices = append(r.Devices, d.Name)
+		}
+		row = append(row, dashed(strings.Join(fs, " | ")))
+	}
+	r.Table = &Table{Columns: cols, Rows: [][]string{row}}
+	return r
+}
+
+// mailboxResults is I7: created mailboxes exist, removed ones are gone, renamed ones hold
+// the old content (the content is I3's check; here the names).
+func (c *checker) mailboxResults(m *model) []Result {
+	var out []Result
+	seen := map[string]bool{}
+	for _, mb := range c.in.Server.Mailboxes {
+		seen[mb.Name] = true
+	}
+	names := map[string]bool{}
+	for n := range seen {
+		names[n] = true
+	}
+	for n := range m.mboxes {
+		names[n] = true
+	}
+	for _, n := range sortedKeys(names) {
+		mm := m.mboxes[n]
+		var msg, exp string
+		switch {
+		case mm == nil:
+			msg, exp = fmt.Sprintf("%s is on the server, but nothing in the history created it", n), "absent"
+		case seen[n] && !mm.exists.allows(true):
+			msg, exp = fmt.Sprintf("%s was removed or renamed but is still on the server", n), "absent"
+		case !seen[n] && !mm.exists.allows(false):
+			msg, exp = fmt.Sprintf("%s should exist but is missing on the server", n), "present"
+		default:
+			continue
+		}
+		r := c.result(I7Mailboxes, msg)
+		row := []string{n, exp, presence(seen[n])}
+		for di, d := range c.in.Devices {
+			_, has := c.views[di][n]
+			row = append(row, presence(has))
+			if has == seen[n] {
+				r.Devices = append(r.Devices, d.Name)
+			}
+		}
+		r.Table = &Table{Columns: append([]string{"mailbox", "expected", "server"}, c.deviceNames()...), Rows: [][]string{row}}
+		out = append(out, r)
+	}
+	return out
+}
+
+func presence(b bool) string {
+	if b {
+		return "present"
+	}
+	return "absent"
+}

@@ -1,0 +1,458 @@
+package check
+
+import (
+	"sort"
+	"strings"
+)
+
+// The expected-state model (behind I3–I7).
+//
+// Every message the history makes is an instance: a delivery, an append, a copy (copies
+// are more instances of one label) or the new message of a reply/forward. An instance's
+// state is the set of places it may be in at the end (mailboxes, or gone) and, per flag,
+// the values it may have. Mailboxes have the set of values "exists" may take.
+//
+// Server ops take effect at once. A device's local ops take effect when its next sync
+// reaches the server: one event with all of them, applied in order under the engine's
+// conflict rules. Events that race (the syncs and server ops of one `concurrently` block,
+// the syncs of the final settle) are applied in every order (every permutation up to
+// maxExactRace events, else every rotation forwards and backwards) and the outcomes are
+// united per instance and per component (place, each flag). A sync that failed delivered
+// an unknown part of its work: that work joins the device's next successful sync and may
+// have arrived at any time in between, so for every instance changed in between the state
+// before it is allowed as well as the state after it.
+//
+// The rules, per op reaching the server:
+//   - flag/unflag/read/unread: the flag takes the written value (last write wins, the
+//     per-flag three-way merge). If the device already saw that value, its engine may not
+//     write at all: then the value before is allowed too.
+//   - move/trash: applies only where the message still is where the device saw it (first
+//     move wins); a message that may be elsewhere keeps those places.
+//   - delete: removes the message; a delete of a message another device moved away may or
+//     may not follow it (both allowed).
+//   - copy: a new instance in the destination with the source's flags, if the source is
+//     still there.
+//   - remove: the mailbox's messages go with it; rename: they follow.
+//   - uidvalidity-bump/-reset and renumber-silently change nothing: no message is lost.
+//   - an op whose step reported an error may or may not have taken effect.
+
+// maxExactRace is the largest number of racing events applied in every order.
+const maxExactRace = 5
+
+type instState struct {
+	loc   locSet
+	flags flagMap
+	free  bool // flags unknown (a reply or forward made by the engine)
+}
+
+func (s instState) union(o instState) instState {
+	return instState{loc: s.loc.union(o.loc), flags: s.flags.union(o.flags), free: s.free || o.free}
+}
+
+func (s instState) equal(o instState) bool {
+	return s.loc.equal(o.loc) && s.flags.equal(o.flags) && s.free == o.free
+}
+
+type version struct {
+	at int // the clock of the cluster that produced it
+	st instState
+}
+
+type instance struct {
+	id    int
+	label string
+	st    instState
+	hist  []version // empty: not made yet
+}
+
+// at returns the instance's state as of clock t (gone before it was made).
+func (x *instance) at(t int) instState {
+	i := sort.Search(len(x.hist), func(i int) bool { return x.hist[i].at > t })
+	if i == 0 {
+		return instState{loc: locSet{gone}}
+	}
+	return x.hist[i-1].st
+}
+
+type mailboxModel struct {
+	exists bits
+	hist   []mboxVersion
+}
+
+type mboxVersion struct {
+	at     int
+	exists bits
+}
+
+type pendingOp struct {
+	op      *Op
+	targets []int  // instances acted on
+	newIDs  []int  // instances made (append, copy, reply/forward)
+	before  []bits // per target, for flag ops: the value the device saw before
+	maybe   bool
+}
+
+type deviceModel struct {
+	name     string
+	pending  []pendingOp
+	synced   bool // has synced successfully since it was made (or wiped)
+	lastSync int  // clock of its last successful sync
+	raced    bool // that sync raced others: its view may be from before them too
+	inflight int  // clock when a failed sync started delivering pending work; -1: none
+	local    map[int]instState
+	localMB  map[string]bits
+}
+
+type event struct {
+	dev      *deviceModel // nil: a server op
+	ops      []pendingOp
+	inflight int  // >=0: the work may have arrived any time since this clock
+	noSync   bool // the device did not sync (its journal was cut short by a wipe)
+}
+
+type model struct {
+	insts   []*instance
+	byLabel map[string][]int
+	mboxes  map[string]*mailboxModel
+	devs    map[string]*deviceModel
+	order   []string // device names in order of appearance
+	clock   int
+}
+
+func newModel(devices []Device) *model {
+	m := &model{byLabel: map[string][]int{}, mboxes: map[string]*mailboxModel{}, devs: map[string]*deviceModel{}}
+	m.mboxes["INBOX"] = &mailboxModel{exists: mayBeTrue, hist: []mboxVersion{{0, mayBeTrue}}}
+	for _, d := range devices {
+		m.device(d.Name)
+	}
+	return m
+}
+
+func (m *model) device(name string) *deviceModel {
+	d := m.devs[name]
+	if d == nil {
+		d = &deviceModel{name: name, inflight: -1, local: map[int]instState{}, localMB: map[string]bits{}}
+		m.devs[name] = d
+		m.order = append(m.order, name)
+	}
+	return d
+}
+
+// known makes sure a mailbox the history names without creating it exists from the start.
+func (m *model) known(name string) {
+	if name == "" {
+		return
+	}
+	if strings.EqualFold(name, "INBOX") {
+		return
+	}
+	if m.mboxes[name] == nil {
+		m.mboxes[name] = &mailboxModel{exists: mayBeTrue, hist: []mboxVersion{{0, mayBeTrue}}}
+	}
+}
+
+func (m *model) newInstance(label string) int {
+	id := len(m.insts)
+	m.insts = append(m.insts, &instance{id: id, label: label, st: instState{loc: locSet{gone}}})
+	m.byLabel[label] = append(m.byLabel[label], id)
+	return id
+}
+
+func isServerActor(a string) bool { return a == "server" || a == "setup" || a == "" }
+
+func mailboxOf(name string) string {
+	if strings.EqualFold(name, "INBOX") {
+		return "INBOX"
+	}
+	return name
+}
+
+// replay runs the whole history, then the final settle.
+func (m *model) replay(history []Op) {
+	ops := make([]Op, len(history))
+	copy(ops, history)
+	for i := range ops {
+		ops[i].Mailbox = mailboxOf(ops[i].Mailbox)
+		if ops[i].Kind == "move" || ops[i].Kind == "copy" || ops[i].Kind == "rename" {
+			ops[i].Dest = mailboxOf(ops[i].Dest)
+		}
+	}
+	for i := 0; i < len(ops); {
+		if g := ops[i].Group; g > 0 {
+			j := i
+			for j < len(ops) && ops[j].Group == g {
+				j++
+			}
+			var evs []event
+			for k := i; k < j; k++ {
+				evs = append(evs, m.step(&ops[k])...)
+			}
+			m.apply(evs)
+			i = j
+			continue
+		}
+		m.apply(m.step(&ops[i]))
+		i++
+	}
+	// Settle: every device delivers what is left, in an order the model does not know.
+	var evs []event
+	for _, name := range m.order {
+		d := m.devs[name]
+		if len(d.pending) > 0 {
+			evs = append(evs, m.flush(d))
+		}
+	}
+	m.apply(evs)
+}
+
+// step handles one op: server ops become events; device ops go to the device's journal;
+// a device's successful sync becomes an event with its journal.
+func (m *model) step(op *Op) []event {
+	if op.Kind == "expunge" {
+		op.Kind = "delete"
+	}
+	for _, mb := range []string{op.Mailbox, op.Trash, op.Sent} {
+		if op.Kind != "create" {
+			m.known(mb)
+		}
+	}
+	if op.Kind == "move" || op.Kind == "copy" {
+		m.known(op.Dest)
+	}
+	if op.Kind == "sync" && (op.Actor == "" || op.Actor == "all" || op.Actor == "*") {
+		var evs []event
+		for _, name := range m.order {
+			o := *op
+			o.Actor = name
+			evs = append(evs, m.step(&o)...)
+		}
+		// In turn: sequential, so apply all but the last now.
+		for _, ev := range evs[:max(0, len(evs)-1)] {
+			m.apply([]event{ev})
+		}
+		if len(evs) == 0 {
+			return nil
+		}
+		return evs[len(evs)-1:]
+	}
+	if isServerActor(op.Actor) {
+		p := pendingOp{op: op, maybe: op.Err != ""}
+		switch op.Kind {
+		case "deliver", "append":
+			for _, l := range op.Labels {
+				p.newIDs = append(p.newIDs, m.newInstance(l))
+			}
+		case "read", "unread", "flag", "unflag", "move", "copy", "delete", "trash":
+			p.targets = m.serverTargets(op.Labels, op.Mailbox)
+			for range p.targets {
+				p.before = append(p.before, eitherValue)
+			}
+			if op.Kind == "copy" {
+				for _, t := range p.targets {
+					p.newIDs = append(p.newIDs, m.newInstance(m.insts[t].label))
+				}
+			}
+		}
+		return []event{{ops: []pendingOp{p}, inflight: -1}}
+	}
+	d := m.device(op.Actor)
+	switch op.Kind {
+	case "sync":
+		if op.Err != "" {
+			if d.inflight < 0 && len(d.pending) > 0 {
+				d.inflight = m.clock
+			}
+			return nil
+		}
+		ev := m.flush(d)
+		return []event{ev}
+	case "wipe":
+		var evs []event
+		if d.inflight >= 0 && len(d.pending) > 0 {
+			// Part of the journal may already have reached the server.
+			ev := m.flush(d)
+			for i := range ev.ops {
+				ev.ops[i].maybe = true
+			}
+			ev.noSync = true
+			evs = append(evs, ev)
+		}
+		d.pending, d.local, d.localMB = nil, map[int]instState{}, map[string]bits{}
+		d.synced, d.inflight = false, -1
+		return evs
+	case "crash", "offline", "online", "drop", "fail", "latency":
+		return nil
+	}
+	m.local(d, op)
+	return nil
+}
+
+// flush turns a device's journal into an event and records the sync.
+func (m *model) flush(d *deviceModel) event {
+	ev := event{dev: d, ops: d.pending, inflight: d.inflight}
+	d.pending, d.local, d.localMB = nil, map[int]instState{}, map[string]bits{}
+	d.inflight = -1
+	return ev
+}
+
+// view is what device d shows for instance id: its own changes, else the server's state
+// at its last sync.
+func (m *model) view(d *deviceModel, id int) instState {
+	if s, ok := d.local[id]; ok {
+		return s
+	}
+	x := m.insts[id]
+	if !d.synced {
+		return x.st // a device that never synced: the model knows nothing better
+	}
+	s := x.at(d.lastSync)
+	if d.raced {
+		s = s.union(x.at(d.lastSync - 1))
+	}
+	return s
+}
+
+// resolve finds the instances of labels a device means in mailbox mb.
+func (m *model) resolve(d *deviceModel, labels []string, mb string) (ids []int, sure bool) {
+	sure = true
+	for _, l := range labels {
+		var found []int
+		for _, id := range m.byLabel[l] {
+			if m.view(d, id).loc.has(mb) {
+				found = append(found, id)
+			}
+		}
+		if len(found) == 0 {
+			sure = false
+			for _, id := range m.byLabel[l] {
+				if m.everIn(id, mb) {
+					found = append(found, id)
+				}
+			}
+		}
+		ids = append(ids, found...)
+	}
+	return ids, sure
+}
+
+func (m *model) everIn(id int, mb string) bool {
+	x := m.insts[id]
+	if x.st.loc.has(mb) {
+		return true
+	}
+	for _, v := range x.hist {
+		if v.st.loc.has(mb) {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *model) serverTargets(labels []string, mb string) []int {
+	var ids []int
+	for _, l := range labels {
+		for _, id := range m.byLabel[l] {
+			if m.insts[id].st.loc.has(mb) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
+}
+
+func flagOfOp(op *Op) (string, bool) {
+	switch op.Kind {
+	case "read":
+		return `\Seen`, true
+	case "unread":
+		return `\Seen`, false
+	case "flag":
+		return canonFlag(op.Flag), true
+	case "unflag":
+		return canonFlag(op.Flag), false
+	case "reply":
+		return `\Answered`, true
+	case "forward":
+		return `$Forwarded`, true
+	}
+	return "", false
+}
+
+// local records a device's offline op in its journal and its own view.
+func (m *model) local(d *deviceModel, op *Op) {
+	p := pendingOp{op: op, maybe: op.Err != ""}
+	switch op.Kind {
+	case "append":
+		for _, l := range op.Labels {
+			id := m.newInstance(l)
+			p.newIDs = append(p.newIDs, id)
+			d.local[id] = instState{loc: locSet{op.Mailbox}, flags: flagsOf(op.Flags)}
+		}
+	case "read", "unread", "flag", "unflag", "reply", "forward":
+		ids, sure := m.resolve(d, op.Labels, op.Mailbox)
+		p.maybe = p.maybe || !sure
+		name, v := flagOfOp(op)
+		for _, id := range ids {
+			s := m.view(d, id)
+			p.targets = append(p.targets, id)
+			p.before = append(p.before, s.flags.get(name))
+			s.flags = s.flags.set(name, bitOf(v))
+			d.local[id] = s
+		}
+		if op.Kind == "reply" || op.Kind == "forward" {
+			sent := op.Sent
+			if sent == "" {
+				sent = "Sent"
+			}
+			m.known(sent)
+			id := m.newInstance(op.Dest)
+			p.newIDs = append(p.newIDs, id)
+			d.local[id] = instState{loc: locSet{sent}, free: true}
+		}
+	case "move", "trash", "delete", "copy":
+		ids, sure := m.resolve(d, op.Labels, op.Mailbox)
+		p.maybe = p.maybe || !sure
+		for _, id := range ids {
+			s := m.view(d, id)
+			p.targets = append(p.targets, id)
+			p.before = append(p.before, eitherValue)
+			switch op.Kind {
+			case "move":
+				s.loc = locSet{op.Dest}
+			case "trash":
+				s.loc = locSet{op.Trash}
+			case "delete":
+				s.loc = locSet{gone}
+			case "copy":
+				nid := m.newInstance(m.insts[id].label)
+				p.newIDs = append(p.newIDs, nid)
+				d.local[nid] = instState{loc: locSet{op.Dest}, flags: s.flags}
+				continue
+			}
+			d.local[id] = s
+		}
+	case "create":
+		d.localMB[op.Mailbox] = mayBeTrue
+	case "remove":
+		d.localMB[op.Mailbox] = mayBeFalse
+	case "rename":
+		d.localMB[op.Mailbox] = mayBeFalse
+		d.localMB[op.Dest] = mayBeTrue
+		for id := range m.insts {
+			s := m.view(d, id)
+			moved := false
+			for _, l := range s.loc {
+				if nn, ok := renamed(l, op.Mailbox, op.Dest); ok && l != gone {
+					s.loc = s.loc.without(l).with(nn)
+					moved = true
+				}
+			}
+			if moved {
+				d.local[id] = s
+			}
+		}
+	default:
+		return // not a change (unknown kinds are ignored)
+	}
+	d.pending = append(d.pending, p)
+}

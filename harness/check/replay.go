@@ -1,0 +1,345 @@
+package check
+
+import "strings"
+
+// overlay is one order's tentative changes on top of the model's state.
+type overlay struct {
+	m    *model
+	inst map[int]instState
+	mb   map[string]bits
+}
+
+func (m *model) overlay() *overlay {
+	return &overlay{m: m, inst: map[int]instState{}, mb: map[string]bits{}}
+}
+
+func (o *overlay) get(id int) instState {
+	if s, ok := o.inst[id]; ok {
+		return s
+	}
+	return o.m.insts[id].st
+}
+
+func (o *overlay) put(id int, s instState) { o.inst[id] = s }
+
+func (o *overlay) exists(mb string) bits {
+	if v, ok := o.mb[mb]; ok {
+		return v
+	}
+	if mm := o.m.mboxes[mb]; mm != nil {
+		return mm.exists
+	}
+	return mayBeFalse
+}
+
+func (o *overlay) mailboxNames() []string {
+	var names []string
+	for n := range o.m.mboxes {
+		names = append(names, n)
+	}
+	for n := range o.mb {
+		if o.m.mboxes[n] == nil {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// renamed maps name under a rename of old to new (children follow), reporting whether it did.
+func renamed(name, old, new string) (string, bool) {
+	if name == old {
+		return new, true
+	}
+	for _, sep := range []string{"/", "."} {
+		if rest, ok := strings.CutPrefix(name, old+sep); ok {
+			return new + sep + rest, true
+		}
+	}
+	return name, false
+}
+
+// permutations returns the orders in which n racing events are applied.
+func permutations(n int) [][]int {
+	if n <= 1 {
+		return [][]int{{0}}
+	}
+	if n > maxExactRace {
+		var out [][]int
+		for r := 0; r < n; r++ {
+			fwd, back := make([]int, n), make([]int, n)
+			for i := 0; i < n; i++ {
+				fwd[i] = (r + i) % n
+				back[i] = (r - i + n) % n
+			}
+			out = append(out, fwd, back)
+		}
+		return out
+	}
+	var out [][]int
+	var rec func(cur []int, used []bool)
+	rec = func(cur []int, used []bool) {
+		if len(cur) == n {
+			out = append(out, append([]int(nil), cur...))
+			return
+		}
+		for i := 0; i < n; i++ {
+			if !used[i] {
+				used[i] = true
+				rec(append(cur, i), used)
+				used[i] = false
+			}
+		}
+	}
+	rec(nil, make([]bool, n))
+	return out
+}
+
+// apply applies racing events as one cluster: in every order, outcomes united.
+func (m *model) apply(evs []event) {
+	if len(evs) == 0 {
+		return
+	}
+	m.clock++
+	c := m.clock
+	orders := permutations(len(evs))
+	acc := map[int]instState{}
+	touched := map[int]int{}
+	accMB := map[string]bits{}
+	touchedMB := map[string]int{}
+	for _, order := range orders {
+		ov := m.overlay()
+		for _, i := range order {
+			m.applyEvent(ov, evs[i])
+		}
+		for id, s := range ov.inst {
+			if n := touched[id]; n == 0 {
+				acc[id] = s
+			} else {
+				acc[id] = acc[id].union(s)
+			}
+			touched[id]++
+		}
+		for mb, v := range ov.mb {
+			accMB[mb] |= v
+			touchedMB[mb]++
+		}
+	}
+	for id, n := range touched {
+		if n < len(orders) {
+			acc[id] = acc[id].union(m.insts[id].st)
+		}
+	}
+	for mb, n := range touchedMB {
+		if n < len(orders) {
+			accMB[mb] |= m.overlay().exists(mb)
+		}
+	}
+	// Work of a failed sync may have arrived before changes made since it started.
+	for _, ev := range evs {
+		if ev.inflight < 0 {
+			continue
+		}
+		ov := m.overlay()
+		m.applyEvent(ov, ev)
+		for id := range ov.inst {
+			x := m.insts[id]
+			if len(x.hist) > 0 && x.hist[len(x.hist)-1].at > ev.inflight {
+				acc[id] = acc[id].union(x.st)
+			}
+		}
+		for mb := range ov.mb {
+			if mm := m.mboxes[mb]; mm != nil && len(mm.hist) > 0 && mm.hist[len(mm.hist)-1].at > ev.inflight {
+				accMB[mb] |= mm.exists
+			}
+		}
+	}
+	for id, s := range acc {
+		x := m.insts[id]
+		if len(x.hist) > 0 && s.equal(x.st) {
+			continue
+		}
+		if len(x.hist) == 0 && s.loc.only(gone) {
+			continue // never made
+		}
+		x.st = s
+		x.hist = append(x.hist, version{at: c, st: s})
+	}
+	for mb, v := range accMB {
+		mm := m.mboxes[mb]
+		if mm == nil {
+			mm = &mailboxModel{exists: mayBeFalse}
+			m.mboxes[mb] = mm
+		}
+		if v != mm.exists || len(mm.hist) == 0 {
+			mm.exists = v
+			mm.hist = append(mm.hist, mboxVersion{at: c, exists: v})
+		}
+	}
+	for _, ev := range evs {
+		if d := ev.dev; d != nil && !ev.noSync {
+			d.synced, d.lastSync, d.raced = true, c, len(evs) > 1 || ev.inflight >= 0
+		}
+	}
+}
+
+func (m *model) applyEvent(ov *overlay, ev event) {
+	for i := range ev.ops {
+		m.applyOp(ov, ev.dev != nil, &ev.ops[i])
+	}
+}
+
+func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
+	op := p.op
+	mb := op.Mailbox
+	keep := func(id int, before, after instState) {
+		if p.maybe {
+			after = after.union(before)
+		}
+		ov.put(id, after)
+	}
+	switch op.Kind {
+	case "deliver", "append":
+		for _, id := range p.newIDs {
+			st := instState{loc: locSet{mb}, flags: flagsOf(op.Flags)}
+			if ov.exists(mb) != mayBeTrue {
+				st.loc = st.loc.with(gone)
+			}
+			keep(id, instState{loc: locSet{gone}}, st)
+		}
+	case "read", "unread", "flag", "unflag", "reply", "forward":
+		name, v := flagOfOp(op)
+		for i, id := range p.targets {
+			s := ov.get(id)
+			if s.loc.only(gone) {
+				continue
+			}
+			cur := s.flags.get(name)
+			nv := bitOf(v)
+			if fromDevice && i < len(p.before) && p.before[i]&bitOf(v) != 0 {
+				nv |= cur // the device saw the value already: its engine may write nothing
+			}
+			after := s
+			after.flags = s.flags.set(name, nv)
+			keep(id, s, after)
+		}
+		if op.Kind == "reply" || op.Kind == "forward" {
+			sent := op.Sent
+			if sent == "" {
+				sent = "Sent"
+			}
+			for _, id := range p.newIDs {
+				st := instState{loc: locSet{sent}, free: true}
+				if ov.exists(sent) != mayBeTrue {
+					st.loc = st.loc.with(gone)
+				}
+				keep(id, instState{loc: locSet{gone}}, st)
+			}
+		}
+	case "move", "trash":
+		dest := op.Dest
+		if op.Kind == "trash" {
+			dest = op.Trash
+		}
+		for _, id := range p.targets {
+			s := ov.get(id)
+			if !s.loc.has(mb) {
+				continue // moved or expunged by someone else first: this move loses
+			}
+			after := s
+			after.loc = s.loc.without(mb).with(dest)
+			if ov.exists(dest) != mayBeTrue {
+				after.loc = after.loc.with(mb)
+			}
+			keep(id, s, after)
+		}
+	case "delete":
+		for _, id := range p.targets {
+			s := ov.get(id)
+			after := s
+			switch {
+			case s.loc.has(mb):
+				after.loc = s.loc.without(mb).with(gone)
+			case fromDevice && !s.loc.only(gone):
+				after.loc = s.loc.with(gone) // delete beats move: the engine may follow it
+			default:
+				continue
+			}
+			keep(id, s, after)
+		}
+	case "copy":
+		for i, id := range p.targets {
+			if i >= len(p.newIDs) {
+				break
+			}
+			s := ov.get(id)
+			if !s.loc.has(mb) {
+				continue
+			}
+			st := instState{loc: locSet{op.Dest}, flags: s.flags, free: s.free}
+			if !s.loc.only(mb) || ov.exists(op.Dest) != mayBeTrue {
+				st.loc = st.loc.with(gone)
+			}
+			keep(p.newIDs[i], instState{loc: locSet{gone}}, st)
+		}
+	case "create":
+		v := mayBeTrue
+		if p.maybe {
+			v |= ov.exists(mb)
+		}
+		ov.mb[mb] = v
+	case "remove":
+		for _, name := range ov.mailboxNames() {
+			if _, ok := renamed(name, mb, ""); ok {
+				v := mayBeFalse
+				if p.maybe {
+					v |= ov.exists(name)
+				}
+				ov.mb[name] = v
+			}
+		}
+		for id := range m.insts {
+			s := ov.get(id)
+			after := s
+			for _, l := range s.loc {
+				if _, ok := renamed(l, mb, ""); ok && l != gone {
+					after.loc = after.loc.without(l).with(gone)
+				}
+			}
+			if !after.loc.equal(s.loc) {
+				keep(id, s, after)
+			}
+		}
+	case "rename":
+		for _, name := range ov.mailboxNames() {
+			if nn, ok := renamed(name, mb, op.Dest); ok {
+				old := ov.exists(name)
+				if old == mayBeFalse {
+					continue
+				}
+				prev := ov.exists(nn)
+				nv := mayBeTrue
+				if old != mayBeTrue || p.maybe {
+					nv |= prev
+				}
+				if p.maybe {
+					ov.mb[name] = old | mayBeFalse
+				} else {
+					ov.mb[name] = mayBeFalse
+				}
+				ov.mb[nn] = nv
+			}
+		}
+		for id := range m.insts {
+			s := ov.get(id)
+			after := s
+			for _, l := range s.loc {
+				if nn, ok := renamed(l, mb, op.Dest); ok && l != gone {
+					after.loc = after.loc.without(l).with(nn)
+				}
+			}
+			if !after.loc.equal(s.loc) {
+				keep(id, s, after)
+			}
+		}
+	}
+}
