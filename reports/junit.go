@@ -55,7 +55,7 @@ type junitCase struct {
 	Skipped   *junitSkipped `xml:"skipped"`
 	Error     *junitResult  `xml:"error"`
 	Failure   *junitResult  `xml:"failure"`
-	SystemOut string        `xml:"system-out,omitempty"`
+	SystemOut *junitCDATA   `xml:"system-out"`
 }
 
 type junitSkipped struct {
@@ -65,7 +65,11 @@ type junitSkipped struct {
 type junitResult struct {
 	Message string `xml:"message,attr"`
 	Type    string `xml:"type,attr"`
-	Text    string `xml:",chardata"`
+	Text    string `xml:",cdata"`
+}
+
+type junitCDATA struct {
+	Text string `xml:",cdata"`
 }
 
 // junitDefaultCategory names the suite of scenarios without a category.
@@ -79,7 +83,8 @@ const junitDefaultCategory = "other"
 // an errored one has an <error> with the error; a skipped one a <skipped> with the reason.
 // Failed and errored cases also get their steps in <system-out>.
 //
-// Characters XML 1.0 cannot carry (most control characters) are replaced by U+FFFD.
+// Attributes hold one line each, with control characters shown as Go escapes as in the text
+// report; details are CDATA sections. Characters XML 1.0 cannot carry are replaced by U+FFFD.
 func WriteJUnit(w io.Writer, r *Run) error {
 	if r == nil {
 		return fmt.Errorf("reports: write junit: nil run")
@@ -89,6 +94,7 @@ func WriteJUnit(w io.Writer, r *Run) error {
 	}
 	doc := junitSuites{Name: "syncharness", Time: junitSeconds(r.Duration.Seconds())}
 	index := map[string]int{}
+	var secs []float64 // per suite
 	for _, s := range r.Scenarios {
 		cat := s.Category
 		if cat == "" {
@@ -98,7 +104,8 @@ func WriteJUnit(w io.Writer, r *Run) error {
 		if !ok {
 			i = len(doc.Suites)
 			index[cat] = i
-			doc.Suites = append(doc.Suites, junitSuite{Name: cat, Properties: junitProperties(r)})
+			doc.Suites = append(doc.Suites, junitSuite{Name: xmlSafe(clean(cat)), Properties: junitProperties(r)})
+			secs = append(secs, 0)
 			if !r.Started.IsZero() {
 				doc.Suites[i].Timestamp = r.Started.UTC().Format("2006-01-02T15:04:05")
 			}
@@ -111,6 +118,7 @@ func WriteJUnit(w io.Writer, r *Run) error {
 		suite.Cases = append(suite.Cases, c)
 		suite.Tests++
 		doc.Tests++
+		secs[i] += s.Duration.Seconds()
 		switch s.Status {
 		case Failed:
 			suite.Failures++
@@ -124,17 +132,7 @@ func WriteJUnit(w io.Writer, r *Run) error {
 		}
 	}
 	for i := range doc.Suites {
-		var secs float64
-		for _, s := range r.Scenarios {
-			cat := s.Category
-			if cat == "" {
-				cat = junitDefaultCategory
-			}
-			if cat == doc.Suites[i].Name {
-				secs += s.Duration.Seconds()
-			}
-		}
-		doc.Suites[i].Time = junitSeconds(secs)
+		doc.Suites[i].Time = junitSeconds(secs[i])
 	}
 	var b bytes.Buffer
 	b.WriteString(xml.Header)
@@ -160,14 +158,17 @@ func junitProperties(r *Run) []junitProperty {
 	if r.Command != "" {
 		props = append(props, junitProperty{Name: "command", Value: r.Command})
 	}
+	for i := range props {
+		props[i].Value = xmlSafe(clean(props[i].Value))
+	}
 	return props
 }
 
 func junitTestcase(s *Scenario, classname string) (junitCase, error) {
-	c := junitCase{Name: scenarioName(s), Classname: classname, Time: junitSeconds(s.Duration.Seconds())}
+	c := junitCase{Name: xmlSafe(clean(scenarioName(s))), Classname: xmlSafe(clean(classname)), Time: junitSeconds(s.Duration.Seconds())}
 	switch s.Status {
 	case Skipped:
-		c.Skipped = &junitSkipped{Message: s.SkipReason}
+		c.Skipped = &junitSkipped{Message: xmlSafe(clean(s.SkipReason))}
 		return c, nil
 	case Passed:
 		return c, nil
@@ -181,9 +182,10 @@ func junitTestcase(s *Scenario, classname string) (junitCase, error) {
 		if msg == "" {
 			msg = "error"
 		}
-		c.Error = &junitResult{Message: msg, Type: "error", Text: details.String()}
+		c.Error = &junitResult{Message: xmlSafe(clean(msg)), Type: "error", Text: xmlSafe(strings.TrimRight(details.String(), "\n") + "\n")}
 	} else {
-		c.Failure = &junitResult{Message: failureMessage(s.Failures), Type: failureType(s.Failures), Text: details.String()}
+		c.Failure = &junitResult{Message: xmlSafe(clean(failureMessage(s.Failures))), Type: xmlSafe(clean(failureType(s.Failures))),
+			Text: xmlSafe(strings.TrimRight(details.String(), "\n") + "\n")}
 	}
 	if len(s.Steps) > 0 {
 		var out bytes.Buffer
@@ -192,7 +194,7 @@ func junitTestcase(s *Scenario, classname string) (junitCase, error) {
 		if err := t.w.Flush(); err != nil {
 			return c, err
 		}
-		c.SystemOut = out.String()
+		c.SystemOut = &junitCDATA{Text: xmlSafe(out.String())}
 	}
 	return c, nil
 }
@@ -240,4 +242,19 @@ func nonEmpty(ss ...string) []string {
 
 func junitSeconds(s float64) string {
 	return strconv.FormatFloat(s, 'f', 3, 64)
+}
+
+// xmlSafe replaces the characters XML 1.0 cannot carry (control characters other than tab,
+// newline and carriage return; U+FFFE and U+FFFF) with U+FFFD. encoding/xml does the same for
+// attributes and character data but not for CDATA sections.
+func xmlSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r':
+			return r
+		case r < 0x20, r == 0xFFFE, r == 0xFFFF, r >= 0xD800 && r <= 0xDFFF:
+			return '\uFFFD'
+		}
+		return r
+	}, s)
 }

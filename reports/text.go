@@ -74,14 +74,28 @@ type textWriter struct {
 	w       *bufio.Writer
 	p       palette
 	verbose bool
+
+	wrote     bool // something was written
+	lastBlank bool // the last line written was blank
 }
 
+// printf writes whole lines: format must end with a newline.
 func (t *textWriter) printf(format string, args ...any) {
-	fmt.Fprintf(t.w, format, args...)
+	s := fmt.Sprintf(format, args...)
+	t.w.WriteString(s)
+	t.wrote = true
+	t.lastBlank = s == "\n"
 }
 
-// scenario writes one scenario block. Blocks of failed, errored and skipped scenarios end
-// with a blank line only when they span more than one line.
+// separate writes a blank line unless the output is empty or already ends with one.
+func (t *textWriter) separate() {
+	if t.wrote && !t.lastBlank {
+		t.printf("\n")
+	}
+}
+
+// scenario writes one scenario: a single line for passed and skipped ones, a block
+// between blank lines for failed and errored ones.
 func (t *textWriter) scenario(s *Scenario) {
 	p := t.p
 	name := clean(scenarioName(s))
@@ -97,8 +111,10 @@ func (t *textWriter) scenario(s *Scenario) {
 		t.printf("%s %s: %s\n", p.skip("SKIP"), name, reason)
 		return
 	case Failed:
+		t.separate()
 		t.printf("%s %s (%s)  seed %d\n", p.fail("FAIL"), p.bold(name), seconds(s.Duration), s.Seed)
 	default:
+		t.separate()
 		t.printf("%s %s (%s)  seed %d\n", p.fail("ERROR"), p.bold(name), seconds(s.Duration), s.Seed)
 	}
 	if d := firstLine(s.Description); d != "" {
@@ -205,22 +221,18 @@ func (t *textWriter) table(tb *Table, indent string) {
 	}
 }
 
-// steps writes the steps with their line, start offset, actor and duration.
+// steps writes the steps with their line, start offset and duration. The text of a device
+// step names the device already ("phone move INBOX m1 Archive").
 func (t *textWriter) steps(steps []Step) {
 	p := t.p
-	actorWidth := 0
-	for _, st := range steps {
-		actorWidth = max(actorWidth, width(clean(st.Actor)))
-	}
 	t.printf("  %s\n", p.dim("steps:"))
 	for _, st := range steps {
 		line := "    "
 		if st.Line > 0 {
 			line = fmt.Sprintf("%4d", st.Line)
 		}
-		actor := clean(st.Actor)
-		t.printf("  %s  %s  %s%s  %s %s\n", p.dim(line), p.dim("+"+fmt.Sprintf("%.3fs", st.Start.Seconds())),
-			actor, strings.Repeat(" ", actorWidth-width(actor)), clean(st.Text), p.dim("("+shortDuration(st.Duration)+")"))
+		t.printf("  %s  %s  %s %s\n", p.dim(line), p.dim(fmt.Sprintf("+%.3fs", st.Start.Seconds())),
+			clean(st.Text), p.dim("("+shortDuration(st.Duration)+")"))
 		if st.Error != "" {
 			t.block("          ", p.fail("error: "), st.Error)
 		}
@@ -234,9 +246,10 @@ func (t *textWriter) transcript(lines []TranscriptLine) {
 	if !t.verbose && len(shown) > maxTranscriptLines {
 		shown = shown[:maxTranscriptLines]
 	}
-	devWidth := 0
+	devWidth, timeWidth := 0, 0
 	for _, l := range shown {
 		devWidth = max(devWidth, width(clean(l.Device)))
+		timeWidth = max(timeWidth, len(fmt.Sprintf("%.3fs", l.Time.Seconds())))
 	}
 	t.printf("  %s\n", p.dim("transcript around the first divergence:"))
 	for _, l := range shown {
@@ -245,7 +258,7 @@ func (t *textWriter) transcript(lines []TranscriptLine) {
 			text = truncate(text, maxTranscriptWidth)
 		}
 		dev := clean(l.Device)
-		t.printf("    %s  %s%s  %s: %s\n", p.dim(fmt.Sprintf("%8.3fs", l.Time.Seconds())), dev,
+		t.printf("    %s  %s%s  %s: %s\n", p.dim(fmt.Sprintf("%*s", timeWidth, fmt.Sprintf("%.3fs", l.Time.Seconds()))), dev,
 			strings.Repeat(" ", devWidth-width(dev)), l.Dir, text)
 	}
 	if n := len(lines) - len(shown); n > 0 {
@@ -267,6 +280,7 @@ func (t *textWriter) block(indent, label, text string) {
 func (t *textWriter) summary(r *Run) {
 	p := t.p
 	c := r.Counts()
+	t.separate()
 	var parts []string
 	if c.Failed > 0 {
 		parts = append(parts, fmt.Sprintf("%d failed", c.Failed))
