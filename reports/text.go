@@ -231,7 +231,7 @@ func (t *textWriter) steps(steps []Step) {
 		if st.Line > 0 {
 			line = fmt.Sprintf("%4d", st.Line)
 		}
-		t.printf("  %s  %s  %s %s\n", p.dim(line), p.dim(fmt.Sprintf("+%.3fs", st.Start.Seconds())),
+		t.printf("  %s  %s  %s %s\n", p.dim(line), p.dim("+"+millisSeconds(st.Start)),
 			clean(st.Text), p.dim("("+shortDuration(st.Duration)+")"))
 		if st.Error != "" {
 			t.block("          ", p.fail("error: "), st.Error)
@@ -249,7 +249,7 @@ func (t *textWriter) transcript(lines []TranscriptLine) {
 	devWidth, timeWidth := 0, 0
 	for _, l := range shown {
 		devWidth = max(devWidth, width(clean(l.Device)))
-		timeWidth = max(timeWidth, len(fmt.Sprintf("%.3fs", l.Time.Seconds())))
+		timeWidth = max(timeWidth, len(millisSeconds(l.Time)))
 	}
 	t.printf("  %s\n", p.dim("transcript around the first divergence:"))
 	for _, l := range shown {
@@ -258,7 +258,7 @@ func (t *textWriter) transcript(lines []TranscriptLine) {
 			text = truncate(text, maxTranscriptWidth)
 		}
 		dev := clean(l.Device)
-		t.printf("    %s  %s%s  %s: %s\n", p.dim(fmt.Sprintf("%*s", timeWidth, fmt.Sprintf("%.3fs", l.Time.Seconds()))), dev,
+		t.printf("    %s  %s%s  %s: %s\n", p.dim(fmt.Sprintf("%*s", timeWidth, millisSeconds(l.Time))), dev,
 			strings.Repeat(" ", devWidth-width(dev)), l.Dir, text)
 	}
 	if n := len(lines) - len(shown); n > 0 {
@@ -355,6 +355,17 @@ func firstLine(s string) string {
 // seconds formats a scenario or run duration like go test: "0.41s".
 func seconds(d time.Duration) string {
 	return fmt.Sprintf("%.2fs", d.Seconds())
+}
+
+// millisSeconds formats a time offset in seconds to the millisecond, rounding halves away
+// from zero: "0.104s".
+func millisSeconds(d time.Duration) string {
+	ms := d.Round(time.Millisecond).Milliseconds()
+	sign := ""
+	if ms < 0 {
+		sign, ms = "-", -ms
+	}
+	return fmt.Sprintf("%s%d.%03ds", sign, ms/1000, ms%1000)
 }
 
 // shortDuration formats a step duration: "4ms", "1.25s", "250µs".
