@@ -343,7 +343,7 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 	if err := s.begin("LIST"); err != nil {
 		return err
 	}
-	if len(patterns) == 1 && patterns[0] == "" {
+	if len(patterns) == 0 || (len(patterns) == 1 && patterns[0] == "") {
 		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: Delimiter})
 	}
 	specialUse := s.has(imap.CapSpecialUse)
