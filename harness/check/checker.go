@@ -358,6 +358,9 @@ func (c *checker) idempotent() []Result {
 		r.Labels = sortedLabels(labels)
 		if len(diff) > 0 {
 			r.Table = &Table{Columns: []string{"label", "mailbox", "before", "after"}, Rows: diff}
+		} else {
+			r.Table = &Table{Columns: []string{"device", "mutating commands", "expected"},
+				Rows: [][]string{{d.Name, fmt.Sprint(d.Extra.Stats.Mutations), "0"}}}
 		}
 		out = append(out, r)
 	}
