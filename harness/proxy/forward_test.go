@@ -21,6 +21,7 @@ func fullSession(c *imapclient.Client) [][]byte {
 	_, err := c.Select("INBOX", nil).Wait()
 	Expect(err).NotTo(HaveOccurred())
 	for i := 1; i <= 3; i++ {
+		// One flag a message at most: the server writes flag sets in random order.
 		appendMessage(c, "INBOX", testMessage(fmt.Sprintf("m%d", i), 10<<10), imap.FlagSeen)
 	}
 	// One map-ordered item per FETCH: imapclient writes those in random order.
@@ -34,7 +35,7 @@ func fullSession(c *imapclient.Client) [][]byte {
 	for _, m := range msgs {
 		bodies = append(bodies, m.FindBodySection(&imap.FetchItemBodySection{}))
 	}
-	_, err = c.Store(imap.UIDSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagFlagged}}, nil).Collect()
+	_, err = c.Store(imap.UIDSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsSet, Flags: []imap.Flag{imap.FlagFlagged}}, nil).Collect()
 	Expect(err).NotTo(HaveOccurred())
 	_, err = c.Move(imap.UIDSetNum(2), "Archive").Wait()
 	Expect(err).NotTo(HaveOccurred())

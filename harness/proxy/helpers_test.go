@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -200,4 +201,106 @@ func appendMessage(c *imapclient.Client, mailbox string, msg []byte, flags ...im
 	data, err := cmd.Wait()
 	Expect(err).NotTo(HaveOccurred())
 	return data
+}
+
+// startScripted runs a minimal line-based upstream on loopback: it sends greeting, then
+// answers each line it receives with answer(line) (lines without CRLF). It is closed when
+// the spec ends.
+func startScripted(greeting string, answer func(line string) []string) string {
+	GinkgoHelper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	wg.Add(1)
+	go func() {
+		defer GinkgoRecover()
+		defer wg.Done()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, conn)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer GinkgoRecover()
+				defer wg.Done()
+				defer conn.Close()
+				if _, err := fmt.Fprintf(conn, "%s\r\n", greeting); err != nil {
+					return
+				}
+				r := bufio.NewReader(conn)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					for _, out := range answer(strings.TrimRight(line, "\r\n")) {
+						if _, err := fmt.Fprintf(conn, "%s\r\n", out); err != nil {
+							return
+						}
+					}
+				}
+			}()
+		}
+	}()
+	DeferCleanup(func() {
+		Expect(ln.Close()).To(Succeed())
+		mu.Lock()
+		for _, c := range conns {
+			_ = c.Close() // may already be closed by its peer
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// rawConn is a line-oriented client for talking IMAP by hand.
+type rawConn struct {
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+// dialRaw connects to the proxy by hand and reads the greeting.
+func dialRaw(p *proxy.Proxy) (*rawConn, string) {
+	GinkgoHelper()
+	conn, err := p.Dial(context.Background())
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() { _ = conn.Close() }) // may already be closed by a fault
+	Expect(conn.SetDeadline(time.Now().Add(10 * time.Second))).To(Succeed())
+	rc := &rawConn{conn: conn, r: bufio.NewReader(conn)}
+	return rc, rc.readLine()
+}
+
+func (rc *rawConn) send(line string) {
+	GinkgoHelper()
+	_, err := fmt.Fprintf(rc.conn, "%s\r\n", line)
+	Expect(err).NotTo(HaveOccurred())
+}
+
+func (rc *rawConn) readLine() string {
+	GinkgoHelper()
+	line, err := rc.r.ReadString('\n')
+	Expect(err).NotTo(HaveOccurred())
+	return strings.TrimRight(line, "\r\n")
+}
+
+// until reads lines up to and including the first that starts with prefix.
+func (rc *rawConn) until(prefix string) []string {
+	GinkgoHelper()
+	var lines []string
+	for {
+		l := rc.readLine()
+		lines = append(lines, l)
+		if strings.HasPrefix(l, prefix) {
+			return lines
+		}
+	}
 }
