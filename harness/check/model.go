@@ -63,6 +63,8 @@ type instance struct {
 	label string
 	st    instState
 	hist  []version // empty: not made yet
+	// touched is the clock of the last cluster that acted on the instance, changed or not.
+	touched int
 }
 
 // at returns the instance's state as of clock t (gone before it was made).

@@ -143,7 +143,7 @@ func (m *model) apply(evs []event) {
 		m.applyEvent(ov, ev)
 		for id := range ov.inst {
 			x := m.insts[id]
-			if len(x.hist) > 0 && x.hist[len(x.hist)-1].at > ev.inflight {
+			if len(x.hist) > 0 && x.touched > ev.inflight {
 				acc[id] = acc[id].union(x.st)
 			}
 		}
@@ -155,6 +155,7 @@ func (m *model) apply(evs []event) {
 	}
 	for id, s := range acc {
 		x := m.insts[id]
+		x.touched = c
 		if len(x.hist) > 0 && s.equal(x.st) {
 			continue
 		}

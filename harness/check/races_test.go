@@ -1,0 +1,154 @@
+package check_test
+
+import (
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/syncharness/syncharness/harness/check"
+)
+
+// start: m1 and m2 in INBOX, mailboxes A and B, phone and laptop synced.
+func start(more ...any) []check.Op {
+	return hist(append([]any{
+		op("setup", "create", "A"),
+		op("setup", "create", "B"),
+		op("setup", "deliver", "INBOX", "m1", "m2"),
+		sync("phone"), sync("laptop"),
+	}, more...)...)
+}
+
+var (
+	concurrentMoves = start(
+		dest(op("phone", "move", "INBOX", "m1"), "A"),
+		dest(op("laptop", "move", "INBOX", "m1"), "B"),
+		group(1, sync("phone"), sync("laptop")),
+	)
+	moveVsDelete = start(
+		dest(op("phone", "move", "INBOX", "m1"), "A"),
+		op("laptop", "delete", "INBOX", "m1"),
+		group(1, sync("phone"), sync("laptop")),
+	)
+	setVsClear = start(
+		op("phone", "read", "INBOX", "m1"),
+		op("laptop", "unread", "INBOX", "m1"),
+		group(1, sync("phone"), sync("laptop")),
+	)
+	staleMove = start(
+		dest(op("phone", "move", "INBOX", "m1"), "A"), sync("phone"),
+		dest(op("laptop", "move", "INBOX", "m1"), "B"), sync("laptop"),
+	)
+	flagFollowsMove = start(
+		dest(op("phone", "move", "INBOX", "m1"), "A"),
+		flag(op("laptop", "flag", "INBOX", "m1"), `\Flagged`),
+		group(1, sync("phone"), sync("laptop")),
+	)
+	copied = start(dest(op("phone", "copy", "INBOX", "m1"), "A"), sync("phone"))
+	reset  = start(op("server", "uidvalidity-reset", "INBOX"), sync("phone"), sync("laptop"))
+	rename = start(
+		dest(op("phone", "move", "INBOX", "m1"), "A"), sync("phone"),
+		dest(op("laptop", "rename", "A"), "C"), sync("laptop"),
+	)
+	interrupted = start(
+		op("phone", "read", "INBOX", "m1"),
+		failed(sync("phone")),
+		flag(op("server", "unflag", "INBOX", "m1"), `\Seen`),
+		sync("phone"),
+	)
+	wiped = start(op("phone", "read", "INBOX", "m1"), op("phone", "wipe", ""), sync("phone"))
+	removed = start(
+		dest(op("phone", "move", "INBOX", "m1"), "A"), sync("phone"),
+		op("laptop", "remove", "A"), sync("laptop"),
+	)
+	unsynced = start(op("phone", "delete", "INBOX", "m2")) // reaches the server at settle
+	replied  = start(reply("phone", "INBOX", "m1", "r1", "Sent"), sync("phone"))
+	stale    = start(
+		op("phone", "delete", "INBOX", "m1"), sync("phone"),
+		op("laptop", "read", "INBOX", "m1"), sync("laptop"),
+	)
+)
+
+func reply(dev, mb, label, newLabel, sent string) check.Op {
+	o := op(dev, "reply", mb, label)
+	o.Dest, o.Sent = newLabel, sent
+	return o
+}
+
+func withSent(h []check.Op) []check.Op {
+	return append([]check.Op{op("setup", "create", "Sent")}, h...)
+}
+
+var _ = Describe("The expected-state model", func() {
+	DescribeTable("accepts every outcome the conflict rules allow for some order of arrival",
+		func(h []check.Op, boxes ...mbox) {
+			rs := check.Check(input(serverOf(boxes...), h, "phone", "laptop"))
+			Expect(rs).To(BeEmpty())
+		},
+		Entry("two concurrent moves: the phone's arrives first", concurrentMoves,
+			box("A", m("m1")), box("B"), box("INBOX", m("m2"))),
+		Entry("two concurrent moves: the laptop's arrives first", concurrentMoves,
+			box("A"), box("B", m("m1")), box("INBOX", m("m2"))),
+		Entry("move against delete: the delete wins", moveVsDelete,
+			box("A"), box("B"), box("INBOX", m("m2"))),
+		Entry("move against delete: the move arrived first and the delete did not follow", moveVsDelete,
+			box("A", m("m1")), box("B"), box("INBOX", m("m2"))),
+		Entry(`set against clear of \Seen: set last`, setVsClear,
+			box("A"), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
+		Entry(`set against clear of \Seen: clear last`, setVsClear,
+			box("A"), box("B"), box("INBOX", m("m1"), m("m2"))),
+		Entry("a stale device's move loses to the first", staleMove,
+			box("A", m("m1")), box("B"), box("INBOX", m("m2"))),
+		Entry("a flag follows the message another device moved", flagFollowsMove,
+			box("A", m("m1", `\Flagged`)), box("B"), box("INBOX", m("m2"))),
+		Entry("a copy is one more instance of the label", copied,
+			box("A", m("m1")), box("B"), box("INBOX", m("m1"), m("m2"))),
+		Entry("a UIDVALIDITY reset loses nothing", reset,
+			box("A"), box("B"), box("INBOX", m("m1"), m("m2"))),
+		Entry("a renamed mailbox keeps its messages", rename,
+			box("B"), box("C", m("m1")), box("INBOX", m("m2"))),
+		Entry("an interrupted sync's write may arrive before the server's", interrupted,
+			box("A"), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
+		Entry("an interrupted sync's write may arrive after the server's", interrupted,
+			box("A"), box("B"), box("INBOX", m("m1"), m("m2"))),
+		Entry("a wipe loses the device's unsynced changes", wiped,
+			box("A"), box("B"), box("INBOX", m("m1"), m("m2"))),
+		Entry("a removed mailbox takes its messages with it", removed,
+			box("B"), box("INBOX", m("m2"))),
+		Entry("local changes never synced reach the server at settle", unsynced,
+			box("A"), box("B"), box("INBOX", m("m1"))),
+		Entry("a reply marks the original and adds the new message to Sent", withSent(replied),
+			box("A"), box("B"), box("INBOX", m("m1", `\Answered`), m("m2")), box("Sent", m("r1", `\Seen`))),
+		Entry("a flag set on a message deleted elsewhere is lost with it", stale,
+			box("A"), box("B"), box("INBOX", m("m2"))),
+	)
+
+	DescribeTable("rejects what no order of arrival explains",
+		func(h []check.Op, want []string, boxes ...mbox) {
+			rs := check.Check(input(serverOf(boxes...), h, "phone", "laptop"))
+			Expect(ids(rs)).To(Equal(want), "%+v", rs)
+		},
+		Entry("two concurrent moves: a copy in both", concurrentMoves, []string{"I4"},
+			box("A", m("m1")), box("B", m("m1")), box("INBOX", m("m2"))),
+		Entry("two concurrent moves: in neither", concurrentMoves, []string{"I3"},
+			box("A"), box("B"), box("INBOX", m("m2"))),
+		Entry("move against delete: back in the source", moveVsDelete, []string{"I4"},
+			box("A"), box("B"), box("INBOX", m("m1"), m("m2"))),
+		Entry("a stale device's move wins", staleMove, []string{"I3", "I4"},
+			box("A"), box("B", m("m1")), box("INBOX", m("m2"))),
+		Entry("a flag lost when another device moved the message", flagFollowsMove, []string{"I6"},
+			box("A", m("m1")), box("B"), box("INBOX", m("m2"))),
+		Entry("a copy missing", copied, []string{"I3"},
+			box("A"), box("B"), box("INBOX", m("m1"), m("m2"))),
+		Entry("a UIDVALIDITY reset that duplicates", reset, []string{"I4", "I4"},
+			box("A"), box("B"), box("INBOX", m("m1"), m("m1"), m("m2"), m("m2"))),
+		Entry("a renamed mailbox resurrected", rename, []string{"I7"},
+			box("A"), box("B"), box("C", m("m1")), box("INBOX", m("m2"))),
+		Entry("a wiped device's lost change applied anyway", wiped, []string{"I6"},
+			box("A"), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
+		Entry("a removed mailbox's message kept elsewhere", removed, []string{"I5"},
+			box("B"), box("INBOX", m("m1"), m("m2"))),
+		Entry("local changes never synced are never applied", unsynced, []string{"I5"},
+			box("A"), box("B"), box("INBOX", m("m1"), m("m2"))),
+		Entry("a stale device's flag resurrects a deleted message", stale, []string{"I5"},
+			box("A"), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
+	)
+})
