@@ -54,7 +54,7 @@ var (
 		flag(op("server", "unflag", "INBOX", "m1"), `\Seen`),
 		sync("phone"),
 	)
-	wiped = start(op("phone", "read", "INBOX", "m1"), op("phone", "wipe", ""), sync("phone"))
+	wiped   = start(op("phone", "read", "INBOX", "m1"), op("phone", "wipe", ""), sync("phone"))
 	removed = start(
 		dest(op("phone", "move", "INBOX", "m1"), "A"), sync("phone"),
 		op("laptop", "remove", "A"), sync("laptop"),
