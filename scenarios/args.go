@@ -216,7 +216,7 @@ func (lp *lineParser) duration(s, what string, min time.Duration) time.Duration 
 		}
 	}
 	if d > maxDuration {
-		lp.errorf("%s is too long: %s (at most %s)", what, s, maxDuration)
+		lp.errorf("%s is too long: %s (at most %s)", what, s, formatDuration(maxDuration))
 	}
 	return d
 }

@@ -64,6 +64,8 @@ type Step struct {
 	Before     []string
 	EndBefore  []string
 	EndComment string
+
+	invalid bool // the line has a syntax error: the checks only follow its effects
 }
 
 // A Guard restricts a step to the targets where it holds: [fake], [remote], [cap:MOVE],

@@ -27,6 +27,7 @@ type checker struct {
 	gone     map[string]int  // mailbox name → line that removed or renamed it away
 	labels   map[string]bool
 	special  map[string]string // \Trash → mailbox name
+	mute     bool              // following an invalid step: apply its effects, report nothing
 }
 
 type mailboxSet map[string]bool
@@ -87,11 +88,15 @@ func check(s *Scenario) ErrorList {
 }
 
 func (c *checker) errorf(line int, command, format string, args ...any) {
+	if c.mute {
+		return
+	}
 	c.errs = append(c.errs, &Error{File: c.s.File, Line: line, Command: command, Msg: fmt.Sprintf(format, args...)})
 }
 
 func (c *checker) walk(steps []*Step, blocks []*Step) {
 	for _, st := range steps {
+		c.mute = st.invalid
 		if st.Actor == "" && setupVerbs[st.Verb] {
 			c.setup(st, blocks)
 			continue
@@ -109,7 +114,7 @@ func (c *checker) walk(steps []*Step, blocks []*Step) {
 		}
 		if len(st.Body) > 0 {
 			c.walk(st.Body, append(blocks[:len(blocks):len(blocks)], st))
-		} else if st.Verb == "concurrently" || st.Verb == "repeat" {
+		} else if !st.invalid && st.Verb == "concurrently" || st.Verb == "repeat" {
 			c.errorf(st.Line, st.Verb, "empty block: put the steps to run between %s and end", st.Verb)
 		}
 	}
@@ -210,7 +215,9 @@ func (c *checker) mailboxKnown(st *Step, set mailboxSet, name string) bool {
 		return true
 	}
 	msg := fmt.Sprintf("unknown mailbox %q", name)
-	if line, ok := c.gone[name]; ok {
+	if hint := c.elsewhere(st, name); hint != "" {
+		msg += hint
+	} else if line, ok := c.gone[name]; ok {
 		msg += fmt.Sprintf(" (removed or renamed on line %d)", line)
 	} else if near := nearest(name, c.ever); near != "" {
 		msg += fmt.Sprintf(" (did you mean %q?)", near)
@@ -219,6 +226,22 @@ func (c *checker) mailboxKnown(st *Step, set mailboxSet, name string) bool {
 	}
 	c.errorf(st.Line, commandName(st), "%s", msg)
 	return false
+}
+
+// elsewhere explains why a mailbox a device does not know yet exists elsewhere.
+func (c *checker) elsewhere(st *Step, name string) string {
+	if st.Actor == "" || st.Actor == ActorServer {
+		return ""
+	}
+	if c.server[name] {
+		return fmt.Sprintf(" (the server has it, but %s has not synced since)", st.Actor)
+	}
+	for _, d := range c.order {
+		if d != st.Actor && c.views[d][name] {
+			return fmt.Sprintf(" (%s has it, but it reaches %s only after %s and then %s sync)", d, st.Actor, d, st.Actor)
+		}
+	}
+	return ""
 }
 
 func commandName(st *Step) string { return st.Verb }

@@ -51,6 +51,10 @@ func parseExpect(lp *lineParser) {
 		e.Kind = kw
 		pos = pos[1:]
 		where()
+		if len(pos) == 3 && e.Where == ActorServer && !e.explicitWhere {
+			lp.errorf("unknown device %q", pos[0].text)
+			return
+		}
 		if len(pos) != 2 {
 			usage(kw)
 			return

@@ -135,9 +135,12 @@ func parseSyntax(file string, data []byte) (*Scenario, ErrorList) {
 			}
 			continue
 		}
+		before := len(p.errs)
 		guards, rest := p.parseGuards(n, toks)
 		if len(rest) == 0 {
-			p.errorf(n, "", "guard without a step")
+			if len(p.errs) == before {
+				p.errorf(n, "", "guard without a step")
+			}
 			continue
 		}
 		if !rest[0].quoted() && rest[0].text == "end" {
@@ -248,9 +251,9 @@ func (p *parser) parseGuards(line int, toks []token) ([]Guard, []token) {
 	return guards, toks
 }
 
-// parseStep parses one step line (guards already taken). It returns nil after a syntax
-// error that leaves no usable step, except for block openers, which are always returned
-// so that their "end" still matches.
+// parseStep parses one step line (guards already taken). It returns nil when the line is
+// no known command; a step with a syntax error in its arguments is returned marked
+// invalid, so that the checks can follow what it makes without reporting on it again.
 func (p *parser) parseStep(line int, guards []Guard, toks []token) *Step {
 	st := &Step{Line: line, Guards: guards, Options: map[string]string{}}
 	first := toks[0]
@@ -304,9 +307,7 @@ func (p *parser) parseStep(line int, guards []Guard, toks []token) *Step {
 		lp.errorf("too many arguments %s (usage: %s)", rawWords(lp.pos), lp.usage())
 	}
 	lp.options()
-	if lp.failed && st.Verb != "concurrently" && st.Verb != "repeat" {
-		return nil
-	}
+	st.invalid = lp.failed
 	return st
 }
 
