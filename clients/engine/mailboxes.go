@@ -1,0 +1,226 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// pushMailboxOps replays the journal's mailbox creations and renames (deletes == false), or
+// its mailbox deletions (deletes == true, after the message operations, so that messages
+// moved out of a mailbox leave it before it goes).
+func (r *round) pushMailboxOps(deletes bool) error {
+	j, err := r.journal()
+	if err != nil {
+		return err
+	}
+	for _, en := range j {
+		switch {
+		case !deletes && en.Op == OpCreateMailbox:
+			err = r.pushCreate(en)
+		case !deletes && en.Op == OpRenameMailbox:
+			err = r.pushRename(en)
+		case deletes && en.Op == OpDeleteMailbox:
+			err = r.pushDelete(en)
+		default:
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *round) pushCreate(en JournalEntry) error {
+	err := r.cn.simple("CREATE", en.Mailbox, true, r.cn.c.Create(en.Mailbox, nil))
+	if err != nil && !isNo(err, imap.ResponseCodeAlreadyExists) {
+		return err
+	}
+	return r.update(func(tx Tx) error {
+		if mb, ok, err := tx.Mailbox(en.Mailbox); err != nil {
+			return err
+		} else if ok && mb.State == MailboxLocal {
+			mb.State = MailboxSynced
+			if err := tx.PutMailbox(mb); err != nil {
+				return err
+			}
+		}
+		return tx.DeleteJournal(en.Seq)
+	})
+}
+
+func (r *round) pushRename(en JournalEntry) error {
+	err := r.cn.simple("RENAME", en.Mailbox, true, r.cn.c.Rename(en.Mailbox, en.Dest, nil))
+	if err != nil && !isNo(err) {
+		return err
+	}
+	if err != nil {
+		// The old mailbox is gone (another device deleted or renamed it) or the new name is
+		// taken: the server's state wins; the mailbox list reconciliation takes over.
+		r.e.log.Warn("rename refused; the server's mailboxes win", "from", en.Mailbox, "to", en.Dest, "err", err)
+		r.st.Conflicts++
+	}
+	return r.update(func(tx Tx) error { return tx.DeleteJournal(en.Seq) })
+}
+
+func (r *round) pushDelete(en JournalEntry) error {
+	err := r.cn.simple("DELETE", en.Mailbox, true, r.cn.c.Delete(en.Mailbox))
+	if err != nil && !isNo(err) {
+		return err
+	}
+	return r.update(func(tx Tx) error {
+		if mb, ok, err := tx.Mailbox(en.Mailbox); err != nil {
+			return err
+		} else if ok && mb.State == MailboxDeleting {
+			msgs, err := tx.Messages(en.Mailbox)
+			if err != nil {
+				return err
+			}
+			for _, m := range msgs {
+				if err := dropEntries(tx, m.ID); err != nil {
+					return err
+				}
+				if err := tx.DeleteMessage(m.ID); err != nil {
+					return err
+				}
+			}
+			if err := tx.DeleteMailbox(en.Mailbox); err != nil {
+				return err
+			}
+		}
+		return tx.DeleteJournal(en.Seq)
+	})
+}
+
+// specialUse returns the SPECIAL-USE attribute of a LIST entry, or "".
+func specialUse(attrs []imap.MailboxAttr) string {
+	for _, a := range attrs {
+		switch strings.ToLower(string(a)) {
+		case `\trash`, `\sent`, `\drafts`, `\junk`, `\archive`, `\all`, `\flagged`:
+			return string(a)
+		}
+	}
+	return ""
+}
+
+func noSelect(attrs []imap.MailboxAttr) bool {
+	for _, a := range attrs {
+		switch strings.ToLower(string(a)) {
+		case `\noselect`, `\nonexistent`:
+			return true
+		}
+	}
+	return false
+}
+
+// reconcileMailboxes brings the local mailbox list in line with the server's: mailboxes new
+// on the server appear locally; synced mailboxes gone from the server go locally, their
+// messages into the vanished pool (a rename elsewhere shows up as a new mailbox whose
+// messages adopt them). Local-only ones wait for the journal.
+func (r *round) reconcileMailboxes() error {
+	list, err := r.cn.list()
+	if err != nil {
+		return err
+	}
+	server := map[string]string{}
+	for _, l := range list {
+		if noSelect(l.Attrs) {
+			continue
+		}
+		server[l.Mailbox] = specialUse(l.Attrs)
+	}
+	r.st.MailboxesSeen = len(server)
+	return r.update(func(tx Tx) error {
+		local, err := tx.Mailboxes()
+		if err != nil {
+			return err
+		}
+		have := map[string]MailboxRecord{}
+		for _, mb := range local {
+			have[mb.Name] = mb
+		}
+		if len(server) == 0 && len(local) > 0 {
+			return fmt.Errorf("engine: LIST: the server listed no mailboxes; keeping the local ones")
+		}
+		names := make([]string, 0, len(server))
+		for n := range server {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			mb, ok := have[n]
+			if !ok {
+				if err := tx.PutMailbox(MailboxRecord{Name: n, SpecialUse: server[n]}); err != nil {
+					return err
+				}
+				r.st.LocalChanges++
+				continue
+			}
+			if mb.SpecialUse != server[n] {
+				mb.SpecialUse = server[n]
+				if err := tx.PutMailbox(mb); err != nil {
+					return err
+				}
+			}
+		}
+		for _, mb := range local {
+			if _, ok := server[mb.Name]; ok || mb.State != MailboxSynced {
+				continue
+			}
+			if err := r.mailboxGone(tx, mb); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// mailboxGone handles a synced mailbox that the server no longer has.
+func (r *round) mailboxGone(tx Tx, mb MailboxRecord) error {
+	msgs, err := tx.Messages(mb.Name)
+	if err != nil {
+		return err
+	}
+	keep := false
+	for _, m := range msgs {
+		switch {
+		case m.State == MsgNew:
+			keep = true // never on the server: it still has to be uploaded
+		case m.State == MsgQuarantined:
+			keep = true
+		case m.UID != 0:
+			r.vanished[m.ID] = m
+		}
+	}
+	// Moves into the vanished mailbox cannot happen any more.
+	all, err := tx.AllMessages()
+	if err != nil {
+		return err
+	}
+	for _, m := range all {
+		if m.MoveTo == mb.Name {
+			m.MoveTo = ""
+			if err := tx.PutMessage(m); err != nil {
+				return err
+			}
+			if err := dropEntries(tx, m.ID, OpMove); err != nil {
+				return err
+			}
+			r.st.Conflicts++
+			r.st.LocalChanges++
+		}
+	}
+	if keep {
+		mb.State, mb.UIDValidity, mb.UIDNext, mb.HighestModSeq = MailboxLocal, 0, 0, 0
+		if err := tx.PutMailbox(mb); err != nil {
+			return err
+		}
+		_, err := tx.AddJournal(JournalEntry{Op: OpCreateMailbox, Mailbox: mb.Name})
+		return err
+	}
+	r.st.LocalChanges++
+	return tx.DeleteMailbox(mb.Name)
+}

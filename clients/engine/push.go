@@ -1,0 +1,708 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// pushMessages replays the journal's message operations: deletes and moves per source
+// mailbox, then appends per destination, then flag changes on the messages' current UIDs.
+func (r *round) pushMessages() error {
+	j, err := r.journal()
+	if err != nil {
+		return err
+	}
+	byBox := map[string][]JournalEntry{}
+	var boxes []string
+	appends := map[string][]JournalEntry{}
+	var appendBoxes []string
+	hasFlags := false
+	for _, en := range j {
+		switch en.Op {
+		case OpDelete, OpMove:
+			var m MessageRecord
+			var ok bool
+			if err := r.view(func(tx Tx) error {
+				var err error
+				m, ok, err = tx.Message(en.Message)
+				return err
+			}); err != nil {
+				return err
+			}
+			if !ok {
+				if err := r.update(func(tx Tx) error { return tx.DeleteJournal(en.Seq) }); err != nil {
+					return err
+				}
+				continue
+			}
+			if _, seen := byBox[m.Mailbox]; !seen {
+				boxes = append(boxes, m.Mailbox)
+			}
+			byBox[m.Mailbox] = append(byBox[m.Mailbox], en)
+		case OpAppend:
+			if _, seen := appends[en.Mailbox]; !seen {
+				appendBoxes = append(appendBoxes, en.Mailbox)
+			}
+			appends[en.Mailbox] = append(appends[en.Mailbox], en)
+		case OpFlags:
+			hasFlags = true
+		}
+	}
+	for _, box := range boxes {
+		if err := r.pushBox(box, byBox[box]); err != nil {
+			return err
+		}
+	}
+	for _, box := range appendBoxes {
+		if err := r.pushAppends(box, appends[box]); err != nil {
+			return err
+		}
+	}
+	if hasFlags {
+		return r.pushFlags()
+	}
+	return nil
+}
+
+// selectForPush selects mailbox for UID commands. It returns errSkip when the mailbox is
+// missing or its UIDVALIDITY is not the one the local UIDs belong to: UIDs are only ever
+// used within their UIDVALIDITY.
+func (r *round) selectForPush(mailbox string) (*imap.SelectData, error) {
+	var mb MailboxRecord
+	var ok bool
+	if err := r.view(func(tx Tx) error {
+		var err error
+		mb, ok, err = tx.Mailbox(mailbox)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if !ok || mb.State == MailboxLocal {
+		return nil, errSkip
+	}
+	data, err := r.cn.selectBox(mailbox)
+	if isNo(err) {
+		r.e.log.Info("mailbox not selectable; its changes wait", "mailbox", mailbox, "err", err)
+		return nil, errSkip
+	}
+	if err != nil {
+		return nil, err
+	}
+	if mb.UIDValidity != data.UIDValidity && !r.e.opts.Quirks.Has(QuirkPairByUID) {
+		r.blocked[mailbox] = true
+		return nil, errSkip
+	}
+	return data, nil
+}
+
+// uidSet returns uids as a compact UID set (runs as ranges).
+func uidSet(uids []uint32) imap.UIDSet {
+	sorted := append([]uint32(nil), uids...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	var s imap.UIDSet
+	for i := 0; i < len(sorted); {
+		j := i
+		for j+1 < len(sorted) && sorted[j+1] <= sorted[j]+1 {
+			j++
+		}
+		s = append(s, imap.UIDRange{Start: imap.UID(sorted[i]), Stop: imap.UID(sorted[j])})
+		i = j + 1
+	}
+	return s
+}
+
+// pushBox replays deletes and moves of messages whose server copy is in mailbox.
+func (r *round) pushBox(mailbox string, entries []JournalEntry) error {
+	if _, err := r.selectForPush(mailbox); err == errSkip {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	recs := map[LocalID]MessageRecord{}
+	if err := r.view(func(tx Tx) error {
+		for _, en := range entries {
+			m, ok, err := tx.Message(en.Message)
+			if err != nil {
+				return err
+			}
+			if ok && m.Mailbox == mailbox && m.UID != 0 {
+				recs[m.ID] = m
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	var dels []JournalEntry
+	moves := map[string][]JournalEntry{}
+	var dests []string
+	for _, en := range entries {
+		if _, ok := recs[en.Message]; !ok {
+			continue
+		}
+		switch en.Op {
+		case OpDelete:
+			dels = append(dels, en)
+		case OpMove:
+			m := recs[en.Message]
+			if m.MoveTo == "" {
+				continue
+			}
+			if _, seen := moves[m.MoveTo]; !seen {
+				dests = append(dests, m.MoveTo)
+			}
+			moves[m.MoveTo] = append(moves[m.MoveTo], en)
+		}
+	}
+	if len(dels) > 0 {
+		if err := r.pushDeletes(mailbox, dels, recs); err != nil {
+			return err
+		}
+	}
+	for _, dest := range dests {
+		if err := r.pushMoves(mailbox, dest, moves[dest], recs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *round) pushDeletes(mailbox string, dels []JournalEntry, recs map[LocalID]MessageRecord) error {
+	var uids []uint32
+	for _, en := range dels {
+		uids = append(uids, recs[en.Message].UID)
+	}
+	if err := r.expunge(mailbox, uids); err != nil {
+		return err
+	}
+	r.st.Expunged += len(uids)
+	return r.update(func(tx Tx) error {
+		for _, en := range dels {
+			if err := dropEntries(tx, en.Message); err != nil {
+				return err
+			}
+			if err := tx.DeleteMessage(en.Message); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// expunge removes uids from the selected mailbox without touching any other message:
+// STORE +FLAGS \Deleted then UID EXPUNGE; without UIDPLUS, RFC 4549 §4.2.4: clear \Deleted
+// on the other marked messages, EXPUNGE, mark them again.
+func (r *round) expunge(mailbox string, uids []uint32) error {
+	set := uidSet(uids)
+	if _, err := r.cn.store(mailbox, set, imap.StoreFlagsAdd, []imap.Flag{imap.FlagDeleted}); err != nil {
+		return err
+	}
+	if r.e.opts.Quirks.Has(QuirkPlainExpunge) {
+		return r.cn.plainExpunge(mailbox)
+	}
+	if r.cn.has(imap.CapUIDPlus) {
+		return r.cn.uidExpunge(mailbox, set)
+	}
+	marked, err := r.cn.search(mailbox, &imap.SearchCriteria{Flag: []imap.Flag{imap.FlagDeleted}})
+	if err != nil {
+		return err
+	}
+	mine := map[imap.UID]bool{}
+	for _, u := range uids {
+		mine[imap.UID(u)] = true
+	}
+	var others imap.UIDSet
+	for _, u := range marked {
+		if !mine[u] {
+			others.AddNum(u)
+		}
+	}
+	if len(others) > 0 {
+		if _, err := r.cn.store(mailbox, others, imap.StoreFlagsDel, []imap.Flag{imap.FlagDeleted}); err != nil {
+			return err
+		}
+	}
+	if err := r.cn.plainExpunge(mailbox); err != nil {
+		return err
+	}
+	if len(others) > 0 {
+		if _, err := r.cn.store(mailbox, others, imap.StoreFlagsAdd, []imap.Flag{imap.FlagDeleted}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pushMoves moves messages from mailbox to dest. The entries are marked in flight with
+// dest's UIDNEXT first, so that after a crash the engine looks for them there before moving
+// again. Without COPYUID the messages are looked up in dest by Message-ID and content.
+func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map[LocalID]MessageRecord) error {
+	var destBox MailboxRecord
+	var ok bool
+	if err := r.view(func(tx Tx) error {
+		var err error
+		destBox, ok, err = tx.Mailbox(dest)
+		return err
+	}); err != nil {
+		return err
+	}
+	if !ok || destBox.State != MailboxSynced {
+		return nil // created first, or gone: reconciliation decides
+	}
+	// Crash recovery: entries in flight may have been moved already.
+	var todo []JournalEntry
+	var inflight []JournalEntry
+	for _, en := range entries {
+		if en.State == EntryInFlight {
+			inflight = append(inflight, en)
+		} else {
+			todo = append(todo, en)
+		}
+	}
+	if len(inflight) > 0 {
+		found, err := r.locate(dest, inflight, recs)
+		if err != nil {
+			return err
+		}
+		if err := r.adoptMoved(dest, found, inflight); err != nil {
+			return err
+		}
+		for _, en := range inflight {
+			if _, ok := found[en.Message]; !ok {
+				todo = append(todo, en)
+			}
+		}
+		if _, err := r.cn.selectBox(mailbox); err != nil {
+			return err
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	st, err := r.cn.status(dest)
+	if isNo(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := r.update(func(tx Tx) error {
+		for i := range todo {
+			todo[i].State, todo[i].UIDNext, todo[i].UIDValidity = EntryInFlight, uint32(st.UIDNext), st.UIDValidity
+			if err := tx.PutJournal(todo[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	var uids []uint32
+	for _, en := range todo {
+		uids = append(uids, recs[en.Message].UID)
+	}
+	set := uidSet(uids)
+	mapped := map[uint32]uint32{}
+	var validity uint32
+	if r.cn.has(imap.CapMove) {
+		data, err := r.cn.move(mailbox, set, dest)
+		if isNo(err) {
+			return r.dropMoves(todo, err)
+		}
+		if err != nil {
+			return err
+		}
+		validity = data.UIDValidity
+		if src, ok := data.SourceUIDs.(imap.UIDSet); ok {
+			if dst, ok := data.DestUIDs.(imap.UIDSet); ok {
+				pairUIDs(src, dst, mapped)
+			}
+		}
+	} else {
+		data, err := r.cn.copy(mailbox, set, dest)
+		if isNo(err) {
+			return r.dropMoves(todo, err)
+		}
+		if err != nil {
+			return err
+		}
+		validity = data.UIDValidity
+		pairUIDs(data.SourceUIDs, data.DestUIDs, mapped)
+		if err := r.expunge(mailbox, uids); err != nil {
+			return err
+		}
+	}
+	found := map[LocalID]uint32{}
+	var missing []JournalEntry
+	for _, en := range todo {
+		if nu, ok := mapped[recs[en.Message].UID]; ok && validity == st.UIDValidity {
+			found[en.Message] = nu
+		} else {
+			missing = append(missing, en)
+		}
+	}
+	if len(missing) > 0 {
+		more, err := r.locate(dest, missing, recs)
+		if err != nil {
+			return err
+		}
+		for id, u := range more {
+			found[id] = u
+		}
+	}
+	return r.adoptMoved(dest, found, todo)
+}
+
+func pairUIDs(src, dst imap.UIDSet, out map[uint32]uint32) {
+	s, ok1 := src.Nums()
+	d, ok2 := dst.Nums()
+	if !ok1 || !ok2 || len(s) != len(d) {
+		return
+	}
+	for i := range s {
+		out[uint32(s[i])] = uint32(d[i])
+	}
+}
+
+// dropMoves gives up moves the server refused for good (the destination is gone): the
+// messages stay where the server has them.
+func (r *round) dropMoves(entries []JournalEntry, cause error) error {
+	r.e.log.Warn("move refused; messages stay in place", "err", cause)
+	return r.update(func(tx Tx) error {
+		for _, en := range entries {
+			m, ok, err := tx.Message(en.Message)
+			if err != nil {
+				return err
+			}
+			if ok && m.MoveTo != "" {
+				m.MoveTo = ""
+				if err := tx.PutMessage(m); err != nil {
+					return err
+				}
+				r.st.LocalChanges++
+				r.st.Conflicts++
+			}
+			if err := tx.DeleteJournal(en.Seq); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// adoptMoved records the new location of moved messages (found: local id → UID in dest).
+// Entries not found are finished too: the message left its source some other way (another
+// device moved or expunged it first) and the scan of the mailboxes decides where it is.
+func (r *round) adoptMoved(dest string, found map[LocalID]uint32, entries []JournalEntry) error {
+	return r.update(func(tx Tx) error {
+		for _, en := range entries {
+			m, ok, err := tx.Message(en.Message)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				if err := tx.DeleteJournal(en.Seq); err != nil {
+					return err
+				}
+				continue
+			}
+			u, moved := found[en.Message]
+			if !moved {
+				if en.State == EntryInFlight {
+					// Sent and not found in dest: leave it to the scan.
+					if err := tx.DeleteJournal(en.Seq); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			m.Mailbox, m.UID, m.MoveTo, m.EverUID = dest, u, "", true
+			if err := tx.PutMessage(m); err != nil {
+				return err
+			}
+			if err := tx.DeleteJournal(en.Seq); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// pushAppends uploads new messages to mailbox. Each is marked in flight with the mailbox's
+// UIDNEXT before its APPEND; entries found in flight (a crash) are first looked for from
+// that UID on.
+func (r *round) pushAppends(mailbox string, entries []JournalEntry) error {
+	var mb MailboxRecord
+	var ok bool
+	if err := r.view(func(tx Tx) error {
+		var err error
+		mb, ok, err = tx.Mailbox(mailbox)
+		return err
+	}); err != nil {
+		return err
+	}
+	if !ok || mb.State != MailboxSynced {
+		return nil
+	}
+	recs := map[LocalID]MessageRecord{}
+	if err := r.view(func(tx Tx) error {
+		for _, en := range entries {
+			m, ok, err := tx.Message(en.Message)
+			if err != nil {
+				return err
+			}
+			if ok && m.State == MsgNew && m.Mailbox == mailbox {
+				recs[m.ID] = m
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	var todo, inflight []JournalEntry
+	for _, en := range entries {
+		if _, ok := recs[en.Message]; !ok {
+			if err := r.update(func(tx Tx) error { return tx.DeleteJournal(en.Seq) }); err != nil {
+				return err
+			}
+			continue
+		}
+		if en.State == EntryInFlight {
+			inflight = append(inflight, en)
+		} else {
+			todo = append(todo, en)
+		}
+	}
+	if len(inflight) > 0 {
+		found, err := r.locate(mailbox, inflight, recs)
+		if err != nil {
+			return err
+		}
+		if err := r.adoptAppended(mailbox, found, inflight); err != nil {
+			return err
+		}
+		for _, en := range inflight {
+			if _, ok := found[en.Message]; !ok {
+				todo = append(todo, en)
+			}
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	st, err := r.cn.status(mailbox)
+	if isNo(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := r.update(func(tx Tx) error {
+		for i := range todo {
+			todo[i].State, todo[i].UIDNext, todo[i].UIDValidity = EntryInFlight, uint32(st.UIDNext), st.UIDValidity
+			if err := tx.PutJournal(todo[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, en := range todo {
+		m := recs[en.Message]
+		var body []byte
+		if err := r.view(func(tx Tx) error {
+			b, err := tx.Body(m.ID)
+			body = append([]byte(nil), b...)
+			return err
+		}); err != nil {
+			return err
+		}
+		var flags []imap.Flag
+		for _, f := range m.Flags.Names() {
+			flags = append(flags, imap.Flag(f))
+		}
+		data, err := r.cn.append(mailbox, body, flags, time.Unix(m.InternalDate, 0))
+		if err != nil {
+			return err
+		}
+		r.st.Uploaded++
+		found := map[LocalID]uint32{}
+		if data.UID != 0 && data.UIDValidity == st.UIDValidity {
+			found[m.ID] = uint32(data.UID)
+		} else {
+			more, err := r.locate(mailbox, []JournalEntry{en}, recs)
+			if err != nil {
+				return err
+			}
+			found = more
+		}
+		if err := r.adoptAppended(mailbox, found, []JournalEntry{en}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// adoptAppended records the UIDs of appended messages (found: local id → UID).
+func (r *round) adoptAppended(mailbox string, found map[LocalID]uint32, entries []JournalEntry) error {
+	if len(found) == 0 {
+		return nil
+	}
+	return r.update(func(tx Tx) error {
+		for _, en := range entries {
+			u, ok := found[en.Message]
+			if !ok {
+				continue
+			}
+			m, ok, err := tx.Message(en.Message)
+			if err != nil {
+				return err
+			}
+			if ok {
+				m.UID, m.State, m.EverUID, m.Base = u, MsgSynced, true, m.Flags
+				if err := tx.PutMessage(m); err != nil {
+					return err
+				}
+			}
+			if err := tx.DeleteJournal(en.Seq); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// pushFlags replays flag changes: per mailbox, +FLAGS for what the user added and -FLAGS
+// for what they removed since the last agreed flags, never the whole set.
+func (r *round) pushFlags() error {
+	j, err := r.journal()
+	if err != nil {
+		return err
+	}
+	byBox := map[string][]MessageRecord{}
+	entryOf := map[LocalID][]JournalEntry{}
+	if err := r.view(func(tx Tx) error {
+		for _, en := range j {
+			if en.Op != OpFlags {
+				continue
+			}
+			m, ok, err := tx.Message(en.Message)
+			if err != nil {
+				return err
+			}
+			if !ok || m.State != MsgSynced || m.UID == 0 {
+				continue
+			}
+			if _, dup := entryOf[m.ID]; !dup {
+				byBox[m.Mailbox] = append(byBox[m.Mailbox], m)
+			}
+			entryOf[m.ID] = append(entryOf[m.ID], en)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	boxes := make([]string, 0, len(byBox))
+	for b := range byBox {
+		boxes = append(boxes, b)
+	}
+	sort.Strings(boxes)
+	for _, box := range boxes {
+		if _, err := r.selectForPush(box); err == errSkip {
+			continue
+		} else if err != nil {
+			return err
+		}
+		got := map[uint32][]imap.Flag{}
+		type change struct {
+			op    imap.StoreFlagsOp
+			flags Flags
+		}
+		groups := map[change][]uint32{}
+		var order []change
+		add := func(c change, uid uint32) {
+			if _, ok := groups[c]; !ok {
+				order = append(order, c)
+			}
+			groups[c] = append(groups[c], uid)
+		}
+		for _, m := range byBox[box] {
+			if r.e.opts.Quirks.Has(QuirkWholeFlagSet) {
+				if m.Flags != m.Base {
+					add(change{imap.StoreFlagsSet, m.Flags}, m.UID)
+				}
+				continue
+			}
+			if a := m.Flags.Minus(m.Base); !a.IsZero() {
+				add(change{imap.StoreFlagsAdd, a}, m.UID)
+			}
+			if d := m.Base.Minus(m.Flags); !d.IsZero() {
+				add(change{imap.StoreFlagsDel, d}, m.UID)
+			}
+		}
+		for _, c := range order {
+			var fl []imap.Flag
+			for _, n := range c.flags.Names() {
+				fl = append(fl, imap.Flag(n))
+			}
+			res, err := r.cn.store(box, uidSet(groups[c]), c.op, fl)
+			if err != nil {
+				return err
+			}
+			for u, f := range res {
+				got[uint32(u)] = f
+			}
+		}
+		if err := r.update(func(tx Tx) error {
+			for _, old := range byBox[box] {
+				m, ok, err := tx.Message(old.ID)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					continue
+				}
+				if old.Flags == old.Base {
+					// Nothing to push (changed back): done.
+				} else if sf, ok := got[m.UID]; ok {
+					s := ParseFlags(flagStrings(sf))
+					if s != m.Flags {
+						r.st.LocalChanges++
+					}
+					m.Flags, m.Base = s, s
+					if err := tx.PutMessage(m); err != nil {
+						return err
+					}
+				} else if len(order) > 0 {
+					continue // the message left its mailbox: the scan decides
+				}
+				for _, en := range entryOf[m.ID] {
+					if err := tx.DeleteJournal(en.Seq); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func flagStrings(fl []imap.Flag) []string {
+	out := make([]string, len(fl))
+	for i, f := range fl {
+		out[i] = string(f)
+	}
+	return out
+}
+
+// errorf formats an error for a mailbox operation.
+func errorf(mailbox, format string, args ...any) error {
+	return fmt.Errorf("engine: %q: "+format, append([]any{mailbox}, args...)...)
+}

@@ -1,0 +1,29 @@
+package engine
+
+// Quirks switches on deliberately wrong behaviour. Each quirk reproduces one bug real sync
+// engines have (DESIGN.md §5), so that the harness can prove its checkers catch it. A correct
+// engine runs with none.
+type Quirks uint32
+
+// The quirks.
+const (
+	// QuirkPairByUID ignores UIDVALIDITY changes and keeps pairing messages by their old
+	// UIDs (F1).
+	QuirkPairByUID Quirks = 1 << iota
+	// QuirkWholeFlagSet replays flag changes as UID STORE FLAGS with the whole local set:
+	// the last writer wins and a concurrent change on the server is lost (F11).
+	QuirkWholeFlagSet
+	// QuirkPlainExpunge deletes with STORE \Deleted and a plain EXPUNGE, removing other
+	// clients' \Deleted messages too (F10).
+	QuirkPlainExpunge
+	// QuirkWatermarkFirst saves a mailbox's UIDNEXT before the new messages' data, so a
+	// round interrupted in between skips those messages for ever (F6).
+	QuirkWatermarkFirst
+	// QuirkForgetJournalOnCrash loses the journal of offline changes when the device crashes.
+	QuirkForgetJournalOnCrash
+	// QuirkReupload uploads again the messages that disappeared from the server (F7).
+	QuirkReupload
+)
+
+// Has reports whether q includes every quirk of o.
+func (q Quirks) Has(o Quirks) bool { return q&o == o && o != 0 }

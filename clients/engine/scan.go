@@ -1,0 +1,507 @@
+package engine
+
+import (
+	"sort"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// scanAll pulls every synced mailbox in name order.
+func (r *round) scanAll() error {
+	var boxes []MailboxRecord
+	if err := r.view(func(tx Tx) error {
+		var err error
+		boxes, err = tx.Mailboxes()
+		return err
+	}); err != nil {
+		return err
+	}
+	for _, mb := range boxes {
+		if mb.State != MailboxSynced {
+			continue
+		}
+		if err := r.scanMailbox(mb); err != nil {
+			return err
+		}
+		if err := r.ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// merge3 is the per-flag three-way merge: a flag the server changed since base takes the
+// server's value, else the local value stays.
+func merge3(local, base, server Flags) Flags {
+	return local.Union(server.Minus(base)).Minus(base.Minus(server))
+}
+
+// scanMailbox pulls one mailbox: UIDVALIDITY check, flags, expunges, new messages, then one
+// commit with the data and, last, the watermarks.
+func (r *round) scanMailbox(mb MailboxRecord) error {
+	name := mb.Name
+	data, err := r.cn.reselect(name)
+	if isNo(err) {
+		r.e.log.Info("mailbox not selectable; skipped this round", "mailbox", name, "err", err)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	quirks := r.e.opts.Quirks
+	var recs []MessageRecord
+	var inflight []MessageRecord // appends in flight into this mailbox
+	inflightFrom := map[LocalID]uint32{}
+	if err := r.view(func(tx Tx) error {
+		var err error
+		if recs, err = tx.Messages(name); err != nil {
+			return err
+		}
+		j, err := tx.Journal()
+		if err != nil {
+			return err
+		}
+		for _, en := range j {
+			if en.Op == OpAppend && en.State == EntryInFlight && en.Mailbox == name {
+				if m, ok, err := tx.Message(en.Message); err != nil {
+					return err
+				} else if ok && m.State == MsgNew {
+					inflight = append(inflight, m)
+					from := en.UIDNext
+					if en.UIDValidity != data.UIDValidity {
+						from = 1
+					}
+					inflightFrom[m.ID] = from
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+
+	changed := mb.UIDValidity != 0 && mb.UIDValidity != data.UIDValidity && !quirks.Has(QuirkPairByUID)
+	known := map[uint32]MessageRecord{}
+	var orphans []MessageRecord
+	for _, m := range recs {
+		if m.UID == 0 || (m.State != MsgSynced && m.State != MsgDeleted) {
+			continue
+		}
+		if changed {
+			orphans = append(orphans, m)
+		} else {
+			known[m.UID] = m
+		}
+	}
+	if changed {
+		r.e.log.Warn("UIDVALIDITY changed; re-matching messages", "mailbox", name,
+			"old", mb.UIDValidity, "new", data.UIDValidity)
+		mb.UIDNext, mb.HighestModSeq = 0, 0
+	}
+
+	// Which UIDs the server has, and their flags.
+	present := map[uint32]bool{}
+	serverFlags := map[uint32]Flags{}
+	condstore := data.HighestModSeq != 0 && mb.HighestModSeq != 0 && !changed && mb.UIDValidity == data.UIDValidity
+	switch {
+	case data.NumMessages == 0:
+	case condstore && data.HighestModSeq == mb.HighestModSeq && uint32(data.UIDNext) == mb.UIDNext &&
+		int(data.NumMessages) == len(known):
+		for u := range known {
+			present[u] = true
+		}
+	case condstore:
+		bufs, err := r.cn.fetchChanged(name, mb.HighestModSeq)
+		if err != nil {
+			return err
+		}
+		for _, b := range bufs {
+			serverFlags[uint32(b.UID)] = ParseFlags(flagStrings(b.Flags))
+		}
+		uids, err := r.cn.search(name, &imap.SearchCriteria{})
+		if err != nil {
+			return err
+		}
+		for _, u := range uids {
+			present[uint32(u)] = true
+		}
+	default:
+		bufs, err := r.cn.fetch(name, imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{Flags: true})
+		if err != nil {
+			return err
+		}
+		for _, b := range bufs {
+			if b.UID == 0 {
+				continue
+			}
+			present[uint32(b.UID)] = true
+			serverFlags[uint32(b.UID)] = ParseFlags(flagStrings(b.Flags))
+		}
+	}
+
+	watermark := mb.UIDNext
+	if quirks.Has(QuirkWatermarkFirst) && uint32(data.UIDNext) != mb.UIDNext {
+		// Deliberately wrong: the watermark goes first, the data later.
+		mb.UIDValidity, mb.UIDNext = data.UIDValidity, uint32(data.UIDNext)
+		if err := r.update(func(tx Tx) error { return tx.PutMailbox(mb) }); err != nil {
+			return err
+		}
+	}
+	var newUIDs []uint32
+	for u := range present {
+		if _, ok := known[u]; ok {
+			continue
+		}
+		if u < watermark && quirks.Has(QuirkWatermarkFirst) {
+			continue
+		}
+		if u < watermark {
+			r.e.log.Warn("server UID below the watermark appeared late; fetching it", "mailbox", name, "uid", u)
+		}
+		newUIDs = append(newUIDs, u)
+	}
+
+	// Candidates a new server message may turn out to be.
+	var vanishedRecs []MessageRecord
+	for _, m := range r.vanished {
+		vanishedRecs = append(vanishedRecs, m)
+	}
+	candidates := len(orphans) + len(inflight) + len(vanishedRecs)
+	var msgs []*serverMsg
+	if len(newUIDs) > 0 {
+		opts := &imap.FetchOptions{Flags: true, RFC822Size: true, InternalDate: true}
+		if candidates > 0 {
+			opts.BodySection = []*imap.FetchItemBodySection{msgIDSection}
+		} else {
+			opts.BodySection = []*imap.FetchItemBodySection{bodySection}
+		}
+		bufs, err := r.fetchInBatches(name, newUIDs, opts, candidates == 0)
+		if err != nil {
+			return err
+		}
+		msgs = bufs
+	}
+	// Pair new messages: in-flight appends (UIDs from their saved UIDNEXT), then orphans
+	// of a UIDVALIDITY change, then messages that vanished elsewhere (moved).
+	inflightPairs := map[LocalID]*serverMsg{}
+	orphanPairs := map[LocalID]*serverMsg{}
+	movedPairs := map[LocalID]*serverMsg{}
+	if candidates > 0 && len(msgs) > 0 {
+		eligible := func(from uint32) []*serverMsg {
+			var out []*serverMsg
+			for _, s := range msgs {
+				if s.uid >= from {
+					out = append(out, s)
+				}
+			}
+			return out
+		}
+		for _, m := range inflight {
+			p := pairByID([]MessageRecord{m}, eligible(inflightFrom[m.ID]))
+			for k, v := range p {
+				inflightPairs[k] = v
+			}
+		}
+		for k, v := range pairByID(orphans, msgs) {
+			orphanPairs[k] = v
+		}
+		for k, v := range pairByID(vanishedRecs, msgs) {
+			movedPairs[k] = v
+		}
+		var rest []*serverMsg
+		for _, s := range msgs {
+			if !s.taken {
+				rest = append(rest, s)
+			}
+		}
+		if err := r.fetchBodies(name, rest); err != nil {
+			return err
+		}
+		for _, m := range inflight {
+			if _, ok := inflightPairs[m.ID]; !ok {
+				pairByHash([]MessageRecord{m}, eligible(inflightFrom[m.ID]), inflightPairs)
+			}
+		}
+		pairByHash(orphans, msgs, orphanPairs)
+		pairByHash(vanishedRecs, msgs, movedPairs)
+	}
+
+	// Commit: data first, watermarks in the same transaction, after it.
+	return r.update(func(tx Tx) error {
+		for _, m := range known {
+			if !present[m.UID] {
+				if m.State == MsgDeleted {
+					if err := dropEntries(tx, m.ID); err != nil {
+						return err
+					}
+					if err := tx.DeleteMessage(m.ID); err != nil {
+						return err
+					}
+					continue
+				}
+				r.vanished[m.ID] = m
+				continue
+			}
+			s, ok := serverFlags[m.UID]
+			if !ok || s == m.Base {
+				continue
+			}
+			if err := r.mergeFlags(tx, m, s); err != nil {
+				return err
+			}
+		}
+		for id, s := range inflightPairs {
+			m, ok, err := tx.Message(id)
+			if err != nil || !ok {
+				return err
+			}
+			m.UID, m.State, m.EverUID = s.uid, MsgSynced, true
+			m.Base = s.flags
+			if m.Flags != s.flags {
+				m.Flags = s.flags
+				r.st.LocalChanges++
+			}
+			if err := tx.PutMessage(m); err != nil {
+				return err
+			}
+			if err := dropEntries(tx, id, OpAppend); err != nil {
+				return err
+			}
+		}
+		for id, s := range orphanPairs {
+			if err := r.adopt(tx, id, name, s, false); err != nil {
+				return err
+			}
+		}
+		for id, s := range movedPairs {
+			if err := r.adopt(tx, id, name, s, true); err != nil {
+				return err
+			}
+			delete(r.vanished, id)
+		}
+		for _, m := range orphans {
+			if _, ok := orphanPairs[m.ID]; ok {
+				continue
+			}
+			if err := r.quarantine(tx, m); err != nil {
+				return err
+			}
+		}
+		for _, s := range msgs {
+			if s.taken {
+				continue
+			}
+			if !s.hashed {
+				continue // not downloaded: stays below no watermark, fetched next round
+			}
+			id, err := tx.NextID()
+			if err != nil {
+				return err
+			}
+			m := newRecord(id, name, s.body)
+			m.UID, m.State, m.EverUID = s.uid, MsgSynced, true
+			m.InternalDate, m.Flags, m.Base = s.date, s.flags, s.flags
+			if err := tx.PutMessage(m); err != nil {
+				return err
+			}
+			if err := tx.PutBody(id, s.body); err != nil {
+				return err
+			}
+			r.created = append(r.created, m)
+			r.st.LocalChanges++
+		}
+		mb.UIDValidity = data.UIDValidity
+		mb.UIDNext = uint32(data.UIDNext)
+		mb.HighestModSeq = data.HighestModSeq
+		return tx.PutMailbox(mb)
+	})
+}
+
+// fetchInBatches fetches new messages with opts; whole bodies go in batches.
+func (r *round) fetchInBatches(mailbox string, uids []uint32, opts *imap.FetchOptions, bodies bool) ([]*serverMsg, error) {
+	const batch = 500
+	if !bodies {
+		bufs, err := r.cn.fetch(mailbox, uidSet(uids), opts)
+		if err != nil {
+			return nil, err
+		}
+		return describeMsgs(bufs, 1), nil
+	}
+	sortUIDs(uids)
+	var out []*serverMsg
+	for i := 0; i < len(uids); i += batch {
+		j := min(i+batch, len(uids))
+		bufs, err := r.cn.fetch(mailbox, uidSet(uids[i:j]), opts)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range describeMsgs(bufs, 1) {
+			if s.hashed {
+				r.st.Downloaded++
+				r.st.BytesFetched += int64(len(s.body))
+			}
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// mergeFlags merges server flags s into m against m's base.
+func (r *round) mergeFlags(tx Tx, m MessageRecord, s Flags) error {
+	if m.State == MsgDeleted {
+		m.Base = s
+		return tx.PutMessage(m)
+	}
+	nf := merge3(m.Flags, m.Base, s)
+	if nf != m.Flags {
+		r.st.LocalChanges++
+	}
+	m.Flags, m.Base = nf, s
+	if err := tx.PutMessage(m); err != nil {
+		return err
+	}
+	if nf == s {
+		return dropEntries(tx, m.ID, OpFlags)
+	}
+	return nil
+}
+
+// adopt gives record id the identity of server message s in mailbox: after a UIDVALIDITY
+// change (moved == false) or because another device moved it there (moved == true; the
+// first move to reach the server wins). Local flag changes are kept and merged.
+func (r *round) adopt(tx Tx, id LocalID, mailbox string, s *serverMsg, moved bool) error {
+	m, ok, err := tx.Message(id)
+	if err != nil || !ok {
+		return err
+	}
+	before := m.Visible()
+	if moved && m.MoveTo != "" && m.MoveTo != mailbox {
+		r.st.Conflicts++ // our move lost the race
+	}
+	if moved {
+		m.MoveTo = ""
+		if err := dropEntries(tx, id, OpMove); err != nil {
+			return err
+		}
+	}
+	if m.MoveTo == mailbox {
+		m.MoveTo = ""
+	}
+	m.Mailbox, m.UID, m.EverUID = mailbox, s.uid, true
+	if m.State == MsgDeleted {
+		m.Base = s.flags // expunge beats move: the delete entry expunges it here
+	} else {
+		nf := merge3(m.Flags, m.Base, s.flags)
+		if nf != m.Flags {
+			r.st.LocalChanges++
+		}
+		m.Flags, m.Base = nf, s.flags
+	}
+	if m.Visible() != before {
+		r.st.LocalChanges++
+	}
+	if m.State == MsgSynced && m.Flags != m.Base {
+		if _, ok, err := findEntry(tx, OpFlags, id); err != nil {
+			return err
+		} else if !ok {
+			if _, err := tx.AddJournal(JournalEntry{Op: OpFlags, Message: id, Mailbox: mailbox}); err != nil {
+				return err
+			}
+		}
+	}
+	return tx.PutMessage(m)
+}
+
+// quarantine sets aside a message that had a UID before a UIDVALIDITY reset and was not
+// found again: kept, hidden, reported, never uploaded.
+func (r *round) quarantine(tx Tx, m MessageRecord) error {
+	if m.State == MsgDeleted {
+		if err := dropEntries(tx, m.ID); err != nil {
+			return err
+		}
+		return tx.DeleteMessage(m.ID)
+	}
+	r.e.log.Warn("message not found after a UIDVALIDITY change; quarantined", "mailbox", m.Mailbox, "label", m.Label)
+	m.State, m.UID, m.MoveTo = MsgQuarantined, 0, ""
+	if err := dropEntries(tx, m.ID); err != nil {
+		return err
+	}
+	r.st.Quarantined++
+	r.st.LocalChanges++
+	return tx.PutMessage(m)
+}
+
+// finishVanished settles the records whose UIDs disappeared and that no new server message
+// adopted: a copy downloaded earlier this round takes over their local changes; the rest is
+// deleted locally (the server expunged it: delete beats flag and move). Never re-uploaded.
+func (r *round) finishVanished() error {
+	if len(r.vanished) == 0 {
+		return nil
+	}
+	return r.update(func(tx Tx) error {
+		byHash := map[[32]byte][]MessageRecord{}
+		for _, c := range r.created {
+			byHash[c.Hash] = append(byHash[c.Hash], c)
+		}
+		for id, v := range r.vanished {
+			m, ok, err := tx.Message(id)
+			if err != nil {
+				return err
+			}
+			if !ok || m.UID != v.UID || m.Mailbox != v.Mailbox {
+				continue // adopted meanwhile
+			}
+			if r.e.opts.Quirks.Has(QuirkReupload) && m.State == MsgSynced {
+				// Deliberately wrong: push the vanished message back up.
+				m.UID, m.State, m.MoveTo = 0, MsgNew, ""
+				if err := dropEntries(tx, id); err != nil {
+					return err
+				}
+				if err := tx.PutMessage(m); err != nil {
+					return err
+				}
+				if _, err := tx.AddJournal(JournalEntry{Op: OpAppend, Message: id, Mailbox: m.Mailbox}); err != nil {
+					return err
+				}
+				continue
+			}
+			if list := byHash[m.Hash]; len(list) > 0 && m.State == MsgSynced {
+				// Moved elsewhere and already downloaded there: carry the local flag changes.
+				c, ok, err := tx.Message(list[0].ID)
+				byHash[m.Hash] = list[1:]
+				if err != nil {
+					return err
+				}
+				if ok && m.Flags != m.Base {
+					nf := c.Flags.Union(m.Flags.Minus(m.Base)).Minus(m.Base.Minus(m.Flags))
+					if nf != c.Flags {
+						c.Flags = nf
+						if err := tx.PutMessage(c); err != nil {
+							return err
+						}
+						if _, err := tx.AddJournal(JournalEntry{Op: OpFlags, Message: c.ID, Mailbox: c.Mailbox}); err != nil {
+							return err
+						}
+					}
+				}
+			} else if m.State == MsgSynced {
+				if m.Flags != m.Base || m.MoveTo != "" {
+					r.st.Conflicts++ // expunge beats flag and move
+				}
+			}
+			if m.Visible() != "" {
+				r.st.LocalChanges++
+			}
+			if err := dropEntries(tx, id); err != nil {
+				return err
+			}
+			if err := tx.DeleteMessage(id); err != nil {
+				return err
+			}
+		}
+		r.vanished = map[LocalID]MessageRecord{}
+		return nil
+	})
+}
+
+func sortUIDs(u []uint32) { sort.Slice(u, func(i, j int) bool { return u[i] < u[j] }) }

@@ -1,0 +1,110 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/syncharness/syncharness/clients"
+)
+
+// round is the state of one Sync round.
+type round struct {
+	e   *Engine
+	ctx context.Context
+	st  *clients.SyncStats
+	cn  *conn
+
+	// vanished holds records whose UID disappeared from their mailbox (or whose mailbox
+	// disappeared) this round. A new server message elsewhere that is the same message
+	// adopts the record (someone moved it); whatever is left at the end is deleted.
+	vanished map[LocalID]MessageRecord
+	// created lists the records made from new server messages this round, so that a
+	// vanished record found after its new copy was downloaded can still be recognised.
+	created []MessageRecord
+	// blocked lists mailboxes whose UIDVALIDITY changed: nothing is pushed there until the
+	// scan has re-matched their messages.
+	blocked map[string]bool
+}
+
+// Sync runs one full round: mailbox list, journal replay, then every mailbox's new messages,
+// flag changes and expunges, merged under the conflict rules and committed (data before
+// watermarks). After an error the store is consistent and the next round finishes the work.
+func (e *Engine) Sync(ctx context.Context) (clients.SyncStats, error) {
+	var st clients.SyncStats
+	if err := e.lock(); err != nil {
+		return st, err
+	}
+	defer e.mu.Unlock()
+	r := &round{e: e, ctx: ctx, st: &st, vanished: map[LocalID]MessageRecord{}, blocked: map[string]bool{}}
+	err := r.run()
+	if err != nil && !isProtocolRefusal(err) {
+		// The connection may be in any state: start afresh next round.
+		e.dropConn()
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	return st, err
+}
+
+func (r *round) run() error {
+	cn := r.e.cn.Load()
+	if cn == nil || cn.closed() {
+		var err error
+		cn, err = r.e.dial(r.ctx, r.st)
+		if err != nil {
+			return err
+		}
+		r.e.cn.Store(cn)
+	} else {
+		cn.stats = r.st
+		cn.bind(r.ctx)
+	}
+	cn.selected, cn.sel = "", nil
+	r.cn = cn
+	steps := []func() error{
+		func() error { return r.pushMailboxOps(false) },
+		r.pushMessages,
+		func() error { return r.pushMailboxOps(true) },
+		r.reconcileMailboxes,
+		r.scanAll,
+		r.finishVanished,
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+		if err := r.ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// update commits fn in one store transaction.
+func (r *round) update(fn func(tx Tx) error) error {
+	if err := r.e.opts.Store.Update(fn); err != nil {
+		return fmt.Errorf("engine: store: %w", err)
+	}
+	return nil
+}
+
+func (r *round) view(fn func(tx Tx) error) error {
+	if err := r.e.opts.Store.View(fn); err != nil {
+		return fmt.Errorf("engine: store: %w", err)
+	}
+	return nil
+}
+
+func (r *round) journal() ([]JournalEntry, error) {
+	var j []JournalEntry
+	err := r.view(func(tx Tx) error {
+		var err error
+		j, err = tx.Journal()
+		return err
+	})
+	return j, err
+}
+
+var errSkip = errors.New("skip")
