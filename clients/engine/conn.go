@@ -19,12 +19,12 @@ import (
 // and closes the connection when a command outlives the command timeout (go-imap has no
 // read timeout of its own) or when the round's context ends.
 type conn struct {
-	c        *imapclient.Client
-	caps     imap.CapSet
-	timeout  time.Duration
-	stats    *clients.SyncStats
-	selected string
-	sel      *imap.SelectData
+	c         *imapclient.Client
+	caps      imap.CapSet
+	timeout   time.Duration
+	stats     *clients.SyncStats
+	selected  string
+	sel       *imap.SelectData
 	condstore bool
 
 	mu        sync.Mutex

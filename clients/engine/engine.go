@@ -46,7 +46,7 @@ type Engine struct {
 	opts Options
 	log  *slog.Logger
 
-	mu     sync.Mutex          // serialises rounds and local changes
+	mu     sync.Mutex           // serialises rounds and local changes
 	cn     atomic.Pointer[conn] // the connection kept between rounds; nil when none
 	closed bool
 }
