@@ -408,7 +408,7 @@ var specList = []*spec{
 	{doc: Command{Name: "remove", Actor: "server", Section: secServer,
 		Usage:   "server remove MAILBOX",
 		Summary: "Another client deletes a mailbox with its messages.",
-		Example: "server remove Done"},
+		Example: "server remove Projects"},
 		parse: parseMailbox},
 
 	// Server faults.
