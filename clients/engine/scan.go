@@ -161,8 +161,15 @@ func (r *round) scanMailbox(mb MailboxRecord) error {
 		newUIDs = append(newUIDs, u)
 	}
 
-	// Candidates a new server message may turn out to be.
-	var vanishedRecs []MessageRecord
+	// Candidates a new server message may turn out to be: messages that vanished here or
+	// elsewhere this round (moved, or renumbered by a broken server).
+	var gone []MessageRecord
+	for _, m := range known {
+		if !present[m.UID] && m.State != MsgDeleted {
+			gone = append(gone, m)
+		}
+	}
+	vanishedRecs := append([]MessageRecord(nil), gone...)
 	for _, m := range r.vanished {
 		vanishedRecs = append(vanishedRecs, m)
 	}
@@ -239,7 +246,9 @@ func (r *round) scanMailbox(mb MailboxRecord) error {
 					}
 					continue
 				}
-				r.vanished[m.ID] = m
+				if _, adopted := movedPairs[m.ID]; !adopted {
+					r.vanished[m.ID] = m
+				}
 				continue
 			}
 			s, ok := serverFlags[m.UID]
@@ -274,7 +283,8 @@ func (r *round) scanMailbox(mb MailboxRecord) error {
 			}
 		}
 		for id, s := range movedPairs {
-			if err := r.adopt(tx, id, name, s, true); err != nil {
+			m, _ := r.vanished[id]
+			if err := r.adopt(tx, id, name, s, m.Mailbox != "" && m.Mailbox != name); err != nil {
 				return err
 			}
 			delete(r.vanished, id)

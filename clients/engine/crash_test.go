@@ -1,0 +1,82 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/syncharness/syncharness/clients"
+	"github.com/syncharness/syncharness/clients/engine"
+	"github.com/syncharness/syncharness/fakeserver"
+)
+
+// crashWorld is an account with a phone (behind a cutter) and a laptop, both synced, and
+// an offline journal on the phone that mixes appends, moves, flag changes, deletes and a
+// mailbox creation; the server meanwhile got new mail.
+type crashWorld struct {
+	*world
+	cut           *cutter
+	phone, laptop *engine.Device
+}
+
+func newCrashWorld(opts fakeserver.Options) *crashWorld {
+	GinkgoHelper()
+	w := newWorld(opts)
+	w.create("Archive")
+	w.deliver("INBOX", "m1", "m2", "m3", "m4")
+	cw := &crashWorld{world: w, cut: newCutter(w.addr)}
+	phoneOpts := w.options(engine.NewMemoryStore(), 0)
+	phoneOpts.Dial = cw.cut.dial
+	var err error
+	cw.phone, err = engine.NewDevice("phone", phoneOpts)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(cw.phone.Close)
+	cw.laptop = w.device("laptop")
+	settle(cw.phone, cw.laptop)
+
+	do(cw.phone, clients.Action{Kind: clients.ActAppend, Mailbox: "INBOX", Message: msg("d1"), Flags: []string{`\Seen`}})
+	do(cw.phone, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m1"}, Dest: "Archive"})
+	do(cw.phone, clients.Action{Kind: clients.ActFlag, Mailbox: "INBOX", Labels: []string{"m2"}, Flag: `\Flagged`})
+	do(cw.phone, clients.Action{Kind: clients.ActDelete, Mailbox: "INBOX", Labels: []string{"m3"}})
+	do(cw.phone, clients.Action{Kind: clients.ActRead, Mailbox: "Archive", Labels: []string{"m1"}})
+	do(cw.phone, clients.Action{Kind: clients.ActCreateMailbox, Mailbox: "Projects"})
+	do(cw.phone, clients.Action{Kind: clients.ActAppend, Mailbox: "Projects", Message: msg("d2")})
+	do(cw.phone, clients.Action{Kind: clients.ActCopy, Mailbox: "INBOX", Labels: []string{"m4"}, Dest: "Projects"})
+	w.deliver("INBOX", "n1", "n2")
+	return cw
+}
+
+var crashWant = []string{
+	`Archive: m1[\Seen]`,
+	`INBOX: d1[\Seen] m2[\Flagged] m4 n1 n2`,
+	"Projects: d2 m4",
+}
+
+var _ = Describe("crash safety", func() {
+	It("converges to the same state without a crash", func() {
+		cw := newCrashWorld(fakeserver.Options{Seed: 1})
+		cw.cut.arm(0)
+		syncOK(cw.phone)
+		cw.expectConverged(crashWant, cw.phone, cw.laptop)
+	})
+
+	It("loses and duplicates nothing when the phone crashes after any command of the round (F5, F6)", func() {
+		clean := newCrashWorld(fakeserver.Options{Seed: 1})
+		clean.cut.arm(0)
+		syncOK(clean.phone)
+		total := clean.cut.commands()
+		Expect(total).To(BeNumerically(">", 10))
+		for n := 1; n <= total; n++ {
+			By(fmt.Sprintf("crashing after command %d of %d", n, total))
+			cw := newCrashWorld(fakeserver.Options{Seed: 1})
+			cw.cut.arm(n)
+			_, err := cw.phone.Sync(context.Background())
+			Expect(err).To(HaveOccurred(), "the round survived a cut after command %d", n)
+			Expect(cw.phone.Crash()).To(Succeed())
+			cw.cut.arm(0)
+			cw.expectConverged(crashWant, cw.phone, cw.laptop)
+		}
+	})
+})

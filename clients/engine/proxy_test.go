@@ -1,0 +1,141 @@
+package engine_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"regexp"
+	"strconv"
+	"sync"
+
+	. "github.com/onsi/ginkgo/v2"
+)
+
+// cutter sits between a device and the server and counts the IMAP commands the device
+// sends. With CutAfter set to n > 0, it forwards the n-th command, waits until the server
+// has answered it, and then drops the connection without passing the answer on: the
+// server did the work and the device never learned of it, the worst moment for a crash.
+type cutter struct {
+	target string
+
+	mu       sync.Mutex
+	count    int
+	cutAfter int
+	cut      chan struct{} // closed when the cut happened
+}
+
+func newCutter(target string) *cutter {
+	return &cutter{target: target, cut: make(chan struct{})}
+}
+
+// arm resets the counter and sets the command after which to cut (0: never).
+func (c *cutter) arm(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.count, c.cutAfter, c.cut = 0, n, make(chan struct{})
+}
+
+func (c *cutter) commands() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.count
+}
+
+var literalRE = regexp.MustCompile(`\{(\d+)\+?\}\r?\n$`)
+
+// dial connects through the cutter.
+func (c *cutter) dial(ctx context.Context) (net.Conn, error) {
+	var d net.Dialer
+	up, err := d.DialContext(ctx, "tcp", c.target)
+	if err != nil {
+		return nil, err
+	}
+	a, b := net.Pipe()
+	var mute sync.Mutex
+	muted := false
+	wantTag := ""
+	answered := make(chan struct{})
+	closeAll := func() {
+		_ = a.Close()
+		_ = b.Close()
+		_ = up.Close()
+	}
+	// device → server: whole commands, literals included.
+	go func() {
+		defer GinkgoRecover()
+		defer closeAll()
+		r := bufio.NewReader(b)
+		for {
+			var cmd bytes.Buffer
+			for {
+				line, err := r.ReadBytes('\n')
+				cmd.Write(line)
+				if err != nil {
+					return
+				}
+				m := literalRE.FindSubmatch(line)
+				if m == nil {
+					break
+				}
+				n, _ := strconv.Atoi(string(m[1]))
+				if _, err := io.CopyN(&cmd, r, int64(n)); err != nil {
+					return
+				}
+			}
+			if bytes.HasPrefix(cmd.Bytes(), []byte("DONE")) {
+				if _, err := up.Write(cmd.Bytes()); err != nil {
+					return
+				}
+				continue
+			}
+			c.mu.Lock()
+			c.count++
+			cutNow := c.cutAfter > 0 && c.count == c.cutAfter
+			c.mu.Unlock()
+			if cutNow {
+				tag, _, _ := bytes.Cut(cmd.Bytes(), []byte(" "))
+				mute.Lock()
+				muted, wantTag = true, string(tag)
+				mute.Unlock()
+			}
+			if _, err := up.Write(cmd.Bytes()); err != nil {
+				return
+			}
+			if cutNow {
+				<-answered
+				c.mu.Lock()
+				close(c.cut)
+				c.mu.Unlock()
+				return
+			}
+		}
+	}()
+	// server → device, line by line; after the cut, nothing more is passed on.
+	go func() {
+		defer GinkgoRecover()
+		defer closeAll()
+		r := bufio.NewReader(up)
+		for {
+			line, err := r.ReadBytes('\n')
+			if err != nil {
+				return
+			}
+			mute.Lock()
+			m, tag := muted, wantTag
+			mute.Unlock()
+			if m {
+				if bytes.HasPrefix(line, []byte(tag+" ")) {
+					close(answered)
+					return
+				}
+				continue
+			}
+			if _, err := b.Write(line); err != nil {
+				return
+			}
+		}
+	}()
+	return a, nil
+}
