@@ -161,7 +161,7 @@ func (t *textWriter) failure(f Failure) {
 	if msg == "" {
 		msg = "(no message)"
 	}
-	lines := strings.Split(msg, "\n")
+	lines := splitLines(msg)
 	t.printf("  %s: %s%s\n", p.fail(clean(head)), clean(lines[0]), tag)
 	for _, l := range lines[1:] {
 		t.printf("    %s\n", clean(l))
@@ -269,7 +269,7 @@ func (t *textWriter) transcript(lines []TranscriptLine) {
 // block writes a possibly multi-line text, the first line after label, the others indented
 // under it.
 func (t *textWriter) block(indent, label, text string) {
-	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	lines := splitLines(text)
 	t.printf("%s%s%s\n", indent, label, clean(lines[0]))
 	for _, l := range lines[1:] {
 		t.printf("%s  %s\n", indent, clean(l))
@@ -345,6 +345,16 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// splitLines splits a message into its lines, without a trailing empty line and without
+// the carriage returns of CRLF line ends. It returns at least one line.
+func splitLines(s string) []string {
+	lines := strings.Split(strings.TrimRight(s, "\r\n"), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimSuffix(l, "\r")
+	}
+	return lines
 }
 
 func firstLine(s string) string {

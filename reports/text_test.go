@@ -188,3 +188,12 @@ func stripANSI(s string) string {
 	}
 	return b.String()
 }
+
+var _ = Describe("Multi-line messages in the text report", func() {
+	It("indent every further line under the first, with CRLF line ends taken as line ends", func() {
+		s := failedScenario()
+		s.Failures[0].Message = "first\r\nsecond\r\n"
+		s.Failures[0].Table = nil
+		Expect(scenarioText(s, reports.TextOptions{})).To(ContainSubstring("  I4 no duplicates: first\n    second\n  transcript"))
+	})
+})
