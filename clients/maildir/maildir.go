@@ -45,6 +45,10 @@ type Options struct {
 	// NoSync skips every fsync. Only for throwaway directories (tests, benchmarks): a
 	// crash may then leave an empty or partial message.
 	NoSync bool
+	// NoSyncRenames skips the directory fsync after SetFlags and Remove (deliveries are
+	// still fsynced): a crash may then undo a recent flag rename or removal. For owners
+	// that keep the truth elsewhere and repair names on open.
+	NoSyncRenames bool
 	// Perm is the mode of directories Open creates; zero: 0700.
 	Perm fs.FileMode
 }
@@ -56,8 +60,10 @@ type Dir struct {
 	path string
 	host string
 	pid  int
-	sync bool
-	seq  atomic.Uint64
+	sync bool // fsync deliveries
+	// syncRenames: fsync the directory after renames and removals
+	syncRenames bool
+	seq         atomic.Uint64
 
 	mu    sync.Mutex
 	names map[string]string // key → file name relative to path ("new/K" or "cur/K:2,FS"); nil until scanned
@@ -93,7 +99,8 @@ func Open(path string, opts Options) (*Dir, error) {
 		host = h
 	}
 	host = strings.NewReplacer("/", `\057`, ":", `\072`).Replace(host)
-	return &Dir{path: path, host: host, pid: os.Getpid(), sync: !opts.NoSync}, nil
+	return &Dir{path: path, host: host, pid: os.Getpid(), sync: !opts.NoSync,
+		syncRenames: !opts.NoSync && !opts.NoSyncRenames}, nil
 }
 
 // Path returns the Maildir's directory.
@@ -198,7 +205,17 @@ func (d *Dir) syncDir(sub string) error {
 	if !d.sync {
 		return nil
 	}
-	p := filepath.Join(d.path, sub)
+	return fsyncDir(filepath.Join(d.path, sub))
+}
+
+func (d *Dir) syncDirAfterRename(sub string) error {
+	if !d.syncRenames {
+		return nil
+	}
+	return fsyncDir(filepath.Join(d.path, sub))
+}
+
+func fsyncDir(p string) error {
 	f, err := os.Open(p)
 	if err != nil {
 		return fmt.Errorf("maildir: open %q: %w", p, err)
@@ -368,11 +385,11 @@ func (d *Dir) SetFlags(key string, flags Flags) (Message, error) {
 		if err := os.Rename(filepath.Join(d.path, rel), filepath.Join(d.path, newRel)); err != nil {
 			return err
 		}
-		if err := d.syncDir("cur"); err != nil {
+		if err := d.syncDirAfterRename("cur"); err != nil {
 			return err
 		}
 		if cur.New {
-			if err := d.syncDir("new"); err != nil {
+			if err := d.syncDirAfterRename("new"); err != nil {
 				return err
 			}
 		}
@@ -394,7 +411,7 @@ func (d *Dir) Remove(key string) error {
 			return err
 		}
 		d.forget(key)
-		return d.syncDir(filepath.Dir(rel))
+		return d.syncDirAfterRename(filepath.Dir(rel))
 	})
 	if err != nil {
 		return fmt.Errorf("maildir: remove %q: %w", key, err)

@@ -1,0 +1,772 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/syncharness/syncharness/clients/maildir"
+)
+
+// DiskStore is a Store on disk: mailboxes, message records and the journal in a bbolt
+// database (state.db), message bodies as files of a Maildir (Maildir/cur). Its Updates are
+// bbolt transactions, so a crash keeps exactly what was committed.
+//
+// Bodies are written in the Maildir (tmp, fsync, then cur) when PutBody is called, before
+// the transaction that references them commits; a body file is removed only after the
+// transaction that deleted its message committed. A crash can therefore leave only files
+// that no committed record references (in tmp or cur), and OpenDiskStore removes those.
+//
+// The name of each body file carries the message's flags in its ":2," suffix (\Seen → S,
+// \Answered → R, \Flagged → F, \Deleted → T, \Draft → D, $Forwarded → P). The names follow
+// the records after each commit and are repaired on open; the database stays the truth, and
+// keywords are kept only there. All bodies share one Maildir whatever their mailbox, since
+// a message's mailbox changes with moves while its body does not.
+type DiskStore struct {
+	dir string
+	md  *maildir.Dir
+
+	writer sync.Mutex // one Update at a time, so Begin(true) never waits while holding mu
+
+	// mu guards db, the flags and open. Every bbolt call on an open transaction runs
+	// under mu, except Commit, so that Crash can roll transactions back between calls.
+	mu      sync.Mutex
+	db      *bolt.DB
+	crashed bool
+	closed  bool
+	open    map[*diskTx]struct{}
+
+	mirrorMu  sync.Mutex
+	mirrorErr error // the first failure to bring a file name in step; reported by Close
+}
+
+var (
+	_ Store           = (*DiskStore)(nil)
+	_ ReopenableStore = (*DiskStore)(nil)
+)
+
+// Bucket names and meta keys.
+var (
+	bucketMeta      = []byte("meta")
+	bucketMailboxes = []byte("mailboxes") // name → JSON MailboxRecord
+	bucketMessages  = []byte("messages")  // be64(id) → JSON MessageRecord
+	bucketByMailbox = []byte("bymailbox") // mailbox NUL be64(id) → ""
+	bucketBodies    = []byte("bodies")    // be64(id) → Maildir key
+	bucketJournal   = []byte("journal")   // be64(seq) → JSON JournalEntry
+
+	keyNextID  = []byte("next-id")
+	keyNextSeq = []byte("next-seq")
+	keyFormat  = []byte("format")
+)
+
+// diskFormat is the version of the on-disk layout.
+const diskFormat = 1
+
+// OpenDiskStore opens the store in dir, creating it if needed. It removes what a crash
+// may have left behind (body files no committed record references, files in the
+// Maildir's tmp) and brings every body file's flag letters in step with its record.
+//
+// A store is used by one process at a time: a second open of the same dir fails after a
+// second instead of waiting.
+func OpenDiskStore(dir string) (*DiskStore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("engine: disk store: %w", err)
+	}
+	md, err := maildir.Open(filepath.Join(dir, "Maildir"), maildir.Options{Hostname: "syncharness", NoSyncRenames: true})
+	if err != nil {
+		return nil, fmt.Errorf("engine: disk store: %w", err)
+	}
+	dbPath := filepath.Join(dir, "state.db")
+	db, err := bolt.Open(dbPath, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("engine: disk store: open %q: %w", dbPath, err)
+	}
+	s := &DiskStore{dir: dir, md: md, db: db, open: map[*diskTx]struct{}{}}
+	if err := s.init(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.recover(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// init creates the buckets and checks the format.
+func (s *DiskStore) init() error {
+	err := s.db.Update(func(btx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketMeta, bucketMailboxes, bucketMessages, bucketByMailbox, bucketBodies, bucketJournal} {
+			if _, err := btx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		meta := btx.Bucket(bucketMeta)
+		if v := meta.Get(keyFormat); v != nil {
+			if got := decodeU64(v); got != diskFormat {
+				return fmt.Errorf("format %d, this version reads format %d", got, diskFormat)
+			}
+			return nil
+		}
+		if err := meta.Put(keyFormat, be64(diskFormat)); err != nil {
+			return err
+		}
+		if err := meta.Put(keyNextID, be64(1)); err != nil {
+			return err
+		}
+		return meta.Put(keyNextSeq, be64(1))
+	})
+	if err != nil {
+		return fmt.Errorf("engine: disk store %q: init: %w", s.dir, err)
+	}
+	return nil
+}
+
+// recover removes orphan body files and repairs file names after a crash.
+func (s *DiskStore) recover() error {
+	if _, err := s.md.CleanTmp(0); err != nil {
+		return fmt.Errorf("engine: disk store: %w", err)
+	}
+	files, err := s.md.List()
+	if err != nil {
+		return fmt.Errorf("engine: disk store: %w", err)
+	}
+	want := map[string]maildir.Flags{} // referenced key → flags its name should carry
+	err = s.db.View(func(btx *bolt.Tx) error {
+		msgs := btx.Bucket(bucketMessages)
+		return btx.Bucket(bucketBodies).ForEach(func(k, v []byte) error {
+			var flags maildir.Flags
+			if raw := msgs.Get(k); raw != nil {
+				m, err := decodeMessage(raw)
+				if err != nil {
+					return err
+				}
+				flags = nameFlags(m.Flags)
+			}
+			want[string(v)] = flags
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("engine: disk store %q: recover: %w", s.dir, err)
+	}
+	for _, f := range files {
+		flags, ok := want[f.Key]
+		if !ok {
+			if err := s.md.Remove(f.Key); err != nil && !errors.Is(err, maildir.ErrNotFound) {
+				return fmt.Errorf("engine: disk store: remove orphan body: %w", err)
+			}
+			continue
+		}
+		if f.New || f.Flags != flags {
+			if _, err := s.md.SetFlags(f.Key, flags); err != nil {
+				return fmt.Errorf("engine: disk store: repair body name: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// Dir returns the store's directory.
+func (s *DiskStore) Dir() string { return s.dir }
+
+// Maildir returns the Maildir that holds the bodies. Read it, do not change it.
+func (s *DiskStore) Maildir() *maildir.Dir { return s.md }
+
+// Crash simulates a process crash: every transaction in progress is rolled back (an Update
+// running then returns ErrCrashed, even if it was about to commit; a commit already under
+// way finishes, as it would on disk), the database is closed and every later call on s
+// fails with ErrCrashed. Nothing is cleaned up: a store reopened on the same directory
+// finds what a restarted process would. Crash may be called from inside an Update's or a
+// View's function and from any goroutine.
+func (s *DiskStore) Crash() error {
+	s.mu.Lock()
+	if s.crashed || s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.crashed = true
+	for t := range s.open {
+		if t.committing {
+			continue
+		}
+		t.dead = true
+		_ = t.btx.Rollback() // the transaction is abandoned either way
+		delete(s.open, t)
+	}
+	db := s.db
+	s.mu.Unlock()
+	if err := db.Close(); err != nil {
+		return fmt.Errorf("engine: disk store %q: crash: %w", s.dir, err)
+	}
+	return nil
+}
+
+// Reopen simulates a crash and a restart: it crashes s (see Crash) and opens the store
+// again on the same directory, as a restarted process would.
+func (s *DiskStore) Reopen() (Store, error) {
+	if err := s.Crash(); err != nil {
+		return nil, err
+	}
+	return OpenDiskStore(s.dir)
+}
+
+// Close closes the database. It waits for transactions in progress. It returns the first
+// error met while keeping file names in step with flags, if any (such names are repaired
+// on the next open). Closing a crashed or closed store does nothing.
+func (s *DiskStore) Close() error {
+	s.mu.Lock()
+	if s.crashed || s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	db := s.db
+	s.mu.Unlock()
+	if err := db.Close(); err != nil {
+		return fmt.Errorf("engine: disk store %q: close: %w", s.dir, err)
+	}
+	s.mirrorMu.Lock()
+	defer s.mirrorMu.Unlock()
+	return s.mirrorErr
+}
+
+// begin starts a bbolt transaction and registers it for Crash.
+func (s *DiskStore) begin(writable bool) (*diskTx, error) {
+	s.mu.Lock()
+	if err := s.stateErr(); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	db := s.db
+	s.mu.Unlock()
+	// Not under mu: Begin may wait for a commit that remaps the file.
+	btx, err := db.Begin(writable)
+	if err != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if serr := s.stateErr(); serr != nil {
+			return nil, serr
+		}
+		return nil, fmt.Errorf("engine: disk store: begin: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.stateErr(); err != nil {
+		_ = btx.Rollback() // never used
+		return nil, err
+	}
+	t := &diskTx{s: s, btx: btx, writable: writable}
+	s.open[t] = struct{}{}
+	return t, nil
+}
+
+func (s *DiskStore) stateErr() error {
+	if s.crashed {
+		return ErrCrashed
+	}
+	if s.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// View runs fn in a read-only bbolt transaction.
+func (s *DiskStore) View(fn func(Tx) error) error {
+	t, err := s.begin(false)
+	if err != nil {
+		return err
+	}
+	ferr := fn(t)
+	s.mu.Lock()
+	dead := t.dead
+	if !dead {
+		delete(s.open, t)
+		if err := t.btx.Rollback(); err != nil && ferr == nil {
+			ferr = fmt.Errorf("engine: disk store: end view: %w", err)
+		}
+	}
+	s.mu.Unlock()
+	if dead && ferr == nil {
+		return ErrCrashed
+	}
+	return ferr
+}
+
+// Update runs fn in a read-write bbolt transaction and commits it if fn returns nil. Body
+// files written by a transaction that does not commit are removed; body files of messages
+// it deleted are removed after it committed; file names follow the committed flags.
+func (s *DiskStore) Update(fn func(Tx) error) error {
+	s.writer.Lock()
+	defer s.writer.Unlock()
+	t, err := s.begin(true)
+	if err != nil {
+		return err
+	}
+	ferr := fn(t)
+
+	s.mu.Lock()
+	if t.dead {
+		s.mu.Unlock()
+		return ErrCrashed // like a real crash, the files it wrote stay until the next open
+	}
+	var renames map[string]maildir.Flags
+	if ferr == nil {
+		renames, ferr = t.wantedNames()
+	}
+	if ferr != nil {
+		delete(s.open, t)
+		rerr := t.btx.Rollback()
+		s.mu.Unlock()
+		t.removeWritten()
+		if rerr != nil {
+			return errors.Join(ferr, fmt.Errorf("engine: disk store: rollback: %w", rerr))
+		}
+		return ferr
+	}
+	t.committing = true
+	s.mu.Unlock()
+
+	cerr := t.btx.Commit()
+
+	s.mu.Lock()
+	delete(s.open, t)
+	crashed := s.crashed
+	s.mu.Unlock()
+	if cerr != nil {
+		t.removeWritten()
+		return fmt.Errorf("engine: disk store: commit: %w", cerr)
+	}
+	if crashed {
+		return nil // committed; the process "died" right after: the next open tidies up
+	}
+	s.afterCommit(t, renames)
+	return nil
+}
+
+// afterCommit removes the body files of deleted messages and renames files whose flags
+// changed. Failures leave stale files or names that the next open repairs; the first one
+// is kept for Close.
+func (s *DiskStore) afterCommit(t *diskTx, renames map[string]maildir.Flags) {
+	var errs []error
+	for _, key := range t.unlink {
+		if err := s.md.Remove(key); err != nil && !errors.Is(err, maildir.ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	keys := make([]string, 0, len(renames))
+	for k := range renames {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		if _, err := s.md.SetFlags(key, renames[key]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		s.mirrorMu.Lock()
+		if s.mirrorErr == nil {
+			s.mirrorErr = fmt.Errorf("engine: disk store: after commit: %w", errors.Join(errs...))
+		}
+		s.mirrorMu.Unlock()
+	}
+}
+
+// diskTx is one transaction of a DiskStore.
+type diskTx struct {
+	s          *DiskStore
+	btx        *bolt.Tx
+	writable   bool
+	dead       bool // rolled back by Crash; guarded by s.mu
+	committing bool // guarded by s.mu
+
+	written []string         // body files this transaction wrote
+	unlink  []string         // body files to remove once committed
+	touched map[LocalID]bool // messages whose file name may need a new flag suffix
+}
+
+// do runs f on the bbolt transaction unless Crash killed it.
+func (t *diskTx) do(write bool, f func(*bolt.Tx) error) error {
+	if write && !t.writable {
+		return ErrReadOnly
+	}
+	t.s.mu.Lock()
+	defer t.s.mu.Unlock()
+	if t.dead {
+		return ErrCrashed
+	}
+	return f(t.btx)
+}
+
+func (t *diskTx) touch(id LocalID) {
+	if t.touched == nil {
+		t.touched = map[LocalID]bool{}
+	}
+	t.touched[id] = true
+}
+
+// wantedNames returns, for every body file this transaction may have changed, the flags
+// its name must carry once committed. Called under s.mu before the commit.
+func (t *diskTx) wantedNames() (map[string]maildir.Flags, error) {
+	if len(t.touched) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]maildir.Flags, len(t.touched))
+	bodies := t.btx.Bucket(bucketBodies)
+	msgs := t.btx.Bucket(bucketMessages)
+	for id := range t.touched {
+		key := bodies.Get(be64(uint64(id)))
+		raw := msgs.Get(be64(uint64(id)))
+		if key == nil || raw == nil {
+			continue
+		}
+		m, err := decodeMessage(raw)
+		if err != nil {
+			return nil, err
+		}
+		out[string(key)] = nameFlags(m.Flags)
+	}
+	return out, nil
+}
+
+// removeWritten removes the body files of a transaction that did not commit.
+func (t *diskTx) removeWritten() {
+	for _, key := range t.written {
+		// Best effort: a file left here is an orphan the next open removes.
+		_ = t.s.md.Remove(key)
+	}
+}
+
+func (t *diskTx) Mailboxes() ([]MailboxRecord, error) {
+	var out []MailboxRecord
+	err := t.do(false, func(btx *bolt.Tx) error {
+		return btx.Bucket(bucketMailboxes).ForEach(func(_, v []byte) error {
+			var m MailboxRecord
+			if err := json.Unmarshal(v, &m); err != nil {
+				return fmt.Errorf("engine: disk store: decode mailbox: %w", err)
+			}
+			out = append(out, m)
+			return nil
+		})
+	})
+	return out, err
+}
+
+func (t *diskTx) Mailbox(name string) (MailboxRecord, bool, error) {
+	var m MailboxRecord
+	var ok bool
+	err := t.do(false, func(btx *bolt.Tx) error {
+		v := btx.Bucket(bucketMailboxes).Get([]byte(name))
+		if v == nil {
+			return nil
+		}
+		ok = true
+		if err := json.Unmarshal(v, &m); err != nil {
+			return fmt.Errorf("engine: disk store: decode mailbox %q: %w", name, err)
+		}
+		return nil
+	})
+	return m, ok, err
+}
+
+func (t *diskTx) PutMailbox(m MailboxRecord) error {
+	if m.Name == "" {
+		if !t.writable {
+			return ErrReadOnly
+		}
+		return fmt.Errorf("engine: store: put mailbox with empty name")
+	}
+	v, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("engine: disk store: encode mailbox %q: %w", m.Name, err)
+	}
+	return t.do(true, func(btx *bolt.Tx) error {
+		return btx.Bucket(bucketMailboxes).Put([]byte(m.Name), v)
+	})
+}
+
+func (t *diskTx) DeleteMailbox(name string) error {
+	return t.do(true, func(btx *bolt.Tx) error {
+		return btx.Bucket(bucketMailboxes).Delete([]byte(name))
+	})
+}
+
+func (t *diskTx) NextID() (LocalID, error) {
+	var id LocalID
+	err := t.do(true, func(btx *bolt.Tx) error {
+		meta := btx.Bucket(bucketMeta)
+		id = LocalID(decodeU64(meta.Get(keyNextID)))
+		return meta.Put(keyNextID, be64(uint64(id)+1))
+	})
+	return id, err
+}
+
+func (t *diskTx) Message(id LocalID) (MessageRecord, bool, error) {
+	var m MessageRecord
+	var ok bool
+	err := t.do(false, func(btx *bolt.Tx) error {
+		v := btx.Bucket(bucketMessages).Get(be64(uint64(id)))
+		if v == nil {
+			return nil
+		}
+		ok = true
+		var err error
+		m, err = decodeMessage(v)
+		return err
+	})
+	return m, ok, err
+}
+
+func (t *diskTx) Messages(mailbox string) ([]MessageRecord, error) {
+	var out []MessageRecord
+	err := t.do(false, func(btx *bolt.Tx) error {
+		msgs := btx.Bucket(bucketMessages)
+		prefix := append([]byte(mailbox), 0)
+		c := btx.Bucket(bucketByMailbox).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			id := k[len(prefix):]
+			v := msgs.Get(id)
+			if v == nil {
+				return fmt.Errorf("engine: disk store: index of %q names missing message %d", mailbox, decodeU64(id))
+			}
+			m, err := decodeMessage(v)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	if out == nil && err == nil {
+		out = []MessageRecord{}
+	}
+	return out, err
+}
+
+func (t *diskTx) AllMessages() ([]MessageRecord, error) {
+	out := []MessageRecord{}
+	err := t.do(false, func(btx *bolt.Tx) error {
+		return btx.Bucket(bucketMessages).ForEach(func(_, v []byte) error {
+			m, err := decodeMessage(v)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+			return nil
+		})
+	})
+	return out, err
+}
+
+func (t *diskTx) PutMessage(m MessageRecord) error {
+	if !t.writable {
+		return ErrReadOnly
+	}
+	if m.Mailbox == "" {
+		return fmt.Errorf("engine: store: put message %d without mailbox", m.ID)
+	}
+	v, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("engine: disk store: encode message %d: %w", m.ID, err)
+	}
+	err = t.do(true, func(btx *bolt.Tx) error {
+		if next := decodeU64(btx.Bucket(bucketMeta).Get(keyNextID)); m.ID == 0 || uint64(m.ID) >= next {
+			return fmt.Errorf("engine: store: put message with unallocated id %d", m.ID)
+		}
+		msgs, idx := btx.Bucket(bucketMessages), btx.Bucket(bucketByMailbox)
+		key := be64(uint64(m.ID))
+		if old := msgs.Get(key); old != nil {
+			prev, err := decodeMessage(old)
+			if err != nil {
+				return err
+			}
+			if prev.Mailbox != m.Mailbox {
+				if err := idx.Delete(indexKey(prev.Mailbox, m.ID)); err != nil {
+					return err
+				}
+			}
+		}
+		if err := idx.Put(indexKey(m.Mailbox, m.ID), nil); err != nil {
+			return err
+		}
+		return msgs.Put(key, v)
+	})
+	if err == nil {
+		t.touch(m.ID)
+	}
+	return err
+}
+
+func (t *diskTx) DeleteMessage(id LocalID) error {
+	return t.do(true, func(btx *bolt.Tx) error {
+		key := be64(uint64(id))
+		msgs := btx.Bucket(bucketMessages)
+		if old := msgs.Get(key); old != nil {
+			prev, err := decodeMessage(old)
+			if err != nil {
+				return err
+			}
+			if err := btx.Bucket(bucketByMailbox).Delete(indexKey(prev.Mailbox, id)); err != nil {
+				return err
+			}
+			if err := msgs.Delete(key); err != nil {
+				return err
+			}
+		}
+		bodies := btx.Bucket(bucketBodies)
+		if file := bodies.Get(key); file != nil {
+			t.unlink = append(t.unlink, string(file))
+			return bodies.Delete(key)
+		}
+		return nil
+	})
+}
+
+// PutBody writes the body file into the Maildir at once (fsynced, tmp then cur) and
+// records it in the transaction; a body it replaces is removed after the commit.
+func (t *diskTx) PutBody(id LocalID, raw []byte) error {
+	if !t.writable {
+		return ErrReadOnly
+	}
+	var flags maildir.Flags
+	if m, ok, err := t.Message(id); err != nil {
+		return err
+	} else if ok {
+		flags = nameFlags(m.Flags)
+	}
+	// The file is written outside the lock: it is the slow part and touches no state.
+	f, err := t.s.md.Add(bytes.NewReader(raw), flags)
+	if err != nil {
+		return fmt.Errorf("engine: disk store: body of message %d: %w", id, err)
+	}
+	t.written = append(t.written, f.Key)
+	err = t.do(true, func(btx *bolt.Tx) error {
+		bodies := btx.Bucket(bucketBodies)
+		key := be64(uint64(id))
+		if old := bodies.Get(key); old != nil {
+			t.unlink = append(t.unlink, string(old))
+		}
+		return bodies.Put(key, []byte(f.Key))
+	})
+	if err == nil {
+		t.touch(id)
+	}
+	return err
+}
+
+func (t *diskTx) Body(id LocalID) ([]byte, error) {
+	var key string
+	err := t.do(false, func(btx *bolt.Tx) error {
+		if v := btx.Bucket(bucketBodies).Get(be64(uint64(id))); v != nil {
+			key = string(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if key == "" {
+		return nil, fmt.Errorf("message %d: %w", id, ErrNoBody)
+	}
+	b, err := t.s.md.ReadMessage(key)
+	if errors.Is(err, maildir.ErrNotFound) {
+		return nil, fmt.Errorf("message %d: body file %s lost: %w", id, key, ErrNoBody)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("engine: disk store: body of message %d: %w", id, err)
+	}
+	return b, nil
+}
+
+func (t *diskTx) Journal() ([]JournalEntry, error) {
+	var out []JournalEntry
+	err := t.do(false, func(btx *bolt.Tx) error {
+		return btx.Bucket(bucketJournal).ForEach(func(_, v []byte) error {
+			var e JournalEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("engine: disk store: decode journal entry: %w", err)
+			}
+			out = append(out, e)
+			return nil
+		})
+	})
+	return out, err
+}
+
+func (t *diskTx) AddJournal(e JournalEntry) (uint64, error) {
+	err := t.do(true, func(btx *bolt.Tx) error {
+		meta := btx.Bucket(bucketMeta)
+		e.Seq = decodeU64(meta.Get(keyNextSeq))
+		if err := meta.Put(keyNextSeq, be64(e.Seq+1)); err != nil {
+			return err
+		}
+		v, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("engine: disk store: encode journal entry: %w", err)
+		}
+		return btx.Bucket(bucketJournal).Put(be64(e.Seq), v)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return e.Seq, nil
+}
+
+func (t *diskTx) PutJournal(e JournalEntry) error {
+	return t.do(true, func(btx *bolt.Tx) error {
+		if next := decodeU64(btx.Bucket(bucketMeta).Get(keyNextSeq)); e.Seq == 0 || e.Seq >= next {
+			return fmt.Errorf("engine: store: put journal entry with unallocated seq %d", e.Seq)
+		}
+		v, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("engine: disk store: encode journal entry %d: %w", e.Seq, err)
+		}
+		return btx.Bucket(bucketJournal).Put(be64(e.Seq), v)
+	})
+}
+
+func (t *diskTx) DeleteJournal(seq uint64) error {
+	return t.do(true, func(btx *bolt.Tx) error {
+		return btx.Bucket(bucketJournal).Delete(be64(seq))
+	})
+}
+
+// nameFlags returns the Maildir flags a body file's name carries for flags.
+func nameFlags(f Flags) maildir.Flags {
+	std, _ := maildir.FromIMAP(f.Names())
+	return std
+}
+
+func decodeMessage(v []byte) (MessageRecord, error) {
+	var m MessageRecord
+	if err := json.Unmarshal(v, &m); err != nil {
+		return MessageRecord{}, fmt.Errorf("engine: disk store: decode message: %w", err)
+	}
+	return m, nil
+}
+
+func indexKey(mailbox string, id LocalID) []byte {
+	k := make([]byte, 0, len(mailbox)+9)
+	k = append(k, mailbox...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint64(k, uint64(id))
+}
+
+func be64(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+
+func decodeU64(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}

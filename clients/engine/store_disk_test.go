@@ -1,0 +1,444 @@
+package engine_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/syncharness/syncharness/clients/engine"
+)
+
+// openDisk opens a disk store in dir and closes it when the spec ends.
+func openDisk(dir string) *engine.DiskStore {
+	s, err := engine.OpenDiskStore(dir)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(s.Close)
+	return s
+}
+
+var _ = DescribeStoreConformance("disk", StoreHarness{
+	Open: func() engine.Store { return openDisk(GinkgoT().TempDir()) },
+	Crash: func(s engine.Store) engine.Store {
+		ns, err := s.(*engine.DiskStore).Reopen()
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(ns.Close)
+		return ns
+	},
+})
+
+// bodyFiles returns the names of the files in one subdirectory of the store's Maildir.
+func bodyFiles(dir, sub string) []string {
+	entries, err := os.ReadDir(filepath.Join(dir, "Maildir", sub))
+	Expect(err).NotTo(HaveOccurred())
+	out := []string{}
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// flagSuffixes returns the ":2,…" suffix of every body file in cur.
+func flagSuffixes(dir string) []string {
+	var out []string
+	for _, n := range bodyFiles(dir, "cur") {
+		_, info, _ := strings.Cut(n, ":")
+		out = append(out, info)
+	}
+	return out
+}
+
+var _ = Describe("The disk store", func() {
+	var (
+		dir string
+		s   *engine.DiskStore
+	)
+
+	BeforeEach(func() {
+		dir = GinkgoT().TempDir()
+		s = openDisk(dir)
+	})
+
+	// addMessage commits one message with a body and flags and returns its id.
+	addMessage := func(st engine.Store, mailbox, body string, flags ...string) engine.LocalID {
+		var id engine.LocalID
+		Expect(st.Update(func(tx engine.Tx) error {
+			var err error
+			id, err = tx.NextID()
+			if err != nil {
+				return err
+			}
+			if err := tx.PutMessage(engine.MessageRecord{ID: id, Mailbox: mailbox, UID: uint32(id), Flags: engine.ParseFlags(flags)}); err != nil {
+				return err
+			}
+			return tx.PutBody(id, []byte(body))
+		})).To(Succeed())
+		return id
+	}
+
+	setFlags := func(st engine.Store, id engine.LocalID, flags ...string) {
+		Expect(st.Update(func(tx engine.Tx) error {
+			m, ok, err := tx.Message(id)
+			if err != nil || !ok {
+				return fmt.Errorf("message %d: found %v: %w", id, ok, err)
+			}
+			m.Flags = engine.ParseFlags(flags)
+			return tx.PutMessage(m)
+		})).To(Succeed())
+	}
+
+	It("keeps its state, journal and bodies across a close and an open", func() {
+		id := addMessage(s, "INBOX", "hello", `\Seen`)
+		Expect(s.Update(func(tx engine.Tx) error {
+			if err := tx.PutMailbox(engine.MailboxRecord{Name: "INBOX", UIDValidity: 9, UIDNext: 2, HighestModSeq: 77}); err != nil {
+				return err
+			}
+			_, err := tx.AddJournal(engine.JournalEntry{Op: engine.OpMove, Message: id, Dest: "Archive", UIDNext: 5, UIDValidity: 3})
+			return err
+		})).To(Succeed())
+		Expect(s.Close()).To(Succeed())
+
+		s2 := openDisk(dir)
+		Expect(s2.View(func(tx engine.Tx) error {
+			mb, ok, err := tx.Mailbox("INBOX")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(ok).To(BeTrue())
+			Expect(mb).To(Equal(engine.MailboxRecord{Name: "INBOX", UIDValidity: 9, UIDNext: 2, HighestModSeq: 77}))
+			m, ok, err := tx.Message(id)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(ok).To(BeTrue())
+			Expect(m.Flags.Names()).To(Equal([]string{`\Seen`}))
+			Expect(tx.Body(id)).To(Equal([]byte("hello")))
+			j, err := tx.Journal()
+			Expect(err).NotTo(HaveOccurred())
+			Expect(j).To(Equal([]engine.JournalEntry{{Seq: 1, Op: engine.OpMove, Message: id, Dest: "Archive", UIDNext: 5, UIDValidity: 3}}))
+			return nil
+		})).To(Succeed())
+	})
+
+	It("keeps every field of a message record", func() {
+		var want engine.MessageRecord
+		Expect(s.Update(func(tx engine.Tx) error {
+			id, err := tx.NextID()
+			if err != nil {
+				return err
+			}
+			want = engine.MessageRecord{ID: id, Mailbox: "INBOX", MoveTo: "Archive", UID: 42,
+				State: engine.MsgQuarantined, Size: 1234, InternalDate: 1700000000,
+				Hash: [32]byte{1, 2, 3, 31: 9}, MessageID: "m1.run@x", Label: "m1",
+				Flags: engine.ParseFlags([]string{`\Seen`, "$Work"}), Base: engine.ParseFlags([]string{`\Draft`}), EverUID: true}
+			return tx.PutMessage(want)
+		})).To(Succeed())
+		Expect(s.Close()).To(Succeed())
+		Expect(openDisk(dir).View(func(tx engine.Tx) error {
+			got, ok, err := tx.Message(want.ID)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(ok).To(BeTrue())
+			Expect(got).To(Equal(want))
+			return nil
+		})).To(Succeed())
+	})
+
+	It("keeps each body in a Maildir file in cur whose :2, suffix follows the message's flags", func() {
+		id := addMessage(s, "INBOX", "body", `\Seen`, `\Flagged`, "$Work")
+		Expect(flagSuffixes(dir)).To(Equal([]string{"2,FS"}), "keywords stay out of the name")
+		Expect(bodyFiles(dir, "new")).To(BeEmpty())
+		Expect(bodyFiles(dir, "tmp")).To(BeEmpty())
+
+		setFlags(s, id, `\Answered`, `\Deleted`, `\Draft`, "$Forwarded")
+		Expect(flagSuffixes(dir)).To(Equal([]string{"2,DPRT"}))
+		setFlags(s, id)
+		Expect(flagSuffixes(dir)).To(Equal([]string{"2,"}))
+
+		files := bodyFiles(dir, "cur")
+		content, err := os.ReadFile(filepath.Join(dir, "Maildir", "cur", files[0]))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(content)).To(Equal("body"))
+	})
+
+	It("writes a body file before the transaction that references it commits", func() {
+		Expect(s.Update(func(tx engine.Tx) error {
+			id, err := tx.NextID()
+			if err != nil {
+				return err
+			}
+			if err := tx.PutMessage(engine.MessageRecord{ID: id, Mailbox: "INBOX"}); err != nil {
+				return err
+			}
+			if err := tx.PutBody(id, []byte("early")); err != nil {
+				return err
+			}
+			Expect(bodyFiles(dir, "cur")).To(HaveLen(1))
+			Expect(bodyFiles(dir, "tmp")).To(BeEmpty())
+			return nil
+		})).To(Succeed())
+	})
+
+	It("removes the body files of an update that fails", func() {
+		boom := errors.New("boom")
+		Expect(s.Update(func(tx engine.Tx) error {
+			id, err := tx.NextID()
+			if err != nil {
+				return err
+			}
+			if err := tx.PutBody(id, []byte("never committed")); err != nil {
+				return err
+			}
+			return boom
+		})).To(MatchError(boom))
+		Expect(bodyFiles(dir, "cur")).To(BeEmpty())
+	})
+
+	It("removes a deleted message's body file only once the deletion committed", func() {
+		id := addMessage(s, "INBOX", "keep me until committed")
+		boom := errors.New("boom")
+		Expect(s.Update(func(tx engine.Tx) error {
+			Expect(tx.DeleteMessage(id)).To(Succeed())
+			return boom
+		})).To(MatchError(boom))
+		Expect(bodyFiles(dir, "cur")).To(HaveLen(1))
+		Expect(s.View(func(tx engine.Tx) error {
+			Expect(tx.Body(id)).To(Equal([]byte("keep me until committed")))
+			return nil
+		})).To(Succeed())
+
+		Expect(s.Update(func(tx engine.Tx) error { return tx.DeleteMessage(id) })).To(Succeed())
+		Expect(bodyFiles(dir, "cur")).To(BeEmpty())
+	})
+
+	It("replaces a body and removes the old file after the commit", func() {
+		id := addMessage(s, "INBOX", "first")
+		Expect(s.Update(func(tx engine.Tx) error { return tx.PutBody(id, []byte("second")) })).To(Succeed())
+		Expect(bodyFiles(dir, "cur")).To(HaveLen(1))
+		Expect(s.View(func(tx engine.Tx) error {
+			Expect(tx.Body(id)).To(Equal([]byte("second")))
+			return nil
+		})).To(Succeed())
+	})
+
+	It("removes, on open, the body files that a crash left without a committed record", func() {
+		kept := addMessage(s, "INBOX", "committed", `\Seen`)
+		var after engine.Store
+		err := s.Update(func(tx engine.Tx) error {
+			id, err := tx.NextID()
+			if err != nil {
+				return err
+			}
+			if err := tx.PutMessage(engine.MessageRecord{ID: id, Mailbox: "INBOX"}); err != nil {
+				return err
+			}
+			if err := tx.PutBody(id, []byte("lost in the crash")); err != nil {
+				return err
+			}
+			Expect(bodyFiles(dir, "cur")).To(HaveLen(2))
+			after, err = s.Reopen()
+			return err
+		})
+		Expect(err).To(MatchError(engine.ErrCrashed))
+		DeferCleanup(after.Close)
+		Expect(bodyFiles(dir, "cur")).To(HaveLen(1))
+		Expect(after.View(func(tx engine.Tx) error {
+			all, err := tx.AllMessages()
+			Expect(err).NotTo(HaveOccurred())
+			Expect(all).To(HaveLen(1))
+			Expect(tx.Body(kept)).To(Equal([]byte("committed")))
+			return nil
+		})).To(Succeed())
+	})
+
+	It("removes, on open, half-written files in tmp and stray files in cur", func() {
+		addMessage(s, "INBOX", "committed")
+		Expect(s.Close()).To(Succeed())
+		Expect(os.WriteFile(filepath.Join(dir, "Maildir", "tmp", "1.half.written"), []byte("Subj"), 0o600)).To(Succeed())
+		Expect(os.WriteFile(filepath.Join(dir, "Maildir", "cur", "2.deleted.before.crash:2,S"), []byte("x"), 0o600)).To(Succeed())
+		openDisk(dir)
+		Expect(bodyFiles(dir, "tmp")).To(BeEmpty())
+		Expect(bodyFiles(dir, "cur")).To(HaveLen(1))
+	})
+
+	It("repairs, on open, a file name a crash left with old flags", func() {
+		id := addMessage(s, "INBOX", "x", `\Seen`)
+		Expect(s.Close()).To(Succeed())
+		files := bodyFiles(dir, "cur")
+		Expect(files).To(HaveLen(1))
+		key, _, _ := strings.Cut(files[0], ":")
+		Expect(os.Rename(filepath.Join(dir, "Maildir", "cur", files[0]), filepath.Join(dir, "Maildir", "new", key))).To(Succeed())
+
+		s2 := openDisk(dir)
+		Expect(bodyFiles(dir, "new")).To(BeEmpty())
+		Expect(flagSuffixes(dir)).To(Equal([]string{"2,S"}))
+		Expect(s2.View(func(tx engine.Tx) error {
+			Expect(tx.Body(id)).To(Equal([]byte("x")))
+			return nil
+		})).To(Succeed())
+	})
+
+	It("reports a body whose file is gone as missing", func() {
+		id := addMessage(s, "INBOX", "x")
+		files := bodyFiles(dir, "cur")
+		Expect(os.Remove(filepath.Join(dir, "Maildir", "cur", files[0]))).To(Succeed())
+		Expect(s.View(func(tx engine.Tx) error {
+			_, err := tx.Body(id)
+			return err
+		})).To(MatchError(engine.ErrNoBody))
+	})
+
+	It("lists a mailbox's messages by local id after moves between mailboxes", func() {
+		a := addMessage(s, "INBOX", "a")
+		b := addMessage(s, "Archive", "b")
+		c := addMessage(s, "INBOX", "c")
+		Expect(s.Update(func(tx engine.Tx) error {
+			m, _, err := tx.Message(b)
+			if err != nil {
+				return err
+			}
+			m.Mailbox = "INBOX"
+			return tx.PutMessage(m)
+		})).To(Succeed())
+		Expect(s.View(func(tx engine.Tx) error {
+			in, err := tx.Messages("INBOX")
+			Expect(err).NotTo(HaveOccurred())
+			var ids []engine.LocalID
+			for _, m := range in {
+				ids = append(ids, m.ID)
+			}
+			Expect(ids).To(Equal([]engine.LocalID{a, b, c}))
+			arch, err := tx.Messages("Archive")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(arch).To(BeEmpty())
+			Expect(tx.Messages("INBOX/Sub")).To(BeEmpty(), "a mailbox whose name extends another's is a different mailbox")
+			return nil
+		})).To(Succeed())
+	})
+
+	It("refuses a message id it did not hand out", func() {
+		Expect(s.Update(func(tx engine.Tx) error {
+			return tx.PutMessage(engine.MessageRecord{ID: 99, Mailbox: "INBOX"})
+		})).To(MatchError(ContainSubstring("unallocated id 99")))
+	})
+
+	It("fails every transaction after it is closed or crashed", func() {
+		Expect(s.Close()).To(Succeed())
+		Expect(s.View(func(engine.Tx) error { return nil })).To(MatchError(engine.ErrClosed))
+		Expect(s.Update(func(engine.Tx) error { return nil })).To(MatchError(engine.ErrClosed))
+
+		s2 := openDisk(dir)
+		Expect(s2.Crash()).To(Succeed())
+		Expect(s2.View(func(engine.Tx) error { return nil })).To(MatchError(engine.ErrCrashed))
+	})
+
+	It("ends a view that a crash interrupts", func() {
+		err := s.View(func(tx engine.Tx) error {
+			Expect(s.Crash()).To(Succeed())
+			_, err := tx.Mailboxes()
+			return err
+		})
+		Expect(err).To(MatchError(engine.ErrCrashed))
+	})
+
+	It("refuses a second opener of the same directory instead of waiting for ever", func() {
+		_, err := engine.OpenDiskStore(dir)
+		Expect(err).To(MatchError(ContainSubstring("state.db")))
+	})
+
+	It("survives a crash from another goroutine while an update runs", func() {
+		addMessage(s, "INBOX", "committed")
+		started := make(chan struct{})
+		release := make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			defer GinkgoRecover()
+			done <- s.Update(func(tx engine.Tx) error {
+				if err := tx.PutMailbox(engine.MailboxRecord{Name: "Lost"}); err != nil {
+					return err
+				}
+				close(started)
+				<-release
+				return tx.PutMailbox(engine.MailboxRecord{Name: "Lost2"})
+			})
+		}()
+		Eventually(started).Should(BeClosed())
+		Expect(s.Crash()).To(Succeed())
+		close(release)
+		Eventually(done).Should(Receive(MatchError(engine.ErrCrashed)))
+
+		s2 := openDisk(dir)
+		Expect(s2.View(func(tx engine.Tx) error {
+			mbs, err := tx.Mailboxes()
+			Expect(err).NotTo(HaveOccurred())
+			Expect(mbs).To(BeEmpty())
+			all, err := tx.AllMessages()
+			Expect(err).NotTo(HaveOccurred())
+			Expect(all).To(HaveLen(1))
+			return nil
+		})).To(Succeed())
+	})
+})
+
+// BenchmarkDiskStoreAddMessage measures one committed Update that stores a message record
+// and a 10 KB body (fsynced body file and bbolt commit).
+func BenchmarkDiskStoreAddMessage(b *testing.B) {
+	s, err := engine.OpenDiskStore(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	body := bytes.Repeat([]byte("x"), 10<<10)
+	for b.Loop() {
+		err := s.Update(func(tx engine.Tx) error {
+			id, err := tx.NextID()
+			if err != nil {
+				return err
+			}
+			if err := tx.PutMessage(engine.MessageRecord{ID: id, Mailbox: "INBOX", UID: uint32(id), Flags: engine.ParseFlags([]string{`\Seen`})}); err != nil {
+				return err
+			}
+			return tx.PutBody(id, body)
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDiskStoreMessages measures reading every record of a 10,000-message mailbox.
+func BenchmarkDiskStoreMessages(b *testing.B) {
+	s, err := engine.OpenDiskStore(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	err = s.Update(func(tx engine.Tx) error {
+		for i := 0; i < 10000; i++ {
+			id, err := tx.NextID()
+			if err != nil {
+				return err
+			}
+			if err := tx.PutMessage(engine.MessageRecord{ID: id, Mailbox: "INBOX", UID: uint32(id), Label: fmt.Sprint("m", i)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		err := s.View(func(tx engine.Tx) error {
+			msgs, err := tx.Messages("INBOX")
+			if err == nil && len(msgs) != 10000 {
+				err = fmt.Errorf("read %d messages", len(msgs))
+			}
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
