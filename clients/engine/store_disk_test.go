@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -12,7 +13,9 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/syncharness/syncharness/clients"
 	"github.com/syncharness/syncharness/clients/engine"
+	"github.com/syncharness/syncharness/fakeserver"
 )
 
 // openDisk opens a disk store in dir and closes it when the spec ends.
@@ -378,6 +381,75 @@ var _ = Describe("The disk store", func() {
 			Expect(all).To(HaveLen(1))
 			return nil
 		})).To(Succeed())
+	})
+})
+
+var _ = Describe("An engine on the disk store", func() {
+	// newDiskPhone returns a world with a phone on a disk store (behind a cutter) and a
+	// laptop on a memory store, synced, and an offline journal on the phone that mixes
+	// appends, a move, flag changes, a delete, a copy and a mailbox creation.
+	newDiskPhone := func() (*world, *cutter, *engine.Device, *engine.Device, string) {
+		w := newWorld(fakeserver.Options{Seed: 1})
+		w.create("Archive")
+		w.deliver("INBOX", "m1", "m2", "m3", "m4")
+		cut := newCutter(w.addr)
+		dir := GinkgoT().TempDir()
+		store, err := engine.OpenDiskStore(dir)
+		Expect(err).NotTo(HaveOccurred())
+		opts := w.options(store, 0)
+		opts.Dial = cut.dial
+		phone, err := engine.NewDevice("phone", opts)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(phone.Close)
+		laptop := w.device("laptop")
+		settle(phone, laptop)
+
+		do(phone, clients.Action{Kind: clients.ActAppend, Mailbox: "INBOX", Message: msg("d1"), Flags: []string{`\Seen`}})
+		do(phone, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m1"}, Dest: "Archive"})
+		do(phone, clients.Action{Kind: clients.ActFlag, Mailbox: "INBOX", Labels: []string{"m2"}, Flag: `\Flagged`})
+		do(phone, clients.Action{Kind: clients.ActDelete, Mailbox: "INBOX", Labels: []string{"m3"}})
+		do(phone, clients.Action{Kind: clients.ActRead, Mailbox: "Archive", Labels: []string{"m1"}})
+		do(phone, clients.Action{Kind: clients.ActCreateMailbox, Mailbox: "Projects"})
+		do(phone, clients.Action{Kind: clients.ActAppend, Mailbox: "Projects", Message: msg("d2")})
+		do(phone, clients.Action{Kind: clients.ActCopy, Mailbox: "INBOX", Labels: []string{"m4"}, Dest: "Projects"})
+		w.deliver("INBOX", "n1", "n2")
+		return w, cut, phone, laptop, dir
+	}
+	want := []string{
+		`Archive: m1[\Seen]`,
+		`INBOX: d1[\Seen] m2[\Flagged] m4 n1 n2`,
+		"Projects: d2 m4",
+	}
+
+	It("syncs an offline journal and keeps one body file per message, named with its flags", func() {
+		w, cut, phone, laptop, dir := newDiskPhone()
+		cut.arm(0)
+		syncOK(phone)
+		w.expectConverged(want, phone, laptop)
+		// Eight messages are visible; each has exactly one body file, and the flag
+		// letters of the files are those of the visible messages.
+		Expect(flagSuffixes(dir)).To(ConsistOf("2,", "2,", "2,", "2,", "2,", "2,F", "2,S", "2,S"))
+		Expect(bodyFiles(dir, "tmp")).To(BeEmpty())
+		Expect(bodyFiles(dir, "new")).To(BeEmpty())
+	})
+
+	It("loses and duplicates nothing when the phone crashes after any command of the round", func() {
+		_, clean, phone, _, _ := newDiskPhone()
+		clean.arm(0)
+		syncOK(phone)
+		total := clean.commands()
+		Expect(total).To(BeNumerically(">", 10))
+		for n := 1; n <= total; n++ {
+			By(fmt.Sprintf("crashing after command %d of %d", n, total))
+			w, cut, phone, laptop, dir := newDiskPhone()
+			cut.arm(n)
+			_, err := phone.Sync(context.Background())
+			Expect(err).To(HaveOccurred(), "the round survived a cut after command %d", n)
+			Expect(phone.Crash()).To(Succeed())
+			cut.arm(0)
+			w.expectConverged(want, phone, laptop)
+			Expect(flagSuffixes(dir)).To(HaveLen(8), "one body file per message after crash %d", n)
+		}
 	})
 })
 
