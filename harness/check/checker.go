@@ -9,32 +9,75 @@ import (
 )
 
 type checker struct {
-	in     Input
-	server map[string]map[string][]ServerMessage // mailbox → label → messages
+	in Input
+	// Indexes by mailbox and label, built on first use (only failures need them).
+	server map[string]map[string][]ServerMessage
 	views  []map[string]map[string][]clients.Message
+	keys   map[string][]string // server mailbox → sorted label/flags keys
 }
 
 func newChecker(in Input) *checker {
-	c := &checker{in: in, server: map[string]map[string][]ServerMessage{}}
-	for _, mb := range in.Server.Mailboxes {
-		byLabel := map[string][]ServerMessage{}
-		for _, msg := range mb.Messages {
-			byLabel[msg.Label] = append(byLabel[msg.Label], msg)
+	return &checker{in: in}
+}
+
+// serverIndex returns the server's messages by mailbox and label.
+func (c *checker) serverIndex() map[string]map[string][]ServerMessage {
+	if c.server == nil {
+		c.server = map[string]map[string][]ServerMessage{}
+		for _, mb := range c.in.Server.Mailboxes {
+			byLabel := map[string][]ServerMessage{}
+			for _, msg := range mb.Messages {
+				byLabel[msg.Label] = append(byLabel[msg.Label], msg)
+			}
+			c.server[mb.Name] = byLabel
 		}
-		c.server[mb.Name] = byLabel
 	}
-	for _, d := range in.Devices {
+	return c.server
+}
+
+// viewIndex returns device di's messages by mailbox and label.
+func (c *checker) viewIndex(di int) map[string]map[string][]clients.Message {
+	if c.views == nil {
+		c.views = make([]map[string]map[string][]clients.Message, len(c.in.Devices))
+	}
+	if c.views[di] == nil {
 		v := map[string]map[string][]clients.Message{}
-		for _, mb := range d.View.Mailboxes {
+		for _, mb := range c.in.Devices[di].View.Mailboxes {
 			byLabel := map[string][]clients.Message{}
 			for _, msg := range mb.Messages {
 				byLabel[msg.Label] = append(byLabel[msg.Label], msg)
 			}
 			v[mb.Name] = byLabel
 		}
-		c.views = append(c.views, v)
+		c.views[di] = v
 	}
-	return c
+	return c.views[di]
+}
+
+// serverKeys returns the sorted (label, flags) keys of a server mailbox.
+func (c *checker) serverKeys(mb *ServerMailbox) []string {
+	if c.keys == nil {
+		c.keys = map[string][]string{}
+	}
+	if k, ok := c.keys[mb.Name]; ok {
+		return k
+	}
+	k := make([]string, len(mb.Messages))
+	for i, m := range mb.Messages {
+		k[i] = m.Label + "\x00" + describeFlags(m.Flags)
+	}
+	sort.Strings(k)
+	c.keys[mb.Name] = k
+	return k
+}
+
+func viewKeys(mb *clients.Mailbox) []string {
+	k := make([]string, len(mb.Messages))
+	for i, m := range mb.Messages {
+		k[i] = m.Label + "\x00" + describeFlags(m.Flags)
+	}
+	sort.Strings(k)
+	return k
 }
 
 func (c *checker) result(id, msg string) Result {
@@ -89,7 +132,6 @@ func (c *checker) notApplicable(id string) []Result {
 func (c *checker) converged() []Result {
 	var out []Result
 	for di, d := range c.in.Devices {
-		view := c.views[di]
 		var rows [][]string
 		var first string
 		labels := map[string]bool{}
@@ -102,24 +144,31 @@ func (c *checker) converged() []Result {
 				labels[row[0]] = true
 			}
 		}
-		names := map[string]bool{}
-		for n := range c.server {
-			names[n] = true
+		onDevice := map[string]*clients.Mailbox{}
+		for i := range d.View.Mailboxes {
+			onDevice[d.View.Mailboxes[i].Name] = &d.View.Mailboxes[i]
 		}
-		for n := range view {
+		names := map[string]bool{}
+		for _, mb := range c.in.Server.Mailboxes {
+			names[mb.Name] = true
+		}
+		for n := range onDevice {
 			names[n] = true
 		}
 		for _, mb := range sortedKeys(names) {
-			sv, onServer := c.server[mb]
-			dv, onDevice := view[mb]
+			smb, dmb := c.in.Server.Find(mb), onDevice[mb]
 			switch {
-			case !onDevice:
+			case dmb == nil:
 				add(fmt.Sprintf("%s lacks mailbox %s", d.Name, mb), []string{"", mb, "mailbox", "—"})
 				continue
-			case !onServer:
+			case smb == nil:
 				add(fmt.Sprintf("%s has mailbox %s, the server does not", d.Name, mb), []string{"", mb, "—", "mailbox"})
 				continue
 			}
+			if equalStrings(c.serverKeys(smb), viewKeys(dmb)) {
+				continue
+			}
+			sv, dv := c.serverIndex()[mb], c.viewIndex(di)[mb]
 			ls := map[string]bool{}
 			for l := range sv {
 				ls[l] = true

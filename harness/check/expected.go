@@ -32,6 +32,9 @@ func (mt *match) flagMismatches(oi, ii int) []string {
 	has := map[string]bool{}
 	for _, f := range mt.obs[oi].flags {
 		f = canonFlag(f)
+		if f == `\Recent` {
+			continue
+		}
 		has[f] = true
 		if !x.flags.get(f).allows(true) {
 			bad = append(bad, f)
@@ -151,7 +154,10 @@ func (c *checker) modelResults() []Result {
 		}
 	}
 	var loss, dup, resurrect, flags []Result
-	for _, l := range sortedLabels(labels) {
+	for l := range labels {
+		if m.simple(l, obs[l]) {
+			continue
+		}
 		mt := &match{obs: obs[l]}
 		for _, id := range m.byLabel[l] {
 			if x := m.insts[id]; len(x.hist) > 0 {
@@ -210,12 +216,46 @@ func (c *checker) modelResults() []Result {
 		}
 	}
 	var out []Result
-	out = append(out, loss...)
-	out = append(out, dup...)
-	out = append(out, resurrect...)
-	out = append(out, flags...)
+	for _, rs := range [][]Result{loss, dup, resurrect, flags} {
+		sort.SliceStable(rs, func(i, j int) bool { return naturalLess(rs[i].Labels[0], rs[j].Labels[0]) })
+		out = append(out, rs...)
+	}
 	out = append(out, c.mailboxResults(m)...)
 	return out
+}
+
+// simple reports whether the one instance of l and its one message on the server agree
+// (the common case, checked without allocating).
+func (m *model) simple(l string, obs []obsMsg) bool {
+	ids := m.byLabel[l]
+	if len(ids) != 1 || len(obs) != 1 {
+		return false
+	}
+	x := m.insts[ids[0]]
+	if len(x.hist) == 0 || !x.st.loc.has(obs[0].mailbox) {
+		return false
+	}
+	if x.st.free {
+		return true
+	}
+	for _, f := range obs[0].flags {
+		if f = canonFlag(f); f != `\Recent` && !x.st.flags.get(f).allows(true) {
+			return false
+		}
+	}
+	for _, fv := range x.st.flags {
+		if fv.v.allows(false) {
+			continue
+		}
+		found := false
+		for _, f := range obs[0].flags {
+			found = found || canonFlag(f) == fv.name
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 func uniq(s []string) []string {
@@ -270,7 +310,7 @@ func (c *checker) countResult(id, msg, l string, mt *match) Result {
 		mbs[o.mailbox] = true
 	}
 	for di := range c.in.Devices {
-		for mb, byLabel := range c.views[di] {
+		for mb, byLabel := range c.viewIndex(di) {
 			if len(byLabel[l]) > 0 {
 				mbs[mb] = true
 			}
@@ -296,10 +336,10 @@ func (c *checker) countResult(id, msg, l string, mt *match) Result {
 		if hi != lo {
 			exp = fmt.Sprintf("%d–%d", lo, hi)
 		}
-		n := len(c.server[mb][l])
+		n := len(c.serverIndex()[mb][l])
 		row := []string{l, mb, exp, fmt.Sprint(n)}
 		for di := range c.in.Devices {
-			dn := len(c.views[di][mb][l])
+			dn := len(c.viewIndex(di)[mb][l])
 			row = append(row, fmt.Sprint(dn))
 			if dn != n {
 				agree[di] = false
@@ -345,7 +385,7 @@ func (c *checker) flagResult(l string, o obsMsg, want instState, bad []string) R
 	for di, d := range c.in.Devices {
 		var fs []string
 		same := false
-		for _, msg := range c.views[di][o.mailbox][l] {
+		for _, msg := range c.viewIndex(di)[o.mailbox][l] {
 			fs = append(fs, describeFlags(msg.Flags))
 			if describeFlags(msg.Flags) == describeFlags(o.flags) {
 				same = true
@@ -379,6 +419,8 @@ func (c *checker) mailboxResults(m *model) []Result {
 		mm := m.mboxes[n]
 		var msg, exp string
 		switch {
+		case mm == nil && isParent(n, seen):
+			continue // a parent the server made for a mailbox below it
 		case mm == nil:
 			msg, exp = fmt.Sprintf("%s is on the server, but nothing in the history created it", n), "absent"
 		case seen[n] && !mm.exists.allows(true):
@@ -391,7 +433,7 @@ func (c *checker) mailboxResults(m *model) []Result {
 		r := c.result(I7Mailboxes, msg)
 		row := []string{n, exp, presence(seen[n])}
 		for di, d := range c.in.Devices {
-			_, has := c.views[di][n]
+			_, has := c.viewIndex(di)[n]
 			row = append(row, presence(has))
 			if has == seen[n] {
 				r.Devices = append(r.Devices, d.Name)
@@ -401,6 +443,16 @@ func (c *checker) mailboxResults(m *model) []Result {
 		out = append(out, r)
 	}
 	return out
+}
+
+// isParent reports whether a mailbox on the server lies below n.
+func isParent(n string, onServer map[string]bool) bool {
+	for name := range onServer {
+		if strings.HasPrefix(name, n+"/") || strings.HasPrefix(name, n+".") {
+			return true
+		}
+	}
+	return false
 }
 
 func presence(b bool) string {

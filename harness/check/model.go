@@ -193,6 +193,17 @@ func (m *model) replay(history []Op) {
 			i = j
 			continue
 		}
+		if batchable(&ops[i]) {
+			// A run of deliveries and creations: one event, applied in order.
+			batch := event{inflight: -1}
+			for ; i < len(ops) && batchable(&ops[i]); i++ {
+				for _, ev := range m.step(&ops[i]) {
+					batch.ops = append(batch.ops, ev.ops...)
+				}
+			}
+			m.apply([]event{batch})
+			continue
+		}
 		m.apply(m.step(&ops[i]))
 		i++
 	}
@@ -205,6 +216,13 @@ func (m *model) replay(history []Op) {
 		}
 	}
 	m.apply(evs)
+}
+
+// batchable reports whether op can join a run of server ops applied as one event: it
+// names no existing message, so nothing in it depends on the ops before it in the run.
+func batchable(op *Op) bool {
+	return isServerActor(op.Actor) && op.Group == 0 && op.Err == "" &&
+		(op.Kind == "deliver" || op.Kind == "append" || op.Kind == "create")
 }
 
 // step handles one op: server ops become events; device ops go to the device's journal;

@@ -101,6 +101,12 @@ func (m *model) apply(evs []event) {
 	}
 	m.clock++
 	c := m.clock
+	if len(evs) == 1 && evs[0].inflight < 0 {
+		ov := m.overlay()
+		m.applyEvent(ov, evs[0])
+		m.commit(evs, ov.inst, ov.mb, c)
+		return
+	}
 	orders := permutations(len(evs))
 	acc := map[int]instState{}
 	touched := map[int]int{}
@@ -153,6 +159,11 @@ func (m *model) apply(evs []event) {
 			}
 		}
 	}
+	m.commit(evs, acc, accMB, c)
+}
+
+// commit records the outcome of cluster c.
+func (m *model) commit(evs []event, acc map[int]instState, accMB map[string]bits, c int) {
 	for id, s := range acc {
 		x := m.insts[id]
 		x.touched = c

@@ -178,13 +178,26 @@ func (f flagMap) describe() string {
 	return strings.Join(parts, " ")
 }
 
+// describeFlags renders a message's flags, sorted, without \Recent (a session flag, not
+// part of a message's state).
 func describeFlags(flags []string) string {
-	if len(flags) == 0 {
+	switch len(flags) {
+	case 0:
+		return "none"
+	case 1:
+		if f := canonFlag(flags[0]); f != `\Recent` {
+			return f
+		}
 		return "none"
 	}
-	out := make([]string, len(flags))
-	for i, f := range flags {
-		out[i] = canonFlag(f)
+	out := make([]string, 0, len(flags))
+	for _, f := range flags {
+		if f = canonFlag(f); f != `\Recent` {
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 {
+		return "none"
 	}
 	sort.Strings(out)
 	return strings.Join(out, " ")

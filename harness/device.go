@@ -1,0 +1,144 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/syncharness/syncharness/clients"
+	"github.com/syncharness/syncharness/clients/engine"
+	"github.com/syncharness/syncharness/harness/proxy"
+)
+
+// EngineDevice is the DeviceFactory of the syncharness engine: an in-memory or on-disk
+// store, as cfg.Store says.
+func EngineDevice(ctx context.Context, cfg DeviceConfig) (clients.Device, error) {
+	return engineDevice(cfg, 0)
+}
+
+// BrokenEngineDevice returns a DeviceFactory for the syncharness engine with deliberately
+// broken behaviour, to prove that the checker catches the mistake.
+func BrokenEngineDevice(q engine.Quirks) DeviceFactory {
+	return func(ctx context.Context, cfg DeviceConfig) (clients.Device, error) {
+		return engineDevice(cfg, q)
+	}
+}
+
+func engineDevice(cfg DeviceConfig, q engine.Quirks) (clients.Device, error) {
+	var store engine.Store
+	switch cfg.Store {
+	case "", "memory":
+		store = engine.NewMemoryStore()
+	case "disk":
+		s, err := engine.OpenDiskStore(cfg.Dir)
+		if err != nil {
+			return nil, err
+		}
+		store = s
+	default:
+		return nil, fmt.Errorf("unknown store %q (want memory or disk)", cfg.Store)
+	}
+	return engine.NewDevice(cfg.Name, engine.Options{
+		Dial:     cfg.Dial,
+		Username: cfg.Username,
+		Password: cfg.Password,
+		Store:    store,
+		Logger:   cfg.Logger,
+		Quirks:   q,
+	})
+}
+
+// device is one scenario device: the device itself, its proxy and its watch loop.
+type device struct {
+	name  string
+	dev   clients.Device
+	proxy *proxy.Proxy
+	dirs  []string // store directories, one per incarnation
+	wiped bool
+
+	mu          sync.Mutex
+	watchCancel context.CancelFunc
+	watchDone   chan error
+}
+
+func (r *runner) newDevice(ctx context.Context, name string) (*device, error) {
+	p, err := proxy.New(proxy.Options{Name: name, Upstream: r.server.Dial, Start: r.start})
+	if err != nil {
+		return nil, fmt.Errorf("device %s: proxy: %w", name, err)
+	}
+	if len(r.maskedCaps) > 0 {
+		p.MaskCaps(r.maskedCaps...)
+	}
+	d := &device{name: name, proxy: p}
+	if err := r.incarnate(ctx, d); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// incarnate builds the device behind d afresh: at the start, and after a wipe.
+func (r *runner) incarnate(ctx context.Context, d *device) error {
+	dir, err := os.MkdirTemp(r.tempDir, d.name+"-")
+	if err != nil {
+		return err
+	}
+	d.dirs = append(d.dirs, dir)
+	user, pass := r.server.Credentials()
+	factory := r.opts.NewDevice
+	if factory == nil {
+		factory = EngineDevice
+	}
+	dev, err := factory(ctx, DeviceConfig{
+		Name:     d.name,
+		Dial:     d.proxy.Dial,
+		Username: user,
+		Password: pass,
+		Store:    r.opts.Store,
+		Dir:      filepath.Clean(dir),
+		Logger:   r.opts.logger().With("device", d.name),
+	})
+	if err != nil {
+		return fmt.Errorf("device %s: %w", d.name, err)
+	}
+	d.dev = dev
+	return nil
+}
+
+// startWatch puts the device in push mode on mailbox.
+func (d *device) startWatch(ctx context.Context, mailbox string) error {
+	w, ok := d.dev.(clients.Watcher)
+	if !ok {
+		return fmt.Errorf("%w: device %s cannot watch (no push support)", ErrUnsupported, d.name)
+	}
+	d.stopWatch()
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	d.mu.Lock()
+	d.watchCancel, d.watchDone = cancel, done
+	d.mu.Unlock()
+	go func() { done <- w.Watch(wctx, mailbox) }()
+	return nil
+}
+
+// stopWatch ends push mode, if on, and waits for the watch loop to return.
+func (d *device) stopWatch() {
+	d.mu.Lock()
+	cancel, done := d.watchCancel, d.watchDone
+	d.watchCancel, d.watchDone = nil, nil
+	d.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+func (d *device) close() {
+	d.stopWatch()
+	if d.dev != nil {
+		d.dev.Close()
+	}
+	d.proxy.Close()
+}

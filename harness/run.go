@@ -1,0 +1,320 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/syncharness/syncharness/clients"
+	"github.com/syncharness/syncharness/harness/check"
+	"github.com/syncharness/syncharness/reports"
+	"github.com/syncharness/syncharness/scenarios"
+)
+
+// Result is the outcome of one scenario.
+type Result struct {
+	Report *reports.Scenario
+	// Artifacts are kept for failed scenarios when Options.KeepArtifacts is set: file name →
+	// content (per-device transcripts, the history as JSON lines, replicas, server state).
+	Artifacts map[string][]byte
+}
+
+// skipError ends a scenario as skipped.
+type skipError struct{ reason string }
+
+func (e skipError) Error() string { return "skipped: " + e.reason }
+
+// runner executes one scenario.
+type runner struct {
+	scn     *scenarios.Scenario
+	opts    Options
+	target  Target
+	server  Server
+	seed    int64
+	runID   string
+	start   time.Time
+	tempDir string
+
+	devices    []*device
+	byName     map[string]*device
+	maskedCaps []string
+	serverCaps map[string]bool
+	sent       string // the \Sent mailbox
+	trash      string // the \Trash mailbox
+	lines      []string
+
+	mu       sync.Mutex // guards everything below
+	history  []check.Op
+	steps    []reports.Step
+	failures []reports.Failure
+	group    int
+	msgIndex int64
+}
+
+// ScenarioSeed derives a scenario's seed from the run seed and its name, so that a scenario
+// behaves the same whatever else runs beside it.
+func ScenarioSeed(runSeed int64, name string) int64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d/%s", runSeed, name)
+	return int64(h.Sum64() >> 1)
+}
+
+// RunScenario runs one scenario and returns its result. It never panics on a bad scenario
+// or a misbehaving device: every problem ends up in the result.
+func RunScenario(ctx context.Context, scn *scenarios.Scenario, opts Options) *Result {
+	target := opts.Target
+	if target == nil {
+		target = FakeTarget{}
+	}
+	seed := ScenarioSeed(opts.Seed, scn.Name)
+	r := &runner{
+		scn:    scn,
+		opts:   opts,
+		target: target,
+		seed:   seed,
+		runID:  fmt.Sprintf("%x", uint64(seed)&0xffffffff),
+		start:  time.Now(),
+		byName: map[string]*device{},
+		sent:   "Sent",
+		trash:  "Trash",
+		lines:  strings.Split(string(scn.Source), "\n"),
+	}
+	rep := &reports.Scenario{
+		Name:        scn.Name,
+		File:        scn.File,
+		Category:    scn.Category,
+		Description: scn.Description,
+		Seed:        opts.Seed,
+		Source:      string(scn.Source),
+		Reproduce:   reproduceCommand(scn, opts.Seed),
+	}
+	res := &Result{Report: rep}
+	err := r.run(ctx)
+	rep.Duration = time.Since(r.start)
+	rep.Steps = r.steps
+	rep.Failures = r.failures
+	for _, d := range r.devices {
+		rep.Devices = append(rep.Devices, d.name)
+	}
+	var skip skipError
+	switch {
+	case errors.As(err, &skip):
+		rep.Status = reports.Skipped
+		rep.SkipReason = skip.reason
+	case err != nil:
+		rep.Status = reports.Errored
+		rep.Error = err.Error()
+	case len(r.failures) > 0:
+		rep.Status = reports.Failed
+	default:
+		rep.Status = reports.Passed
+	}
+	if rep.Status == reports.Failed || rep.Status == reports.Errored {
+		rep.Transcript = r.transcriptExcerpt(40)
+		if opts.KeepArtifacts {
+			res.Artifacts = r.artifacts()
+		}
+	}
+	r.cleanup()
+	return res
+}
+
+func reproduceCommand(scn *scenarios.Scenario, seed int64) string {
+	if strings.HasPrefix(scn.File, "catalog:") || scn.File == "" {
+		return fmt.Sprintf("syncharness run --filter '^%s$' --seed %d", scn.Name, seed)
+	}
+	return fmt.Sprintf("syncharness run %s --seed %d", scn.File, seed)
+}
+
+func (r *runner) cleanup() {
+	for _, d := range r.devices {
+		d.close()
+	}
+	if r.server != nil {
+		r.server.Close()
+	}
+	if r.tempDir != "" && r.opts.TempDir == "" {
+		os.RemoveAll(r.tempDir)
+	}
+}
+
+func (r *runner) run(ctx context.Context) error {
+	var err error
+	if r.opts.TempDir != "" {
+		r.tempDir, err = os.MkdirTemp(r.opts.TempDir, r.scn.Name+"-")
+	} else {
+		r.tempDir, err = os.MkdirTemp("", "syncharness-"+r.scn.Name+"-")
+	}
+	if err != nil {
+		return err
+	}
+	r.server, err = r.target.Open(ctx, ServerConfig{Scenario: r.scn.Name, Seed: r.seed, RunID: r.runID})
+	if err != nil {
+		return fmt.Errorf("open %s server: %w", r.target.Name(), err)
+	}
+	// Special-use names come from the setup lines.
+	for _, st := range r.scn.Steps {
+		if st.Actor == "" && st.Verb == "mailbox" {
+			switch strings.ToLower(st.SpecialUse) {
+			case `\sent`:
+				r.sent = st.Mailbox
+			case `\trash`:
+				r.trash = st.Mailbox
+			}
+		}
+	}
+	for _, st := range r.scn.Steps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := r.exec(ctx, st, 0); err != nil {
+			return err
+		}
+	}
+	return r.finish(ctx)
+}
+
+// finish settles every device and runs the invariants.
+func (r *runner) finish(ctx context.Context) error {
+	rounds, ok, last := r.settle(ctx)
+	if !ok {
+		r.fail(reports.Failure{
+			Invariant: "settle",
+			Title:     "settles",
+			Message:   fmt.Sprintf("the devices did not settle within %d sync rounds (last: %s)", rounds, last),
+		})
+	}
+	in := check.Input{}
+	for _, d := range r.devices {
+		before, err := d.dev.View(ctx)
+		if err != nil {
+			return fmt.Errorf("device %s: view: %w", d.name, err)
+		}
+		stats, err := d.dev.Sync(ctx)
+		if err != nil {
+			r.fail(reports.Failure{Invariant: "I8", Title: "idempotent", Devices: []string{d.name},
+				Message: fmt.Sprintf("%s: the round after settling failed: %v", d.name, err)})
+		}
+		after, err := d.dev.View(ctx)
+		if err != nil {
+			return fmt.Errorf("device %s: view: %w", d.name, err)
+		}
+		cd := check.Device{Name: d.name, View: after, Wiped: d.wiped,
+			Extra: &check.ExtraRound{Stats: stats, Before: before, After: after}}
+		if ss, ok := d.dev.(clients.SyncStater); ok {
+			st, err := ss.SyncState(ctx)
+			if err != nil {
+				return fmt.Errorf("device %s: sync state: %w", d.name, err)
+			}
+			cd.State = &st
+		}
+		in.Devices = append(in.Devices, cd)
+	}
+	state, err := r.server.State(ctx)
+	if err != nil {
+		return fmt.Errorf("read server state: %w", err)
+	}
+	in.Server = state
+	r.mu.Lock()
+	in.History = append([]check.Op(nil), r.history...)
+	r.mu.Unlock()
+	for _, d := range r.devices {
+		for _, l := range d.proxy.Transcript() {
+			in.Wire = append(in.Wire, check.WireLine{Device: d.name, Conn: l.Conn, Dir: l.Dir, Text: l.Text})
+		}
+	}
+	for _, res := range check.Check(in) {
+		if res.NotApplicable {
+			continue
+		}
+		r.fail(reports.Failure{
+			Invariant: res.Invariant,
+			Title:     res.Title,
+			Message:   res.Message,
+			Devices:   res.Devices,
+			Labels:    res.Labels,
+			Table:     convertTable(res.Table),
+			Server:    res.Server,
+		})
+	}
+	return nil
+}
+
+func convertTable(t *check.Table) *reports.Table {
+	if t == nil {
+		return nil
+	}
+	return &reports.Table{Columns: t.Columns, Rows: t.Rows}
+}
+
+// settle makes every device sync, in turn, until a whole round changes nothing.
+func (r *runner) settle(ctx context.Context) (rounds int, ok bool, last string) {
+	for _, d := range r.devices {
+		d.stopWatch()
+		d.proxy.SetOffline(false)
+		d.proxy.SetLatency(0)
+		d.proxy.CutAfter(0)
+	}
+	max := r.opts.settleRounds()
+	for rounds = 1; rounds <= max; rounds++ {
+		quiet := true
+		for _, d := range r.devices {
+			stats, err := d.dev.Sync(ctx)
+			switch {
+			case err != nil:
+				quiet = false
+				last = fmt.Sprintf("%s: %v", d.name, err)
+			case stats.Changed():
+				quiet = false
+				last = fmt.Sprintf("%s changed %d local items and sent %d mutating commands", d.name, stats.LocalChanges, stats.Mutations)
+			}
+		}
+		if quiet {
+			return rounds, true, ""
+		}
+		if ctx.Err() != nil {
+			return rounds, false, ctx.Err().Error()
+		}
+	}
+	return max, false, last
+}
+
+func (r *runner) fail(f reports.Failure) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failures = append(r.failures, f)
+}
+
+func (r *runner) record(op check.Op) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	op.Seq = len(r.history) + 1
+	r.history = append(r.history, op)
+}
+
+func (r *runner) lineText(line int) string {
+	if line >= 1 && line <= len(r.lines) {
+		return strings.TrimSpace(r.lines[line-1])
+	}
+	return ""
+}
+
+func (r *runner) transcriptExcerpt(n int) []reports.TranscriptLine {
+	var all []reports.TranscriptLine
+	for _, d := range r.devices {
+		for _, l := range d.proxy.Transcript() {
+			all = append(all, reports.TranscriptLine{Device: d.name, Time: l.Time, Dir: string(l.Dir), Text: l.Text})
+		}
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].Time < all[j].Time })
+	if len(all) > n {
+		all = all[len(all)-n:]
+	}
+	return all
+}

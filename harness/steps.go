@@ -1,0 +1,340 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/syncharness/syncharness/clients"
+	"github.com/syncharness/syncharness/harness/check"
+	"github.com/syncharness/syncharness/reports"
+	"github.com/syncharness/syncharness/scenarios"
+)
+
+// exec runs one step. It returns an error only when the scenario cannot go on (a setup
+// error, a skip); a step that merely fails is recorded as a failure.
+func (r *runner) exec(ctx context.Context, st *scenarios.Step, group int) error {
+	ok, err := r.guardsHold(ctx, st)
+	if err != nil || !ok {
+		return err
+	}
+	begin := time.Since(r.start)
+	stepErr := r.dispatch(ctx, st, group)
+	rs := reports.Step{Line: st.Line, Text: r.lineText(st.Line), Actor: st.Actor, Start: begin, Duration: time.Since(r.start) - begin}
+	var skip skipError
+	if errors.As(stepErr, &skip) {
+		return stepErr
+	}
+	if errors.Is(stepErr, ErrUnsupported) {
+		return skipError{reason: fmt.Sprintf("line %d: %v", st.Line, stepErr)}
+	}
+	var fatal fatalError
+	if errors.As(stepErr, &fatal) {
+		rs.Error = fatal.err.Error()
+		r.addStep(rs)
+		return fmt.Errorf("%s:%d: %s: %w", r.scn.File, st.Line, st.Verb, fatal.err)
+	}
+	if stepErr != nil {
+		rs.Error = stepErr.Error()
+	}
+	if st.Verb != "concurrently" && st.Verb != "repeat" {
+		r.addStep(rs)
+	}
+	return nil
+}
+
+// fatalError ends the scenario with an error: the harness could not do what the scenario
+// asks (a setup step failed, a device could not be built).
+type fatalError struct{ err error }
+
+func (e fatalError) Error() string { return e.err.Error() }
+
+func fatal(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fatalError{err}
+}
+
+func (r *runner) addStep(s reports.Step) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.steps = append(r.steps, s)
+}
+
+func (r *runner) guardsHold(ctx context.Context, st *scenarios.Step) (bool, error) {
+	for _, g := range st.Guards {
+		var holds bool
+		switch g.Name {
+		case "fake", "remote":
+			holds = r.target.Kind() == g.Name
+		case "cap":
+			caps, err := r.caps(ctx)
+			if err != nil {
+				return false, err
+			}
+			holds = caps[strings.ToUpper(g.Arg)]
+		default:
+			return false, fmt.Errorf("%s:%d: unknown guard %q", r.scn.File, st.Line, g.Name)
+		}
+		if holds == g.Not {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func (r *runner) dispatch(ctx context.Context, st *scenarios.Step, group int) error {
+	switch {
+	case st.Actor == "server":
+		return r.serverStep(ctx, st, group)
+	case st.Actor != "":
+		d := r.byName[st.Actor]
+		if d == nil {
+			return fatal(fmt.Errorf("unknown device %q", st.Actor))
+		}
+		return r.deviceStep(ctx, d, st, group)
+	}
+	switch st.Verb {
+	case "devices":
+		for _, name := range st.Devices {
+			d, err := r.newDevice(ctx, name)
+			if err != nil {
+				return fatal(err)
+			}
+			r.devices = append(r.devices, d)
+			r.byName[name] = d
+		}
+		return nil
+	case "mailbox":
+		err := r.server.Do(ctx, ServerOp{Kind: "create", Mailbox: st.Mailbox, SpecialUse: st.SpecialUse})
+		r.record(check.Op{Line: st.Line, Actor: "setup", Kind: "create", Mailbox: st.Mailbox})
+		return fatal(err)
+	case "caps":
+		r.maskedCaps = nil
+		for _, c := range st.Caps {
+			if name, ok := strings.CutPrefix(c, "-"); ok {
+				r.maskedCaps = append(r.maskedCaps, strings.ToUpper(name))
+			}
+		}
+		for _, d := range r.devices {
+			d.proxy.MaskCaps(r.maskedCaps...)
+		}
+		r.serverCaps = nil
+		return nil
+	case "deliver":
+		op, err := r.deliverOp(st)
+		if err != nil {
+			return fatal(err)
+		}
+		err = r.server.Do(ctx, op)
+		r.record(check.Op{Line: st.Line, Actor: "setup", Kind: "deliver", Mailbox: st.Mailbox, Labels: st.Labels, Flags: st.Flags})
+		return fatal(err)
+	case "sync":
+		var errs []string
+		for _, d := range r.devices {
+			if err := r.syncDevice(ctx, d, st, group); err != nil {
+				errs = append(errs, err.Error())
+			}
+		}
+		if len(errs) > 0 {
+			return errors.New(strings.Join(errs, "; "))
+		}
+		return nil
+	case "concurrently":
+		r.mu.Lock()
+		r.group++
+		g := r.group
+		r.mu.Unlock()
+		var wg sync.WaitGroup
+		errs := make([]error, len(st.Body))
+		for i, child := range st.Body {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = r.exec(ctx, child, g)
+			}()
+		}
+		wg.Wait()
+		return fatal(errors.Join(errs...))
+	case "repeat":
+		for i := 0; i < st.N; i++ {
+			for _, child := range st.Body {
+				if err := r.exec(ctx, child, group); err != nil {
+					return fatal(err)
+				}
+			}
+		}
+		return nil
+	case "expect":
+		return r.expect(ctx, st)
+	}
+	return fatal(fmt.Errorf("the harness does not know the command %q", st.Verb))
+}
+
+func (r *runner) nextMessage(label string, noID bool, size int) []byte {
+	r.mu.Lock()
+	r.msgIndex++
+	idx := r.msgIndex
+	r.mu.Unlock()
+	return clients.MakeMessage(clients.MessageSpec{Label: label, Run: r.runID, NoMessageID: noID, Size: size, Seed: r.seed + idx})
+}
+
+func (r *runner) deliverOp(st *scenarios.Step) (ServerOp, error) {
+	op := ServerOp{Kind: "deliver", Mailbox: st.Mailbox}
+	for _, label := range st.Labels {
+		var body []byte
+		if st.File != "" {
+			b, ok := r.scn.Files[st.File]
+			if !ok {
+				return op, fmt.Errorf("no attached file %q", st.File)
+			}
+			body = toCRLF(b)
+		} else {
+			size := 0
+			if v, ok := st.Options["size"]; ok {
+				size, _ = strconv.Atoi(v)
+			}
+			body = r.nextMessage(label, st.NoMessageID, size)
+		}
+		op.Messages = append(op.Messages, ServerMessage{Label: label, Body: body, Flags: st.Flags})
+	}
+	return op, nil
+}
+
+func toCRLF(b []byte) []byte {
+	s := strings.ReplaceAll(string(b), "\r\n", "\n")
+	return []byte(strings.ReplaceAll(s, "\n", "\r\n"))
+}
+
+func (r *runner) serverStep(ctx context.Context, st *scenarios.Step, group int) error {
+	op := ServerOp{Kind: st.Verb, Mailbox: st.Mailbox, Dest: st.Dest, Labels: st.Labels, Flag: st.Flag,
+		SpecialUse: st.SpecialUse, N: st.N, Response: st.Response, Command: st.Options["command"],
+		Duration: st.Duration, Caps: st.Caps}
+	hist := check.Op{Line: st.Line, Actor: "server", Kind: st.Verb, Mailbox: st.Mailbox, Dest: st.Dest,
+		Labels: st.Labels, Flag: st.Flag, Flags: st.Flags, Group: group}
+	switch st.Verb {
+	case "deliver":
+		var err error
+		if op, err = r.deliverOp(st); err != nil {
+			return fatal(err)
+		}
+	case "read", "unread":
+		op.Kind, op.Flag = map[string]string{"read": "flag", "unread": "unflag"}[st.Verb], `\Seen`
+		hist.Kind, hist.Flag = op.Kind, `\Seen`
+	case "caps":
+		r.serverCaps = nil
+	}
+	err := r.server.Do(ctx, op)
+	if err != nil {
+		hist.Err = err.Error()
+	}
+	r.record(hist)
+	if errors.Is(err, ErrUnsupported) {
+		return err
+	}
+	return fatal(err)
+}
+
+func (r *runner) deviceStep(ctx context.Context, d *device, st *scenarios.Step, group int) error {
+	hist := check.Op{Line: st.Line, Actor: d.name, Kind: st.Verb, Mailbox: st.Mailbox, Dest: st.Dest,
+		Labels: st.Labels, Flag: st.Flag, Flags: st.Flags, Group: group}
+	var err error
+	switch st.Verb {
+	case "sync":
+		return r.syncDevice(ctx, d, st, group)
+	case "offline", "online":
+		d.proxy.SetOffline(st.Verb == "offline")
+	case "latency":
+		d.proxy.SetLatency(st.Duration)
+	case "drop":
+		d.proxy.Drop()
+	case "crash":
+		d.stopWatch()
+		err = d.dev.Crash()
+	case "wipe":
+		d.stopWatch()
+		d.dev.Close()
+		d.wiped = true
+		if err := r.incarnate(ctx, d); err != nil {
+			return fatal(err)
+		}
+	case "watch":
+		err = d.startWatch(ctx, st.Mailbox)
+		if errors.Is(err, ErrUnsupported) {
+			return err
+		}
+	case "unwatch":
+		d.stopWatch()
+	case "read", "unread", "flag", "unflag", "move", "copy", "delete", "trash", "create", "remove", "rename":
+		a := clients.Action{Kind: clients.ActionKind(st.Verb), Mailbox: st.Mailbox, Labels: st.Labels, Flag: st.Flag, Dest: st.Dest}
+		switch st.Verb {
+		case "read", "unread":
+			hist.Flag = `\Seen`
+		case "trash":
+			hist.Trash = r.trash
+		}
+		err = d.dev.Do(ctx, a)
+	case "append":
+		label := st.Labels[0]
+		err = d.dev.Do(ctx, clients.Action{Kind: clients.ActAppend, Mailbox: st.Mailbox, Labels: []string{label},
+			Message: r.nextMessage(label, st.NoMessageID, 0), Flags: st.Flags, Date: time.Now().UTC().Truncate(time.Second)})
+	case "reply", "forward":
+		flag := `\Answered`
+		if st.Verb == "forward" {
+			flag = "$Forwarded"
+		}
+		hist.Sent, hist.Flag = r.sent, flag
+		err = d.dev.Do(ctx, clients.Action{Kind: clients.ActFlag, Mailbox: st.Mailbox, Labels: st.Labels, Flag: flag})
+		if err == nil {
+			err = d.dev.Do(ctx, clients.Action{Kind: clients.ActAppend, Mailbox: r.sent, Labels: []string{st.Dest},
+				Message: r.nextMessage(st.Dest, false, 0), Flags: []string{`\Seen`}, Date: time.Now().UTC().Truncate(time.Second)})
+		}
+	default:
+		return fatal(fmt.Errorf("the harness does not know the device command %q", st.Verb))
+	}
+	if err != nil {
+		hist.Err = err.Error()
+		r.fail(reports.Failure{Invariant: "step", Title: "step succeeds", Line: st.Line, Devices: []string{d.name},
+			Labels: st.Labels, Message: fmt.Sprintf("line %d: %s %s: %v", st.Line, d.name, st.Verb, err)})
+	}
+	r.record(hist)
+	return err
+}
+
+// syncDevice runs one sync round of d, with the interrupt or crash the step asks for.
+func (r *runner) syncDevice(ctx context.Context, d *device, st *scenarios.Step, group int) error {
+	cut, crash := 0, false
+	if v, ok := st.Options["interrupt-after"]; ok {
+		cut, _ = strconv.Atoi(v)
+	}
+	if v, ok := st.Options["crash-after"]; ok {
+		cut, _ = strconv.Atoi(v)
+		crash = true
+	}
+	if cut > 0 {
+		d.proxy.CutAfter(cut)
+	}
+	_, err := d.dev.Sync(ctx)
+	if cut > 0 {
+		d.proxy.CutAfter(0)
+	}
+	hist := check.Op{Line: st.Line, Actor: d.name, Kind: "sync", Group: group}
+	if err != nil {
+		hist.Err = err.Error()
+	}
+	r.record(hist)
+	if crash {
+		if cerr := d.dev.Crash(); cerr != nil {
+			return fatal(fmt.Errorf("crash %s: %w", d.name, cerr))
+		}
+		r.record(check.Op{Line: st.Line, Actor: d.name, Kind: "crash", Group: group})
+	}
+	// A failed sync is part of what scenarios exercise (offline devices, injected server
+	// failures, interrupts): it is in the history and the step's report, not a failure.
+	return err
+}
