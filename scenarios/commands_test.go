@@ -87,14 +87,18 @@ var _ = Describe("The documentation of every command", func() {
 		Expect(ref).To(HavePrefix("# The scenario language\n"))
 	})
 
-	It("documents an example scenario that lints clean", func() {
-		ref := scenarios.Reference()
-		start := strings.Index(ref, "```\n# A message read")
-		Expect(start).To(BeNumerically(">", 0))
-		body := ref[start+4:]
-		body = body[:strings.Index(body, "```")]
-		_, err := scenarios.Parse("example.scn", []byte(body))
-		Expect(err).NotTo(HaveOccurred())
+	It("shows whole example scenarios that lint clean", func() {
+		blocks := strings.Split(scenarios.Reference(), "```\n")
+		n := 0
+		for i := 1; i < len(blocks); i += 2 {
+			if !strings.HasPrefix(blocks[i], "# ") || !strings.Contains(blocks[i], "\ndevices ") {
+				continue
+			}
+			n++
+			_, err := scenarios.Parse("example.scn", []byte(blocks[i]))
+			Expect(err).NotTo(HaveOccurred(), "example:\n%s", blocks[i])
+		}
+		Expect(n).To(BeNumerically(">=", 2))
 	})
 })
 

@@ -106,6 +106,44 @@ const referenceIntro = "# The scenario language\n\n" +
 	"comment lines, before the first step, describe the scenario: say in one sentence what it shows.\n" +
 	"- Blank lines and indentation are cosmetic.\n" +
 	"- Steps run in order, each after the previous one has finished, except inside `concurrently`.\n\n" +
+	"A file with an attached message, for mail the harness cannot make itself (odd headers, " +
+	"no Message-ID, a shared Message-ID):\n\n" +
+	"```\n" +
+	"# Two messages with the same Message-ID stay two messages on every device.\n" +
+	"devices phone laptop\n" +
+	"deliver INBOX a1 < same-id-1.eml\n" +
+	"deliver INBOX a2 < same-id-2.eml\n" +
+	"sync\n" +
+	"expect count phone INBOX 2\n" +
+	"-- same-id-1.eml --\n" +
+	"Message-ID: <dup@example.org>\n" +
+	"Subject: a1\n" +
+	"\n" +
+	"a1\n" +
+	"-- same-id-2.eml --\n" +
+	"Message-ID: <dup@example.org>\n" +
+	"Subject: a2\n" +
+	"\n" +
+	"a2\n" +
+	"```\n\n" +
+	"An attached message carries its label in its Subject or its first body line.\n\n" +
+	"## How a scenario runs\n\n" +
+	"- The server starts with the setup: INBOX, the `mailbox` lines and the `deliver`ed mail. " +
+	"Devices start empty, as new devices: most scenarios `sync` once after the setup so " +
+	"that every device has the mail before the story begins.\n" +
+	"- A device action changes only the device's replica; nothing reaches the server until that " +
+	"device syncs. A `server` step changes the server at once; devices see it on their next sync " +
+	"(or at once when they `watch`).\n" +
+	"- A sync that fails (the device is offline, the server fails its commands, the connection is " +
+	"cut) is not by itself a failure of the scenario: the device must recover on a later sync.\n" +
+	"- After the last step the harness settles: every online device syncs in turn until a whole " +
+	"round changes nothing (too many rounds is the failure \"did not converge\"). Then it checks " +
+	"every invariant: all devices converged with the server, no message lost, duplicated or " +
+	"resurrected, flags merged as written, mailboxes created, renamed and deleted as asked, one more " +
+	"round changes nothing, journals drained.\n" +
+	"- So a scenario needs no `expect` to be useful; `expect` lines pin down the outcome where " +
+	"the invariants allow more than one (which of two racing moves wins) and check intermediate " +
+	"states.\n\n" +
 	"## Words\n\n" +
 	"| Word | Meaning |\n|---|---|\n" +
 	"| `DEVICE` | a name from the `devices` line: a letter, then letters, digits, `-`, `_` |\n" +
