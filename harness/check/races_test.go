@@ -117,6 +117,10 @@ var _ = Describe("The expected-state model", func() {
 			box("A"), box("B"), box("INBOX", m("m1"))),
 		Entry("a reply marks the original and adds the new message to Sent", withSent(replied),
 			box("A"), box("B"), box("INBOX", m("m1", `\Answered`), m("m2")), box("Sent", m("r1", `\Seen`))),
+		Entry("a parent the server made for a nested mailbox", start(op("phone", "create", "Work/Projects"), sync("phone")),
+			box("A"), box("B"), box("INBOX", m("m1"), m("m2")), box("Work"), box("Work/Projects")),
+		Entry(`\Recent, a session flag, is not a message's flag`, start(),
+			box("A"), box("B"), box("INBOX", m("m1", `\Recent`), m("m2"))),
 		Entry("a flag set on a message deleted elsewhere is lost with it", stale,
 			box("A"), box("B"), box("INBOX", m("m2"))),
 	)
