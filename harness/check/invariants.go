@@ -28,7 +28,7 @@ var infos = []Info{
 	{I7Mailboxes, "mailboxes", "Created mailboxes exist, removed ones are gone, renamed ones hold the old content."},
 	{I8Idempotent, "idempotent", "One more sync round sends no mutating command and changes no replica."},
 	{I9Journals, "journals drained", "Nothing is pending or in flight in any device's journal."},
-	{I10Watermarks, "watermarks", "No device skipped a server UID below its saved UIDNEXT."},
+	{I10Watermarks, "watermarks", "No device skipped a server UID below its saved UIDNEXT: for every mailbox whose saved UIDVALIDITY equals the server's, the saved UIDNEXT is not above the server's, and every message now on the server with a UID below it is in the device's sync state. Messages expunged on the server are not on it, so a device that dropped them skipped nothing."},
 	{S1UIDsAscending, "UIDs ascending", "Within one selection, UIDs ascend with sequence numbers."},
 	{S2UIDNext, "UIDNEXT above every UID", "No message of a selection has a UID at or above the UIDNEXT announced for it, until new messages are announced."},
 	{S3UIDReuse, "no UID reused", "Within one UIDVALIDITY, a UID never names two different messages."},

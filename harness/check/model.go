@@ -31,7 +31,8 @@ import (
 //   - delete: removes the message; a delete of a message another device moved away may or
 //     may not follow it (both allowed).
 //   - copy: a new instance in the destination with the source's flags, if the source is
-//     still there.
+//     still there; if another device moved the source away, the copy may or may not be
+//     made.
 //   - remove: the mailbox's messages go with it; rename: they follow.
 //   - uidvalidity-bump/-reset and renumber-silently change nothing: no message is lost.
 //   - an op whose step reported an error may or may not have taken effect.

@@ -284,9 +284,10 @@ func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
 				break
 			}
 			s := ov.get(id)
-			if !s.loc.has(mb) {
+			if !s.loc.has(mb) && (!fromDevice || s.loc.only(gone)) {
 				continue
 			}
+			// A device's copy of a message moved away meanwhile may follow it or not.
 			st := instState{loc: locSet{op.Dest}, flags: s.flags, free: s.free}
 			if !s.loc.only(mb) || ov.exists(op.Dest) != mayBeTrue {
 				st.loc = st.loc.with(gone)
