@@ -1,6 +1,8 @@
 package scenarios_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -85,6 +87,15 @@ var _ = Describe("The documentation of every command", func() {
 			Expect(ref).To(ContainSubstring(c.Example))
 		}
 		Expect(ref).To(HavePrefix("# The scenario language\n"))
+	})
+
+	It("is what docs/scenarios.md says", func() {
+		docs, err := os.ReadFile(filepath.Join("..", "docs", "scenarios.md"))
+		Expect(err).NotTo(HaveOccurred())
+		header, body, _ := strings.Cut(string(docs), "\n\n")
+		Expect(header).To(HavePrefix("<!-- Code generated"))
+		Expect(body).To(Equal(scenarios.Reference()),
+			"docs/scenarios.md is stale; regenerate it with: go run ./cmd/syncharness help scenarios --markdown > docs/scenarios.md (or go generate ./cmd/syncharness)")
 	})
 
 	It("shows whole example scenarios that lint clean", func() {
