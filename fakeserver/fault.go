@@ -135,6 +135,7 @@ func (f Fail) apply(s *Server) error {
 	}
 	s.mu.Lock()
 	s.fails = append(s.fails, &failRule{left: f.N, command: upper(strings.TrimSpace(f.Command)), resp: resp, text: f.Response})
+	s.failsLeft.Store(int64(len(s.fails)))
 	s.mu.Unlock()
 	return nil
 }
@@ -142,6 +143,9 @@ func (f Fail) apply(s *Server) error {
 // takeFail consumes one injected failure matching cmd, if any, and returns it as the
 // command's error. A BYE failure also disconnects the session.
 func (s *Server) takeFail(sess *session, cmd string) error {
+	if s.failsLeft.Load() == 0 {
+		return nil
+	}
 	s.mu.Lock()
 	var rule *failRule
 	for i, r := range s.fails {
@@ -150,6 +154,7 @@ func (s *Server) takeFail(sess *session, cmd string) error {
 			r.left--
 			if r.left == 0 {
 				s.fails = slices.Delete(s.fails, i, i+1)
+				s.failsLeft.Store(int64(len(s.fails)))
 			}
 			break
 		}

@@ -51,6 +51,9 @@ type Server struct {
 	capsGen     uint64
 	fails       []*failRule
 
+	capsGenA  atomic.Uint64 // capsGen, readable without mu
+	failsLeft atomic.Int64  // number of installed fail rules, readable without mu
+
 	histMu  sync.Mutex
 	clock   uint64
 	history []Event
@@ -303,6 +306,7 @@ func (s *Server) setCaps(disable, enable []string) error {
 		s.caps[c] = true
 	}
 	s.capsGen++
+	s.capsGenA.Store(s.capsGen)
 	return nil
 }
 

@@ -107,6 +107,9 @@ func (s *session) begin(cmd string) error {
 
 // syncCaps applies capability switches made since the connection's last command.
 func (s *session) syncCaps() {
+	if s.gen == s.srv.capsGenA.Load() {
+		return
+	}
 	s.srv.mu.Lock()
 	defer s.srv.mu.Unlock()
 	if s.gen == s.srv.capsGen {
