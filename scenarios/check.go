@@ -398,7 +398,7 @@ func (c *checker) serverStep(st *Step) {
 	switch st.Verb {
 	case "deliver":
 		c.deliver(st, c.server)
-	case "flag", "unflag", "expunge":
+	case "read", "unread", "flag", "unflag", "expunge":
 		c.mailboxKnown(st, c.server, st.Mailbox)
 		c.labelsKnown(st, st.Labels)
 	case "move", "copy":

@@ -119,6 +119,8 @@ var _ = Describe("Parsing every command into the AST", func() {
 		Entry("deliver", "server deliver INBOX m9 size=100", scenarios.Step{Verb: "deliver", Mailbox: "INBOX", Labels: ls("m9"), N: 100, Options: map[string]string{"size": "100"}}),
 		Entry("deliver from a file", "server deliver INBOX m5 flags=\\Seen < m5.eml", scenarios.Step{Verb: "deliver", Mailbox: "INBOX", Labels: ls("m5"),
 			File: "m5.eml", Flags: ls(`\Seen`), Options: map[string]string{"flags": `\Seen`}}),
+		Entry("read", "server read INBOX m1 m2", scenarios.Step{Verb: "read", Mailbox: "INBOX", Labels: ls("m1", "m2")}),
+		Entry("unread", "server unread INBOX m1", scenarios.Step{Verb: "unread", Mailbox: "INBOX", Labels: ls("m1")}),
 		Entry("flag", `server flag INBOX m1 \Seen`, scenarios.Step{Verb: "flag", Mailbox: "INBOX", Labels: ls("m1"), Flag: `\Seen`}),
 		Entry("unflag", `server unflag INBOX m1 \Seen`, scenarios.Step{Verb: "unflag", Mailbox: "INBOX", Labels: ls("m1"), Flag: `\Seen`}),
 		Entry("move", "server move INBOX m2 Archive", scenarios.Step{Verb: "move", Mailbox: "INBOX", Labels: ls("m2"), Dest: "Archive"}),

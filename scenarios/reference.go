@@ -136,7 +136,8 @@ const referenceIntro = "# The scenario language\n\n" +
 	"(or at once when they `watch`).\n" +
 	"- A sync that fails (the device is offline, the server fails its commands, the connection is " +
 	"cut) is not by itself a failure of the scenario: the device must recover on a later sync.\n" +
-	"- After the last step the harness settles: every online device syncs in turn until a whole " +
+	"- After the last step the harness settles: it brings every device back online, stops push " +
+	"mode and latency, and every device syncs in turn until a whole " +
 	"round changes nothing (too many rounds is the failure \"did not converge\"). Then it checks " +
 	"every invariant: all devices converged with the server, no message lost, duplicated or " +
 	"resurrected, flags merged as written, mailboxes created, renamed and deleted as asked, one more " +
