@@ -20,7 +20,8 @@ import (
 // united per instance and per component (place, each flag). A sync that failed delivered
 // an unknown part of its work: that work joins the device's next successful sync and may
 // have arrived at any time in between, so for every instance changed in between the state
-// before it is allowed as well as the state after it.
+// before it is allowed as well as the state after it. The same holds for the work of a
+// device that watches the server (IDLE): it syncs by itself whenever woken.
 //
 // The rules, per op reaching the server:
 //   - flag/unflag/read/unread: the flag takes the written value (last write wins, the
@@ -104,6 +105,7 @@ type deviceModel struct {
 	inflight int  // clock when a failed sync started delivering pending work; -1: none
 	local    map[int]instState
 	localMB  map[string]bits
+	watching bool // syncs by itself whenever the server changes (IDLE)
 }
 
 type event struct {
@@ -301,10 +303,23 @@ func (m *model) step(op *Op) []event {
 		d.pending, d.local, d.localMB = nil, map[int]instState{}, map[string]bits{}
 		d.synced, d.inflight = false, -1
 		return evs
+	case "watch":
+		d.watching = true
+		if d.inflight < 0 && len(d.pending) > 0 {
+			d.inflight = m.clock
+		}
+		return nil
+	case "unwatch":
+		d.watching = false
+		return nil
 	case "crash", "offline", "online", "drop", "fail", "latency":
 		return nil
 	}
 	m.local(d, op)
+	if d.watching && d.inflight < 0 && len(d.pending) > 0 {
+		// A watching device pushes its work whenever the server wakes it: any time from now.
+		d.inflight = m.clock
+	}
 	return nil
 }
 
