@@ -89,7 +89,7 @@ var _ = Describe("Parsing every command into the AST", func() {
 		Entry("trash", "phone trash INBOX m3", scenarios.Step{Actor: "phone", Verb: "trash", Mailbox: "INBOX", Labels: ls("m3")}),
 		Entry("append", `laptop append Sent d1 flags=\Draft,\Seen`, scenarios.Step{Actor: "laptop", Verb: "append", Mailbox: "Sent", Labels: ls("d1"),
 			Flags: ls(`\Draft`, `\Seen`), Options: map[string]string{"flags": `\Draft,\Seen`}}),
-		Entry("append from a file", "laptop append INBOX m5 < m5.eml", scenarios.Step{Actor: "laptop", Verb: "append", Mailbox: "INBOX", Labels: ls("m5"), File: "m5.eml"}),
+		Entry("append without a Message-ID", "laptop append INBOX d2 no-message-id", scenarios.Step{Actor: "laptop", Verb: "append", Mailbox: "INBOX", Labels: ls("d2"), NoMessageID: true}),
 		Entry("reply", "phone reply INBOX m1 r1", scenarios.Step{Actor: "phone", Verb: "reply", Mailbox: "INBOX", Labels: ls("m1"), Dest: "r1"}),
 		Entry("forward", "phone forward INBOX m1 f1", scenarios.Step{Actor: "phone", Verb: "forward", Mailbox: "INBOX", Labels: ls("m1"), Dest: "f1"}),
 		Entry("create", "phone create Receipts/2026", scenarios.Step{Actor: "phone", Verb: "create", Mailbox: "Receipts/2026"}),

@@ -99,7 +99,7 @@ const referenceIntro = "# The scenario language\n\n" +
 	"before the first `_` is its category, which `run --filter` and the test labels use.\n" +
 	"- It is a [txtar](https://pkg.go.dev/golang.org/x/tools/txtar) archive: the script comes first; " +
 	"files attached after it, each introduced by a line `-- NAME --`, hold message bodies for " +
-	"`deliver … < NAME` and `append … < NAME`.\n" +
+	"`deliver … < NAME`.\n" +
 	"- One step a line. Words are separated by spaces; a word with spaces or special characters " +
 	"is written in double quotes (`\"Sent Items\"`, with `\\\"` and `\\\\` inside).\n" +
 	"- `#` starts a comment, on a line of its own or after a step (after a space). The first " +
@@ -163,9 +163,9 @@ const referenceIntro = "# The scenario language\n\n" +
 	"Options are written `key=value` after the arguments, in any order; each command takes only those listed in its usage.\n\n" +
 	"| Option | Commands | Meaning |\n|---|---|---|\n" +
 	"| `flags=F,…` | `deliver`, `append` | flags the new message has (comma-separated, no spaces) |\n" +
-	"| `size=N` | `deliver`, `append` | pad the body to at least N bytes |\n" +
+	"| `size=N` | `deliver` | pad the body to at least N bytes |\n" +
 	"| `no-message-id` | `deliver`, `append` | leave out the Message-ID header (the label is still in the Subject and body) |\n" +
-	"| `< FILE` | `deliver`, `append` | the message is the attached file FILE, as it is |\n" +
+	"| `< FILE` | `deliver` | the message is the attached file FILE, as it is |\n" +
 	"| `interrupt-after=N` | `DEVICE sync` | cut the connection after N IMAP commands of this round |\n" +
 	"| `crash-after=N` | `DEVICE sync` | crash the device after N IMAP commands of this round |\n" +
 	"| `command=NAME` | `server fail` | fail only commands named NAME |\n" +
