@@ -39,7 +39,7 @@ type mailbox struct {
 	subscribed  bool
 	noSelect    bool
 	msgs        []*message // ascending UID
-	expunged    []uint32   // UIDs expunged under the current UIDVALIDITY, ascending
+	expunged    []uint32   // UIDs expunged under the current UIDVALIDITY
 	sessions    map[*session]struct{}
 	nSeen       uint32
 	nDeleted    uint32
@@ -143,6 +143,7 @@ func (m *mailbox) countFlags(flags []string, sign int) {
 // lowest expunged UID that is free.
 func (u *user) nextUID(m *mailbox) uint32 {
 	if u.reuseExpunged {
+		slices.Sort(m.expunged)
 		for len(m.expunged) > 0 {
 			uid := m.expunged[0]
 			m.expunged = m.expunged[1:]
@@ -199,7 +200,6 @@ func (u *user) removeMessages(m *mailbox, idxs []int, actor *session) []uint32 {
 	m.msgs = kept
 	m.modseq++
 	m.expunged = append(m.expunged, uids...)
-	slices.Sort(m.expunged)
 	for s := range m.sessions {
 		if u.omitExpunge && s != actor {
 			continue

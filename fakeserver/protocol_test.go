@@ -121,6 +121,17 @@ var _ = Describe("the IMAP protocol", func() {
 			Expect(b.ok("FETCH 1:* (UID)")).To(Equal([]string{"* 1 FETCH (UID 2)", "* 2 FETCH (UID 4)"}))
 		})
 
+		It("numbers a run of EXPUNGEs right whatever their order", func() {
+			Expect(srv.Apply(fakeserver.ExpungeMessages{User: "alice", Mailbox: "INBOX", UIDs: []uint32{4}})).To(Succeed())
+			Expect(srv.Apply(fakeserver.ExpungeMessages{User: "alice", Mailbox: "INBOX", UIDs: []uint32{1, 3}})).To(Succeed())
+			Expect(b.ok("NOOP")).To(Equal([]string{"* 4 EXPUNGE", "* 1 EXPUNGE", "* 2 EXPUNGE"}))
+			Expect(b.ok("FETCH 1:* (UID)")).To(Equal([]string{"* 1 FETCH (UID 2)"}))
+			Expect(srv.Apply(fakeserver.ExpungeMessages{User: "alice", Mailbox: "INBOX", UIDs: []uint32{2}})).To(Succeed())
+			deliver(srv, "INBOX", "m5", "m6", "m7")
+			Expect(srv.Apply(fakeserver.ExpungeMessages{User: "alice", Mailbox: "INBOX", UIDs: []uint32{5, 6, 7}})).To(Succeed())
+			Expect(d.ok("NOOP")).To(Equal([]string{"* 4 EXPUNGE", "* 1 EXPUNGE", "* 2 EXPUNGE", "* 1 EXPUNGE", "* 3 EXISTS", "* 1 EXPUNGE", "* 1 EXPUNGE", "* 1 EXPUNGE"}))
+		})
+
 		It("holds EXPUNGEs back during FETCH, STORE and SEARCH and sends them on NOOP", func() {
 			a.ok(`UID STORE 2 +FLAGS.SILENT (\Deleted)`)
 			a.ok("UID EXPUNGE 2")

@@ -505,13 +505,14 @@ func (s *session) flush(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	s.qmu.Unlock()
 
 	exists := false
-	for _, up := range q {
+	for i := 0; i < len(q); i++ {
+		up := q[i]
 		switch up.kind {
 		case updateExists:
 			if n := len(s.view); n == 0 || s.view[n-1] < up.uid {
 				s.view = append(s.view, up.uid)
-			} else if i, found := slices.BinarySearch(s.view, up.uid); !found {
-				s.view = slices.Insert(s.view, i, up.uid)
+			} else if j, found := slices.BinarySearch(s.view, up.uid); !found {
+				s.view = slices.Insert(s.view, j, up.uid)
 			}
 			exists = true
 			continue
@@ -522,18 +523,19 @@ func (s *session) flush(w *imapserver.UpdateWriter, allowExpunge bool) error {
 				return err
 			}
 		}
-		i, found := slices.BinarySearch(s.view, up.uid)
-		if !found {
-			continue
-		}
-		switch up.kind {
-		case updateExpunge:
-			s.view = slices.Delete(s.view, i, i+1)
-			if err := w.WriteExpunge(uint32(i + 1)); err != nil {
+		if up.kind == updateExpunge {
+			j := i + 1
+			for j < len(q) && q[j].kind == updateExpunge {
+				j++
+			}
+			if err := s.expungeRun(w, q[i:j]); err != nil {
 				return err
 			}
-		case updateFlags:
-			if err := w.WriteMessageFlags(uint32(i+1), imap.UID(up.uid), toFlags(up.flags)); err != nil {
+			i = j - 1
+			continue
+		}
+		if j, found := slices.BinarySearch(s.view, up.uid); found {
+			if err := w.WriteMessageFlags(uint32(j+1), imap.UID(up.uid), toFlags(up.flags)); err != nil {
 				return err
 			}
 		}
@@ -541,6 +543,53 @@ func (s *session) flush(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	if exists {
 		return w.WriteNumMessages(uint32(len(s.view)))
 	}
+	return nil
+}
+
+// expungeRun removes a run of expunged UIDs from the view and writes their EXPUNGEs. A
+// run in ascending UID order (the usual case) costs one pass over the view.
+func (s *session) expungeRun(w *imapserver.UpdateWriter, run []update) error {
+	idxs := make([]int, 0, len(run))
+	ascending := true
+	for _, up := range run {
+		j, found := slices.BinarySearch(s.view, up.uid)
+		if !found {
+			continue // never announced to this session, or already gone
+		}
+		if n := len(idxs); n > 0 && idxs[n-1] >= j {
+			ascending = false
+		}
+		idxs = append(idxs, j)
+	}
+	if !ascending {
+		for _, up := range run {
+			j, found := slices.BinarySearch(s.view, up.uid)
+			if !found {
+				continue
+			}
+			s.view = slices.Delete(s.view, j, j+1)
+			if err := w.WriteExpunge(uint32(j + 1)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for k, j := range idxs {
+		// Each earlier EXPUNGE of the run removed one message below this one.
+		if err := w.WriteExpunge(uint32(j - k + 1)); err != nil {
+			return err
+		}
+	}
+	kept := s.view[:0]
+	next := 0
+	for j, uid := range s.view {
+		if next < len(idxs) && idxs[next] == j {
+			next++
+			continue
+		}
+		kept = append(kept, uid)
+	}
+	s.view = kept
 	return nil
 }
 
