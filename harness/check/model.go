@@ -29,8 +29,9 @@ import (
 //     write at all: then the value before is allowed too.
 //   - move/trash: applies only where the message still is where the device saw it (first
 //     move wins); a message that may be elsewhere keeps those places.
-//   - delete: removes the message; a delete of a message another device moved away may or
-//     may not follow it (both allowed).
+//   - delete: a device's delete removes the message wherever it is by then (expunge beats
+//     move: the delete follows a message moved meanwhile); the server's expunge removes it
+//     from the mailbox named only.
 //   - copy: a new instance in the destination with the source's flags, if the source is
 //     still there; if another device moved the source away, the copy may or may not be
 //     made.

@@ -269,10 +269,10 @@ func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
 			s := ov.get(id)
 			after := s
 			switch {
+			case fromDevice && !s.loc.only(gone):
+				after.loc = locSet{gone} // expunge beats move: the delete follows the message
 			case s.loc.has(mb):
 				after.loc = s.loc.without(mb).with(gone)
-			case fromDevice && !s.loc.only(gone):
-				after.loc = s.loc.with(gone) // delete beats move: the engine may follow it
 			default:
 				continue
 			}
