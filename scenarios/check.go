@@ -96,7 +96,7 @@ func (c *checker) errorf(line int, command, format string, args ...any) {
 
 func (c *checker) walk(steps []*Step, blocks []*Step) {
 	for _, st := range steps {
-		c.mute = st.invalid
+		c.mute = st.invalid && st.Verb != "devices" // its problems are not cascades
 		if st.Actor == "" && setupVerbs[st.Verb] {
 			c.setup(st, blocks)
 			continue
@@ -153,8 +153,6 @@ func (c *checker) setup(st *Step, blocks []*Step) {
 				continue
 			case reservedNames[d] || specs["device "+d] != nil:
 				c.errorf(st.Line, st.Verb, "a device cannot be named %q: it is a command word", d)
-			case !isDeviceName(d):
-				c.errorf(st.Line, st.Verb, "bad device name %q: a letter followed by letters, digits, '-' or '_'", d)
 			}
 			c.devices[d] = true
 			c.order = append(c.order, d)

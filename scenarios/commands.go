@@ -179,6 +179,9 @@ func parseDevices(lp *lineParser) {
 		return
 	}
 	for _, t := range lp.pos {
+		if !isDeviceName(t.text) {
+			lp.errorf("bad device name %q: a letter followed by letters, digits, '-' or '_'", t.text)
+		}
 		lp.st.Devices = append(lp.st.Devices, t.text)
 	}
 	lp.pos = nil
