@@ -222,7 +222,7 @@ func (p *Proxy) Close() error {
 	p.cancel()
 	err := p.ln.Close()
 	for _, c := range conns {
-		_ = c
+		c.closeHard()
 	}
 	p.wg.Wait()
 	if err != nil && !errors.Is(err, net.ErrClosed) {
