@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -146,6 +147,11 @@ var _ = Describe("The disk store", func() {
 			Expect(got).To(Equal(want))
 			return nil
 		})).To(Succeed())
+	})
+
+	It("knows every field of a message record (a new field needs a line in its encoding)", func() {
+		Expect(reflect.TypeOf(engine.MessageRecord{}).NumField()).To(Equal(13))
+		Expect(reflect.TypeOf(engine.Flags{}).NumField()).To(Equal(2))
 	})
 
 	It("keeps each body in a Maildir file in cur whose :2, suffix follows the message's flags", func() {
