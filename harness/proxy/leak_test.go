@@ -38,7 +38,12 @@ var _ = Describe("Close", func() {
 		_ = noopAsync(c4) // held at the gate when the proxy closes
 		c5 := dialClient(p, nil) // idle when the proxy closes
 
-		Expect(p.Close()).To(Succeed())
+		closed := make(chan error, 1)
+		go func() {
+			defer GinkgoRecover()
+			closed <- p.Close()
+		}()
+		Eventually(closed, 5*time.Second).Should(Receive(BeNil()), "Close returns once every connection has ended")
 		Expect(p.Close()).To(Succeed(), "closing twice is fine")
 		Eventually(done).Should(Receive(HaveOccurred()))
 		for _, c := range []*imapclient.Client{c1, c2, c3, c4, c5} {
