@@ -35,7 +35,7 @@ var _ = Describe("Close", func() {
 		p.SetOffline(true)
 		p.SetOffline(false)
 		c4 := dialClient(p, nil)
-		_ = noopAsync(c4) // held at the gate when the proxy closes
+		_ = noopAsync(c4)        // held at the gate when the proxy closes
 		c5 := dialClient(p, nil) // idle when the proxy closes
 
 		closed := make(chan error, 1)
