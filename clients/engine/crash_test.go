@@ -73,7 +73,10 @@ var _ = Describe("crash safety", func() {
 			cw := newCrashWorld(fakeserver.Options{Seed: 1})
 			cw.cut.arm(n)
 			_, err := cw.phone.Sync(context.Background())
-			Expect(err).To(HaveOccurred(), "the round survived a cut after command %d", n)
+			if n > 1 {
+				// Command 1 is the NOOP that probes the kept connection: the engine redials.
+				Expect(err).To(HaveOccurred(), "the round survived a cut after command %d", n)
+			}
 			Expect(cw.phone.Crash()).To(Succeed())
 			cw.cut.arm(0)
 			cw.expectConverged(crashWant, cw.phone, cw.laptop)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"regexp"
@@ -47,6 +48,13 @@ var literalRE = regexp.MustCompile(`\{(\d+)\+?\}\r?\n$`)
 
 // dial connects through the cutter.
 func (c *cutter) dial(ctx context.Context) (net.Conn, error) {
+	c.mu.Lock()
+	crashed := c.cutAfter > 0 && c.count >= c.cutAfter
+	c.mu.Unlock()
+	if crashed {
+		// The device process is down until it restarts (arm again).
+		return nil, errors.New("cutter: device crashed")
+	}
 	var d net.Dialer
 	up, err := d.DialContext(ctx, "tcp", c.target)
 	if err != nil {

@@ -6,21 +6,50 @@ import (
 	"github.com/emersion/go-imap/v2"
 )
 
-// scanAll pulls every synced mailbox in name order.
+// scanAll pulls every synced mailbox in name order, in two passes: first every mailbox's
+// flags, expunges and new messages (headers only), so that a message that vanished from one
+// mailbox is known before the new messages of any other are matched; then per mailbox the
+// matching, the downloads and the commit.
 func (r *round) scanAll() error {
 	var boxes []MailboxRecord
 	if err := r.view(func(tx Tx) error {
 		var err error
 		boxes, err = tx.Mailboxes()
+		if err != nil {
+			return err
+		}
+		all, err := tx.AllMessages()
+		for _, m := range all {
+			if m.UID != 0 || m.State != MsgSynced {
+				r.fresh = false
+				break
+			}
+		}
+		if len(all) == 0 {
+			r.fresh = true
+		}
 		return err
 	}); err != nil {
 		return err
 	}
+	var plans []*scanPlan
 	for _, mb := range boxes {
 		if mb.State != MailboxSynced {
 			continue
 		}
-		if err := r.scanMailbox(mb); err != nil {
+		p, err := r.prepareScan(mb)
+		if err != nil {
+			return err
+		}
+		if p != nil {
+			plans = append(plans, p)
+		}
+		if err := r.ctx.Err(); err != nil {
+			return err
+		}
+	}
+	for _, p := range plans {
+		if err := r.commitScan(p); err != nil {
 			return err
 		}
 		if err := r.ctx.Err(); err != nil {
@@ -36,22 +65,36 @@ func merge3(local, base, server Flags) Flags {
 	return local.Union(server.Minus(base)).Minus(base.Minus(server))
 }
 
-// scanMailbox pulls one mailbox: UIDVALIDITY check, flags, expunges, new messages, then one
-// commit with the data and, last, the watermarks.
-func (r *round) scanMailbox(mb MailboxRecord) error {
+// scanPlan is what the first pass learned of one mailbox.
+type scanPlan struct {
+	mb           MailboxRecord
+	data         *imap.SelectData
+	known        map[uint32]MessageRecord // by UID, in the current UIDVALIDITY
+	present      map[uint32]bool
+	serverFlags  map[uint32]Flags
+	orphans      []MessageRecord // had UIDs of an old UIDVALIDITY
+	inflight     []MessageRecord // appends in flight into this mailbox
+	inflightFrom map[LocalID]uint32
+	msgs         []*serverMsg // new server messages
+	headersOnly  bool
+}
+
+// prepareScan selects a mailbox and learns its UIDVALIDITY, flags, expunges and new
+// messages. Records whose UIDs vanished join the round's vanished pool.
+func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 	name := mb.Name
 	data, err := r.cn.reselect(name)
 	if isNo(err) {
 		r.e.log.Info("mailbox not selectable; skipped this round", "mailbox", name, "err", err)
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
+	p := &scanPlan{mb: mb, data: data, known: map[uint32]MessageRecord{}, present: map[uint32]bool{},
+		serverFlags: map[uint32]Flags{}, inflightFrom: map[LocalID]uint32{}}
 	quirks := r.e.opts.Quirks
 	var recs []MessageRecord
-	var inflight []MessageRecord // appends in flight into this mailbox
-	inflightFrom := map[LocalID]uint32{}
 	if err := r.view(func(tx Tx) error {
 		var err error
 		if recs, err = tx.Messages(name); err != nil {
@@ -66,90 +109,86 @@ func (r *round) scanMailbox(mb MailboxRecord) error {
 				if m, ok, err := tx.Message(en.Message); err != nil {
 					return err
 				} else if ok && m.State == MsgNew {
-					inflight = append(inflight, m)
+					p.inflight = append(p.inflight, m)
 					from := en.UIDNext
 					if en.UIDValidity != data.UIDValidity {
 						from = 1
 					}
-					inflightFrom[m.ID] = from
+					p.inflightFrom[m.ID] = from
 				}
 			}
 		}
 		return nil
 	}); err != nil {
-		return err
+		return nil, err
 	}
 
 	changed := mb.UIDValidity != 0 && mb.UIDValidity != data.UIDValidity && !quirks.Has(QuirkPairByUID)
-	known := map[uint32]MessageRecord{}
-	var orphans []MessageRecord
 	for _, m := range recs {
 		if m.UID == 0 || (m.State != MsgSynced && m.State != MsgDeleted) {
 			continue
 		}
 		if changed {
-			orphans = append(orphans, m)
+			p.orphans = append(p.orphans, m)
 		} else {
-			known[m.UID] = m
+			p.known[m.UID] = m
 		}
 	}
 	if changed {
 		r.e.log.Warn("UIDVALIDITY changed; re-matching messages", "mailbox", name,
 			"old", mb.UIDValidity, "new", data.UIDValidity)
-		mb.UIDNext, mb.HighestModSeq = 0, 0
+		p.mb.UIDNext, p.mb.HighestModSeq = 0, 0
 	}
 
-	// Which UIDs the server has, and their flags.
-	present := map[uint32]bool{}
-	serverFlags := map[uint32]Flags{}
-	condstore := data.HighestModSeq != 0 && mb.HighestModSeq != 0 && !changed && mb.UIDValidity == data.UIDValidity
+	condstore := data.HighestModSeq != 0 && p.mb.HighestModSeq != 0 && !changed && mb.UIDValidity == data.UIDValidity
 	switch {
 	case data.NumMessages == 0:
-	case condstore && data.HighestModSeq == mb.HighestModSeq && uint32(data.UIDNext) == mb.UIDNext &&
-		int(data.NumMessages) == len(known):
-		for u := range known {
-			present[u] = true
+	case condstore && data.HighestModSeq == p.mb.HighestModSeq && uint32(data.UIDNext) == p.mb.UIDNext &&
+		int(data.NumMessages) == len(p.known):
+		for u := range p.known {
+			p.present[u] = true
 		}
 	case condstore:
-		bufs, err := r.cn.fetchChanged(name, mb.HighestModSeq)
+		bufs, err := r.cn.fetchChanged(name, p.mb.HighestModSeq)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, b := range bufs {
-			serverFlags[uint32(b.UID)] = ParseFlags(flagStrings(b.Flags))
+			p.serverFlags[uint32(b.UID)] = ParseFlags(flagStrings(b.Flags))
 		}
 		uids, err := r.cn.search(name, &imap.SearchCriteria{})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, u := range uids {
-			present[uint32(u)] = true
+			p.present[uint32(u)] = true
 		}
 	default:
 		bufs, err := r.cn.fetch(name, imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{Flags: true})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, b := range bufs {
 			if b.UID == 0 {
 				continue
 			}
-			present[uint32(b.UID)] = true
-			serverFlags[uint32(b.UID)] = ParseFlags(flagStrings(b.Flags))
+			p.present[uint32(b.UID)] = true
+			p.serverFlags[uint32(b.UID)] = ParseFlags(flagStrings(b.Flags))
 		}
 	}
 
-	watermark := mb.UIDNext
-	if quirks.Has(QuirkWatermarkFirst) && uint32(data.UIDNext) != mb.UIDNext {
+	watermark := p.mb.UIDNext
+	if quirks.Has(QuirkWatermarkFirst) && uint32(data.UIDNext) != p.mb.UIDNext {
 		// Deliberately wrong: the watermark goes first, the data later.
-		mb.UIDValidity, mb.UIDNext = data.UIDValidity, uint32(data.UIDNext)
-		if err := r.update(func(tx Tx) error { return tx.PutMailbox(mb) }); err != nil {
-			return err
+		wm := p.mb
+		wm.UIDValidity, wm.UIDNext = data.UIDValidity, uint32(data.UIDNext)
+		if err := r.update(func(tx Tx) error { return tx.PutMailbox(wm) }); err != nil {
+			return nil, err
 		}
 	}
 	var newUIDs []uint32
-	for u := range present {
-		if _, ok := known[u]; ok {
+	for u := range p.present {
+		if _, ok := p.known[u]; ok {
 			continue
 		}
 		if u < watermark && quirks.Has(QuirkWatermarkFirst) {
@@ -160,83 +199,89 @@ func (r *round) scanMailbox(mb MailboxRecord) error {
 		}
 		newUIDs = append(newUIDs, u)
 	}
-
-	// Candidates a new server message may turn out to be: messages that vanished here or
-	// elsewhere this round (moved, or renumbered by a broken server).
-	var gone []MessageRecord
-	for _, m := range known {
-		if !present[m.UID] && m.State != MsgDeleted {
-			gone = append(gone, m)
+	for _, m := range p.known {
+		if !p.present[m.UID] && m.State != MsgDeleted {
+			r.vanished[m.ID] = m
 		}
 	}
-	vanishedRecs := append([]MessageRecord(nil), gone...)
-	for _, m := range r.vanished {
-		vanishedRecs = append(vanishedRecs, m)
-	}
-	candidates := len(orphans) + len(inflight) + len(vanishedRecs)
-	var msgs []*serverMsg
 	if len(newUIDs) > 0 {
+		// A fresh replica has nothing a new message could be: fetch whole messages at once.
+		p.headersOnly = !r.fresh || len(p.orphans) > 0 || len(p.inflight) > 0
 		opts := &imap.FetchOptions{Flags: true, RFC822Size: true, InternalDate: true}
-		if candidates > 0 {
+		if p.headersOnly {
 			opts.BodySection = []*imap.FetchItemBodySection{msgIDSection}
 		} else {
 			opts.BodySection = []*imap.FetchItemBodySection{bodySection}
 		}
-		bufs, err := r.fetchInBatches(name, newUIDs, opts, candidates == 0)
+		msgs, err := r.fetchInBatches(name, newUIDs, opts, !p.headersOnly)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		msgs = bufs
+		p.msgs = msgs
 	}
-	// Pair new messages: in-flight appends (UIDs from their saved UIDNEXT), then orphans
-	// of a UIDVALIDITY change, then messages that vanished elsewhere (moved).
+	return p, nil
+}
+
+// commitScan matches a mailbox's new messages (in-flight appends, orphans of a UIDVALIDITY
+// change, messages vanished anywhere this round), downloads the rest and commits, data
+// first and the watermarks in the same transaction.
+func (r *round) commitScan(p *scanPlan) error {
+	name := p.mb.Name
 	inflightPairs := map[LocalID]*serverMsg{}
 	orphanPairs := map[LocalID]*serverMsg{}
 	movedPairs := map[LocalID]*serverMsg{}
-	if candidates > 0 && len(msgs) > 0 {
+	var vanishedRecs []MessageRecord
+	for _, m := range r.vanished {
+		vanishedRecs = append(vanishedRecs, m)
+	}
+	sort.Slice(vanishedRecs, func(i, j int) bool { return vanishedRecs[i].ID < vanishedRecs[j].ID })
+	if len(p.msgs) > 0 && p.headersOnly {
 		eligible := func(from uint32) []*serverMsg {
 			var out []*serverMsg
-			for _, s := range msgs {
+			for _, s := range p.msgs {
 				if s.uid >= from {
 					out = append(out, s)
 				}
 			}
 			return out
 		}
-		for _, m := range inflight {
-			p := pairByID([]MessageRecord{m}, eligible(inflightFrom[m.ID]))
-			for k, v := range p {
+		for _, m := range p.inflight {
+			for k, v := range pairByID([]MessageRecord{m}, eligible(p.inflightFrom[m.ID])) {
 				inflightPairs[k] = v
 			}
 		}
-		for k, v := range pairByID(orphans, msgs) {
+		for k, v := range pairByID(p.orphans, p.msgs) {
 			orphanPairs[k] = v
 		}
-		for k, v := range pairByID(vanishedRecs, msgs) {
+		for k, v := range pairByID(vanishedRecs, p.msgs) {
 			movedPairs[k] = v
 		}
 		var rest []*serverMsg
-		for _, s := range msgs {
+		for _, s := range p.msgs {
 			if !s.taken {
 				rest = append(rest, s)
 			}
 		}
-		if err := r.fetchBodies(name, rest); err != nil {
-			return err
-		}
-		for _, m := range inflight {
-			if _, ok := inflightPairs[m.ID]; !ok {
-				pairByHash([]MessageRecord{m}, eligible(inflightFrom[m.ID]), inflightPairs)
+		if len(rest) > 0 {
+			if _, err := r.cn.selectBox(name); err != nil {
+				return err
+			}
+			if err := r.fetchBodies(name, rest); err != nil {
+				return err
 			}
 		}
-		pairByHash(orphans, msgs, orphanPairs)
-		pairByHash(vanishedRecs, msgs, movedPairs)
+		for _, m := range p.inflight {
+			if _, ok := inflightPairs[m.ID]; !ok {
+				pairByHash([]MessageRecord{m}, eligible(p.inflightFrom[m.ID]), inflightPairs)
+			}
+		}
+		pairByHash(p.orphans, p.msgs, orphanPairs)
+		pairByHash(vanishedRecs, p.msgs, movedPairs)
 	}
 
-	// Commit: data first, watermarks in the same transaction, after it.
 	return r.update(func(tx Tx) error {
-		for _, m := range known {
-			if !present[m.UID] {
+		for _, m := range p.known {
+			if !p.present[m.UID] {
 				if m.State == MsgDeleted {
 					if err := dropEntries(tx, m.ID); err != nil {
 						return err
@@ -244,14 +289,10 @@ func (r *round) scanMailbox(mb MailboxRecord) error {
 					if err := tx.DeleteMessage(m.ID); err != nil {
 						return err
 					}
-					continue
-				}
-				if _, adopted := movedPairs[m.ID]; !adopted {
-					r.vanished[m.ID] = m
 				}
 				continue
 			}
-			s, ok := serverFlags[m.UID]
+			s, ok := p.serverFlags[m.UID]
 			if !ok || s == m.Base {
 				continue
 			}
@@ -283,13 +324,13 @@ func (r *round) scanMailbox(mb MailboxRecord) error {
 			}
 		}
 		for id, s := range movedPairs {
-			m, _ := r.vanished[id]
-			if err := r.adopt(tx, id, name, s, m.Mailbox != "" && m.Mailbox != name); err != nil {
+			v := r.vanished[id]
+			if err := r.adopt(tx, id, name, s, v.Mailbox != name); err != nil {
 				return err
 			}
 			delete(r.vanished, id)
 		}
-		for _, m := range orphans {
+		for _, m := range p.orphans {
 			if _, ok := orphanPairs[m.ID]; ok {
 				continue
 			}
@@ -297,12 +338,9 @@ func (r *round) scanMailbox(mb MailboxRecord) error {
 				return err
 			}
 		}
-		for _, s := range msgs {
-			if s.taken {
+		for _, s := range p.msgs {
+			if s.taken || !s.hashed {
 				continue
-			}
-			if !s.hashed {
-				continue // not downloaded: stays below no watermark, fetched next round
 			}
 			id, err := tx.NextID()
 			if err != nil {
@@ -317,12 +355,14 @@ func (r *round) scanMailbox(mb MailboxRecord) error {
 			if err := tx.PutBody(id, s.body); err != nil {
 				return err
 			}
+			s.body = nil
 			r.created = append(r.created, m)
 			r.st.LocalChanges++
 		}
-		mb.UIDValidity = data.UIDValidity
-		mb.UIDNext = uint32(data.UIDNext)
-		mb.HighestModSeq = data.HighestModSeq
+		mb := p.mb
+		mb.UIDValidity = p.data.UIDValidity
+		mb.UIDNext = uint32(p.data.UIDNext)
+		mb.HighestModSeq = p.data.HighestModSeq
 		return tx.PutMailbox(mb)
 	})
 }

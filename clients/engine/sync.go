@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/syncharness/syncharness/clients"
 )
@@ -25,6 +24,8 @@ type round struct {
 	// blocked lists mailboxes whose UIDVALIDITY changed: nothing is pushed there until the
 	// scan has re-matched their messages.
 	blocked map[string]bool
+	// fresh is set when the replica holds no server message yet (a first sync).
+	fresh bool
 }
 
 // Sync runs one full round: mailbox list, journal replay, then every mailbox's new messages,
@@ -38,6 +39,15 @@ func (e *Engine) Sync(ctx context.Context) (clients.SyncStats, error) {
 	defer e.mu.Unlock()
 	r := &round{e: e, ctx: ctx, st: &st, vanished: map[LocalID]MessageRecord{}, blocked: map[string]bool{}}
 	err := r.run()
+	var se *storeError
+	if err != nil && !isProtocolRefusal(err) && !errors.As(err, &se) && ctx.Err() == nil {
+		// The server dropped the connection (a BYE after a UIDVALIDITY reset, a restart):
+		// the store is consistent, so the round starts again once on a new connection.
+		e.log.Info("connection lost; retrying the round", "err", err)
+		e.dropConn()
+		r = &round{e: e, ctx: ctx, st: &st, vanished: map[LocalID]MessageRecord{}, blocked: map[string]bool{}}
+		err = r.run()
+	}
 	if err != nil && !isProtocolRefusal(err) {
 		// The connection may be in any state: start afresh next round.
 		e.dropConn()
@@ -50,6 +60,15 @@ func (e *Engine) Sync(ctx context.Context) (clients.SyncStats, error) {
 
 func (r *round) run() error {
 	cn := r.e.cn.Load()
+	if cn != nil && !cn.closed() {
+		// A kept connection may have been dropped by the server meanwhile (BYE).
+		cn.stats = r.st
+		cn.bind(r.ctx)
+		if err := cn.simple("NOOP", "", false, cn.c.Noop()); err != nil {
+			r.e.dropConn()
+			cn = nil
+		}
+	}
 	if cn == nil || cn.closed() {
 		var err error
 		cn, err = r.e.dial(r.ctx, r.st)
@@ -70,6 +89,7 @@ func (r *round) run() error {
 		r.reconcileMailboxes,
 		r.scanAll,
 		r.finishVanished,
+		r.pushAgain,
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -85,17 +105,23 @@ func (r *round) run() error {
 // update commits fn in one store transaction.
 func (r *round) update(fn func(tx Tx) error) error {
 	if err := r.e.opts.Store.Update(fn); err != nil {
-		return fmt.Errorf("engine: store: %w", err)
+		return &storeError{err}
 	}
 	return nil
 }
 
 func (r *round) view(fn func(tx Tx) error) error {
 	if err := r.e.opts.Store.View(fn); err != nil {
-		return fmt.Errorf("engine: store: %w", err)
+		return &storeError{err}
 	}
 	return nil
 }
+
+// storeError is a failure of the store (as opposed to the server or the network).
+type storeError struct{ err error }
+
+func (e *storeError) Error() string { return "engine: store: " + e.err.Error() }
+func (e *storeError) Unwrap() error { return e.err }
 
 func (r *round) journal() ([]JournalEntry, error) {
 	var j []JournalEntry
@@ -108,3 +134,13 @@ func (r *round) journal() ([]JournalEntry, error) {
 }
 
 var errSkip = errors.New("skip")
+
+// pushAgain replays what the scan made possible (changes kept across a UIDVALIDITY change,
+// flag changes following a message moved elsewhere) in the same round.
+func (r *round) pushAgain() error {
+	j, err := r.journal()
+	if err != nil || len(j) == 0 {
+		return err
+	}
+	return r.pushMessages()
+}
