@@ -1,6 +1,8 @@
 package check_test
 
 import (
+	"encoding/json"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
@@ -165,6 +167,20 @@ var _ = Describe("Check", func() {
 			Expect(r.NotApplicable).To(BeTrue())
 			Expect(r.Devices).To(Equal([]string{"laptop"}))
 		}
+	})
+
+	It("leaves its input as it was, INBOX spelt in lower case and server expunges included", func() {
+		in := baseline()
+		in.History = append(in.History, op("server", "expunge", "inbox", "m3"), op("phone", "unread", "inbox", "m1"), sync("phone"))
+		everywhere(&in, func(st *check.ServerState) {
+			mb := serverBox(st, "INBOX")
+			mb.Messages = mb.Messages[:1]
+			mb.Messages[0].Flags = nil
+		})
+		before, err := json.Marshal(in)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(check.Check(in)).To(BeEmpty())
+		Expect(json.Marshal(in)).To(MatchJSON(before))
 	})
 
 	It("flags a device whose view differs from the server even when the server is right", func() {

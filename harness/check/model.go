@@ -164,6 +164,9 @@ func (m *model) newInstance(label string) int {
 	return id
 }
 
+// namesMailbox reports whether an op of kind has a mailbox in Dest.
+func namesMailbox(kind string) bool { return kind == "move" || kind == "copy" || kind == "rename" }
+
 func isServerActor(a string) bool { return a == "server" || a == "setup" || a == "" }
 
 func mailboxOf(name string) string {
@@ -175,14 +178,29 @@ func mailboxOf(name string) string {
 
 // replay runs the whole history, then the final settle.
 func (m *model) replay(history []Op) {
-	ops := make([]Op, len(history))
-	copy(ops, history)
-	for i := range ops {
-		ops[i].Mailbox = mailboxOf(ops[i].Mailbox)
-		if ops[i].Kind == "move" || ops[i].Kind == "copy" || ops[i].Kind == "rename" {
-			ops[i].Dest = mailboxOf(ops[i].Dest)
+	// Normalise INBOX's spelling and server "expunge" on a copy, and only when needed: the
+	// input is not modified.
+	needCopy, labels := false, 0
+	for i := range history {
+		o := &history[i]
+		labels += len(o.Labels)
+		needCopy = needCopy || o.Mailbox != mailboxOf(o.Mailbox) || o.Kind == "expunge" ||
+			(namesMailbox(o.Kind) && o.Dest != mailboxOf(o.Dest))
+	}
+	ops := history
+	if needCopy {
+		ops = append([]Op(nil), history...)
+		for i := range ops {
+			ops[i].Mailbox = mailboxOf(ops[i].Mailbox)
+			if namesMailbox(ops[i].Kind) {
+				ops[i].Dest = mailboxOf(ops[i].Dest)
+			}
+			if ops[i].Kind == "expunge" {
+				ops[i].Kind = "delete"
+			}
 		}
 	}
+	m.insts = make([]*instance, 0, labels)
 	for i := 0; i < len(ops); {
 		if g := ops[i].Group; g > 0 {
 			j := i
@@ -200,6 +218,10 @@ func (m *model) replay(history []Op) {
 		if batchable(&ops[i]) {
 			// A run of deliveries and creations: one event, applied in order.
 			batch := event{inflight: -1}
+			j := i
+			for ; j < len(ops) && batchable(&ops[j]); j++ {
+			}
+			batch.ops = make([]pendingOp, 0, j-i)
 			for ; i < len(ops) && batchable(&ops[i]); i++ {
 				for _, ev := range m.step(&ops[i]) {
 					batch.ops = append(batch.ops, ev.ops...)
@@ -232,9 +254,6 @@ func batchable(op *Op) bool {
 // step handles one op: server ops become events; device ops go to the device's journal;
 // a device's successful sync becomes an event with its journal.
 func (m *model) step(op *Op) []event {
-	if op.Kind == "expunge" {
-		op.Kind = "delete"
-	}
 	for _, mb := range []string{op.Mailbox, op.Trash, op.Sent} {
 		if op.Kind != "create" {
 			m.known(mb)
