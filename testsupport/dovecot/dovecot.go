@@ -144,7 +144,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		if err == nil {
 			return s, nil
 		}
-		addrInUse := strings.Contains(s.LogTail(20), "Address already in use")
+		addrInUse := strings.Contains(err.Error(), "Address already in use") // stderr and log are in err
 		if !addrInUse || attempt == attempts || ctx.Err() != nil {
 			os.RemoveAll(dir)
 			return nil, err
@@ -230,11 +230,11 @@ func (s *Server) launch(ctx context.Context, bin string, timeout time.Duration) 
 		select {
 		case <-s.exited:
 			return fmt.Errorf("dovecot: exited before greeting (%v): %s\nlog:\n%s", s.waitErr,
-				strings.TrimSpace(stderr.String()), s.LogTail(20))
+				strings.TrimSpace(stderr.String()), s.LogTail())
 		case <-ctx.Done():
 			s.kill()
 			<-s.exited
-			return fmt.Errorf("dovecot: no greeting on %s: %w\nlog:\n%s", s.addr, ctx.Err(), s.LogTail(20))
+			return fmt.Errorf("dovecot: no greeting on %s: %w\nlog:\n%s", s.addr, ctx.Err(), s.LogTail())
 		case <-tick.C:
 		}
 	}
@@ -272,8 +272,12 @@ func (s *Server) MaildirPath(user string) string {
 
 func (s *Server) home(user string) string { return filepath.Join(s.dir, "home", user) }
 
-// LogTail returns the last n lines of the server's log, for failure messages.
-func (s *Server) LogTail(n int) string {
+// logTailLines is how many lines LogTail returns.
+const logTailLines = 40
+
+// LogTail returns the last lines of the server's log, for failure messages.
+func (s *Server) LogTail() string {
+	n := logTailLines
 	b, err := os.ReadFile(s.log)
 	if err != nil {
 		return fmt.Sprintf("(log unreadable: %v)", err)

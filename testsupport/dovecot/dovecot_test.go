@@ -27,7 +27,7 @@ func start(ctx context.Context, opts dovecot.Options) *dovecot.Server {
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() {
 		if CurrentSpecReport().Failed() {
-			GinkgoWriter.Println("dovecot log:\n" + srv.LogTail(40))
+			GinkgoWriter.Println("dovecot log:\n" + srv.LogTail())
 		}
 		Expect(srv.Stop()).To(Succeed())
 	})
@@ -229,7 +229,7 @@ var _ = Describe("A private Dovecot server", func() {
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(c.Close)
 		Expect(c.Login("alice", "wrong").Wait()).NotTo(Succeed())
-		Eventually(func() string { return srv.LogTail(20) }).Should(ContainSubstring("alice"))
+		Eventually(func() string { return srv.LogTail() }).Should(ContainSubstring("alice"))
 	})
 })
 
