@@ -33,30 +33,38 @@ type serverOptions struct {
 	password    string // alice's password; testPassword if empty
 }
 
-// startServer runs go-imap's in-memory server on loopback with user alice and returns its
-// address. It is closed when the spec ends.
-func startServer(opts serverOptions) string {
-	GinkgoHelper()
+// newMemServer builds go-imap's in-memory server with user alice and an INBOX.
+func newMemServer(opts serverOptions) (*imapserver.Server, error) {
 	password := opts.password
 	if password == "" {
 		password = testPassword
 	}
 	mem := imapmemserver.New()
 	user := imapmemserver.NewUser(testUser, password)
-	Expect(user.Create("INBOX", nil)).To(Succeed())
+	if err := user.Create("INBOX", nil); err != nil {
+		return nil, err
+	}
 	mem.AddUser(user)
 	caps := imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapMove: {}, imap.CapUIDPlus: {}}
 	if opts.literalPlus {
 		caps[imap.CapLiteralPlus] = struct{}{}
 	}
-	srv := imapserver.New(&imapserver.Options{
+	return imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			return mem.NewSession(), nil, nil
 		},
 		Caps:         caps,
 		InsecureAuth: true,
 		Logger:       discardLogger{},
-	})
+	}), nil
+}
+
+// startServer runs the in-memory server on loopback and returns its address. It is closed
+// when the spec ends.
+func startServer(opts serverOptions) string {
+	GinkgoHelper()
+	srv, err := newMemServer(opts)
+	Expect(err).NotTo(HaveOccurred())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	Expect(err).NotTo(HaveOccurred())
 	served := make(chan error, 1)
