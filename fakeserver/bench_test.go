@@ -161,7 +161,8 @@ func BenchmarkAppendFetch(b *testing.B) {
 
 // BenchmarkNoop measures NOOP round trips with a mailbox selected.
 func BenchmarkNoop(b *testing.B) {
-	for _, srv := range benchFixtures() {
+	for _, start := range []func(testing.TB, []int) *benchServer{startFakeBench, startMemBench} {
+		srv := start(b, []int{100})
 		b.Run("server="+srv.name, func(b *testing.B) {
 			c := benchClient(b, srv.addr, "n100")
 			for b.Loop() {
@@ -170,6 +171,7 @@ func BenchmarkNoop(b *testing.B) {
 				}
 			}
 		})
+		srv.close()
 	}
 }
 

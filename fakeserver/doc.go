@@ -91,7 +91,9 @@
 //     UID EXPUNGE answers BAD. go-imap always advertises IDLE once logged in: without
 //     IDLE the server still advertises it but answers the IDLE command BAD after its
 //     continuation request. go-imap also answers SEARCH RETURN (...) with ESEARCH even
-//     when ESEARCH is off; only the advertisement changes.
+//     when ESEARCH is off, and LIST ... RETURN (STATUS ...) even when LIST-STATUS is off:
+//     for those only the advertisement changes. Without SPECIAL-USE, LIST shows no
+//     special-use attributes.
 //   - deliver, flag, unflag, move, copy, expunge, create, rename, remove (Deliver, Store,
 //     MoveMessages, CopyMessages, ExpungeMessages, CreateMailbox, RenameMailbox,
 //     DeleteMailbox): changes as another client would make them, with the usual
