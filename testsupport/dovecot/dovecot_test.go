@@ -124,6 +124,20 @@ var _ = Describe("A private Dovecot server", func() {
 		Expect(caps.Has(imap.CapCondStore)).To(BeTrue(), "capabilities: %v", caps)
 	})
 
+	It("reports HIGHESTMODSEQ on SELECT (CONDSTORE) and raises it with a flag change", func() {
+		c := login(srv, alice)
+		uid := appendMessage(c, "INBOX", "m1")
+		sel, err := c.Select("INBOX", &imap.SelectOptions{CondStore: true}).Wait()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(sel.HighestModSeq).NotTo(BeZero())
+		_, err = c.Store(imap.UIDSetNum(uid), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagSeen}}, nil).Collect()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(c.Unselect().Wait()).To(Succeed())
+		again, err := c.Select("INBOX", &imap.SelectOptions{CondStore: true}).Wait()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(again.HighestModSeq).To(BeNumerically(">", sel.HighestModSeq))
+	})
+
 	It("stores an appended message in the user's Maildir, owned by the dovecot user, and fetches it back", func() {
 		c := login(srv, alice)
 		uid := appendMessage(c, "INBOX", "m1", imap.FlagSeen)
