@@ -31,7 +31,7 @@ var infos = []Info{
 	{I10Watermarks, "watermarks", "No device skipped a server UID below its saved UIDNEXT: for every mailbox whose saved UIDVALIDITY equals the server's, the saved UIDNEXT is not above the server's, and every message now on the server with a UID below it is in the device's sync state. Messages expunged on the server are not on it, so a device that dropped them skipped nothing."},
 	{S1UIDsAscending, "UIDs ascending", "Within one selection, UIDs ascend with sequence numbers."},
 	{S2UIDNext, "UIDNEXT above every UID", "No message of a selection has a UID at or above the UIDNEXT announced for it, until new messages are announced."},
-	{S3UIDReuse, "no UID reused", "Within one UIDVALIDITY, a UID never names two different messages."},
+	{S3UIDReuse, "no UID reused", "A mailbox name, its UIDVALIDITY and a UID name one immutable message forever (RFC 3501 §2.3.1.1): the same UID never shows two different contents."},
 	{S4Expunge, "EXPUNGE consistent", "An EXPUNGE names a sequence number within the mailbox's current message count."},
 }
 

@@ -466,6 +466,9 @@ func (m *model) local(d *deviceModel, op *Op) {
 			d.local[id] = instState{loc: locSet{sent}, free: true}
 		}
 	case "move", "trash", "delete", "copy":
+		if (op.Kind == "trash" && op.Trash == "") || ((op.Kind == "move" || op.Kind == "copy") && op.Dest == "") {
+			return // no destination: the step cannot have done anything
+		}
 		ids, sure := m.resolve(d, op.Labels, op.Mailbox)
 		p.maybe = p.maybe || !sure
 		for _, id := range ids {

@@ -252,6 +252,9 @@ func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
 		if op.Kind == "trash" {
 			dest = op.Trash
 		}
+		if dest == "" {
+			break // no destination: the step cannot have done anything
+		}
 		for _, id := range p.targets {
 			s := ov.get(id)
 			if !s.loc.has(mb) {
