@@ -54,6 +54,12 @@ var (
 		flag(op("server", "unflag", "INBOX", "m1"), `\Seen`),
 		sync("phone"),
 	)
+	watching = start(
+		op("phone", "watch", "INBOX"),
+		op("phone", "read", "INBOX", "m1"),
+		flag(op("server", "unflag", "INBOX", "m1"), `\Seen`),
+		op("phone", "unwatch", ""),
+	)
 	wiped   = start(op("phone", "read", "INBOX", "m1"), op("phone", "wipe", ""), sync("phone"))
 	removed = start(
 		dest(op("phone", "move", "INBOX", "m1"), "A"), sync("phone"),
@@ -107,6 +113,10 @@ var _ = Describe("The expected-state model", func() {
 			box("A"), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
 		Entry("an interrupted sync's write may arrive after the server's", interrupted,
 			box("A"), box("B"), box("INBOX", m("m1"), m("m2"))),
+		Entry("a watching device's change may reach the server before a later server change", watching,
+			box("A"), box("B"), box("INBOX", m("m1"), m("m2"))),
+		Entry("a watching device's change may reach the server after a later server change", watching,
+			box("A"), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
 		Entry("a wipe loses the device's unsynced changes", wiped,
 			box("A"), box("B"), box("INBOX", m("m1"), m("m2"))),
 		Entry("a removed mailbox takes its messages with it", removed,
