@@ -2,11 +2,14 @@ package dovecot_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -150,6 +153,11 @@ var _ = Describe("A private Dovecot server", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(files).To(HaveLen(1))
 		Expect(files[0]).To(HaveSuffix(":2,S"))
+		fi, err := os.Stat(files[0])
+		Expect(err).NotTo(HaveOccurred())
+		dovecotUser, err := user.Lookup("dovecot")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(fmt.Sprint(fi.Sys().(*syscall.Stat_t).Uid)).To(Equal(dovecotUser.Uid), "mail processes run as the dovecot user, not root")
 		body, err := os.ReadFile(files[0])
 		Expect(err).NotTo(HaveOccurred())
 		Expect(clients.Label(body)).To(Equal("m1"))
