@@ -36,7 +36,7 @@ var _ = Describe("Drop", func() {
 
 		c3 := dialClient(p, nil)
 		Expect(c3.Noop().Wait()).To(Succeed())
-		Expect(p.Transcript()).To(ContainElement(HaveField("Text", "connection 1 dropped")))
+		Expect(p.Events()).To(ContainElement(HaveField("Text", "connection 1 dropped")))
 	})
 })
 

@@ -14,7 +14,7 @@ import (
 const (
 	DirClient byte = 'C' // a line the client sent to the server
 	DirServer byte = 'S' // a line the server sent to the client
-	DirEvent  byte = '*' // something the proxy did or saw: a connection opened, cut, closed
+	DirEvent  byte = '*' // something the proxy did or saw (Events): a connection opened, cut, closed
 )
 
 // Redacted replaces secrets in transcripts: the LOGIN password, AUTHENTICATE initial
@@ -29,7 +29,7 @@ const maxLineText = 300
 type Line struct {
 	Time time.Duration // offset from Options.Start at which the line arrived at the proxy
 	Conn int           // connection number, from 1, in the order the proxy accepted them
-	Dir  byte          // DirClient 'C', DirServer 'S' or DirEvent '*'
+	Dir  byte          // DirClient 'C', DirServer 'S'; DirEvent '*' only from Events
 	Text string        // the line without its CRLF, redacted and possibly shortened
 }
 
@@ -60,19 +60,38 @@ func (t *transcript) set(i int, text string) {
 	t.lines[i].Text = text
 }
 
-func (t *transcript) copy() []Line {
+// copy returns the recorded lines whose direction keep accepts, in recording order.
+func (t *transcript) copy(keep func(dir byte) bool) []Line {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return append([]Line(nil), t.lines...)
+	out := make([]Line, 0, len(t.lines))
+	for _, l := range t.lines {
+		if keep(l.Dir) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
-// Transcript returns a copy of everything recorded so far, in arrival order.
-func (p *Proxy) Transcript() []Line { return p.transcript.copy() }
+func isProtocol(dir byte) bool { return dir != DirEvent }
+func isEvent(dir byte) bool    { return dir == DirEvent }
+func allLines(byte) bool       { return true }
 
-// WriteTranscript writes the transcript to w, one line per entry, formatted as Line.String.
+// Transcript returns a copy of the protocol lines recorded so far (Dir 'C' or 'S'), in the
+// order they crossed the proxy. A line that grew by literals is recorded when its first
+// segment arrived, with its final text.
+func (p *Proxy) Transcript() []Line { return p.transcript.copy(isProtocol) }
+
+// Events returns a copy of the proxy's own events recorded so far (Dir '*'): connections
+// opened, cut (and why), closed by either side, the device going offline or online. Line.Conn
+// is 0 for events that concern no single connection.
+func (p *Proxy) Events() []Line { return p.transcript.copy(isEvent) }
+
+// WriteTranscript writes the protocol lines and the events to w in recording order, one per
+// line, formatted as Line.String: "+0.012s C a1 UID FETCH 1:* (FLAGS)".
 func (p *Proxy) WriteTranscript(w io.Writer) error {
 	bw := bufio.NewWriter(w)
-	for _, l := range p.transcript.copy() {
+	for _, l := range p.transcript.copy(allLines) {
 		if _, err := fmt.Fprintf(bw, "+%.3fs %c %s\n", l.Time.Seconds(), l.Dir, l.Text); err != nil {
 			return fmt.Errorf("proxy: write transcript of %q: %w", p.name, err)
 		}

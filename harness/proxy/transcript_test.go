@@ -22,10 +22,14 @@ func transcriptText(p *proxy.Proxy) string {
 	return out.String()
 }
 
-// texts returns the texts of the transcript lines in direction dir.
+// texts returns the texts of the transcript lines in direction dir, or of the events.
 func texts(p *proxy.Proxy, dir byte) []string {
+	lines := p.Transcript()
+	if dir == proxy.DirEvent {
+		lines = p.Events()
+	}
 	var out []string
-	for _, l := range p.Transcript() {
+	for _, l := range lines {
 		if l.Dir == dir {
 			out = append(out, l.Text)
 		}
@@ -66,15 +70,17 @@ var _ = Describe("Transcript", func() {
 		written := transcriptText(p)
 		Expect(written).NotTo(ContainSubstring("xxxxxxxx"), "literal contents stay out")
 		lines := strings.Split(strings.TrimSuffix(written, "\n"), "\n")
-		Expect(lines).To(HaveLen(len(p.Transcript())))
+		Expect(lines).To(HaveLen(len(p.Transcript()) + len(p.Events())))
 		for _, l := range lines {
 			Expect(l).To(MatchRegexp(`^\+\d+\.\d{3}s [CS*] \S`))
 		}
 		Expect(lines).To(ContainElement(MatchRegexp(`^\+0\.\d{3}s C T2 SELECT INBOX$`)))
 		for _, l := range p.Transcript() {
 			Expect(l.Time).To(BeNumerically(">=", 0))
-			Expect(l.Conn).To(BeElementOf(0, 1))
+			Expect(l.Conn).To(Equal(1))
+			Expect(l.Dir).To(BeElementOf(proxy.DirClient, proxy.DirServer))
 		}
+		Expect(p.Events()).To(HaveEach(HaveField("Dir", proxy.DirEvent)))
 	})
 
 	It("shortens long lines and says how much it left out", func() {
