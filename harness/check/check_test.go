@@ -2,6 +2,7 @@ package check_test
 
 import (
 	"encoding/json"
+	"fmt"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -190,5 +191,25 @@ var _ = Describe("Check", func() {
 		Expect(ids(rs)).To(Equal([]string{"I1"}))
 		Expect(rs[0].Message).To(Equal(`phone has m1 in INBOX with flags none, the server \Seen`))
 		Expect(rs[0].Table.Rows).To(Equal([][]string{{"m1", "INBOX", `\Seen`, "none"}}))
+	})
+})
+
+var _ = Describe("Result tables", func() {
+	It("stay small when a device lost everything, and the message gives the count", func() {
+		var msgs []msg
+		var labels []string
+		for i := 1; i <= 30; i++ {
+			label := fmt.Sprintf("m%d", i)
+			msgs = append(msgs, m(label))
+			labels = append(labels, label)
+		}
+		in := input(serverOf(box("INBOX", msgs...)), hist(op("setup", "deliver", "INBOX", labels...), sync("phone")), "phone")
+		viewBox(device(&in, "phone"), "INBOX").Messages = nil
+		rs := check.Check(in)
+		Expect(ids(rs)).To(Equal([]string{"I1"}))
+		Expect(rs[0].Message).To(Equal("phone lacks m1 in INBOX (30 differences)"))
+		Expect(rs[0].Table.Rows).To(HaveLen(21))
+		Expect(rs[0].Table.Rows[19]).To(Equal([]string{"m20", "INBOX", "none", "—"}))
+		Expect(rs[0].Table.Rows[20][0]).To(Equal("… 10 more"))
 	})
 })

@@ -195,10 +195,26 @@ func (c *checker) converged() []Result {
 		r := c.result(I1Converged, msg)
 		r.Devices = []string{d.Name}
 		r.Labels = sortedLabels(labels)
-		r.Table = &Table{Columns: []string{"label", "mailbox", "server", d.Name}, Rows: emptyDash(rows)}
+		r.Table = &Table{Columns: []string{"label", "mailbox", "server", d.Name}, Rows: capRows(emptyDash(rows))}
 		out = append(out, r)
 	}
 	return out
+}
+
+// maxRows bounds a table: a report shows a sample, the message gives the count.
+const maxRows = 20
+
+// capRows keeps the first maxRows rows and says how many more there were.
+func capRows(rows [][]string) [][]string {
+	if len(rows) <= maxRows {
+		return rows
+	}
+	more := make([]string, len(rows[0]))
+	for i := range more {
+		more[i] = "…"
+	}
+	more[0] = fmt.Sprintf("… %d more", len(rows)-maxRows)
+	return append(rows[:maxRows:maxRows], more)
 }
 
 func emptyDash(rows [][]string) [][]string {
@@ -363,7 +379,7 @@ func (c *checker) uidIntegrity() []Result {
 		}
 		r := c.result(I2UIDIntegrity, first)
 		r.Devices, r.Labels = []string{d.Name}, sortedLabels(labels)
-		r.Table = &Table{Columns: []string{"mailbox", "uid", d.Name, "server"}, Rows: rows}
+		r.Table = &Table{Columns: []string{"mailbox", "uid", d.Name, "server"}, Rows: capRows(rows)}
 		out = append(out, r)
 	}
 	return out
@@ -406,7 +422,7 @@ func (c *checker) idempotent() []Result {
 		delete(labels, "—")
 		r.Labels = sortedLabels(labels)
 		if len(diff) > 0 {
-			r.Table = &Table{Columns: []string{"label", "mailbox", "before", "after"}, Rows: diff}
+			r.Table = &Table{Columns: []string{"label", "mailbox", "before", "after"}, Rows: capRows(diff)}
 		} else {
 			r.Table = &Table{Columns: []string{"device", "mutating commands", "expected"},
 				Rows: [][]string{{d.Name, fmt.Sprint(d.Extra.Stats.Mutations), "0"}}}
@@ -553,7 +569,7 @@ func (c *checker) watermarks() []Result {
 		}
 		r := c.result(I10Watermarks, first)
 		r.Devices, r.Labels = []string{d.Name}, sortedLabels(labels)
-		r.Table = &Table{Columns: []string{"mailbox", "uid", "server", d.Name}, Rows: rows}
+		r.Table = &Table{Columns: []string{"mailbox", "uid", "server", d.Name}, Rows: capRows(rows)}
 		out = append(out, r)
 	}
 	return out
