@@ -166,3 +166,49 @@ var _ = Describe("The expected-state model", func() {
 			box("A"), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
 	)
 })
+
+var _ = Describe("A race of more devices than the model orders exhaustively", func() {
+	devices := []string{"d1", "d2", "d3", "d4", "d5", "d6"}
+	history := func() []check.Op {
+		h := []check.Op{op("setup", "deliver", "INBOX", "m1")}
+		for _, d := range devices {
+			h = append(h, op("setup", "create", "F"+d))
+		}
+		for _, d := range devices {
+			h = append(h, sync(d))
+		}
+		for _, d := range devices {
+			h = append(h, dest(op(d, "move", "INBOX", "m1"), "F"+d))
+		}
+		var syncs []check.Op
+		for _, d := range devices {
+			syncs = append(syncs, sync(d))
+		}
+		return append(h, group(1, syncs...)...)
+	}
+	boxesWith := func(holders ...string) []mbox {
+		out := []mbox{box("INBOX")}
+		for _, d := range devices {
+			b := box("F" + d)
+			for _, h := range holders {
+				if h == d {
+					b.msgs = append(b.msgs, m("m1"))
+				}
+			}
+			out = append(out, b)
+		}
+		return out
+	}
+
+	It("accepts the message in any one device's destination", func() {
+		for _, d := range devices {
+			Expect(check.Check(input(serverOf(boxesWith(d)...), history(), devices...))).To(BeEmpty(), d)
+		}
+	})
+
+	It("rejects it in two destinations", func() {
+		rs := check.Check(input(serverOf(boxesWith("d2", "d5")...), history(), devices...))
+		Expect(ids(rs)).To(Equal([]string{"I4"}))
+		Expect(rs[0].Message).To(Equal("m1 is in Fd2 and Fd5 on the server; the history allows once"))
+	})
+})
