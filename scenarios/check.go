@@ -219,6 +219,8 @@ func (c *checker) mailboxKnown(st *Step, set mailboxSet, name string) bool {
 		msg += fmt.Sprintf(" (removed or renamed on line %d)", line)
 	} else if near := nearest(name, c.ever); near != "" {
 		msg += fmt.Sprintf(" (did you mean %q?)", near)
+	} else if near := nearest(name, expectKinds); st.Verb == "expect" && near != "" {
+		msg += fmt.Sprintf(" (did you mean \"expect %s\"?)", near)
 	} else if st.Actor == "" && !c.setupDone {
 		msg += " (declare it with \"mailbox " + name + "\")"
 	}
@@ -241,6 +243,9 @@ func (c *checker) elsewhere(st *Step, name string) string {
 	}
 	return ""
 }
+
+var expectKinds = map[string]bool{ExpectConverged: true, ExpectMissing: true, ExpectCount: true,
+	ExpectMailboxes: true, ExpectIdempotent: true, ExpectQuarantined: true}
 
 func commandName(st *Step) string { return st.Verb }
 

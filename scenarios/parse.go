@@ -64,9 +64,10 @@ func globEscape(dir string) string {
 
 // parser holds the state of parsing one file.
 type parser struct {
-	file    string
-	devices map[string]bool // every name on a devices line, for expect's [server|DEVICE]
-	errs    ErrorList
+	file        string
+	devices     map[string]bool // every name on a devices line, for expect's [server|DEVICE]
+	deviceOrder []string        // the same names in the order written
+	errs        ErrorList
 }
 
 func (p *parser) errorf(line int, command, format string, args ...any) {
@@ -108,6 +109,7 @@ func parseSyntax(file string, data []byte) (*Scenario, ErrorList) {
 		}
 		for _, t := range toks[1:] {
 			p.devices[t.text] = true
+			p.deviceOrder = append(p.deviceOrder, t.text)
 		}
 	}
 
@@ -283,7 +285,7 @@ func (p *parser) parseStep(line int, guards []Guard, toks []token) *Step {
 			return nil
 		}
 		if !p.devices[first.text] && (len(toks) < 2 || specs["device "+toks[1].text] == nil) {
-			p.errorf(line, "", "unknown command %q", first.text)
+			p.errorf(line, "", "unknown command %q%s", first.text, p.commandHint(first.text))
 			return nil
 		}
 		class = "device"
@@ -317,6 +319,26 @@ func rawWords(toks []token) string {
 		w[i] = t.raw
 	}
 	return strings.Join(w, " ")
+}
+
+// commandHint suggests what an unknown first word of a line may have meant.
+func (p *parser) commandHint(word string) string {
+	if specs["device "+word] != nil || specs["server "+word] != nil {
+		example := "phone"
+		if len(p.deviceOrder) > 0 {
+			example = p.deviceOrder[0]
+		}
+		return fmt.Sprintf(": name who does it, a device or the server (%s %s …, server %s …)", example, word, word)
+	}
+	names := map[string]bool{}
+	for _, sp := range specList {
+		verb, _, _ := strings.Cut(sp.doc.Name, " ")
+		names[verb] = true
+	}
+	if near := nearest(word, names); near != "" {
+		return fmt.Sprintf(" (did you mean %q?)", near)
+	}
+	return ""
 }
 
 var setupVerbs = map[string]bool{"devices": true, "mailbox": true, "deliver": true, "caps": true}
