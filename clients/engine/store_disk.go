@@ -280,13 +280,37 @@ func (s *DiskStore) stateErr() error {
 	return nil
 }
 
+// run calls fn on t. If fn panics, t is rolled back (and the body files it wrote are
+// removed) before the panic goes on, so that the store stays usable.
+func (s *DiskStore) run(t *diskTx, fn func(Tx) error) error {
+	panicked := true
+	defer func() {
+		if !panicked {
+			return
+		}
+		s.mu.Lock()
+		if !t.dead {
+			t.dead = true
+			delete(s.open, t)
+			_ = t.btx.Rollback() // abandoned; the panic is what the caller sees
+		}
+		s.mu.Unlock()
+		if t.writable {
+			t.removeWritten()
+		}
+	}()
+	err := fn(t)
+	panicked = false
+	return err
+}
+
 // View runs fn in a read-only bbolt transaction.
 func (s *DiskStore) View(fn func(Tx) error) error {
 	t, err := s.begin(false)
 	if err != nil {
 		return err
 	}
-	ferr := fn(t)
+	ferr := s.run(t, fn)
 	s.mu.Lock()
 	dead := t.dead
 	if !dead {
@@ -312,7 +336,7 @@ func (s *DiskStore) Update(fn func(Tx) error) error {
 	if err != nil {
 		return err
 	}
-	ferr := fn(t)
+	ferr := s.run(t, fn)
 
 	s.mu.Lock()
 	if t.dead {

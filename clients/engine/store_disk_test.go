@@ -351,6 +351,20 @@ var _ = Describe("The disk store", func() {
 		Expect(err).To(MatchError(engine.ErrCrashed))
 	})
 
+	It("stays usable after an update's function panics, and keeps nothing of it", func() {
+		Expect(func() {
+			_ = s.Update(func(tx engine.Tx) error {
+				id, err := tx.NextID()
+				Expect(err).NotTo(HaveOccurred())
+				Expect(tx.PutBody(id, []byte("x"))).To(Succeed())
+				panic("engine bug")
+			})
+		}).To(PanicWith("engine bug"))
+		Expect(bodyFiles(dir, "cur")).To(BeEmpty())
+		id := addMessage(s, "INBOX", "after")
+		Expect(id).To(Equal(engine.LocalID(1)), "the panicked transaction's id was not committed")
+	})
+
 	It("refuses a second opener of the same directory instead of waiting for ever", func() {
 		_, err := engine.OpenDiskStore(dir)
 		Expect(err).To(MatchError(ContainSubstring("state.db")))
