@@ -254,13 +254,22 @@ func batchable(op *Op) bool {
 // step handles one op: server ops become events; device ops go to the device's journal;
 // a device's successful sync becomes an event with its journal.
 func (m *model) step(op *Op) []event {
-	for _, mb := range []string{op.Mailbox, op.Trash, op.Sent} {
-		if op.Kind != "create" {
-			m.known(mb)
+	// A mailbox an op names without creating it existed from the start, unless the step
+	// failed (it may not exist) or the acting device created it itself.
+	if op.Err == "" && op.Kind != "create" && op.Kind != "sync" {
+		var created map[string]bits
+		if !isServerActor(op.Actor) {
+			created = m.device(op.Actor).localMB
 		}
-	}
-	if op.Kind == "move" || op.Kind == "copy" {
-		m.known(op.Dest)
+		names := []string{op.Mailbox, op.Trash, op.Sent}
+		if op.Kind == "move" || op.Kind == "copy" {
+			names = append(names, op.Dest)
+		}
+		for _, mb := range names {
+			if _, ok := created[mb]; !ok {
+				m.known(mb)
+			}
+		}
 	}
 	if op.Kind == "sync" && (op.Actor == "" || op.Actor == "all" || op.Actor == "*") {
 		var evs []event

@@ -117,6 +117,12 @@ var _ = Describe("The expected-state model", func() {
 			box("A"), box("B"), box("INBOX", m("m1"), m("m2"))),
 		Entry("a watching device's change may reach the server after a later server change", watching,
 			box("A"), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
+		Entry("a sync of every device in turn, recorded as one step", start(
+			dest(op("phone", "move", "INBOX", "m1"), "A"), op("laptop", "read", "INBOX", "m2"), op("", "sync", "")),
+			box("A", m("m1")), box("B"), box("INBOX", m("m2", `\Seen`))),
+		Entry("a mailbox a device created before moving a message into it", start(
+			op("phone", "create", "N"), dest(op("phone", "move", "INBOX", "m1"), "N"), sync("phone")),
+			box("A"), box("B"), box("INBOX", m("m2")), box("N", m("m1"))),
 		Entry("a wipe loses the device's unsynced changes", wiped,
 			box("A"), box("B"), box("INBOX", m("m1"), m("m2"))),
 		Entry("a removed mailbox takes its messages with it", removed,
