@@ -485,7 +485,7 @@ var specList = []*spec{
 	// Checks.
 	{doc: Command{Name: "expect converged", Actor: "check", Section: secChecks,
 		Usage:   expectUsages[ExpectConverged],
-		Summary: "Every device has the server's mailboxes and, in each, the same messages with the same flags. Devices must have synced; the harness does not sync them for a check.",
+		Summary: "Every device has the server's mailboxes and, in each, the same messages with the same flags. The harness first settles the devices, as at the end of a scenario (every device back online, push mode and latency stopped, syncs in turn until a round changes nothing), so this checks where the devices end up from here.",
 		Example: "expect converged"},
 		opts: []string{"within"}, parse: parseExpect},
 	{doc: Command{Name: "expect contents", Actor: "check", Section: secChecks,
