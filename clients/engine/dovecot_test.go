@@ -1,0 +1,158 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/syncharness/syncharness/clients"
+	"github.com/syncharness/syncharness/clients/engine"
+	"github.com/syncharness/syncharness/testsupport/dovecot"
+)
+
+// imapView renders an account read over IMAP like world.server.
+func imapView(c *imapclient.Client) []string {
+	GinkgoHelper()
+	list, err := c.List("", "*", nil).Collect()
+	Expect(err).NotTo(HaveOccurred())
+	var out []string
+	for _, l := range list {
+		sel, err := c.Select(l.Mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
+		Expect(err).NotTo(HaveOccurred())
+		var ms []string
+		if sel.NumMessages > 0 {
+			msgs, err := c.Fetch(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, &imap.FetchOptions{Flags: true,
+				BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
+			Expect(err).NotTo(HaveOccurred())
+			for _, m := range msgs {
+				var fl []string
+				for _, f := range m.Flags {
+					fl = append(fl, string(f))
+				}
+				ms = append(ms, render(clients.Label(m.BodySection[0].Bytes), fl))
+			}
+		}
+		sort.Strings(ms)
+		out = append(out, strings.TrimSpace(l.Mailbox+": "+strings.Join(ms, " ")))
+	}
+	sort.Strings(out)
+	return out
+}
+
+var _ = Describe("against Dovecot (CONDSTORE)", Ordered, func() {
+	var srv *dovecot.Server
+	var admin *imapclient.Client
+	var phone, laptop *engine.Device
+	u := dovecot.User{Name: "alice", Password: "secret"}
+	ctx := context.Background()
+
+	BeforeAll(func() {
+		var err error
+		srv, err = dovecot.Start(ctx, dovecot.Options{Users: []dovecot.User{u}})
+		if dovecot.Unavailable(err) {
+			Skip("Dovecot cannot run here: " + err.Error())
+		}
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() {
+			if CurrentSpecReport().Failed() {
+				GinkgoWriter.Println("dovecot log:\n" + srv.LogTail())
+			}
+			Expect(srv.Stop()).To(Succeed())
+		})
+		admin, err = imapclient.DialInsecure(srv.Addr(), nil)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(admin.Close)
+		Expect(admin.Login(u.Name, u.Password).Wait()).To(Succeed())
+		Expect(admin.Caps().Has(imap.CapCondStore)).To(BeTrue())
+		Expect(admin.Create("Archive", nil).Wait()).To(Succeed())
+		for i := 1; i <= 20; i++ {
+			raw := msg(fmt.Sprintf("m%02d", i))
+			cmd := admin.Append("INBOX", int64(len(raw)), nil)
+			_, err := cmd.Write(raw)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(cmd.Close()).To(Succeed())
+			_, err = cmd.Wait()
+			Expect(err).NotTo(HaveOccurred())
+		}
+		dev := func(name string) *engine.Device {
+			d, err := engine.NewDevice(name, engine.Options{
+				Dial: func(ctx context.Context) (net.Conn, error) {
+					var d net.Dialer
+					return d.DialContext(ctx, "tcp", srv.Addr())
+				},
+				Username: u.Name, Password: u.Password, Store: engine.NewMemoryStore(),
+				CommandTimeout: 20 * time.Second,
+			})
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(d.Close)
+			return d
+		}
+		phone, laptop = dev("phone"), dev("laptop")
+	})
+
+	It("brings both devices all mail and records HIGHESTMODSEQ", func() {
+		settle(phone, laptop)
+		want := imapView(admin)
+		Expect(want).To(HaveLen(2))
+		Expect(replica(phone)).To(Equal(want))
+		Expect(replica(laptop)).To(Equal(want))
+		st, err := phone.SyncState(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		for _, mb := range st.Mailboxes {
+			Expect(mb.HighestModSeq).NotTo(BeZero(), "mailbox %s", mb.Name)
+		}
+	})
+
+	It("sends no FETCH in a round where nothing changed", func() {
+		st := syncOK(phone)
+		// NOOP, LIST, and one SELECT per mailbox: no flag scan thanks to HIGHESTMODSEQ.
+		Expect(st.Commands).To(Equal(4))
+		Expect(st.Changed()).To(BeFalse())
+	})
+
+	It("picks up a flag changed by another client with CHANGEDSINCE", func() {
+		_, err := admin.Select("INBOX", nil).Wait()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(admin.Store(imap.SeqSetNum(3), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true,
+			Flags: []imap.Flag{imap.FlagFlagged}}, nil).Close()).To(Succeed())
+		Expect(admin.Unselect().Wait()).To(Succeed())
+		st := syncOK(phone)
+		Expect(st.LocalChanges).To(Equal(1))
+		Expect(replica(phone)).To(ContainElement(ContainSubstring(`m03[\Flagged]`)))
+	})
+
+	It("converges two devices' offline changes", func() {
+		do(phone, clients.Action{Kind: clients.ActRead, Mailbox: "INBOX", Labels: []string{"m01", "m02"}})
+		do(phone, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m04"}, Dest: "Archive"})
+		do(laptop, clients.Action{Kind: clients.ActDelete, Mailbox: "INBOX", Labels: []string{"m05"}})
+		do(laptop, clients.Action{Kind: clients.ActFlag, Mailbox: "INBOX", Labels: []string{"m01"}, Flag: "$Work"})
+		settle(phone, laptop)
+		want := imapView(admin)
+		Expect(want[0]).To(Equal("Archive: m04"))
+		Expect(want[1]).To(ContainSubstring(`m01[$Work,\Seen] m02[\Seen] m03[\Flagged] m06`))
+		Expect(want[1]).NotTo(ContainSubstring("m05"))
+		Expect(replica(phone)).To(Equal(want))
+		Expect(replica(laptop)).To(Equal(want))
+		for _, d := range []*engine.Device{phone, laptop} {
+			st := syncOK(d)
+			Expect(st.Mutations).To(BeZero())
+		}
+	})
+
+	It("downloads nothing after a UIDVALIDITY bump", func() {
+		_, err := srv.UIDValidityBump(ctx, u.Name, "INBOX")
+		Expect(err).NotTo(HaveOccurred())
+		st := syncOK(phone)
+		Expect(st.Downloaded).To(BeZero())
+		Expect(st.Quarantined).To(BeZero())
+		Expect(replica(phone)).To(Equal(imapView(admin)))
+	})
+})
