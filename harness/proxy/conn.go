@@ -33,11 +33,14 @@ type conn struct {
 	authTag   string    // tag of an AUTHENTICATE in progress: client lines are SASL data
 	switchTag string    // tag of a STARTTLS or COMPRESS awaiting the server's answer
 	verdict   chan bool // the answer to switchTag: true when the stream turns opaque
+	litTag    string    // tag of a command waiting to send a synchronizing literal
+	litGo     chan bool // the answer to litTag: true for "+", false for a tagged refusal
 }
 
 func newConn(p *Proxy, id int, client net.Conn) *conn {
 	ctx, cancel := context.WithCancel(p.ctx)
-	return &conn{p: p, id: id, client: client, ctx: ctx, cancel: cancel, verdict: make(chan bool, 1)}
+	return &conn{p: p, id: id, client: client, ctx: ctx, cancel: cancel,
+		verdict: make(chan bool, 1), litGo: make(chan bool, 1)}
 }
 
 func (c *conn) event(format string, args ...any) {
@@ -173,12 +176,28 @@ func copyLiteral(r *bufio.Reader, w *bufio.Writer, n int64) error {
 }
 
 // forwardRest forwards the literals and continuation segments of a line whose first
-// segment seg has already been written, updating the transcript line idx.
-func (c *conn) forwardRest(lr *lineReader, w *bufio.Writer, seg []byte, lt *lineText, idx int) error {
+// segment seg has already been written, updating the transcript line idx. On the client
+// side tag is the command's tag: before a synchronizing literal it waits for the server's
+// answer, and if the server refused the literal with a tagged response, the command is
+// over and forwardRest returns.
+func (c *conn) forwardRest(lr *lineReader, w *bufio.Writer, seg []byte, lt *lineText, idx int, tag string) error {
 	for {
 		size, _, ok := literalAt(seg)
 		if !ok {
 			return nil
+		}
+		if tag != "" && isSyncLiteral(seg) {
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			select {
+			case accepted := <-c.litGo:
+				if !accepted {
+					return nil
+				}
+			case <-c.ctx.Done():
+				return c.ctx.Err()
+			}
 		}
 		if err := copyLiteral(lr.br, w, size); err != nil {
 			return err
@@ -188,6 +207,9 @@ func (c *conn) forwardRest(lr *lineReader, w *bufio.Writer, seg []byte, lt *line
 		}
 		next, _, err := lr.readSegment()
 		if len(next) > 0 {
+			if tag != "" {
+				c.expectContinuation(tag, next)
+			}
 			if _, werr := w.Write(next); werr != nil {
 				return werr
 			}
@@ -198,6 +220,29 @@ func (c *conn) forwardRest(lr *lineReader, w *bufio.Writer, seg []byte, lt *line
 			return err
 		}
 		seg = next
+	}
+}
+
+// expectContinuation notes, before a client segment is written, that it ends with a
+// synchronizing literal: the server will answer with a continuation request or, refusing
+// it, with the tagged completion of tag.
+func (c *conn) expectContinuation(tag string, seg []byte) {
+	if !isSyncLiteral(seg) {
+		return
+	}
+	c.mu.Lock()
+	c.litTag = tag
+	c.mu.Unlock()
+}
+
+// continued notes a continuation request from the server ("+ …"). It releases a client
+// waiting to send a synchronizing literal.
+func (c *conn) continued() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.litTag != "" {
+		c.litTag = ""
+		c.litGo <- true
 	}
 }
 
@@ -284,12 +329,15 @@ func (c *conn) clientPump(server net.Conn) {
 		}
 
 		idx := c.p.transcript.add(arrival, c.id, DirClient, lt.String())
+		if isCommand {
+			c.expectContinuation(tag, seg)
+		}
 		if _, err := w.Write(seg); err != nil {
 			c.cut(endReason("server", err))
 			return
 		}
-		if !authenticating {
-			if err := c.forwardRest(lr, w, seg, &lt, idx); err != nil {
+		if isCommand {
+			if err := c.forwardRest(lr, w, seg, &lt, idx, tag); err != nil {
 				c.cut(endReason("client", err))
 				return
 			}
@@ -359,6 +407,7 @@ func (c *conn) serverPump(server net.Conn) {
 		switch {
 		case len(first) == 1 && first[0] == '+':
 			data = false
+			c.continued()
 		case isStatusWord(second):
 			data = false
 			if !(len(first) == 1 && first[0] == '*') {
@@ -380,7 +429,7 @@ func (c *conn) serverPump(server net.Conn) {
 			return
 		}
 		if data {
-			if err := c.forwardRest(lr, w, seg, &lt, idx); err != nil {
+			if err := c.forwardRest(lr, w, seg, &lt, idx, ""); err != nil {
 				c.cut(endReason("server", err))
 				return
 			}
@@ -408,6 +457,10 @@ func (c *conn) completed(tag string, ok bool) bool {
 	defer c.mu.Unlock()
 	if tag == c.authTag {
 		c.authTag = ""
+	}
+	if tag == c.litTag {
+		c.litTag = ""
+		c.litGo <- false
 	}
 	if tag == c.switchTag {
 		c.switchTag = ""

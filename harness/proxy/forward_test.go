@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+
+	"github.com/syncharness/syncharness/harness/proxy"
 )
 
 // fullSession drives a client through LOGIN, CREATE, SELECT, APPEND (with literals), FETCH
@@ -133,5 +136,40 @@ var _ = Describe("Latency", func() {
 		elapsed := time.Since(start)
 		Expect(elapsed).To(BeNumerically(">=", 200*time.Millisecond))
 		Expect(elapsed).To(BeNumerically("<", 1500*time.Millisecond), "21 response lines must not wait 100ms each")
+	})
+})
+
+// literalAnswer accepts literals announced by a1 and refuses those of a2.
+func literalAnswer(line string) []string {
+	switch {
+	case line == "a1 APPEND INBOX {5}":
+		return []string{"+ go ahead"}
+	case line == "a2 APPEND INBOX {5}":
+		return []string{"a2 NO [TOOBIG] too big"}
+	case line == "hello":
+		return []string{"a1 OK [APPENDUID 1 1] done"}
+	case strings.HasPrefix(line, "a"):
+		tag, _, _ := strings.Cut(line, " ")
+		return []string{tag + " OK done"}
+	}
+	return []string{"* BAD unexpected " + line}
+}
+
+var _ = Describe("Synchronizing literals", func() {
+	It("waits for the server's answer and follows a refusal without reading the next command as literal data", func() {
+		p := startProxy(startScripted("* OK ready", literalAnswer), nil)
+		rc, _ := dialRaw(p)
+		rc.send("a1 APPEND INBOX {5}")
+		Expect(rc.readLine()).To(Equal("+ go ahead"))
+		rc.send("hello")
+		Expect(rc.readLine()).To(Equal("a1 OK [APPENDUID 1 1] done"))
+
+		rc.send("a2 APPEND INBOX {5}")
+		Expect(rc.readLine()).To(Equal("a2 NO [TOOBIG] too big"))
+		rc.send("a3 NOOP")
+		Expect(rc.readLine()).To(Equal("a3 OK done"))
+
+		Expect(texts(p, proxy.DirClient)).To(Equal([]string{"a1 APPEND INBOX {5 bytes}", "a2 APPEND INBOX {5 bytes}", "a3 NOOP"}))
+		Expect(p.Commands()).To(Equal(3))
 	})
 })

@@ -89,6 +89,14 @@ func literalAt(segment []byte) (size int64, start int, ok bool) {
 	return size, start, true
 }
 
+// isSyncLiteral reports whether segment ends with a synchronizing literal announcement
+// ({n} or ~{n}), for which a client waits for the server's continuation request.
+func isSyncLiteral(segment []byte) bool {
+	s := trimEOL(segment)
+	_, _, ok := literalAt(s)
+	return ok && s[len(s)-2] >= '0' && s[len(s)-2] <= '9'
+}
+
 // trimEOL removes a trailing CRLF or LF.
 func trimEOL(b []byte) []byte {
 	if n := len(b); n > 0 && b[n-1] == '\n' {
