@@ -244,7 +244,7 @@ var specList = []*spec{
 		opts: []string{"flags", "no-message-id", "size"}, file: true, parse: parseDeliver},
 	{doc: Command{Name: "caps", Actor: "setup", Section: secSetup,
 		Usage:   "caps -CAP… +CAP…",
-		Summary: "Changes the capabilities the server announces for the whole scenario: `-MOVE` hides MOVE, `+CONDSTORE` offers it where the target can. The proxy strips hidden capabilities from CAPABILITY responses, so a device's fallback paths run even against a server that has the extension.",
+		Summary: "Changes the capabilities the server announces for the whole scenario: `-MOVE` hides MOVE. The proxy strips hidden capabilities from CAPABILITY responses, so a device's fallback paths run even against a server that has the extension. `+NAME` is meant for targets that can switch an extension on; the proxy can only take capabilities away, so today it has no effect.",
 		Example: "caps -MOVE -UIDPLUS"},
 		parse: parseCaps},
 

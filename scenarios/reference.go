@@ -175,7 +175,7 @@ const referenceIntro = "# The scenario language\n\n" +
 	"skipped elsewhere. A guard on `concurrently` or `repeat` applies to the whole block.\n\n" +
 	"| Guard | Holds when |\n|---|---|\n" +
 	"| `[fake]` | the server is the built-in fake server |\n" +
-	"| `[remote]` | the server is a real one (`--server imap://…`) |\n" +
+	"| `[remote]` | the server is a real IMAP server, not the built-in fake one |\n" +
 	"| `[cap:NAME]` | the server announces capability NAME (after `caps`) |\n" +
 	"| `[!fake]`, `[!remote]`, `[!cap:NAME]` | the guard without `!` does not hold |\n\n" +
 	"```\n[fake] server renumber-silently INBOX\n[!cap:MOVE] expect count server INBOX 2\n[fake] [cap:UIDPLUS] phone sync\n```\n"
