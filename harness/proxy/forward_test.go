@@ -173,3 +173,44 @@ var _ = Describe("Synchronizing literals", func() {
 		Expect(p.Commands()).To(Equal(3))
 	})
 })
+
+// startTLSAnswer accepts STARTTLS from a1, refuses it from a2 and answers OK to the rest.
+func startTLSAnswer(line string) []string {
+	tag, _, _ := strings.Cut(line, " ")
+	switch line {
+	case "a1 STARTTLS":
+		return []string{"a1 OK begin TLS negotiation now"}
+	case "a2 STARTTLS":
+		return []string{"a2 BAD no TLS here"}
+	}
+	return []string{tag + " OK done"}
+}
+
+var _ = Describe("STARTTLS", func() {
+	It("passes the stream through unread once the server accepts it", func() {
+		p := startProxy(startScripted("* OK ready", startTLSAnswer), nil)
+		rc, _ := dialRaw(p)
+		rc.send("a1 STARTTLS")
+		Expect(rc.readLine()).To(Equal("a1 OK begin TLS negotiation now"))
+		// Not IMAP any more: a literal announcement must not swallow the next line.
+		rc.send("zz {3}")
+		Expect(rc.readLine()).To(Equal("zz OK done"))
+		rc.send("b1 NOOP")
+		Expect(rc.readLine()).To(Equal("b1 OK done"))
+
+		Expect(p.Commands()).To(Equal(1))
+		Expect(texts(p, proxy.DirClient)).To(Equal([]string{"a1 STARTTLS"}))
+		Expect(texts(p, proxy.DirEvent)).To(ContainElement("connection 1 passes bytes through unread after a1 OK begin TLS negotiation now"))
+	})
+
+	It("goes on reading lines when the server refuses it", func() {
+		p := startProxy(startScripted("* OK ready", startTLSAnswer), nil)
+		rc, _ := dialRaw(p)
+		rc.send("a2 STARTTLS")
+		Expect(rc.readLine()).To(Equal("a2 BAD no TLS here"))
+		rc.send("a3 NOOP")
+		Expect(rc.readLine()).To(Equal("a3 OK done"))
+		Expect(p.Commands()).To(Equal(2))
+		Expect(texts(p, proxy.DirClient)).To(Equal([]string{"a2 STARTTLS", "a3 NOOP"}))
+	})
+})
