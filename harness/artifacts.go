@@ -34,7 +34,6 @@ func (r *runner) artifacts() map[string][]byte {
 	if st, err := r.server.State(ctx); err == nil {
 		out["server.json"] = mustJSON(st)
 	}
-	out["scenario.scn"] = r.scn.Source
 	return out
 }
 

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/syncharness/syncharness/reports"
+)
+
+func newReportCmd() *cobra.Command {
+	var junit, jsonOut string
+	var verbose bool
+	cmd := &cobra.Command{
+		Use:   "report DIR",
+		Short: "Print a saved report directory again, or convert it",
+		Long: `Read the run.json of a report directory written by "syncharness run --report-dir DIR"
+and print its summary, with every failure in full. --junit and --json write it again in
+those formats (for example to feed a CI system after the fact).`,
+		Example: `  syncharness run --report-dir report/
+  syncharness report report/
+  syncharness report report/ --junit junit.xml`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			run, err := reports.ReadDir(args[0])
+			if err != nil {
+				return usagef("%v", err)
+			}
+			out := cmd.OutOrStdout()
+			color := false
+			if f, ok := out.(*os.File); ok {
+				color = reports.UseColor(f)
+			}
+			if err := reports.WriteText(out, run, reports.TextOptions{Color: color, Verbose: verbose}); err != nil {
+				return err
+			}
+			return writeOutputs(run, nil, runFlags{json: jsonOut, junit: junit})
+		},
+	}
+	cmd.Flags().StringVar(&junit, "junit", "", "also write the results as JUnit XML to this file")
+	cmd.Flags().StringVar(&jsonOut, "json", "", "also write the results as JSON to this file")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print every scenario, not only failures")
+	return cmd
+}
+
+func init() { rootCmd.AddCommand(newReportCmd()) }
