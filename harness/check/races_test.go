@@ -60,6 +60,12 @@ var (
 		flag(op("server", "unflag", "INBOX", "m1"), `\Seen`),
 		op("phone", "unwatch", ""),
 	)
+	interruptedMove = start(
+		dest(op("phone", "move", "INBOX", "m1"), "A"),
+		failed(sync("phone")),
+		failed(dest(op("server", "move", "INBOX", "m1"), "B")),
+		sync("phone"),
+	)
 	wiped   = start(op("phone", "read", "INBOX", "m1"), op("phone", "wipe", ""), sync("phone"))
 	removed = start(
 		dest(op("phone", "move", "INBOX", "m1"), "A"), sync("phone"),
@@ -123,6 +129,10 @@ var _ = Describe("The expected-state model", func() {
 		Entry("a mailbox a device created before moving a message into it", start(
 			op("phone", "create", "N"), dest(op("phone", "move", "INBOX", "m1"), "N"), sync("phone")),
 			box("A"), box("B"), box("INBOX", m("m2")), box("N", m("m1"))),
+		Entry("an interrupted sync's move may have reached the server before the server's own", interruptedMove,
+			box("A", m("m1")), box("B"), box("INBOX", m("m2"))),
+		Entry("an interrupted sync's move may have lost to the server's own", interruptedMove,
+			box("A"), box("B", m("m1")), box("INBOX", m("m2"))),
 		Entry("a wipe loses the device's unsynced changes", wiped,
 			box("A"), box("B"), box("INBOX", m("m1"), m("m2"))),
 		Entry("a removed mailbox takes its messages with it", removed,
@@ -156,6 +166,8 @@ var _ = Describe("The expected-state model", func() {
 			box("A"), box("B", m("m1")), box("INBOX", m("m2"))),
 		Entry("a flag lost when another device moved the message", flagFollowsMove, []string{"I6"},
 			box("A", m("m1")), box("B"), box("INBOX", m("m2"))),
+		Entry("an interrupted sync's move and the server's both applied", interruptedMove, []string{"I4"},
+			box("A", m("m1")), box("B", m("m1")), box("INBOX", m("m2"))),
 		Entry("a copy missing", copied, []string{"I3"},
 			box("A"), box("B"), box("INBOX", m("m1"), m("m2"))),
 		Entry("a UIDVALIDITY reset that duplicates", reset, []string{"I4", "I4"},

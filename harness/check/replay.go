@@ -5,17 +5,28 @@ import "strings"
 // overlay is one order's tentative changes on top of the model's state.
 type overlay struct {
 	m    *model
+	at   int // >= 0: on top of the state as of that clock, not the current one
 	inst map[int]instState
 	mb   map[string]bits
 }
 
 func (m *model) overlay() *overlay {
-	return &overlay{m: m, inst: map[int]instState{}, mb: map[string]bits{}}
+	return &overlay{m: m, at: -1, inst: map[int]instState{}, mb: map[string]bits{}}
+}
+
+// overlayAt is an overlay on top of the state as of clock t.
+func (m *model) overlayAt(t int) *overlay {
+	o := m.overlay()
+	o.at = t
+	return o
 }
 
 func (o *overlay) get(id int) instState {
 	if s, ok := o.inst[id]; ok {
 		return s
+	}
+	if o.at >= 0 {
+		return o.m.insts[id].at(o.at)
 	}
 	return o.m.insts[id].st
 }
@@ -27,9 +38,24 @@ func (o *overlay) exists(mb string) bits {
 		return v
 	}
 	if mm := o.m.mboxes[mb]; mm != nil {
+		if o.at >= 0 {
+			return mm.existsAt(o.at)
+		}
 		return mm.exists
 	}
 	return mayBeFalse
+}
+
+// existsAt returns whether the mailbox may exist as of clock t.
+func (mm *mailboxModel) existsAt(t int) bits {
+	v := mayBeFalse
+	for _, h := range mm.hist {
+		if h.at > t {
+			break
+		}
+		v = h.exists
+	}
+	return v
 }
 
 func (o *overlay) mailboxNames() []string {
@@ -140,23 +166,36 @@ func (m *model) apply(evs []event) {
 			accMB[mb] |= m.overlay().exists(mb)
 		}
 	}
-	// Work of a failed sync may have arrived before changes made since it started.
+	// Work of a failed sync (or a watching device) may have arrived at any time since it
+	// started: before changes made since then (which then apply on top of it, as far as
+	// the model can tell: their outcome now), or on the state as it was then.
 	for _, ev := range evs {
 		if ev.inflight < 0 {
 			continue
 		}
-		ov := m.overlay()
+		ov := m.overlayAt(ev.inflight)
 		m.applyEvent(ov, ev)
-		for id := range ov.inst {
+		for id, early := range ov.inst {
 			x := m.insts[id]
-			if len(x.hist) > 0 && x.touched > ev.inflight {
-				acc[id] = acc[id].union(x.st)
+			if x.touched <= ev.inflight {
+				continue
 			}
+			cur, ok := acc[id]
+			if !ok {
+				cur = x.st
+			}
+			acc[id] = cur.union(x.st).union(early)
 		}
-		for mb := range ov.mb {
-			if mm := m.mboxes[mb]; mm != nil && len(mm.hist) > 0 && mm.hist[len(mm.hist)-1].at > ev.inflight {
-				accMB[mb] |= mm.exists
+		for mb, early := range ov.mb {
+			mm := m.mboxes[mb]
+			if mm == nil || len(mm.hist) == 0 || mm.hist[len(mm.hist)-1].at <= ev.inflight {
+				continue
 			}
+			cur, ok := accMB[mb]
+			if !ok {
+				cur = mm.exists
+			}
+			accMB[mb] = cur | mm.exists | early
 		}
 	}
 	m.commit(evs, acc, accMB, c)
