@@ -19,11 +19,11 @@ type myDevice struct {
 	syncs int
 }
 
-func (d *myDevice) Name() string                                     { return d.inner.Name() }
-func (d *myDevice) Do(ctx context.Context, a clients.Action) error   { return d.inner.Do(ctx, a) }
+func (d *myDevice) Name() string                                      { return d.inner.Name() }
+func (d *myDevice) Do(ctx context.Context, a clients.Action) error    { return d.inner.Do(ctx, a) }
 func (d *myDevice) View(ctx context.Context) (clients.Replica, error) { return d.inner.View(ctx) }
-func (d *myDevice) Crash() error                                     { return d.inner.Crash() }
-func (d *myDevice) Close() error                                     { return d.inner.Close() }
+func (d *myDevice) Crash() error                                      { return d.inner.Crash() }
+func (d *myDevice) Close() error                                      { return d.inner.Close() }
 func (d *myDevice) Sync(ctx context.Context) (clients.SyncStats, error) {
 	d.syncs++
 	return d.inner.Sync(ctx)
