@@ -42,8 +42,9 @@ type Options struct {
 	// Hostname is the host part of new file names; empty: os.Hostname. "/" and ":" are
 	// encoded as the specification says ("\057" and "\072").
 	Hostname string
-	// NoSync skips every fsync. Only for throwaway directories (tests, benchmarks): a
-	// crash may then leave an empty or partial message.
+	// NoSync skips every fsync: a crash may then leave an empty or partial message. For
+	// throwaway directories (tests, benchmarks), and for writers of many messages at once
+	// that call SyncMessages before they rely on them.
 	NoSync bool
 	// NoSyncRenames skips the directory fsync after SetFlags and Remove (deliveries are
 	// still fsynced): a crash may then undo a recent flag rename or removal. For owners
@@ -215,7 +216,67 @@ func (d *Dir) syncDirAfterRename(sub string) error {
 	return fsyncDir(filepath.Join(d.path, sub))
 }
 
-func fsyncDir(p string) error {
+func fsyncDir(p string) error { return fsyncFile(p) }
+
+// syncWorkers is how many fsyncs SyncMessages runs at once: file systems with a journal
+// commit concurrent fsyncs together.
+const syncWorkers = 8
+
+// SyncMessages makes the messages with the given keys durable: their content, their names
+// in new or cur and the removal of their tmp names. With a Dir opened with NoSync, a
+// caller that writes many messages calls it once before it relies on them; this is much
+// cheaper than an fsync per delivery, as the files are synced in parallel and each
+// directory once.
+func (d *Dir) SyncMessages(keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	paths := make(chan string)
+	errs := make(chan error, syncWorkers)
+	var wg sync.WaitGroup
+	for i := 0; i < min(syncWorkers, len(keys)); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var first error
+			for p := range paths {
+				if first != nil {
+					continue // drain
+				}
+				first = fsyncFile(p)
+			}
+			errs <- first
+		}()
+	}
+	var lookupErr error
+	for _, key := range keys {
+		rel, err := d.find(key, false)
+		if err != nil {
+			lookupErr = err
+			break
+		}
+		paths <- filepath.Join(d.path, rel)
+	}
+	close(paths)
+	wg.Wait()
+	close(errs)
+	if lookupErr != nil {
+		return fmt.Errorf("maildir: sync: %w", lookupErr)
+	}
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	for _, sub := range []string{"new", "cur", "tmp"} {
+		if err := fsyncDir(filepath.Join(d.path, sub)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func fsyncFile(p string) error {
 	f, err := os.Open(p)
 	if err != nil {
 		return fmt.Errorf("maildir: open %q: %w", p, err)

@@ -70,3 +70,33 @@ func BenchmarkSetFlags(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkAddBatch measures writing 100 messages of 10 KB that must be durable together:
+// an fsync per message, or no fsync and one SyncMessages for the batch.
+func BenchmarkAddBatch(b *testing.B) {
+	body := bytes.Repeat([]byte("x"), 10<<10)
+	for _, bc := range []struct {
+		name  string
+		batch bool
+	}{{"fsync-each", false}, {"sync-batch", true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			md := benchDir(b, bc.batch)
+			for b.Loop() {
+				keys := make([]string, 0, 100)
+				for i := 0; i < 100; i++ {
+					m, err := md.Add(bytes.NewReader(body), maildir.Seen)
+					if err != nil {
+						b.Fatal(err)
+					}
+					keys = append(keys, m.Key)
+				}
+				if bc.batch {
+					if err := md.SyncMessages(keys); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(100*b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}

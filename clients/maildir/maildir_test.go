@@ -227,6 +227,20 @@ var _ = Describe("A Maildir", func() {
 		Expect(md.CleanTmp(0)).To(Equal(1))
 	})
 
+	It("syncs a batch of messages written without fsync, and names a key it cannot find", func() {
+		lazy, err := maildir.Open(root, maildir.Options{Hostname: "h", NoSync: true})
+		Expect(err).NotTo(HaveOccurred())
+		var keys []string
+		for i := 0; i < 20; i++ {
+			m, err := lazy.Add(strings.NewReader(fmt.Sprint(i)), maildir.Seen)
+			Expect(err).NotTo(HaveOccurred())
+			keys = append(keys, m.Key)
+		}
+		Expect(lazy.SyncMessages(keys)).To(Succeed())
+		Expect(lazy.SyncMessages(nil)).To(Succeed())
+		Expect(lazy.SyncMessages(append(keys, "1.missing.h"))).To(MatchError(maildir.ErrNotFound))
+	})
+
 	It("delivers a large message intact", func() {
 		big := bytes.Repeat([]byte("0123456789abcdef\r\n"), 1<<16)
 		m, err := md.Add(bytes.NewReader(big), 0)
