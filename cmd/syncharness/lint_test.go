@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -51,6 +52,24 @@ var _ = Describe("syncharness lint", func() {
 		Expect(r.Code).To(Equal(2))
 		Expect(r.Stderr).To(ContainSubstring("missing.scn: no such file or directory"))
 		Expect(r.Stderr).To(ContainSubstring("x_bad.scn:2: fly: unknown device command"))
+	})
+
+	It("reports the whole error corpus of the scenario package, as its golden files say", func() {
+		dir := filepath.Join("..", "..", "scenarios", "testdata", "errors")
+		goldens, err := filepath.Glob(filepath.Join(dir, "*.golden"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(goldens).NotTo(BeEmpty())
+		var want strings.Builder
+		for _, g := range goldens {
+			data, err := os.ReadFile(g)
+			Expect(err).NotTo(HaveOccurred())
+			want.WriteString(strings.ReplaceAll(string(data), "testdata/errors/", filepath.ToSlash(dir)+"/"))
+		}
+		r := runCLI("lint", dir)
+		Expect(r.Code).To(Equal(2))
+		got, summary, _ := strings.Cut(r.Stderr, "syncharness: lint: ")
+		Expect(got).To(Equal(want.String()))
+		Expect(summary).To(MatchRegexp(`^\d+ errors in %d of %d files\n$`, len(goldens), len(goldens)))
 	})
 
 	It("lists every file with -v", func() {
