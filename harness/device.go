@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"sync"
 
 	"github.com/syncharness/syncharness/clients"
@@ -141,4 +143,37 @@ func (d *device) close() {
 		d.dev.Close()
 	}
 	d.proxy.Close()
+}
+
+// Quirks names the deliberately broken engine behaviours that `syncharness run
+// --broken-engine` and the checker's own tests use, after the failures they reproduce.
+var Quirks = map[string]engine.Quirks{
+	"pair-by-uid":     engine.QuirkPairByUID,
+	"whole-flag-set":  engine.QuirkWholeFlagSet,
+	"plain-expunge":   engine.QuirkPlainExpunge,
+	"watermark-first": engine.QuirkWatermarkFirst,
+	"forget-journal":  engine.QuirkForgetJournalOnCrash,
+	"reupload":        engine.QuirkReupload,
+}
+
+// ParseQuirks turns a comma-separated list of Quirks names into engine quirks.
+func ParseQuirks(list string) (engine.Quirks, error) {
+	var q engine.Quirks
+	for _, name := range strings.Split(list, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		v, ok := Quirks[name]
+		if !ok {
+			names := make([]string, 0, len(Quirks))
+			for n := range Quirks {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			return 0, fmt.Errorf("unknown broken behaviour %q (known: %s)", name, strings.Join(names, ", "))
+		}
+		q |= v
+	}
+	return q, nil
 }

@@ -313,8 +313,32 @@ func (r *runner) transcriptExcerpt(n int) []reports.TranscriptLine {
 		}
 	}
 	sort.SliceStable(all, func(i, j int) bool { return all[i].Time < all[j].Time })
-	if len(all) > n {
-		all = all[len(all)-n:]
+	// The state first changes with a mutating command: centre the excerpt there. Without
+	// one, the end of the run is the most telling part.
+	start := len(all) - n
+	for i, l := range all {
+		if l.Dir == "C" && isMutating(l.Text) {
+			start = i - n/4
+			break
+		}
 	}
-	return all
+	start = max(0, min(start, len(all)-n))
+	return all[start:min(len(all), start+n)]
+}
+
+// isMutating reports whether a client command line changes the server's state.
+func isMutating(line string) bool {
+	f := strings.Fields(strings.ToUpper(line))
+	if len(f) < 2 {
+		return false
+	}
+	verb := f[1]
+	if verb == "UID" && len(f) > 2 {
+		verb = f[2]
+	}
+	switch verb {
+	case "APPEND", "STORE", "COPY", "MOVE", "EXPUNGE", "CREATE", "DELETE", "RENAME":
+		return true
+	}
+	return false
 }

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"syscall"
 
@@ -28,6 +29,7 @@ type runFlags struct {
 	reportDir string
 	verbose   bool
 	rounds    int
+	broken    string
 }
 
 func newRunCmd() *cobra.Command {
@@ -66,6 +68,7 @@ usage or setup error (a malformed scenario, an unwritable report file).`,
 	fl.StringVar(&f.junit, "junit", "", "write the results as JUnit XML to this file")
 	fl.StringVar(&f.reportDir, "report-dir", "", "write a report directory (results, and transcripts, history and replicas of failed scenarios)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "print every scenario, not only failures")
+	fl.StringVar(&f.broken, "broken-engine", "", "run a deliberately broken engine, to see what the checker reports: "+quirkNames())
 	fl.IntVar(&f.rounds, "settle-rounds", 8, "sync rounds allowed for the devices to settle before \"did not converge\"")
 	return cmd
 }
@@ -139,6 +142,16 @@ func runRun(cmd *cobra.Command, args []string, f runFlags) error {
 	if f.store != "memory" && f.store != "disk" {
 		return usagef("--store %q: want memory or disk", f.store)
 	}
+	var factory harness.DeviceFactory
+	engineName := ""
+	if f.broken != "" {
+		q, err := harness.ParseQuirks(f.broken)
+		if err != nil {
+			return usagef("--broken-engine: %v", err)
+		}
+		factory = harness.BrokenEngineDevice(q)
+		engineName = "syncharness-engine (broken: " + f.broken + ")"
+	}
 	list, err := loadScenarios(args)
 	if err != nil {
 		return err
@@ -180,6 +193,8 @@ func runRun(cmd *cobra.Command, args []string, f runFlags) error {
 			SettleRounds:  f.rounds,
 			Command:       strings.Join(os.Args, " "),
 			KeepArtifacts: f.reportDir != "",
+			NewDevice:     factory,
+			EngineName:    engineName,
 		},
 		Parallel: f.parallel,
 		OnStart:  progress.Start,
@@ -239,4 +254,13 @@ func writeOutputs(run *reports.Run, results []*harness.Result, f runFlags) error
 		}
 	}
 	return nil
+}
+
+func quirkNames() string {
+	names := make([]string, 0, len(harness.Quirks))
+	for n := range harness.Quirks {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
 }
