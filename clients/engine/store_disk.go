@@ -21,8 +21,9 @@ import (
 // database (state.db), message bodies as files of a Maildir (Maildir/cur). Its Updates are
 // bbolt transactions, so a crash keeps exactly what was committed.
 //
-// Bodies are written in the Maildir (tmp, fsync, then cur) when PutBody is called, before
-// the transaction that references them commits; a body file is removed only after the
+// Bodies are written in the Maildir (tmp, then cur) when PutBody is called and made
+// durable (fsync, all of a transaction's at once) before the transaction that references
+// them commits; a body file is removed only after the
 // transaction that deleted its message committed. A crash can therefore leave only files
 // that no committed record references (in tmp or cur), and OpenDiskStore removes those.
 //
@@ -81,7 +82,7 @@ func OpenDiskStore(dir string) (*DiskStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("engine: disk store: %w", err)
 	}
-	md, err := maildir.Open(filepath.Join(dir, "Maildir"), maildir.Options{Hostname: "syncharness", NoSyncRenames: true})
+	md, err := maildir.Open(filepath.Join(dir, "Maildir"), maildir.Options{Hostname: "syncharness", NoSync: true})
 	if err != nil {
 		return nil, fmt.Errorf("engine: disk store: %w", err)
 	}
@@ -337,6 +338,13 @@ func (s *DiskStore) Update(fn func(Tx) error) error {
 		return err
 	}
 	ferr := s.run(t, fn)
+	if ferr == nil && len(t.written) > 0 {
+		// The bodies are written without fsync; make them durable, all at once, before
+		// the commit that references them.
+		if err := s.md.SyncMessages(t.written); err != nil {
+			ferr = fmt.Errorf("engine: disk store: %w", err)
+		}
+	}
 
 	s.mu.Lock()
 	if t.dead {
@@ -653,8 +661,8 @@ func (t *diskTx) DeleteMessage(id LocalID) error {
 	})
 }
 
-// PutBody writes the body file into the Maildir at once (fsynced, tmp then cur) and
-// records it in the transaction; a body it replaces is removed after the commit.
+// PutBody writes the body file into the Maildir at once (tmp then cur; Update fsyncs it
+// before the commit) and records it in the transaction; a body it replaces is removed after the commit.
 func (t *diskTx) PutBody(id LocalID, raw []byte) error {
 	if !t.writable {
 		return ErrReadOnly
