@@ -33,8 +33,27 @@ func (m capMask) has(tok []byte) bool {
 	return m[strings.ToUpper(string(tok))]
 }
 
+// command reports whether the command called name (as commandName returns it) exists only
+// with an extension that is masked, and names that extension.
+func (m capMask) command(name string) (capName string, masked bool) {
+	switch name {
+	case "MOVE", "UID MOVE":
+		capName = "MOVE"
+	case "UID EXPUNGE":
+		capName = "UIDPLUS"
+	case "IDLE", "NAMESPACE", "UNSELECT", "ENABLE", "ID", "STARTTLS":
+		capName = name
+	case "COMPRESS":
+		capName = "COMPRESS=DEFLATE"
+	default:
+		return "", false
+	}
+	return capName, m[capName]
+}
+
 // apply returns line with the masked capabilities removed from a `* CAPABILITY` or
-// `* ENABLED` response or from a `[CAPABILITY …]` response code of a status response. It
+// `* ENABLED` response or from a `[CAPABILITY …]` response code of a status response, and
+// with `[APPENDUID …]` and `[COPYUID …]` codes removed when UIDPLUS is masked. It
 // returns line itself (the same bytes) when nothing is masked, so unaffected lines are
 // forwarded exactly as received.
 func (m capMask) apply(line []byte) []byte {
@@ -55,23 +74,30 @@ func (m capMask) apply(line []byte) []byte {
 	return line
 }
 
-// applyCode filters a `[CAPABILITY …]` response code that starts right after offset from.
+// applyCode filters the response code that starts right after offset from, if any: the
+// list of a CAPABILITY code, or a whole UIDPLUS code when UIDPLUS is masked.
 func (m capMask) applyCode(line []byte, from int) []byte {
 	body := line[from:]
 	if !bytes.HasPrefix(body, []byte(" [")) {
 		return line
 	}
-	const word = "CAPABILITY"
 	codeStart := from + 2
-	if len(line) < codeStart+len(word) || !bytes.EqualFold(line[codeStart:codeStart+len(word)], []byte(word)) {
-		return line
-	}
-	listStart := codeStart + len(word)
-	end := bytes.IndexByte(line[listStart:], ']')
+	end := bytes.IndexByte(line[codeStart:], ']')
 	if end < 0 {
 		return line
 	}
-	return m.filterList(line, listStart, listStart+end)
+	end += codeStart
+	code, _, _ := bytes.Cut(line[codeStart:end], []byte{' '})
+	switch {
+	case bytes.EqualFold(code, []byte("CAPABILITY")):
+		return m.filterList(line, codeStart+len(code), end)
+	case m["UIDPLUS"] && (bytes.EqualFold(code, []byte("APPENDUID")) || bytes.EqualFold(code, []byte("COPYUID"))):
+		// Drop " [CODE …]" and keep the text after it.
+		out := make([]byte, 0, len(line))
+		out = append(out, line[:from]...)
+		return append(out, line[end+1:]...)
+	}
+	return line
 }
 
 // filterList removes masked tokens from the space-separated list line[start:end], where

@@ -7,6 +7,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+
+	"github.com/syncharness/syncharness/harness/proxy"
 )
 
 // capsAnswer answers CAPABILITY and ENABLE like a server with CONDSTORE, QRESYNC and MOVE,
@@ -78,5 +80,43 @@ var _ = Describe("MaskCaps", func() {
 		Expect(rc.readLine()).To(Equal("a1 OK [READ-WRITE] done {5}"))
 		rc.send("a2 NOOP")
 		Expect(rc.readLine()).To(Equal("a2 OK [READ-WRITE] done {5}"))
+	})
+
+	It("answers commands of a masked extension with BAD, as a server without it would, and forwards nothing", func() {
+		p := startProxy(startServer(serverOptions{}), nil)
+		p.MaskCaps("MOVE", "UIDPLUS", "IDLE")
+		c := dialClient(p, nil)
+		_, err := c.Select("INBOX", nil).Wait()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(c.Create("Archive", nil).Wait()).To(Succeed())
+		data := appendMessage(c, "INBOX", testMessage("m1", 500))
+		Expect(data.UID).To(BeZero(), "APPENDUID is stripped with UIDPLUS")
+		before := p.Commands()
+
+		_, err = c.UIDExpunge(imap.UIDSetNum(1)).Collect()
+		Expect(err).To(MatchError(ContainSubstring("UID EXPUNGE is not supported (UIDPLUS is masked by the proxy)")))
+		_, err = c.Idle()
+		Expect(err).To(HaveOccurred())
+		Expect(p.Commands()).To(Equal(before), "refused commands never reach the server")
+
+		_, err = c.Move(imap.SeqSetNum(1), "Archive").Wait()
+		Expect(err).NotTo(HaveOccurred(), "imapclient falls back to COPY, STORE, EXPUNGE without MOVE")
+		Expect(texts(p, proxy.DirClient)).NotTo(ContainElement(ContainSubstring("MOVE")))
+		Expect(texts(p, proxy.DirServer)).NotTo(ContainElement(ContainSubstring("COPYUID")))
+		Expect(texts(p, proxy.DirEvent)).To(ContainElement("connection 1 refused UID EXPUNGE: UIDPLUS is masked"))
+		Expect(c.Noop().Wait()).To(Succeed())
+	})
+
+	It("reads past the literal of a refused command", func() {
+		p := startProxy(startScripted("* OK ready", capsAnswer), nil)
+		p.MaskCaps("ID")
+		rc, _ := dialRaw(p)
+		rc.send("a1 ID (\"name\" {3+}")
+		rc.send("abc)")
+		Expect(rc.readLine()).To(Equal("a1 BAD ID is not supported (ID is masked by the proxy)"))
+		rc.send("a2 CAPABILITY")
+		Expect(rc.until("a2 ")).To(HaveLen(2))
+		Expect(texts(p, proxy.DirClient)).To(Equal([]string{`a1 ID ("name" {3 bytes})`, "a2 CAPABILITY"}))
+		Expect(p.Commands()).To(Equal(1))
 	})
 })

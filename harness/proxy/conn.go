@@ -35,12 +35,16 @@ type conn struct {
 	verdict   chan bool // the answer to switchTag: true when the stream turns opaque
 	litTag    string    // tag of a command waiting to send a synchronizing literal
 	litGo     chan bool // the answer to litTag: true for "+", false for a tagged refusal
+
+	toClientMu sync.Mutex    // held while a whole line is written to the client
+	toClient   *bufio.Writer // to the client; guarded by toClientMu
 }
 
 func newConn(p *Proxy, id int, client net.Conn) *conn {
 	ctx, cancel := context.WithCancel(p.ctx)
 	return &conn{p: p, id: id, client: client, ctx: ctx, cancel: cancel,
-		verdict: make(chan bool, 1), litGo: make(chan bool, 1)}
+		verdict: make(chan bool, 1), litGo: make(chan bool, 1),
+		toClient: bufio.NewWriterSize(client, readBufferSize)}
 }
 
 func (c *conn) event(format string, args ...any) {
@@ -127,8 +131,8 @@ func endReason(side string, err error) string {
 }
 
 // waitLatency holds a line that arrived at arrival until the configured latency has passed.
-// It flushes w first, so earlier lines are not held with it.
-func (c *conn) waitLatency(arrival time.Time, w *bufio.Writer) error {
+// It calls flush first, so earlier lines are not held with it.
+func (c *conn) waitLatency(arrival time.Time, flush func() error) error {
 	d := time.Duration(c.p.latency.Load())
 	if d <= 0 {
 		return nil
@@ -137,7 +141,7 @@ func (c *conn) waitLatency(arrival time.Time, w *bufio.Writer) error {
 	if wait <= 0 {
 		return nil
 	}
-	if err := w.Flush(); err != nil {
+	if err := flush(); err != nil {
 		return err
 	}
 	t := time.NewTimer(wait)
@@ -303,11 +307,19 @@ func (c *conn) clientPump(server net.Conn) {
 				return
 			}
 		}
-		if err := c.waitLatency(arrival, w); err != nil {
+		if err := c.waitLatency(arrival, w.Flush); err != nil {
 			c.cut(endReason("server", err))
 			return
 		}
 		if isCommand {
+			if m := c.p.mask.Load(); m != nil {
+				if capName, masked := m.command(name); masked {
+					if !c.refuseCommand(lr, seg, arrival, tag, name, capName, &lt) {
+						return
+					}
+					continue
+				}
+			}
 			if !c.p.admit() {
 				if err := w.Flush(); err != nil {
 					c.cut(endReason("server", err))
@@ -350,6 +362,27 @@ func (c *conn) clientPump(server net.Conn) {
 	}
 }
 
+// refuseCommand answers a command that uses a masked extension with BAD instead of
+// forwarding it, reading and discarding the rest of the command. It returns false when the
+// pump must stop.
+func (c *conn) refuseCommand(lr *lineReader, seg []byte, arrival time.Time, tag, name, capName string, lt *lineText) bool {
+	idx := c.p.transcript.add(arrival, c.id, DirClient, lt.String())
+	c.event("refused %s: %s is masked", name, capName)
+	if _, _, ok := literalAt(seg); ok && !isSyncLiteral(seg) {
+		// The client sends the literal without waiting: read past it.
+		discard := bufio.NewWriter(io.Discard)
+		if err := c.forwardRest(lr, discard, seg, lt, idx, ""); err != nil {
+			c.cut(endReason("client", err))
+			return false
+		}
+	}
+	if err := c.refuse(tag, fmt.Sprintf("%s is not supported (%s is masked by the proxy)", name, capName)); err != nil {
+		c.cut(endReason("client", err))
+		return false
+	}
+	return true
+}
+
 // awaitSwitch waits for the server's answer to STARTTLS or COMPRESS. If the server accepted,
 // the stream is no longer IMAP text: it copies client → server raw until the end and
 // returns false. It returns true to go on reading lines.
@@ -375,16 +408,21 @@ func (c *conn) awaitSwitch(lr *lineReader, w *bufio.Writer, server net.Conn) boo
 }
 
 // serverPump forwards server → client until the server closes or the connection is cut.
+// It holds toClientMu while it writes a protocol line, so a response the proxy makes up
+// itself (see refuse) never lands inside one.
 func (c *conn) serverPump(server net.Conn) {
 	lr := newLineReader(server)
-	w := bufio.NewWriterSize(c.client, readBufferSize)
+	w := c.toClient
 	defer func() {
 		// After a cut, read what the server still sends until it closes (or the drain
 		// deadline set by cut passes), so it can finish the commands it already received.
 		_, _ = io.Copy(io.Discard, lr.br)
 	}()
 	for {
-		if err := flushBeforeRead(lr.br, w); err != nil {
+		c.toClientMu.Lock()
+		err := flushBeforeRead(lr.br, w)
+		c.toClientMu.Unlock()
+		if err != nil {
 			c.cut(endReason("client", err))
 			return
 		}
@@ -394,60 +432,92 @@ func (c *conn) serverPump(server net.Conn) {
 		}
 		if err != nil {
 			if len(seg) > 0 {
+				c.toClientMu.Lock()
 				_, _ = w.Write(seg) // a last unterminated fragment, passed on as received
 				_ = w.Flush()
+				c.toClientMu.Unlock()
 			}
 			c.cut(endReason("server", err))
 			return
 		}
-
-		first, second, _ := firstTokens(seg)
-		data := true // a line that may announce a literal
-		switchOK := false
-		switch {
-		case len(first) == 1 && first[0] == '+':
-			data = false
-			c.continued()
-		case isStatusWord(second):
-			data = false
-			if !(len(first) == 1 && first[0] == '*') {
-				switchOK = c.completed(string(first), bytes.EqualFold(second, []byte("OK")))
-			}
-		}
-		if m := c.p.mask.Load(); m != nil {
-			seg = m.apply(seg)
-		}
-
-		if err := c.waitLatency(arrival, w); err != nil {
-			return
-		}
-		var lt lineText
-		lt.segment(seg)
-		idx := c.p.transcript.add(arrival, c.id, DirServer, lt.String())
-		if _, err := w.Write(seg); err != nil {
-			c.cut(endReason("client", err))
-			return
-		}
-		if data {
-			if err := c.forwardRest(lr, w, seg, &lt, idx, ""); err != nil {
-				c.cut(endReason("server", err))
-				return
-			}
-		}
-		if switchOK {
-			if err := w.Flush(); err != nil {
-				c.cut(endReason("client", err))
-				return
-			}
-			c.event("passes bytes through unread after %s", lt.String())
-			_, err := lr.br.WriteTo(c.client)
-			if err == nil {
-				err = io.EOF
-			}
-			c.cut(endReason("server", err))
+		if !c.forwardServerLine(lr, seg, arrival) {
 			return
 		}
 	}
+}
+
+// forwardServerLine forwards one server line whose first segment is seg. It returns false
+// when the pump must stop.
+func (c *conn) forwardServerLine(lr *lineReader, seg []byte, arrival time.Time) bool {
+	w := c.toClient
+	first, second, _ := firstTokens(seg)
+	data := true // a line that may announce a literal
+	switchOK := false
+	switch {
+	case len(first) == 1 && first[0] == '+':
+		data = false
+		c.continued()
+	case isStatusWord(second):
+		data = false
+		if !(len(first) == 1 && first[0] == '*') {
+			switchOK = c.completed(string(first), bytes.EqualFold(second, []byte("OK")))
+		}
+	}
+	if m := c.p.mask.Load(); m != nil {
+		seg = m.apply(seg)
+	}
+	if err := c.waitLatency(arrival, c.flushToClient); err != nil {
+		return false
+	}
+
+	c.toClientMu.Lock()
+	defer c.toClientMu.Unlock()
+	var lt lineText
+	lt.segment(seg)
+	idx := c.p.transcript.add(arrival, c.id, DirServer, lt.String())
+	if _, err := w.Write(seg); err != nil {
+		c.cut(endReason("client", err))
+		return false
+	}
+	if data {
+		if err := c.forwardRest(lr, w, seg, &lt, idx, ""); err != nil {
+			c.cut(endReason("server", err))
+			return false
+		}
+	}
+	if switchOK {
+		if err := w.Flush(); err != nil {
+			c.cut(endReason("client", err))
+			return false
+		}
+		c.event("passes bytes through unread after %s", lt.String())
+		_, err := lr.br.WriteTo(c.client)
+		if err == nil {
+			err = io.EOF
+		}
+		c.cut(endReason("server", err))
+		return false
+	}
+	return true
+}
+
+func (c *conn) flushToClient() error {
+	c.toClientMu.Lock()
+	defer c.toClientMu.Unlock()
+	return c.toClient.Flush()
+}
+
+// refuse answers a client command itself with a tagged BAD, as a server without the
+// extension would, instead of forwarding it.
+func (c *conn) refuse(tag, text string) error {
+	line := tag + " BAD " + text
+	c.p.transcript.add(time.Now(), c.id, DirServer, line)
+	c.toClientMu.Lock()
+	defer c.toClientMu.Unlock()
+	if _, err := c.toClient.WriteString(line + "\r\n"); err != nil {
+		return err
+	}
+	return c.toClient.Flush()
 }
 
 // completed records the tagged completion of tag. It returns true when the command was a
