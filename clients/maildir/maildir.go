@@ -108,14 +108,14 @@ func Open(path string, opts Options) (*Dir, error) {
 func (d *Dir) Path() string { return d.path }
 
 // Deliver writes the message read from r into new, as a mail delivery agent does, and
-// returns it. The message is complete on disk (fsynced) when Deliver returns.
+// returns it. The message is complete on disk (fsynced unless NoSync) when Deliver returns.
 func (d *Dir) Deliver(r io.Reader) (Message, error) {
 	return d.put(r, "new", "")
 }
 
 // Add writes the message read from r directly into cur with the given flags, as a mail
 // reader that saves a message it already knows does, and returns it. The message is
-// complete on disk (fsynced) when Add returns.
+// complete on disk (fsynced unless NoSync) when Add returns.
 func (d *Dir) Add(r io.Reader, flags Flags) (Message, error) {
 	return d.put(r, "cur", ":2,"+flags.String())
 }
@@ -222,8 +222,8 @@ func fsyncDir(p string) error { return fsyncFile(p) }
 // commit concurrent fsyncs together.
 const syncWorkers = 8
 
-// SyncMessages makes the messages with the given keys durable: their content, their names
-// in new or cur and the removal of their tmp names. With a Dir opened with NoSync, a
+// SyncMessages makes the messages with the given keys durable: their content and their
+// names in new or cur (a leftover tmp name after a crash is an orphan for CleanTmp). With a Dir opened with NoSync, a
 // caller that writes many messages calls it once before it relies on them; this is much
 // cheaper than an fsync per delivery, as the files are synced in parallel and each
 // directory once.
@@ -249,12 +249,14 @@ func (d *Dir) SyncMessages(keys []string) error {
 		}()
 	}
 	var lookupErr error
+	subs := map[string]bool{}
 	for _, key := range keys {
 		rel, err := d.find(key, false)
 		if err != nil {
 			lookupErr = err
 			break
 		}
+		subs[filepath.Dir(rel)] = true
 		paths <- filepath.Join(d.path, rel)
 	}
 	close(paths)
@@ -268,9 +270,11 @@ func (d *Dir) SyncMessages(keys []string) error {
 			return err
 		}
 	}
-	for _, sub := range []string{"new", "cur", "tmp"} {
-		if err := fsyncDir(filepath.Join(d.path, sub)); err != nil {
-			return err
+	for _, sub := range []string{"new", "cur"} {
+		if subs[sub] {
+			if err := fsyncDir(filepath.Join(d.path, sub)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
