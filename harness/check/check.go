@@ -72,9 +72,14 @@ type Result struct {
 	Invariant string // "I4", or "S1"… for the server invariants seen on the wire
 	Title     string // the guarantee in words: "no duplicates"
 	Message   string // what broke, short and concrete: "m3 is twice in Archive on the server"
-	Devices   []string
-	Labels    []string
-	Table     *Table // expected vs seen; nil when there is nothing to tabulate
+	// Devices are the devices involved: the device at fault for I1, I2 and I8–I10 and the
+	// server invariants; for I3–I7 (checked on the server) the devices whose view shows the
+	// same wrong state.
+	Devices []string
+	Labels  []string // the message labels involved
+	// Table shows expected vs seen (for I3–I7: label, mailbox, expected, server and one
+	// column per device), at most 20 rows and a last one counting the rest.
+	Table *Table
 	// Server reports a server invariant seen on the wire: the server, not a device, is at
 	// fault.
 	Server bool
