@@ -92,28 +92,29 @@ func loadScenarios(args []string) ([]*scenarios.Scenario, error) {
 			errs = append(errs, err.Error())
 			continue
 		}
+		files := []string{arg}
 		if info.IsDir() {
-			sub, err := scenarios.ParseFS(os.DirFS(arg), ".")
+			if files, err = filepath.Glob(filepath.Join(arg, "*.scn")); err != nil {
+				errs = append(errs, err.Error())
+				continue
+			}
+			if len(files) == 0 {
+				errs = append(errs, fmt.Sprintf("%s: no *.scn files", arg))
+			}
+		}
+		for _, file := range files {
+			data, err := os.ReadFile(file)
 			if err != nil {
 				errs = append(errs, err.Error())
+				continue
 			}
-			for _, s := range sub {
-				s.File = filepath.Join(arg, s.Name+".scn")
+			s, err := scenarios.Parse(file, data)
+			if err != nil {
+				errs = append(errs, err.Error())
+				continue
 			}
-			list = append(list, sub...)
-			continue
+			list = append(list, s)
 		}
-		data, err := os.ReadFile(arg)
-		if err != nil {
-			errs = append(errs, err.Error())
-			continue
-		}
-		s, err := scenarios.Parse(arg, data)
-		if err != nil {
-			errs = append(errs, err.Error())
-			continue
-		}
-		list = append(list, s)
 	}
 	if len(errs) > 0 {
 		return nil, usageError{errors.New(strings.Join(errs, "\n"))}
