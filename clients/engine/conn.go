@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -327,4 +328,54 @@ func (cn *conn) list() ([]*imap.ListData, error) {
 func (cn *conn) fetchChanged(mailbox string, modseq uint64) ([]*imapclient.FetchMessageBuffer, error) {
 	return cn.fetch(mailbox, imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}},
 		&imap.FetchOptions{Flags: true, ChangedSince: modseq})
+}
+
+// fetchFlags runs UID FETCH 1:* (FLAGS) and returns the flags by UID, streaming the
+// responses instead of buffering them.
+func (cn *conn) fetchFlags(mailbox string, hint int) (map[uint32]Flags, error) {
+	cn.count("UID FETCH", false)
+	done := cn.watch()
+	defer done()
+	out := make(map[uint32]Flags, hint)
+	cmd := cn.c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true})
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		var uid imap.UID
+		var flags Flags
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				uid = it.UID
+			case imapclient.FetchItemDataFlags:
+				flags = parseIMAPFlags(it.Flags)
+			}
+		}
+		if uid != 0 {
+			out[uint32(uid)] = flags
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		return nil, fail("UID FETCH", mailbox, err)
+	}
+	return out, nil
+}
+
+// parseIMAPFlags is ParseFlags for flags as go-imap returns them, without allocating when
+// there are no keywords.
+func parseIMAPFlags(fl []imap.Flag) Flags {
+	var f Flags
+	var kws []string
+	for _, x := range fl {
+		n := string(x)
+		if strings.HasPrefix(n, `\`) {
+			f.System |= systemFlag(n)
+			continue
+		}
+		if n != "" {
+			kws = append(kws, n)
+		}
+	}
+	if kws != nil {
+		f.Keywords = joinKeywords(kws)
+	}
+	return f
 }

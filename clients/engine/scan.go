@@ -69,14 +69,58 @@ func merge3(local, base, server Flags) Flags {
 type scanPlan struct {
 	mb           MailboxRecord
 	data         *imap.SelectData
-	known        map[uint32]MessageRecord // by UID, in the current UIDVALIDITY
+	recs         []MessageRecord
+	known        map[uint32]int // UID → index in recs, in the current UIDVALIDITY
 	present      map[uint32]bool
 	serverFlags  map[uint32]Flags
+	flagsAll     bool // serverFlags holds every present UID (present is unused)
 	orphans      []MessageRecord // had UIDs of an old UIDVALIDITY
 	inflight     []MessageRecord // appends in flight into this mailbox
 	inflightFrom map[LocalID]uint32
 	msgs         []*serverMsg // new server messages
 	headersOnly  bool
+}
+
+func (p *scanPlan) has(uid uint32) bool {
+	if p.flagsAll {
+		_, ok := p.serverFlags[uid]
+		return ok
+	}
+	return p.present[uid]
+}
+
+func (p *scanPlan) presentSet() map[uint32]bool {
+	if !p.flagsAll {
+		return p.present
+	}
+	out := make(map[uint32]bool, len(p.serverFlags))
+	for u := range p.serverFlags {
+		if _, ok := p.known[u]; !ok {
+			out[u] = true
+		}
+	}
+	return out
+}
+
+// idle reports whether committing p would change nothing at all.
+func (p *scanPlan) idle() bool {
+	if len(p.msgs) > 0 || len(p.orphans) > 0 || len(p.inflight) > 0 {
+		return false
+	}
+	if p.mb.UIDValidity != p.data.UIDValidity || p.mb.UIDNext != uint32(p.data.UIDNext) ||
+		p.mb.HighestModSeq != p.data.HighestModSeq {
+		return false
+	}
+	for _, i := range p.known {
+		m := p.recs[i]
+		if !p.has(m.UID) {
+			return false
+		}
+		if s, ok := p.serverFlags[m.UID]; ok && s != m.Base {
+			return false
+		}
+	}
+	return true
 }
 
 // prepareScan selects a mailbox and learns its UIDVALIDITY, flags, expunges and new
@@ -91,7 +135,7 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &scanPlan{mb: mb, data: data, known: map[uint32]MessageRecord{}, present: map[uint32]bool{},
+	p := &scanPlan{mb: mb, data: data, present: map[uint32]bool{},
 		serverFlags: map[uint32]Flags{}, inflightFrom: map[LocalID]uint32{}}
 	quirks := r.e.opts.Quirks
 	var recs []MessageRecord
@@ -124,14 +168,16 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 	}
 
 	changed := mb.UIDValidity != 0 && mb.UIDValidity != data.UIDValidity && !quirks.Has(QuirkPairByUID)
-	for _, m := range recs {
+	p.recs = recs
+	p.known = make(map[uint32]int, len(recs))
+	for i, m := range recs {
 		if m.UID == 0 || (m.State != MsgSynced && m.State != MsgDeleted) {
 			continue
 		}
 		if changed {
 			p.orphans = append(p.orphans, m)
 		} else {
-			p.known[m.UID] = m
+			p.known[m.UID] = i
 		}
 	}
 	if changed {
@@ -164,17 +210,11 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 			p.present[uint32(u)] = true
 		}
 	default:
-		bufs, err := r.cn.fetch(name, imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{Flags: true})
+		flags, err := r.cn.fetchFlags(name, len(p.known))
 		if err != nil {
 			return nil, err
 		}
-		for _, b := range bufs {
-			if b.UID == 0 {
-				continue
-			}
-			p.present[uint32(b.UID)] = true
-			p.serverFlags[uint32(b.UID)] = ParseFlags(flagStrings(b.Flags))
-		}
+		p.serverFlags, p.flagsAll = flags, true
 	}
 
 	watermark := p.mb.UIDNext
@@ -187,7 +227,7 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 		}
 	}
 	var newUIDs []uint32
-	for u := range p.present {
+	for u := range p.presentSet() {
 		if _, ok := p.known[u]; ok {
 			continue
 		}
@@ -199,8 +239,8 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 		}
 		newUIDs = append(newUIDs, u)
 	}
-	for _, m := range p.known {
-		if !p.present[m.UID] && m.State != MsgDeleted {
+	for _, i := range p.known {
+		if m := p.recs[i]; !p.has(m.UID) && m.State != MsgDeleted {
 			r.vanished[m.ID] = m
 		}
 	}
@@ -279,9 +319,13 @@ func (r *round) commitScan(p *scanPlan) error {
 		pairByHash(vanishedRecs, p.msgs, movedPairs)
 	}
 
+	if p.idle() {
+		return nil
+	}
 	return r.update(func(tx Tx) error {
-		for _, m := range p.known {
-			if !p.present[m.UID] {
+		for _, i := range p.known {
+			m := p.recs[i]
+			if !p.has(m.UID) {
 				if m.State == MsgDeleted {
 					if err := dropEntries(tx, m.ID); err != nil {
 						return err

@@ -232,11 +232,7 @@ func ParseFlags(names []string) Flags {
 	var kws []string
 	for _, n := range names {
 		if strings.HasPrefix(n, `\`) {
-			for _, s := range systemFlagNames {
-				if strings.EqualFold(n, s.name) {
-					f.System |= s.bit
-				}
-			}
+			f.System |= systemFlag(n)
 			continue
 		}
 		if n != "" {
@@ -245,6 +241,16 @@ func ParseFlags(names []string) Flags {
 	}
 	f.Keywords = joinKeywords(kws)
 	return f
+}
+
+// systemFlag returns the bit of a system flag name (any case), or 0.
+func systemFlag(n string) SystemFlags {
+	for _, s := range systemFlagNames {
+		if strings.EqualFold(n, s.name) {
+			return s.bit
+		}
+	}
+	return 0
 }
 
 func joinKeywords(kws []string) string {
