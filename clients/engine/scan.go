@@ -73,7 +73,7 @@ type scanPlan struct {
 	known        map[uint32]int // UID → index in recs, in the current UIDVALIDITY
 	present      map[uint32]bool
 	serverFlags  map[uint32]Flags
-	flagsAll     bool // serverFlags holds every present UID (present is unused)
+	flagsAll     bool            // serverFlags holds every present UID (present is unused)
 	orphans      []MessageRecord // had UIDs of an old UIDVALIDITY
 	inflight     []MessageRecord // appends in flight into this mailbox
 	inflightFrom map[LocalID]uint32
