@@ -21,13 +21,14 @@ type crashWorld struct {
 	phone, laptop *engine.Device
 }
 
-func newCrashWorld(opts fakeserver.Options) *crashWorld {
+func newCrashWorld(opts fakeserver.Options, kind storeKind) *crashWorld {
 	GinkgoHelper()
 	w := newWorld(opts)
+	w.store = kind.open
 	w.create("Archive")
 	w.deliver("INBOX", "m1", "m2", "m3", "m4")
 	cw := &crashWorld{world: w, cut: newCutter(w.addr)}
-	phoneOpts := w.options(engine.NewMemoryStore(), 0)
+	phoneOpts := w.options(kind.open(), 0)
 	phoneOpts.Dial = cw.cut.dial
 	var err error
 	cw.phone, err = engine.NewDevice("phone", phoneOpts)
@@ -54,32 +55,38 @@ var crashWant = []string{
 	"Projects: d2 m4",
 }
 
-var _ = Describe("crash safety", func() {
-	It("converges to the same state without a crash", func() {
-		cw := newCrashWorld(fakeserver.Options{Seed: 1})
-		cw.cut.arm(0)
-		syncOK(cw.phone)
-		cw.expectConverged(crashWant, cw.phone, cw.laptop)
-	})
+var _ = DescribeCrashSafety(storeKinds[0])
+var _ = DescribeCrashSafety(storeKinds[1])
 
-	It("loses and duplicates nothing when the phone crashes after any command of the round (F5, F6)", func() {
-		clean := newCrashWorld(fakeserver.Options{Seed: 1})
-		clean.cut.arm(0)
-		syncOK(clean.phone)
-		total := clean.cut.commands()
-		Expect(total).To(BeNumerically(">", 10))
-		for n := 1; n <= total; n++ {
-			By(fmt.Sprintf("crashing after command %d of %d", n, total))
-			cw := newCrashWorld(fakeserver.Options{Seed: 1})
-			cw.cut.arm(n)
-			_, err := cw.phone.Sync(context.Background())
-			if n > 1 {
-				// Command 1 is the NOOP that probes the kept connection: the engine redials.
-				Expect(err).To(HaveOccurred(), "the round survived a cut after command %d", n)
-			}
-			Expect(cw.phone.Crash()).To(Succeed())
+// DescribeCrashSafety declares the crash specs for devices on one kind of store.
+func DescribeCrashSafety(kind storeKind) bool {
+	return Describe("crash safety ("+kind.name+" store)", func() {
+		It("converges to the same state without a crash", func() {
+			cw := newCrashWorld(fakeserver.Options{Seed: 1}, kind)
 			cw.cut.arm(0)
+			syncOK(cw.phone)
 			cw.expectConverged(crashWant, cw.phone, cw.laptop)
-		}
+		})
+
+		It("loses and duplicates nothing when the phone crashes after any command of the round (F5, F6)", func() {
+			clean := newCrashWorld(fakeserver.Options{Seed: 1}, kind)
+			clean.cut.arm(0)
+			syncOK(clean.phone)
+			total := clean.cut.commands()
+			Expect(total).To(BeNumerically(">", 10))
+			for n := 1; n <= total; n++ {
+				By(fmt.Sprintf("crashing after command %d of %d", n, total))
+				cw := newCrashWorld(fakeserver.Options{Seed: 1}, kind)
+				cw.cut.arm(n)
+				_, err := cw.phone.Sync(context.Background())
+				if n > 1 {
+					// Command 1 is the NOOP that probes the kept connection: the engine redials.
+					Expect(err).To(HaveOccurred(), "the round survived a cut after command %d", n)
+				}
+				Expect(cw.phone.Crash()).To(Succeed())
+				cw.cut.arm(0)
+				cw.expectConverged(crashWant, cw.phone, cw.laptop)
+			}
+		})
 	})
-})
+}

@@ -13,216 +13,223 @@ import (
 
 // The failure catalogue of DESIGN.md §5, one spec (at least) per failure that concerns an
 // engine. Each asserts the exact final state of the server and of every replica.
-var _ = Describe("the failure catalogue", func() {
-	var w *world
-	var phone, laptop *engine.Device
-	setup := func(opts fakeserver.Options) {
-		w = newWorld(opts)
-		w.create("Archive")
-		Expect(w.srv.Apply(fakeserver.CreateMailbox{User: user, Mailbox: "Bin", SpecialUse: []string{`\Trash`}})).To(Succeed())
-		w.deliver("INBOX", "m1", "m2", "m3")
-		phone, laptop = w.device("phone"), w.device("laptop")
-		settle(phone, laptop)
-	}
-	read := func(d clients.Device, mailbox string, labels ...string) {
-		do(d, clients.Action{Kind: clients.ActRead, Mailbox: mailbox, Labels: labels})
-	}
-	flag := func(d clients.Device, mailbox, label, f string) {
-		do(d, clients.Action{Kind: clients.ActFlag, Mailbox: mailbox, Labels: []string{label}, Flag: f})
-	}
-	move := func(d clients.Device, mailbox, label, dest string) {
-		do(d, clients.Action{Kind: clients.ActMove, Mailbox: mailbox, Labels: []string{label}, Dest: dest})
-	}
-	del := func(d clients.Device, mailbox string, labels ...string) {
-		do(d, clients.Action{Kind: clients.ActDelete, Mailbox: mailbox, Labels: labels})
-	}
-	serverStore := func(mailbox, label string, add bool, flags ...string) {
-		GinkgoHelper()
-		Expect(w.srv.Apply(fakeserver.Store{User: user, Mailbox: mailbox, UIDs: []uint32{w.uid(mailbox, label)},
-			Add: add, Flags: flags})).To(Succeed())
-	}
+var _ = DescribeFailureCatalogue(storeKinds[0])
+var _ = DescribeFailureCatalogue(storeKinds[1])
 
-	Context("with every capability", func() {
-		BeforeEach(func() { setup(fakeserver.Options{Seed: 1}) })
-
-		It("F1: after a UIDVALIDITY reset, puts pending flags and deletes on the right messages", func() {
-			flag(phone, "INBOX", "m2", `\Flagged`)
-			del(phone, "INBOX", "m3")
-			Expect(w.srv.Apply(fakeserver.UIDValidityReset{User: user, Mailbox: "INBOX"})).To(Succeed())
-			w.expectConverged([]string{"Archive:", "Bin:", `INBOX: m1 m2[\Flagged]`}, phone, laptop)
-		})
-
-		It("F2: after a UIDVALIDITY reset, uploads nothing and duplicates nothing", func() {
-			Expect(w.srv.Apply(fakeserver.UIDValidityReset{User: user, Mailbox: "INBOX"})).To(Succeed())
-			st := syncOK(phone)
-			Expect(st.Uploaded).To(BeZero())
-			Expect(st.Downloaded).To(BeZero())
-			Expect(st.Quarantined).To(BeZero())
-			w.expectConverged([]string{"Archive:", "Bin:", "INBOX: m1 m2 m3"}, phone, laptop)
-		})
-
-		It("F3: after a UIDVALIDITY bump with the same UIDs, downloads nothing", func() {
-			read(laptop, "INBOX", "m1")
-			Expect(w.srv.Apply(fakeserver.UIDValidityBump{User: user, Mailbox: "INBOX"})).To(Succeed())
-			st := syncOK(phone)
-			Expect(st.Downloaded).To(BeZero())
-			w.expectConverged([]string{"Archive:", "Bin:", `INBOX: m1[\Seen] m2 m3`}, laptop, phone)
-		})
-
-		It("F4: survives UIDs renumbered without a UIDVALIDITY change, without duplicates", func() {
-			flag(phone, "INBOX", "m1", "$Important")
-			Expect(w.srv.Apply(fakeserver.RenumberSilently{User: user, Mailbox: "INBOX"})).To(Succeed())
-			w.expectConverged([]string{"Archive:", "Bin:", "INBOX: m1[$Important] m2 m3"}, phone, laptop)
-		})
-
-		It("F7: a stale offline device does not push deleted mail back", func() {
-			del(laptop, "INBOX", "m1")
-			syncOK(laptop)
-			read(phone, "INBOX", "m1", "m2")
-			st := syncOK(phone)
-			Expect(st.Uploaded).To(BeZero())
-			Expect(st.Conflicts).To(Equal(1))
-			w.expectConverged([]string{"Archive:", "Bin:", `INBOX: m2[\Seen] m3`}, phone, laptop)
-		})
-
-		It("F8: a wiped local store brings everything back and deletes nothing", func() {
-			fresh := w.device("phone-replaced")
-			st := syncOK(fresh)
-			Expect(st.Mutations).To(BeZero())
-			Expect(st.Downloaded).To(Equal(3))
-			w.expectConverged([]string{"Archive:", "Bin:", "INBOX: m1 m2 m3"}, phone, laptop, fresh)
-		})
-
-		It("F9: sees a move by another client as a move: no duplicate, no download, flags follow", func() {
-			read(phone, "INBOX", "m1")
-			Expect(w.srv.Apply(fakeserver.MoveMessages{User: user, Mailbox: "INBOX",
-				UIDs: []uint32{w.uid("INBOX", "m1")}, Dest: "Archive"})).To(Succeed())
-			st := syncOK(phone)
-			Expect(st.Downloaded).To(BeZero())
-			w.expectConverged([]string{`Archive: m1[\Seen]`, "Bin:", "INBOX: m2 m3"}, phone, laptop)
-		})
-
-		It("F10: deletes only its own messages, never another client's \\Deleted ones", func() {
-			serverStore("INBOX", "m2", true, `\Deleted`)
-			del(phone, "INBOX", "m1")
-			w.expectConverged([]string{"Archive:", "Bin:", `INBOX: m2[\Deleted] m3`}, phone, laptop)
-		})
-
-		It("F11: merges a concurrent flag change instead of overwriting the whole set", func() {
-			flag(phone, "INBOX", "m1", `\Flagged`)
-			serverStore("INBOX", "m1", true, `\Seen`)
-			w.expectConverged([]string{"Archive:", "Bin:", `INBOX: m1[\Flagged,\Seen] m2 m3`}, phone, laptop)
-		})
-
-		It("F12: keeps custom keywords on both sides", func() {
-			flag(phone, "INBOX", "m1", "$Work")
-			serverStore("INBOX", "m2", true, "$Label1", "Todo")
-			w.expectConverged([]string{"Archive:", "Bin:", "INBOX: m1[$Work] m2[$Label1,Todo] m3"}, phone, laptop)
-		})
-
-		It("F13: a flag set on a message another device moved follows it", func() {
-			move(laptop, "INBOX", "m1", "Archive")
-			syncOK(laptop)
-			flag(phone, "INBOX", "m1", `\Flagged`)
-			w.expectConverged([]string{`Archive: m1[\Flagged]`, "Bin:", "INBOX: m2 m3"}, phone, laptop)
-		})
-
-		It("F14: concurrent moves to different folders end in one of them, once", func() {
-			move(phone, "INBOX", "m1", "Archive")
-			do(laptop, clients.Action{Kind: clients.ActTrash, Mailbox: "INBOX", Labels: []string{"m1"}})
-			st := syncOK(phone)
-			Expect(st.Conflicts).To(BeZero())
-			st = syncOK(laptop)
-			Expect(st.Conflicts).To(Equal(1))
-			w.expectConverged([]string{"Archive: m1", "Bin:", "INBOX: m2 m3"}, phone, laptop)
-		})
-
-		It("F14: expunge beats move", func() {
-			move(phone, "INBOX", "m1", "Archive")
-			del(laptop, "INBOX", "m1")
-			syncOK(laptop)
-			w.expectConverged([]string{"Archive:", "Bin:", "INBOX: m2 m3"}, phone, laptop)
-		})
-
-		It("F15: a folder renamed while a device was offline is neither resurrected nor downloaded again", func() {
-			move(laptop, "INBOX", "m1", "Archive")
-			settle(laptop, phone)
-			do(laptop, clients.Action{Kind: clients.ActRenameMailbox, Mailbox: "Archive", Dest: "Old"})
-			syncOK(laptop)
-			st := syncOK(phone)
-			Expect(st.Downloaded).To(BeZero())
-			w.expectConverged([]string{"Bin:", "INBOX: m2 m3", "Old: m1"}, phone, laptop)
-		})
-
-		It("F15: a folder deleted while a device was offline is not resurrected", func() {
-			move(laptop, "INBOX", "m1", "Archive")
-			settle(laptop, phone)
-			read(phone, "Archive", "m1")
-			do(laptop, clients.Action{Kind: clients.ActDeleteMailbox, Mailbox: "Archive"})
-			syncOK(laptop)
-			w.expectConverged([]string{"Bin:", "INBOX: m2 m3"}, phone, laptop)
-		})
-
-		It("F16: never uses a missing or shared Message-ID as identity", func() {
-			a := clients.MakeMessage(clients.MessageSpec{Label: "s1", Run: run, Size: 500, Seed: 1})
-			b := clients.MakeMessage(clients.MessageSpec{Label: "s1", Run: run, Size: 500, Seed: 2})
-			c := clients.MakeMessage(clients.MessageSpec{Label: "x1", Run: run, Size: 500, NoMessageID: true})
-			Expect(a).To(HaveLen(len(b)))
-			for _, body := range [][]byte{a, b, c} {
-				Expect(w.srv.Apply(fakeserver.Deliver{User: user, Mailbox: "Archive", Body: body})).To(Succeed())
-			}
+// DescribeFailureCatalogue declares the catalogue specs for devices on one kind of store.
+func DescribeFailureCatalogue(kind storeKind) bool {
+	return Describe("the failure catalogue ("+kind.name+" store)", func() {
+		var w *world
+		var phone, laptop *engine.Device
+		setup := func(opts fakeserver.Options) {
+			w = newWorld(opts)
+			w.store = kind.open
+			w.create("Archive")
+			Expect(w.srv.Apply(fakeserver.CreateMailbox{User: user, Mailbox: "Bin", SpecialUse: []string{`\Trash`}})).To(Succeed())
+			w.deliver("INBOX", "m1", "m2", "m3")
+			phone, laptop = w.device("phone"), w.device("laptop")
 			settle(phone, laptop)
-			read(phone, "Archive", "s1", "x1")
-			Expect(w.srv.Apply(fakeserver.UIDValidityReset{User: user, Mailbox: "Archive"})).To(Succeed())
-			w.expectConverged([]string{`Archive: s1[\Seen] s1[\Seen] x1[\Seen]`, "Bin:", "INBOX: m1 m2 m3"}, phone, laptop)
-			hashes := func(d clients.Device) []string {
-				r, err := d.View(context.Background())
+		}
+		read := func(d clients.Device, mailbox string, labels ...string) {
+			do(d, clients.Action{Kind: clients.ActRead, Mailbox: mailbox, Labels: labels})
+		}
+		flag := func(d clients.Device, mailbox, label, f string) {
+			do(d, clients.Action{Kind: clients.ActFlag, Mailbox: mailbox, Labels: []string{label}, Flag: f})
+		}
+		move := func(d clients.Device, mailbox, label, dest string) {
+			do(d, clients.Action{Kind: clients.ActMove, Mailbox: mailbox, Labels: []string{label}, Dest: dest})
+		}
+		del := func(d clients.Device, mailbox string, labels ...string) {
+			do(d, clients.Action{Kind: clients.ActDelete, Mailbox: mailbox, Labels: labels})
+		}
+		serverStore := func(mailbox, label string, add bool, flags ...string) {
+			GinkgoHelper()
+			Expect(w.srv.Apply(fakeserver.Store{User: user, Mailbox: mailbox, UIDs: []uint32{w.uid(mailbox, label)},
+				Add: add, Flags: flags})).To(Succeed())
+		}
+
+		Context("with every capability", func() {
+			BeforeEach(func() { setup(fakeserver.Options{Seed: 1}) })
+
+			It("F1: after a UIDVALIDITY reset, puts pending flags and deletes on the right messages", func() {
+				flag(phone, "INBOX", "m2", `\Flagged`)
+				del(phone, "INBOX", "m3")
+				Expect(w.srv.Apply(fakeserver.UIDValidityReset{User: user, Mailbox: "INBOX"})).To(Succeed())
+				w.expectConverged([]string{"Archive:", "Bin:", `INBOX: m1 m2[\Flagged]`}, phone, laptop)
+			})
+
+			It("F2: after a UIDVALIDITY reset, uploads nothing and duplicates nothing", func() {
+				Expect(w.srv.Apply(fakeserver.UIDValidityReset{User: user, Mailbox: "INBOX"})).To(Succeed())
+				st := syncOK(phone)
+				Expect(st.Uploaded).To(BeZero())
+				Expect(st.Downloaded).To(BeZero())
+				Expect(st.Quarantined).To(BeZero())
+				w.expectConverged([]string{"Archive:", "Bin:", "INBOX: m1 m2 m3"}, phone, laptop)
+			})
+
+			It("F3: after a UIDVALIDITY bump with the same UIDs, downloads nothing", func() {
+				read(laptop, "INBOX", "m1")
+				Expect(w.srv.Apply(fakeserver.UIDValidityBump{User: user, Mailbox: "INBOX"})).To(Succeed())
+				st := syncOK(phone)
+				Expect(st.Downloaded).To(BeZero())
+				w.expectConverged([]string{"Archive:", "Bin:", `INBOX: m1[\Seen] m2 m3`}, laptop, phone)
+			})
+
+			It("F4: survives UIDs renumbered without a UIDVALIDITY change, without duplicates", func() {
+				flag(phone, "INBOX", "m1", "$Important")
+				Expect(w.srv.Apply(fakeserver.RenumberSilently{User: user, Mailbox: "INBOX"})).To(Succeed())
+				w.expectConverged([]string{"Archive:", "Bin:", "INBOX: m1[$Important] m2 m3"}, phone, laptop)
+			})
+
+			It("F7: a stale offline device does not push deleted mail back", func() {
+				del(laptop, "INBOX", "m1")
+				syncOK(laptop)
+				read(phone, "INBOX", "m1", "m2")
+				st := syncOK(phone)
+				Expect(st.Uploaded).To(BeZero())
+				Expect(st.Conflicts).To(Equal(1))
+				w.expectConverged([]string{"Archive:", "Bin:", `INBOX: m2[\Seen] m3`}, phone, laptop)
+			})
+
+			It("F8: a wiped local store brings everything back and deletes nothing", func() {
+				fresh := w.device("phone-replaced")
+				st := syncOK(fresh)
+				Expect(st.Mutations).To(BeZero())
+				Expect(st.Downloaded).To(Equal(3))
+				w.expectConverged([]string{"Archive:", "Bin:", "INBOX: m1 m2 m3"}, phone, laptop, fresh)
+			})
+
+			It("F9: sees a move by another client as a move: no duplicate, no download, flags follow", func() {
+				read(phone, "INBOX", "m1")
+				Expect(w.srv.Apply(fakeserver.MoveMessages{User: user, Mailbox: "INBOX",
+					UIDs: []uint32{w.uid("INBOX", "m1")}, Dest: "Archive"})).To(Succeed())
+				st := syncOK(phone)
+				Expect(st.Downloaded).To(BeZero())
+				w.expectConverged([]string{`Archive: m1[\Seen]`, "Bin:", "INBOX: m2 m3"}, phone, laptop)
+			})
+
+			It("F10: deletes only its own messages, never another client's \\Deleted ones", func() {
+				serverStore("INBOX", "m2", true, `\Deleted`)
+				del(phone, "INBOX", "m1")
+				w.expectConverged([]string{"Archive:", "Bin:", `INBOX: m2[\Deleted] m3`}, phone, laptop)
+			})
+
+			It("F11: merges a concurrent flag change instead of overwriting the whole set", func() {
+				flag(phone, "INBOX", "m1", `\Flagged`)
+				serverStore("INBOX", "m1", true, `\Seen`)
+				w.expectConverged([]string{"Archive:", "Bin:", `INBOX: m1[\Flagged,\Seen] m2 m3`}, phone, laptop)
+			})
+
+			It("F12: keeps custom keywords on both sides", func() {
+				flag(phone, "INBOX", "m1", "$Work")
+				serverStore("INBOX", "m2", true, "$Label1", "Todo")
+				w.expectConverged([]string{"Archive:", "Bin:", "INBOX: m1[$Work] m2[$Label1,Todo] m3"}, phone, laptop)
+			})
+
+			It("F13: a flag set on a message another device moved follows it", func() {
+				move(laptop, "INBOX", "m1", "Archive")
+				syncOK(laptop)
+				flag(phone, "INBOX", "m1", `\Flagged`)
+				w.expectConverged([]string{`Archive: m1[\Flagged]`, "Bin:", "INBOX: m2 m3"}, phone, laptop)
+			})
+
+			It("F14: concurrent moves to different folders end in one of them, once", func() {
+				move(phone, "INBOX", "m1", "Archive")
+				do(laptop, clients.Action{Kind: clients.ActTrash, Mailbox: "INBOX", Labels: []string{"m1"}})
+				st := syncOK(phone)
+				Expect(st.Conflicts).To(BeZero())
+				st = syncOK(laptop)
+				Expect(st.Conflicts).To(Equal(1))
+				w.expectConverged([]string{"Archive: m1", "Bin:", "INBOX: m2 m3"}, phone, laptop)
+			})
+
+			It("F14: expunge beats move", func() {
+				move(phone, "INBOX", "m1", "Archive")
+				del(laptop, "INBOX", "m1")
+				syncOK(laptop)
+				w.expectConverged([]string{"Archive:", "Bin:", "INBOX: m2 m3"}, phone, laptop)
+			})
+
+			It("F15: a folder renamed while a device was offline is neither resurrected nor downloaded again", func() {
+				move(laptop, "INBOX", "m1", "Archive")
+				settle(laptop, phone)
+				do(laptop, clients.Action{Kind: clients.ActRenameMailbox, Mailbox: "Archive", Dest: "Old"})
+				syncOK(laptop)
+				st := syncOK(phone)
+				Expect(st.Downloaded).To(BeZero())
+				w.expectConverged([]string{"Bin:", "INBOX: m2 m3", "Old: m1"}, phone, laptop)
+			})
+
+			It("F15: a folder deleted while a device was offline is not resurrected", func() {
+				move(laptop, "INBOX", "m1", "Archive")
+				settle(laptop, phone)
+				read(phone, "Archive", "m1")
+				do(laptop, clients.Action{Kind: clients.ActDeleteMailbox, Mailbox: "Archive"})
+				syncOK(laptop)
+				w.expectConverged([]string{"Bin:", "INBOX: m2 m3"}, phone, laptop)
+			})
+
+			It("F16: never uses a missing or shared Message-ID as identity", func() {
+				a := clients.MakeMessage(clients.MessageSpec{Label: "s1", Run: run, Size: 500, Seed: 1})
+				b := clients.MakeMessage(clients.MessageSpec{Label: "s1", Run: run, Size: 500, Seed: 2})
+				c := clients.MakeMessage(clients.MessageSpec{Label: "x1", Run: run, Size: 500, NoMessageID: true})
+				Expect(a).To(HaveLen(len(b)))
+				for _, body := range [][]byte{a, b, c} {
+					Expect(w.srv.Apply(fakeserver.Deliver{User: user, Mailbox: "Archive", Body: body})).To(Succeed())
+				}
+				settle(phone, laptop)
+				read(phone, "Archive", "s1", "x1")
+				Expect(w.srv.Apply(fakeserver.UIDValidityReset{User: user, Mailbox: "Archive"})).To(Succeed())
+				w.expectConverged([]string{`Archive: s1[\Seen] s1[\Seen] x1[\Seen]`, "Bin:", "INBOX: m1 m2 m3"}, phone, laptop)
+				hashes := func(d clients.Device) []string {
+					r, err := d.View(context.Background())
+					Expect(err).NotTo(HaveOccurred())
+					var out []string
+					for _, m := range r.Find("Archive").Messages {
+						out = append(out, m.Hash)
+					}
+					return out
+				}
+				want := []string{clients.ContentHash(a), clients.ContentHash(b), clients.ContentHash(c)}
+				Expect(hashes(phone)).To(ConsistOf(want))
+				Expect(hashes(laptop)).To(ConsistOf(want))
+				state, err := phone.SyncState(context.Background())
 				Expect(err).NotTo(HaveOccurred())
-				var out []string
-				for _, m := range r.Find("Archive").Messages {
-					out = append(out, m.Hash)
+				snap, err := w.srv.Snapshot(user)
+				Expect(err).NotTo(HaveOccurred())
+				arch, _ := snap.Mailbox("Archive")
+				byUID := map[uint32]string{}
+				for _, m := range arch.Messages {
+					byUID[m.UID] = clients.ContentHash(m.Body)
 				}
-				return out
-			}
-			want := []string{clients.ContentHash(a), clients.ContentHash(b), clients.ContentHash(c)}
-			Expect(hashes(phone)).To(ConsistOf(want))
-			Expect(hashes(laptop)).To(ConsistOf(want))
-			state, err := phone.SyncState(context.Background())
-			Expect(err).NotTo(HaveOccurred())
-			snap, err := w.srv.Snapshot(user)
-			Expect(err).NotTo(HaveOccurred())
-			arch, _ := snap.Mailbox("Archive")
-			byUID := map[uint32]string{}
-			for _, m := range arch.Messages {
-				byUID[m.UID] = clients.ContentHash(m.Body)
-			}
-			for _, mb := range state.Mailboxes {
-				if mb.Name != "Archive" {
-					continue
+				for _, mb := range state.Mailboxes {
+					if mb.Name != "Archive" {
+						continue
+					}
+					Expect(mb.UIDValidity).To(Equal(arch.UIDValidity))
+					for _, m := range mb.Messages {
+						Expect(byUID[m.UID]).To(Equal(m.Hash), "UID %d holds other content", m.UID)
+					}
 				}
-				Expect(mb.UIDValidity).To(Equal(arch.UIDValidity))
-				for _, m := range mb.Messages {
-					Expect(byUID[m.UID]).To(Equal(m.Hash), "UID %d holds other content", m.UID)
-				}
-			}
+			})
+
+			It("F17: shows a message marked \\Deleted by someone else the same way on every device", func() {
+				serverStore("INBOX", "m2", true, `\Deleted`)
+				w.expectConverged([]string{"Archive:", "Bin:", `INBOX: m1 m2[\Deleted] m3`}, phone, laptop)
+			})
 		})
 
-		It("F17: shows a message marked \\Deleted by someone else the same way on every device", func() {
-			serverStore("INBOX", "m2", true, `\Deleted`)
-			w.expectConverged([]string{"Archive:", "Bin:", `INBOX: m1 m2[\Deleted] m3`}, phone, laptop)
-		})
-	})
+		Context("without MOVE and UIDPLUS", func() {
+			BeforeEach(func() { setup(fakeserver.Options{Seed: 1, DisabledCaps: []string{"MOVE", "UIDPLUS"}}) })
 
-	Context("without MOVE and UIDPLUS", func() {
-		BeforeEach(func() { setup(fakeserver.Options{Seed: 1, DisabledCaps: []string{"MOVE", "UIDPLUS"}}) })
-
-		It("moves with COPY and expunges only its own message (F10)", func() {
-			serverStore("INBOX", "m3", true, `\Deleted`)
-			read(phone, "INBOX", "m1")
-			move(phone, "INBOX", "m1", "Archive")
-			del(phone, "INBOX", "m2")
-			do(phone, clients.Action{Kind: clients.ActAppend, Mailbox: "INBOX", Message: msg("d1")})
-			w.expectConverged([]string{`Archive: m1[\Seen]`, "Bin:", `INBOX: d1 m3[\Deleted]`}, phone, laptop)
+			It("moves with COPY and expunges only its own message (F10)", func() {
+				serverStore("INBOX", "m3", true, `\Deleted`)
+				read(phone, "INBOX", "m1")
+				move(phone, "INBOX", "m1", "Archive")
+				del(phone, "INBOX", "m2")
+				do(phone, clients.Action{Kind: clients.ActAppend, Mailbox: "INBOX", Message: msg("d1")})
+				w.expectConverged([]string{`Archive: m1[\Seen]`, "Bin:", `INBOX: d1 m3[\Deleted]`}, phone, laptop)
+			})
 		})
 	})
-})
+}

@@ -25,8 +25,26 @@ const (
 type world struct {
 	srv  *fakeserver.Server
 	addr string
-	// dial counts connections; tests may wrap it.
+	// dial connects to the server; tests may wrap it.
 	dial func(ctx context.Context) (net.Conn, error)
+	// store opens a device's store.
+	store func() engine.Store
+}
+
+// A storeKind is a Store implementation the engine specs run against.
+type storeKind struct {
+	name string
+	open func() engine.Store
+}
+
+var storeKinds = []storeKind{
+	{"memory", func() engine.Store { return engine.NewMemoryStore() }},
+	{"disk", func() engine.Store {
+		GinkgoHelper()
+		s, err := engine.OpenDiskStore(GinkgoT().TempDir())
+		Expect(err).NotTo(HaveOccurred())
+		return s
+	}},
 }
 
 func newWorld(opts fakeserver.Options) *world {
@@ -36,7 +54,7 @@ func newWorld(opts fakeserver.Options) *world {
 	addr, err := srv.Listen("127.0.0.1:0")
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(srv.Close)
-	w := &world{srv: srv, addr: addr.String()}
+	w := &world{srv: srv, addr: addr.String(), store: storeKinds[0].open}
 	w.dial = func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "tcp", w.addr)
@@ -51,14 +69,14 @@ func (w *world) options(store engine.Store, q engine.Quirks) engine.Options {
 	}
 }
 
-// device makes a device with a memory store.
+// device makes a device with a store from w.store.
 func (w *world) device(name string, q ...engine.Quirks) *engine.Device {
 	GinkgoHelper()
 	var quirks engine.Quirks
 	for _, x := range q {
 		quirks |= x
 	}
-	d, err := engine.NewDevice(name, w.options(engine.NewMemoryStore(), quirks))
+	d, err := engine.NewDevice(name, w.options(w.store(), quirks))
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(d.Close)
 	return d
