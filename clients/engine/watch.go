@@ -2,38 +2,21 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/syncharness/syncharness/clients"
 )
 
-// Watch syncs once, then waits on mailbox with IDLE on a connection of its own and runs a
-// round after each change the server reports, until ctx ends (then it returns nil). A
-// failed round or a dropped connection is returned as an error.
+// Watch is push mode: it keeps a second connection with mailbox selected (read-only), runs
+// a round, then waits with IDLE until the server reports a change there (new, expunged or
+// re-flagged mail) and runs a round again, until ctx ends (then it returns nil). The
+// mailbox is selected before the first round, so nothing that happens during a round is
+// missed. A failed round or a dropped connection is returned as an error.
 func (e *Engine) Watch(ctx context.Context, mailbox string) error {
-	for {
-		if _, err := e.Sync(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		if err := e.idleOnce(ctx, mailbox); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-	}
-}
-
-// idleOnce waits until the server reports a change in mailbox (or ctx ends).
-func (e *Engine) idleOnce(ctx context.Context, mailbox string) error {
 	changed := make(chan struct{}, 1)
 	signal := func() {
 		select {
@@ -52,38 +35,61 @@ func (e *Engine) idleOnce(ctx context.Context, mailbox string) error {
 				signal()
 			}
 		},
-		Fetch: func(*imapclient.FetchMessageData) { signal() },
+		Fetch: func(m *imapclient.FetchMessageData) {
+			_, _ = m.Collect()
+			signal()
+		},
 	}})
 	var st clients.SyncStats
 	cn := &conn{c: c, timeout: e.opts.CommandTimeout, stats: &st}
 	defer cn.close()
 	cn.bind(ctx)
-	if err := c.Login(e.opts.Username, e.opts.Password).Wait(); err != nil {
-		return fail("LOGIN", "", err)
-	}
-	if _, err := cn.selectBox(mailbox); err != nil {
-		return err
-	}
-	// Anything that arrived while selecting counts too: drain the signal of SELECT's EXISTS.
-	select {
-	case <-changed:
-	default:
-	}
-	idle, err := c.Idle()
+	done := cn.watch()
+	err = c.Login(e.opts.Username, e.opts.Password).Wait()
+	done()
 	if err != nil {
-		return fail("IDLE", mailbox, err)
+		return e.watchErr(ctx, fail("LOGIN", "", err))
 	}
-	select {
-	case <-changed:
-	case <-ctx.Done():
-	case <-c.Closed():
-		return fail("IDLE", mailbox, fmt.Errorf("connection lost"))
+	done = cn.watch()
+	_, err = c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
+	done()
+	if err != nil {
+		return e.watchErr(ctx, fail("EXAMINE", mailbox, err))
 	}
-	if err := idle.Close(); err != nil && ctx.Err() == nil {
-		return fail("IDLE", mailbox, err)
+	for {
+		select {
+		case <-changed:
+		default:
+		}
+		if _, err := e.Sync(ctx); err != nil {
+			return e.watchErr(ctx, err)
+		}
+		idle, err := c.Idle()
+		if err != nil {
+			return e.watchErr(ctx, fail("IDLE", mailbox, err))
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+		case <-c.Closed():
+		}
+		cerr := idle.Close()
+		werr := idle.Wait()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err := errors.Join(cerr, werr); err != nil {
+			return fail("IDLE", mailbox, err)
+		}
+		if cn.closed() {
+			return fail("IDLE", mailbox, errors.New("connection lost"))
+		}
 	}
-	if err := idle.Wait(); err != nil && ctx.Err() == nil {
-		return fail("IDLE", mailbox, err)
+}
+
+func (e *Engine) watchErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
 	}
-	return nil
+	return err
 }
