@@ -1,9 +1,11 @@
 // Package proxy is the in-process IMAP fault proxy that sits between every simulated device
-// and the server. It speaks IMAP at the line level in both directions, forwards bytes exactly
-// as received (except capabilities it is told to mask), and injects network faults: latency,
-// dropped connections, a device going offline, and a cut after a number of commands. It keeps
-// a transcript per device with credentials redacted, and can hold each command at a Gate so
-// that concurrent devices interleave in a reproducible order.
+// and the server. It speaks IMAP at the line level in both directions (literals, IDLE,
+// AUTHENTICATE, STARTTLS and COMPRESS included), forwards bytes exactly as received, and
+// injects network faults: latency, dropped connections, a device going offline, and a cut
+// after a number of commands. It can hide capabilities (MaskCaps), answering commands of a
+// hidden extension itself as a server without it would. It keeps a transcript per device
+// with credentials redacted, and can hold each command at a Gate so that concurrent devices
+// interleave in a reproducible order.
 //
 // Because it works on the wire, the same faults apply to the in-process fake server and to
 // any third-party IMAP server.
@@ -19,11 +21,12 @@ import (
 	"time"
 )
 
-// ErrOffline is returned (wrapped) by Dial while the proxy is offline.
-var ErrOffline = errors.New("proxy: device is offline")
+// ErrOffline is returned (wrapped, with the device's name) by Dial while the device is
+// offline.
+var ErrOffline = errors.New("the device is offline")
 
-// ErrClosed is returned (wrapped) by Dial after Close.
-var ErrClosed = errors.New("proxy: closed")
+// ErrClosed is returned (wrapped, with the device's name) by Dial after Close.
+var ErrClosed = errors.New("the proxy is closed")
 
 // Options configure a Proxy.
 type Options struct {
@@ -186,19 +189,24 @@ func (p *Proxy) Cut() <-chan struct{} {
 }
 
 // Commands returns the number of client commands forwarded so far, over all connections.
-// Literal data, continuation lines, DONE and AUTHENTICATE exchange lines are not commands.
+// Literal data, continuation lines, DONE and AUTHENTICATE exchange lines are not commands;
+// commands the proxy answered itself (see MaskCaps) or cut are not counted.
 func (p *Proxy) Commands() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.commands
 }
 
-// MaskCaps hides capabilities from the client: they are removed from `* CAPABILITY` and
-// `* ENABLED` responses and from `[CAPABILITY …]` response codes (greeting, LOGIN,
-// AUTHENTICATE), compared case-insensitively. Masking CONDSTORE also masks QRESYNC. Each call
-// replaces the previous set; MaskCaps() with no argument masks nothing. It affects responses
-// forwarded after the call, on open connections too. Commands using a masked extension are
-// still forwarded.
+// MaskCaps hides capabilities from the client, as if the server lacked them: they are
+// removed from `* CAPABILITY` and `* ENABLED` responses and from `[CAPABILITY …]` response
+// codes (greeting, LOGIN, AUTHENTICATE), compared case-insensitively; masking CONDSTORE also
+// masks QRESYNC. Masking UIDPLUS also removes `[APPENDUID …]` and `[COPYUID …]` codes.
+// Commands that exist only with a masked extension (MOVE and UID MOVE for MOVE, UID EXPUNGE
+// for UIDPLUS, IDLE, NAMESPACE, UNSELECT, ENABLE, ID, STARTTLS, COMPRESS) are answered
+// `BAD` by the proxy and never reach the server; they pass the Gate but are not counted by
+// Commands or CutAfter. Command arguments of an extension (CONDSTORE's CHANGEDSINCE, ESEARCH's
+// RETURN) are still forwarded. Each call replaces the previous set; MaskCaps() with no
+// argument masks nothing. It takes effect at once, on open connections too.
 func (p *Proxy) MaskCaps(caps ...string) {
 	m := newCapMask(caps)
 	p.mask.Store(&m)
