@@ -143,6 +143,21 @@ func isNo(err error, codes ...imap.ResponseCode) bool {
 	return false
 }
 
+// isGone reports whether err is a NO saying the mailbox does not exist (NONEXISTENT or
+// TRYCREATE): a fact about the server, not a transient failure.
+// A NO without a response code counts too: only a coded refusal (UNAVAILABLE, INUSE...)
+// is taken as transient.
+func isGone(err error) bool {
+	return isNo(err, imap.ResponseCodeNonExistent, imap.ResponseCodeTryCreate, "")
+}
+
+// isFinal reports whether a NO to a mailbox command states a fact that retrying cannot
+// change (the mailbox is missing or exists already, or the server will never allow it).
+func isFinal(err error) bool {
+	return isNo(err, imap.ResponseCodeNonExistent, imap.ResponseCodeTryCreate, imap.ResponseCodeAlreadyExists,
+		imap.ResponseCodeCannot, imap.ResponseCodeNoPerm, "")
+}
+
 // isProtocolRefusal reports whether err is a NO or BAD: the server refused the command, the
 // connection is still fine.
 func isProtocolRefusal(err error) bool {

@@ -54,7 +54,7 @@ func (r *round) pushCreate(en JournalEntry) error {
 
 func (r *round) pushRename(en JournalEntry) error {
 	err := r.cn.simple("RENAME", en.Mailbox, true, r.cn.c.Rename(en.Mailbox, en.Dest, nil))
-	if err != nil && !isNo(err) {
+	if err != nil && !isFinal(err) {
 		return err
 	}
 	if err != nil {
@@ -68,7 +68,7 @@ func (r *round) pushRename(en JournalEntry) error {
 
 func (r *round) pushDelete(en JournalEntry) error {
 	err := r.cn.simple("DELETE", en.Mailbox, true, r.cn.c.Delete(en.Mailbox))
-	if err != nil && !isNo(err) {
+	if err != nil && !isFinal(err) {
 		return err
 	}
 	return r.update(func(tx Tx) error {

@@ -84,8 +84,8 @@ func (r *round) selectForPush(mailbox string) (*imap.SelectData, error) {
 		return nil, errSkip
 	}
 	data, err := r.cn.selectBox(mailbox)
-	if isNo(err) {
-		r.e.log.Info("mailbox not selectable; its changes wait", "mailbox", mailbox, "err", err)
+	if isGone(err) {
+		r.e.log.Info("mailbox gone from the server; its changes wait for reconciliation", "mailbox", mailbox, "err", err)
 		return nil, errSkip
 	}
 	if err != nil {
@@ -283,7 +283,7 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 		return nil
 	}
 	st, err := r.cn.status(dest)
-	if isNo(err) {
+	if isGone(err) {
 		return nil
 	}
 	if err != nil {
@@ -309,7 +309,7 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 	var validity uint32
 	if r.cn.has(imap.CapMove) {
 		data, err := r.cn.move(mailbox, set, dest)
-		if isNo(err) {
+		if isGone(err) {
 			return r.dropMoves(todo, err)
 		}
 		if err != nil {
@@ -323,7 +323,7 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 		}
 	} else {
 		data, err := r.cn.copy(mailbox, set, dest)
-		if isNo(err) {
+		if isGone(err) {
 			return r.dropMoves(todo, err)
 		}
 		if err != nil {
@@ -494,7 +494,7 @@ func (r *round) pushAppends(mailbox string, entries []JournalEntry) error {
 		return nil
 	}
 	st, err := r.cn.status(mailbox)
-	if isNo(err) {
+	if isGone(err) {
 		return nil
 	}
 	if err != nil {

@@ -128,7 +128,7 @@ func (p *scanPlan) idle() bool {
 func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 	name := mb.Name
 	data, err := r.cn.reselect(name)
-	if isNo(err) {
+	if isGone(err) {
 		r.e.log.Info("mailbox not selectable; skipped this round", "mailbox", name, "err", err)
 		return nil, nil
 	}
