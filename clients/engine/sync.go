@@ -142,5 +142,11 @@ func (r *round) pushAgain() error {
 	if err != nil || len(j) == 0 {
 		return err
 	}
-	return r.pushMessages()
+	if err := r.pushMailboxOps(false); err != nil {
+		return err
+	}
+	if err := r.pushMessages(); err != nil {
+		return err
+	}
+	return r.pushMailboxOps(true)
 }

@@ -1,0 +1,48 @@
+package engine_test
+
+import (
+	. "github.com/onsi/ginkgo/v2"
+
+	"github.com/syncharness/syncharness/clients"
+	"github.com/syncharness/syncharness/fakeserver"
+)
+
+var _ = Describe("mailbox changes", func() {
+	var w *world
+	var phone, laptop clients.Device
+	BeforeEach(func() {
+		w = newWorld(fakeserver.Options{Seed: 1})
+		w.create("Archive")
+		w.deliver("INBOX", "m1", "m2")
+		w.deliver("Archive", "a1")
+		phone, laptop = w.device("phone"), w.device("laptop")
+		settle(phone, laptop)
+	})
+
+	It("creates a mailbox and fills it offline, then everywhere", func() {
+		do(phone, clients.Action{Kind: clients.ActCreateMailbox, Mailbox: "Projects"})
+		do(phone, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m1"}, Dest: "Projects"})
+		do(phone, clients.Action{Kind: clients.ActAppend, Mailbox: "Projects", Message: msg("p1")})
+		w.expectConverged([]string{"Archive: a1", "INBOX: m2", "Projects: m1 p1"}, phone, laptop)
+	})
+
+	It("renames a mailbox with its messages, even after moving mail into it", func() {
+		do(phone, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m1"}, Dest: "Archive"})
+		do(phone, clients.Action{Kind: clients.ActRenameMailbox, Mailbox: "Archive", Dest: "2025"})
+		do(phone, clients.Action{Kind: clients.ActRead, Mailbox: "2025", Labels: []string{"a1"}})
+		w.expectConverged([]string{`2025: a1[\Seen] m1`, "INBOX: m2"}, phone, laptop)
+	})
+
+	It("removes a mailbox after moving a message out of it", func() {
+		do(phone, clients.Action{Kind: clients.ActMove, Mailbox: "Archive", Labels: []string{"a1"}, Dest: "INBOX"})
+		do(phone, clients.Action{Kind: clients.ActDeleteMailbox, Mailbox: "Archive"})
+		w.expectConverged([]string{"INBOX: a1 m1 m2"}, phone, laptop)
+	})
+
+	It("recreates a mailbox deleted elsewhere when it holds mail never uploaded", func() {
+		do(phone, clients.Action{Kind: clients.ActAppend, Mailbox: "Archive", Message: msg("d1")})
+		do(laptop, clients.Action{Kind: clients.ActDeleteMailbox, Mailbox: "Archive"})
+		syncOK(laptop)
+		w.expectConverged([]string{"Archive: d1", "INBOX: m1 m2"}, phone, laptop)
+	})
+})
