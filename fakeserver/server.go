@@ -38,6 +38,7 @@ type Server struct {
 	latency  atomic.Int64 // time.Duration added before every response
 	sessions sync.WaitGroup
 	serving  sync.WaitGroup
+	byes     sync.WaitGroup // goroutines writing BYE to evicted sessions
 
 	mu          sync.Mutex
 	users       map[string]*user
@@ -211,6 +212,7 @@ func (s *Server) Close() error {
 		c.Close()
 	}
 	s.serving.Wait()
+	s.byes.Wait()
 	s.sessions.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("fakeserver: close: %w", err)

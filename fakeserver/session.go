@@ -90,7 +90,9 @@ func (s *session) markGone(reason string) {
 // bye disconnects sessions with an untagged BYE, in the background.
 func (srv *Server) bye(sessions []*session, text string) {
 	for _, s := range sessions {
+		srv.byes.Add(1)
 		go func() {
+			defer srv.byes.Done()
 			if err := s.conn.Bye(text); err != nil {
 				srv.logger.Debug("fakeserver: bye", "session", s.id, "err", err)
 			}
