@@ -261,6 +261,12 @@ var _ = Describe("faults", func() {
 			Expect(srv.Apply(fakeserver.SetCaps{Disable: []string{"CONDSTORE"}})).To(MatchError(ContainSubstring(`unknown capability "CONDSTORE"`)))
 		})
 
+		It("refuse to serve with an unknown capability in the options", func() {
+			bad := fakeserver.New(fakeserver.Options{DisabledCaps: []string{"FROB"}})
+			_, err := bad.Listen("127.0.0.1:0")
+			Expect(err).To(MatchError(ContainSubstring(`Options.DisabledCaps: fakeserver: caps: unknown capability "FROB"`)))
+		})
+
 		It("can start disabled", func() {
 			_, addr2 := startServer(fakeserver.Options{DisabledCaps: []string{"UIDPLUS"}})
 			Expect(caps(login(addr2))).NotTo(ContainElement("UIDPLUS"))

@@ -12,7 +12,7 @@ type Event struct {
 	Dest        string   // the destination of a move or copy, the new name of a rename
 	UIDs        []uint32 // the UIDs affected in Mailbox
 	DestUIDs    []uint32 // the UIDs the messages got in Dest, in the order of UIDs
-	Flags       []string // the flags stored or delivered
+	Flags       []string // the flags stored or delivered; the SPECIAL-USE attributes of a created mailbox
 	UIDValidity uint32   // the UIDVALIDITY of Mailbox after the change
 	Detail      string   // anything else, in words
 }

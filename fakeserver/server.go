@@ -48,6 +48,7 @@ type Server struct {
 	listeners   map[net.Listener]struct{}
 	addr        net.Addr
 	closed      bool
+	initErr     error             // a bad Options value, reported by Listen and Serve
 	caps        map[imap.Cap]bool // switchable capabilities and whether they are on
 	capsGen     uint64
 	fails       []*failRule
@@ -60,8 +61,8 @@ type Server struct {
 	history []Event
 }
 
-// New returns a server with no users. It panics on an unknown name in opts.DisabledCaps,
-// a programming error.
+// New returns a server with no users. An unknown name in opts.DisabledCaps makes Listen
+// and Serve fail with an error that names it.
 func New(opts Options) *Server {
 	s := &Server{
 		opts:      opts,
@@ -87,7 +88,7 @@ func New(opts Options) *Server {
 		s.caps[c] = true
 	}
 	if err := s.setCaps(opts.DisabledCaps, nil); err != nil {
-		panic(err)
+		s.initErr = fmt.Errorf("fakeserver: Options.DisabledCaps: %w", err)
 	}
 	return s
 }
@@ -126,6 +127,9 @@ func (s *Server) lookupUser(name string) (*user, error) {
 
 // Listen listens on addr (such as "127.0.0.1:0") and serves in the background until Close.
 func (s *Server) Listen(addr string) (net.Addr, error) {
+	if s.initErr != nil {
+		return nil, s.initErr
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
@@ -154,6 +158,9 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 func (s *Server) addListener(ln net.Listener) error {
+	if s.initErr != nil {
+		return s.initErr
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
