@@ -16,6 +16,7 @@ const (
 	RunFile      = "run.json"     // the run (WriteJSON); ReadDir reads it back
 	JUnitFile    = "junit.xml"    // the run as JUnit XML (WriteJUnit)
 	SummaryFile  = "summary.txt"  // the run as text without colour (WriteText)
+	HTMLFile     = "report.html"  // the run as one self-contained page (WriteHTML)
 	FailureFile  = "failure.txt"  // in a scenario directory: the scenario in full, with steps
 	ScenarioFile = "scenario.scn" // in a scenario directory: the scenario source, when known
 )
@@ -33,6 +34,7 @@ type Artifacts struct {
 //	DIR/run.json                  the run, for "syncharness report DIR" and other tools
 //	DIR/junit.xml                 for CI systems
 //	DIR/summary.txt               what the terminal showed, without colour
+//	DIR/report.html               the run as one self-contained page, for a browser
 //	DIR/NAME/failure.txt          per failed or errored scenario: everything, steps included
 //	DIR/NAME/scenario.scn         its source, when the run has it
 //	DIR/NAME/<artifact files>     a.Files[scenario name]
@@ -67,7 +69,7 @@ func WriteDir(dir string, r *Run, a Artifacts) error {
 		return fmt.Errorf("reports: write dir: %w", err)
 	}
 
-	var runJSON, junit, summary bytes.Buffer
+	var runJSON, junit, summary, page bytes.Buffer
 	if err := WriteJSON(&runJSON, r); err != nil {
 		return fmt.Errorf("reports: write dir: %w", err)
 	}
@@ -77,7 +79,10 @@ func WriteDir(dir string, r *Run, a Artifacts) error {
 	if err := WriteText(&summary, r, TextOptions{}); err != nil {
 		return fmt.Errorf("reports: write dir: %w", err)
 	}
-	for file, b := range map[string][]byte{RunFile: runJSON.Bytes(), JUnitFile: junit.Bytes(), SummaryFile: summary.Bytes()} {
+	if err := WriteHTML(&page, r); err != nil {
+		return fmt.Errorf("reports: write dir: %w", err)
+	}
+	for file, b := range map[string][]byte{RunFile: runJSON.Bytes(), JUnitFile: junit.Bytes(), SummaryFile: summary.Bytes(), HTMLFile: page.Bytes()} {
 		if err := writeFile(filepath.Join(dir, file), b); err != nil {
 			return fmt.Errorf("reports: write dir: %w", err)
 		}

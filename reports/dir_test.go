@@ -56,7 +56,7 @@ var _ = Describe("The report directory", func() {
 	It("keeps the run, JUnit, the summary and everything about each failed or errored scenario", func() {
 		Expect(reports.WriteDir(dir, sampleRun(), artifacts)).To(Succeed())
 		Expect(tree(dir)).To(ConsistOf(
-			"run.json", "junit.xml", "summary.txt",
+			"run.json", "junit.xml", "summary.txt", "report.html",
 			"move_concurrent_two_folders/failure.txt",
 			"move_concurrent_two_folders/scenario.scn",
 			"move_concurrent_two_folders/transcript-phone.txt",
@@ -86,7 +86,7 @@ var _ = Describe("The report directory", func() {
 		fixed.Scenarios[1].Status = reports.Passed
 		fixed.Scenarios[1].Failures = nil
 		Expect(reports.WriteDir(dir, fixed, reports.Artifacts{})).To(Succeed())
-		Expect(tree(dir)).To(ConsistOf("run.json", "junit.xml", "summary.txt", "notes.txt", "crash_after_append/failure.txt"))
+		Expect(tree(dir)).To(ConsistOf("run.json", "junit.xml", "summary.txt", "report.html", "notes.txt", "crash_after_append/failure.txt"))
 		Expect(filepath.Join(dir, "mine")).To(BeADirectory())
 	})
 
@@ -112,7 +112,7 @@ var _ = Describe("The report directory", func() {
 		r.Scenarios = append(r.Scenarios, &reports.Scenario{Name: "..", Status: reports.Errored})
 		Expect(reports.WriteDir(dir, r, reports.Artifacts{})).To(Succeed())
 		Expect(tree(dir)).To(ConsistOf(
-			"run.json", "junit.xml", "summary.txt",
+			"run.json", "junit.xml", "summary.txt", "report.html",
 			"move_concurrent_two_folders/failure.txt", "move_concurrent_two_folders/scenario.scn",
 			"move_concurrent_two_folders-2/failure.txt", "move_concurrent_two_folders-2/scenario.scn",
 			".._.._etc_passwd/failure.txt",

@@ -51,6 +51,58 @@ type jsonScenario struct {
 	Reproduce   string           `json:"reproduce,omitempty"`
 	Transcript  []jsonTranscript `json:"transcript"`
 	Source      string           `json:"source,omitempty"`
+	// The timeline fields are left out when the runner did not record them.
+	Timeline   []jsonEvent     `json:"timeline,omitempty"`
+	DivergedAt int             `json:"diverged_at,omitempty"`
+	States     []jsonSnapshot  `json:"states,omitempty"`
+	FinalState *jsonStateTable `json:"final_state,omitempty"`
+}
+
+type jsonEvent struct {
+	TimeMS          millis           `json:"time_ms"`
+	DurationMS      millis           `json:"duration_ms"`
+	Lane            string           `json:"lane"`
+	Kind            EventKind        `json:"kind"`
+	Line            int              `json:"line,omitempty"`
+	Text            string           `json:"text"`
+	Error           string           `json:"error,omitempty"`
+	Commands        []jsonTranscript `json:"commands"`
+	CommandsOmitted int              `json:"commands_omitted,omitempty"`
+}
+
+type jsonSnapshot struct {
+	Line  int             `json:"line,omitempty"`
+	Step  string          `json:"step"`
+	Lanes []jsonLaneState `json:"lanes"`
+}
+
+type jsonLaneState struct {
+	Lane     string             `json:"lane"`
+	Messages []jsonMessageState `json:"messages"`
+}
+
+type jsonMessageState struct {
+	Mailbox string   `json:"mailbox"`
+	Label   string   `json:"label"`
+	Flags   []string `json:"flags"`
+}
+
+type jsonStateTable struct {
+	Lanes []string       `json:"lanes"`
+	Rows  []jsonStateRow `json:"rows"`
+}
+
+type jsonStateRow struct {
+	Mailbox  string          `json:"mailbox"`
+	Label    string          `json:"label"`
+	Expected *jsonStateCell  `json:"expected,omitempty"`
+	Cells    []jsonStateCell `json:"cells"`
+}
+
+type jsonStateCell struct {
+	Present   bool     `json:"present"`
+	Flags     []string `json:"flags"`
+	Divergent bool     `json:"divergent"`
 }
 
 type jsonStep struct {
@@ -218,9 +270,62 @@ func toJSONScenario(s *Scenario) *jsonScenario {
 		js.Failures = append(js.Failures, jf)
 	}
 	for _, t := range s.Transcript {
-		js.Transcript = append(js.Transcript, jsonTranscript{Device: t.Device, TimeMS: millis(t.Time), Dir: t.Dir, Text: t.Text})
+		js.Transcript = append(js.Transcript, toJSONTranscript(t))
+	}
+	js.DivergedAt = s.DivergedAt
+	for _, e := range s.Timeline {
+		je := jsonEvent{
+			TimeMS: millis(e.Time), DurationMS: millis(e.Duration), Lane: e.Lane, Kind: e.Kind, Line: e.Line,
+			Text: e.Text, Error: e.Error, Commands: make([]jsonTranscript, 0, len(e.Commands)), CommandsOmitted: e.CommandsOmitted,
+		}
+		for _, t := range e.Commands {
+			je.Commands = append(je.Commands, toJSONTranscript(t))
+		}
+		js.Timeline = append(js.Timeline, je)
+	}
+	for _, st := range s.States {
+		jst := jsonSnapshot{Line: st.Line, Step: st.Step, Lanes: make([]jsonLaneState, 0, len(st.Lanes))}
+		for _, l := range st.Lanes {
+			jl := jsonLaneState{Lane: l.Lane, Messages: make([]jsonMessageState, 0, len(l.Messages))}
+			for _, m := range l.Messages {
+				jl.Messages = append(jl.Messages, jsonMessageState{Mailbox: m.Mailbox, Label: m.Label, Flags: strs(m.Flags)})
+			}
+			jst.Lanes = append(jst.Lanes, jl)
+		}
+		js.States = append(js.States, jst)
+	}
+	if t := s.FinalState; t != nil {
+		jt := &jsonStateTable{Lanes: strs(t.Lanes), Rows: make([]jsonStateRow, 0, len(t.Rows))}
+		for _, row := range t.Rows {
+			jr := jsonStateRow{Mailbox: row.Mailbox, Label: row.Label, Cells: make([]jsonStateCell, 0, len(row.Cells))}
+			if row.Expected != nil {
+				c := toJSONStateCell(*row.Expected)
+				jr.Expected = &c
+			}
+			for _, c := range row.Cells {
+				jr.Cells = append(jr.Cells, toJSONStateCell(c))
+			}
+			jt.Rows = append(jt.Rows, jr)
+		}
+		js.FinalState = jt
 	}
 	return js
+}
+
+func toJSONTranscript(t TranscriptLine) jsonTranscript {
+	return jsonTranscript{Device: t.Device, TimeMS: millis(t.Time), Dir: t.Dir, Text: t.Text}
+}
+
+func fromJSONTranscript(t jsonTranscript) TranscriptLine {
+	return TranscriptLine{Device: t.Device, Time: time.Duration(t.TimeMS), Dir: t.Dir, Text: t.Text}
+}
+
+func toJSONStateCell(c StateCell) jsonStateCell {
+	return jsonStateCell{Present: c.Present, Flags: strs(c.Flags), Divergent: c.Divergent}
+}
+
+func fromJSONStateCell(c jsonStateCell) StateCell {
+	return StateCell{Present: c.Present, Flags: nilIfEmpty(c.Flags), Divergent: c.Divergent}
 }
 
 // strs returns s, or an empty non-nil slice so that JSON has [] instead of null.
@@ -305,7 +410,44 @@ func fromJSONScenario(js *jsonScenario) *Scenario {
 		s.Failures = append(s.Failures, f)
 	}
 	for _, t := range js.Transcript {
-		s.Transcript = append(s.Transcript, TranscriptLine{Device: t.Device, Time: time.Duration(t.TimeMS), Dir: t.Dir, Text: t.Text})
+		s.Transcript = append(s.Transcript, fromJSONTranscript(t))
+	}
+	s.DivergedAt = js.DivergedAt
+	for _, je := range js.Timeline {
+		e := TimelineEvent{
+			Time: time.Duration(je.TimeMS), Duration: time.Duration(je.DurationMS), Lane: je.Lane, Kind: je.Kind,
+			Line: je.Line, Text: je.Text, Error: je.Error, CommandsOmitted: je.CommandsOmitted,
+		}
+		for _, t := range je.Commands {
+			e.Commands = append(e.Commands, fromJSONTranscript(t))
+		}
+		s.Timeline = append(s.Timeline, e)
+	}
+	for _, jst := range js.States {
+		st := StateSnapshot{Line: jst.Line, Step: jst.Step}
+		for _, jl := range jst.Lanes {
+			l := LaneState{Lane: jl.Lane}
+			for _, m := range jl.Messages {
+				l.Messages = append(l.Messages, MessageState{Mailbox: m.Mailbox, Label: m.Label, Flags: nilIfEmpty(m.Flags)})
+			}
+			st.Lanes = append(st.Lanes, l)
+		}
+		s.States = append(s.States, st)
+	}
+	if jt := js.FinalState; jt != nil {
+		t := &StateTable{Lanes: nilIfEmpty(jt.Lanes)}
+		for _, jr := range jt.Rows {
+			row := StateTableRow{Mailbox: jr.Mailbox, Label: jr.Label}
+			if jr.Expected != nil {
+				c := fromJSONStateCell(*jr.Expected)
+				row.Expected = &c
+			}
+			for _, c := range jr.Cells {
+				row.Cells = append(row.Cells, fromJSONStateCell(c))
+			}
+			t.Rows = append(t.Rows, row)
+		}
+		s.FinalState = t
 	}
 	return s
 }

@@ -75,6 +75,109 @@ type Scenario struct {
 	Reproduce  string           // one command line that reproduces the scenario (file, seed)
 	Transcript []TranscriptLine // the IMAP exchange around the first divergence
 	Source     string           // the scenario source (txtar), for later rendering
+
+	// The story of the scenario, for the HTML report's timeline. All optional: a scenario
+	// without them still renders, with its steps, failures, tables and source.
+
+	// Timeline is everything that happened, per lane, in time order: the steps, each sync
+	// round with its IMAP commands, the faults and the checks.
+	Timeline []TimelineEvent
+	// DivergedAt is the scenario line of the first step after which the states diverged
+	// (from each other or from the expected state); 0 when unknown.
+	DivergedAt int
+	// States holds each lane's state after each step, in step order.
+	States []StateSnapshot
+	// FinalState is the state of every lane after the devices settled, with the divergent
+	// cells marked; nil when not recorded.
+	FinalState *StateTable
+}
+
+// ServerLane is the lane of the server in a timeline and in state tables; every other lane
+// is a device name.
+const ServerLane = "server"
+
+// EventKind says what a timeline event is.
+type EventKind string
+
+// The kinds of timeline events.
+const (
+	// EventStep: a scenario step that ran on a lane (a local action, a server change).
+	EventStep EventKind = "step"
+	// EventSync: one sync round of a device, with the IMAP commands it sent.
+	EventSync EventKind = "sync"
+	// EventFault: an injected fault: a UIDVALIDITY reset, a dropped connection, a crash,
+	// a device going offline or online, an interrupted command.
+	EventFault EventKind = "fault"
+	// EventExpect: a check, an expect line or an invariant checked at the end.
+	EventExpect EventKind = "expect"
+)
+
+// TimelineEvent is one mark on a scenario's timeline.
+type TimelineEvent struct {
+	Time     time.Duration // since the scenario started
+	Duration time.Duration // how long it took; 0 for an instant (most faults)
+	Lane     string        // ServerLane or a device name
+	Kind     EventKind
+	Line     int    // scenario line, 0 for what the harness does itself (settle rounds)
+	Text     string // what happened, e.g. "phone sync" or "UIDVALIDITY reset of INBOX"
+	Error    string // the error it returned or the check's complaint, if any
+	// Commands is the IMAP exchange of a sync round (Kind EventSync), credentials redacted;
+	// the runner may cap it, counting the lines it left out in CommandsOmitted.
+	Commands        []TranscriptLine
+	CommandsOmitted int
+}
+
+// StateSnapshot is the state of every lane after one step.
+type StateSnapshot struct {
+	Line  int         // the step's scenario line, 0 for steps the harness adds
+	Step  string      // the step's text, e.g. "phone sync"
+	Lanes []LaneState // in lane order: the devices, then the server
+}
+
+// LaneState is what one lane holds: a row per message.
+type LaneState struct {
+	Lane     string
+	Messages []MessageState // sorted by mailbox, then label
+}
+
+// MessageState is one message in one mailbox of a lane.
+type MessageState struct {
+	Mailbox string
+	Label   string   // the message label, e.g. "m1"
+	Flags   []string // e.g. \Seen, sorted; empty for none
+}
+
+// StateTable is the state of every lane side by side: a row per mailbox and label, a cell per
+// lane. It is the final state diff of a failed scenario.
+type StateTable struct {
+	Lanes []string        // the columns: the devices, then the server
+	Rows  []StateTableRow // sorted by mailbox, then label
+}
+
+// StateTableRow is one message label in one mailbox across lanes.
+type StateTableRow struct {
+	Mailbox string
+	Label   string
+	// Expected is what the model of the scenario expects, nil when it has no expectation.
+	Expected *StateCell
+	Cells    []StateCell // one per column of StateTable.Lanes
+}
+
+// StateCell is what one lane holds for one row.
+type StateCell struct {
+	Present   bool     // the message is in the mailbox; false shows as "absent"
+	Flags     []string // its flags when present
+	Divergent bool     // this cell differs from the expected state, or from the others
+}
+
+// Divergent reports whether any cell of the row is marked divergent.
+func (r StateTableRow) Divergent() bool {
+	for _, c := range r.Cells {
+		if c.Divergent {
+			return true
+		}
+	}
+	return false
 }
 
 // Step is one executed step of a scenario: a line of the script, or a step the harness adds
@@ -183,9 +286,36 @@ func (s *Scenario) validate() error {
 		}
 	}
 	for _, t := range s.Transcript {
-		if t.Dir != "C" && t.Dir != "S" {
-			return fmt.Errorf("transcript line %q: direction %q is neither \"C\" nor \"S\"", t.Text, t.Dir)
+		if err := t.validate(); err != nil {
+			return err
 		}
+	}
+	for _, e := range s.Timeline {
+		if e.Time < 0 || e.Duration < 0 {
+			return fmt.Errorf("timeline event %q: negative time", e.Text)
+		}
+		if e.CommandsOmitted < 0 {
+			return fmt.Errorf("timeline event %q: negative count of omitted commands", e.Text)
+		}
+		for _, t := range e.Commands {
+			if err := t.validate(); err != nil {
+				return fmt.Errorf("timeline event %q: %w", e.Text, err)
+			}
+		}
+	}
+	if t := s.FinalState; t != nil {
+		for _, row := range t.Rows {
+			if len(row.Cells) > len(t.Lanes) {
+				return fmt.Errorf("final state row %s %s: %d cells for %d lanes", row.Mailbox, row.Label, len(row.Cells), len(t.Lanes))
+			}
+		}
+	}
+	return nil
+}
+
+func (t TranscriptLine) validate() error {
+	if t.Dir != "C" && t.Dir != "S" {
+		return fmt.Errorf("transcript line %q: direction %q is neither \"C\" nor \"S\"", t.Text, t.Dir)
 	}
 	return nil
 }
