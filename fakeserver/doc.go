@@ -57,7 +57,8 @@
 // UIDVALIDITY change receive an untagged BYE and are disconnected: go-imap cannot push a
 // new UIDVALIDITY or a mailbox name change to a selected session. A session that deletes
 // its own selected mailbox stays connected and gets NO [NONEXISTENT] until it selects
-// another one.
+// another one; one that renames it stays on it under the new name. RENAME INBOX keeps
+// INBOX, so sessions on INBOX are told about the moved messages with EXPUNGEs.
 //
 // # Limits
 //
