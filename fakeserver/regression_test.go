@@ -147,6 +147,19 @@ var _ = Describe("where imapmemserver is wrong", func() {
 		Expect(c.ok(`FETCH 2 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])`)).To(ConsistOf(ContainSubstring("Subject: m2")))
 	})
 
+	It("tells sessions on INBOX about RENAME INBOX with EXPUNGEs and keeps the renamer on its mailbox", func() {
+		watcher := login(addr)
+		watcher.ok("SELECT INBOX")
+		c := login(addr)
+		c.ok("SELECT Archive")
+		c.ok("RENAME INBOX Old")
+		Expect(watcher.ok("NOOP")).To(Equal([]string{"* 1 EXPUNGE", "* 1 EXPUNGE", "* 1 EXPUNGE"}))
+		c.ok("RENAME Archive Older")
+		deliver(srv, "Older", "n1")
+		Expect(c.ok("NOOP")).To(Equal([]string{"* 1 EXISTS"}))
+		Expect(c.ok("UID FETCH 1 (UID)")).To(Equal([]string{"* 1 FETCH (UID 1)"}))
+	})
+
 	It("renames a mailbox's children with it", func() {
 		Expect(srv.Apply(fakeserver.CreateMailbox{User: "alice", Mailbox: "Archive/2024/Q1"})).To(Succeed())
 		c := login(addr)
