@@ -15,38 +15,8 @@ import (
 )
 
 func TestCLI(t *testing.T) {
-	// Ginkgo runs one suite per package. While another *_test.go file of this package
-	// also calls RunSpecs, that one runs every spec, these included, and this one steps
-	// aside instead of failing the package with "Rerunning Suite".
-	if other, err := otherSuiteFile(); err != nil {
-		t.Fatal(err)
-	} else if other != "" {
-		t.Skipf("%s runs this package's Ginkgo suite, the CLI specs included", other)
-	}
 	RegisterFailHandler(Fail)
 	RunSpecs(t, "syncharness CLI")
-}
-
-// otherSuiteFile returns the name of another test file of this package that calls
-// RunSpecs, or "".
-func otherSuiteFile() (string, error) {
-	files, err := filepath.Glob("*_test.go")
-	if err != nil {
-		return "", err
-	}
-	for _, f := range files {
-		if f == "cli_suite_test.go" {
-			continue
-		}
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return "", err
-		}
-		if bytes.Contains(data, []byte("\tRunSpecs(")) {
-			return f, nil
-		}
-	}
-	return "", nil
 }
 
 // cliResult is what one run of the command line printed and its exit code.
