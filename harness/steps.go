@@ -176,18 +176,25 @@ func (r *runner) dispatch(ctx context.Context, st *scenarios.Step, group int) er
 	return fatal(fmt.Errorf("the harness does not know the command %q", st.Verb))
 }
 
-func (r *runner) nextMessage(label string, noID bool, size int) []byte {
+// messageEpoch dates the messages a scenario makes: a fixed time, so that a seed
+// reproduces a run byte for byte.
+var messageEpoch = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// nextMessage makes the raw message for label, and its date.
+func (r *runner) nextMessage(label string, noID bool, size int) ([]byte, time.Time) {
 	r.mu.Lock()
 	r.msgIndex++
 	idx := r.msgIndex
 	r.mu.Unlock()
-	return clients.MakeMessage(clients.MessageSpec{Label: label, Run: r.runID, NoMessageID: noID, Size: size, Seed: r.seed + idx})
+	date := messageEpoch.Add(time.Duration(idx) * time.Minute)
+	return clients.MakeMessage(clients.MessageSpec{Label: label, Run: r.runID, NoMessageID: noID, Size: size, Seed: r.seed + idx, Date: date}), date
 }
 
 func (r *runner) deliverOp(st *scenarios.Step) (ServerOp, error) {
 	op := ServerOp{Kind: "deliver", Mailbox: st.Mailbox}
 	for _, label := range st.Labels {
 		var body []byte
+		date := messageEpoch
 		if st.File != "" {
 			b, ok := r.scn.Files[st.File]
 			if !ok {
@@ -199,9 +206,9 @@ func (r *runner) deliverOp(st *scenarios.Step) (ServerOp, error) {
 			if v, ok := st.Options["size"]; ok {
 				size, _ = strconv.Atoi(v)
 			}
-			body = r.nextMessage(label, st.NoMessageID, size)
+			body, date = r.nextMessage(label, st.NoMessageID, size)
 		}
-		op.Messages = append(op.Messages, ServerMessage{Label: label, Body: body, Flags: st.Flags})
+		op.Messages = append(op.Messages, ServerMessage{Label: label, Body: body, Flags: st.Flags, Date: date})
 	}
 	return op, nil
 }
@@ -281,8 +288,9 @@ func (r *runner) deviceStep(ctx context.Context, d *device, st *scenarios.Step, 
 		err = d.dev.Do(ctx, a)
 	case "append":
 		label := st.Labels[0]
+		body, date := r.nextMessage(label, st.NoMessageID, 0)
 		err = d.dev.Do(ctx, clients.Action{Kind: clients.ActAppend, Mailbox: st.Mailbox, Labels: []string{label},
-			Message: r.nextMessage(label, st.NoMessageID, 0), Flags: st.Flags, Date: time.Now().UTC().Truncate(time.Second)})
+			Message: body, Flags: st.Flags, Date: date})
 	case "reply", "forward":
 		flag := `\Answered`
 		if st.Verb == "forward" {
@@ -291,8 +299,9 @@ func (r *runner) deviceStep(ctx context.Context, d *device, st *scenarios.Step, 
 		hist.Sent, hist.Flag = r.sent, flag
 		err = d.dev.Do(ctx, clients.Action{Kind: clients.ActFlag, Mailbox: st.Mailbox, Labels: st.Labels, Flag: flag})
 		if err == nil {
+			body, date := r.nextMessage(st.Dest, false, 0)
 			err = d.dev.Do(ctx, clients.Action{Kind: clients.ActAppend, Mailbox: r.sent, Labels: []string{st.Dest},
-				Message: r.nextMessage(st.Dest, false, 0), Flags: []string{`\Seen`}, Date: time.Now().UTC().Truncate(time.Second)})
+				Message: body, Flags: []string{`\Seen`}, Date: date})
 		}
 	default:
 		return fatal(fmt.Errorf("the harness does not know the device command %q", st.Verb))

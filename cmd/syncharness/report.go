@@ -8,6 +8,9 @@ import (
 	"github.com/syncharness/syncharness/reports"
 )
 
+// reportCmd is "syncharness report"; subcommands (such as merge) add themselves to it.
+var reportCmd = newReportCmd()
+
 func newReportCmd() *cobra.Command {
 	var junit, jsonOut string
 	var verbose bool
@@ -43,4 +46,4 @@ those formats (for example to feed a CI system after the fact).`,
 	return cmd
 }
 
-func init() { rootCmd.AddCommand(newReportCmd()) }
+func init() { rootCmd.AddCommand(reportCmd) }
