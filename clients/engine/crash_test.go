@@ -68,25 +68,30 @@ func DescribeCrashSafety(kind storeKind) bool {
 			cw.expectConverged(crashWant, cw.phone, cw.laptop)
 		})
 
-		It("loses and duplicates nothing when the phone crashes after any command of the round (F5, F6)", func() {
-			clean := newCrashWorld(fakeserver.Options{Seed: 1}, kind)
-			clean.cut.arm(0)
-			syncOK(clean.phone)
-			total := clean.cut.commands()
-			Expect(total).To(BeNumerically(">", 10))
-			for n := 1; n <= total; n++ {
-				By(fmt.Sprintf("crashing after command %d of %d", n, total))
-				cw := newCrashWorld(fakeserver.Options{Seed: 1}, kind)
-				cw.cut.arm(n)
-				_, err := cw.phone.Sync(context.Background())
-				if n > 1 {
-					// Command 1 is the NOOP that probes the kept connection: the engine redials.
-					Expect(err).To(HaveOccurred(), "the round survived a cut after command %d", n)
+		DescribeTable("loses and duplicates nothing when the phone crashes after any command of the round (F5, F6)",
+			func(opts fakeserver.Options) {
+				clean := newCrashWorld(opts, kind)
+				clean.cut.arm(0)
+				syncOK(clean.phone)
+				total := clean.cut.commands()
+				Expect(total).To(BeNumerically(">", 10))
+				for n := 1; n <= total; n++ {
+					By(fmt.Sprintf("crashing after command %d of %d", n, total))
+					cw := newCrashWorld(opts, kind)
+					cw.cut.arm(n)
+					_, err := cw.phone.Sync(context.Background())
+					if n > 1 {
+						// Command 1 is the NOOP that probes the kept connection: the engine redials.
+						Expect(err).To(HaveOccurred(), "the round survived a cut after command %d", n)
+					}
+					Expect(cw.phone.Crash()).To(Succeed())
+					cw.cut.arm(0)
+					cw.expectConverged(crashWant, cw.phone, cw.laptop)
 				}
-				Expect(cw.phone.Crash()).To(Succeed())
-				cw.cut.arm(0)
-				cw.expectConverged(crashWant, cw.phone, cw.laptop)
-			}
-		})
+			},
+			Entry("with every capability", fakeserver.Options{Seed: 1}),
+			Entry("without MOVE and UIDPLUS (COPY, RFC 4549 expunge, lookups by Message-ID)",
+				fakeserver.Options{Seed: 1, DisabledCaps: []string{"MOVE", "UIDPLUS"}}),
+		)
 	})
 }

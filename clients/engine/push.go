@@ -267,6 +267,20 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 		if err != nil {
 			return err
 		}
+		if _, err := r.cn.selectBox(mailbox); err != nil {
+			return err
+		}
+		if len(found) > 0 {
+			// The copy reached dest; without MOVE the original may still be here: expunge
+			// it before recording the new location, or it would come back as new mail.
+			var src []uint32
+			for id := range found {
+				src = append(src, recs[id].UID)
+			}
+			if err := r.expunge(mailbox, src); err != nil {
+				return err
+			}
+		}
 		if err := r.adoptMoved(dest, found, inflight); err != nil {
 			return err
 		}
@@ -274,9 +288,6 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 			if _, ok := found[en.Message]; !ok {
 				todo = append(todo, en)
 			}
-		}
-		if _, err := r.cn.selectBox(mailbox); err != nil {
-			return err
 		}
 	}
 	if len(todo) == 0 {
