@@ -94,7 +94,7 @@ var _ = Describe("syncharness serve", func() {
 		Describe("with curl, an IMAP client written elsewhere", func() {
 			BeforeEach(func() {
 				if _, err := exec.LookPath("curl"); err != nil {
-					Skip("curl is not installed (.ci/install-curl.sh installs it): the curl interoperability check did not run")
+					Skip("curl is not installed (.ci/run installs it): the curl interoperability check did not run")
 				}
 				c, err := imapclient.DialInsecure(addr, nil)
 				Expect(err).NotTo(HaveOccurred())
