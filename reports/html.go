@@ -18,9 +18,9 @@ import (
 const (
 	// HTMLMaxCommands is how many IMAP lines of one sync round the HTML report shows; the
 	// rest are counted in a note (the report directory keeps every transcript in full).
-	HTMLMaxCommands = 200
+	HTMLMaxCommands = 120
 	// HTMLMaxTranscript is how many lines of a scenario's transcript excerpt it shows.
-	HTMLMaxTranscript = 400
+	HTMLMaxTranscript = 200
 )
 
 //go:embed html/report.html.tmpl html/report.css html/report.js
@@ -336,7 +336,7 @@ func (hs *htmlScenario) timelineRows() []*htmlRow {
 		j := slices.IndexFunc(hs.Lanes, func(l htmlLane) bool { return l.Name == e.Lane })
 		if j < 0 {
 			// An event of no single lane: a check or a flow step, shown with the step.
-			if e.Text != cur.Text || e.Kind != EventStep {
+			if e.Text != cur.Text {
 				cur.Marks = append(cur.Marks, m)
 			} else if e.Error != "" {
 				cur.Errors = append(cur.Errors, e.Error)
@@ -371,6 +371,19 @@ func (hs *htmlScenario) attachStates(rows []*htmlRow) {
 			row.State = &htmlState{ID: fmt.Sprintf("%s-state%d", hs.ID, i+1), Lanes: st.Lanes}
 		}
 	}
+}
+
+// Class is the row's CSS classes: "diverged" for the first step after which the states
+// diverged, "failing" for a step or check that failed.
+func (r *htmlRow) Class() string {
+	var c []string
+	if r.Diverged {
+		c = append(c, "diverged")
+	}
+	if r.Failing {
+		c = append(c, "failing")
+	}
+	return strings.Join(c, " ")
 }
 
 func newMark(id string, e TimelineEvent) htmlMark {
