@@ -69,15 +69,22 @@ func DescribeCrashSafety(kind storeKind) bool {
 		})
 
 		DescribeTable("loses and duplicates nothing when the phone crashes after any command of the round (F5, F6)",
-			func(opts fakeserver.Options) {
-				clean := newCrashWorld(opts, kind)
+			func(opts fakeserver.Options, faults ...fakeserver.Fault) {
+				world := func() *crashWorld {
+					cw := newCrashWorld(opts, kind)
+					for _, f := range faults {
+						Expect(cw.srv.Apply(f)).To(Succeed())
+					}
+					return cw
+				}
+				clean := world()
 				clean.cut.arm(0)
 				syncOK(clean.phone)
 				total := clean.cut.commands()
 				Expect(total).To(BeNumerically(">", 10))
 				for n := 1; n <= total; n++ {
 					By(fmt.Sprintf("crashing after command %d of %d", n, total))
-					cw := newCrashWorld(opts, kind)
+					cw := world()
 					cw.cut.arm(n)
 					_, err := cw.phone.Sync(context.Background())
 					if n > 1 {
@@ -92,6 +99,10 @@ func DescribeCrashSafety(kind storeKind) bool {
 			Entry("with every capability", fakeserver.Options{Seed: 1}),
 			Entry("without MOVE and UIDPLUS (COPY, RFC 4549 expunge, lookups by Message-ID)",
 				fakeserver.Options{Seed: 1, DisabledCaps: []string{"MOVE", "UIDPLUS"}}),
+			Entry("after a UIDVALIDITY reset of INBOX (F1)", fakeserver.Options{Seed: 1},
+				fakeserver.UIDValidityReset{User: user, Mailbox: "INBOX"}),
+			Entry("after UIDs were renumbered silently in INBOX (F4)", fakeserver.Options{Seed: 1},
+				fakeserver.RenumberSilently{User: user, Mailbox: "INBOX"}),
 		)
 	})
 }

@@ -175,12 +175,18 @@ func (r *round) pushDeletes(mailbox string, dels []JournalEntry, recs map[LocalI
 	for _, en := range dels {
 		uids = append(uids, recs[en.Message].UID)
 	}
-	if err := r.expunge(mailbox, uids); err != nil {
+	existed, err := r.expunge(mailbox, uids)
+	if err != nil {
 		return err
 	}
-	r.st.Expunged += len(uids)
+	r.st.Expunged += len(existed)
 	return r.update(func(tx Tx) error {
 		for _, en := range dels {
+			if !existed[recs[en.Message].UID] {
+				// Not there under that UID: the scan finds out where it went (expunged by
+				// someone else, moved, renumbered) and the delete follows it.
+				continue
+			}
 			if err := dropEntries(tx, en.Message); err != nil {
 				return err
 			}
@@ -194,21 +200,27 @@ func (r *round) pushDeletes(mailbox string, dels []JournalEntry, recs map[LocalI
 
 // expunge removes uids from the selected mailbox without touching any other message:
 // STORE +FLAGS \Deleted then UID EXPUNGE; without UIDPLUS, RFC 4549 §4.2.4: clear \Deleted
-// on the other marked messages, EXPUNGE, mark them again.
-func (r *round) expunge(mailbox string, uids []uint32) error {
+// on the other marked messages, EXPUNGE, mark them again. It returns the UIDs that existed
+// (those the STORE reported).
+func (r *round) expunge(mailbox string, uids []uint32) (map[uint32]bool, error) {
 	set := uidSet(uids)
-	if _, err := r.cn.store(mailbox, set, imap.StoreFlagsAdd, []imap.Flag{imap.FlagDeleted}); err != nil {
-		return err
+	res, err := r.cn.store(mailbox, set, imap.StoreFlagsAdd, []imap.Flag{imap.FlagDeleted})
+	if err != nil {
+		return nil, err
+	}
+	existed := map[uint32]bool{}
+	for u := range res {
+		existed[uint32(u)] = true
 	}
 	if r.e.opts.Quirks.Has(QuirkPlainExpunge) {
-		return r.cn.plainExpunge(mailbox)
+		return existed, r.cn.plainExpunge(mailbox)
 	}
 	if r.cn.has(imap.CapUIDPlus) {
-		return r.cn.uidExpunge(mailbox, set)
+		return existed, r.cn.uidExpunge(mailbox, set)
 	}
 	marked, err := r.cn.search(mailbox, &imap.SearchCriteria{Flag: []imap.Flag{imap.FlagDeleted}})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	mine := map[imap.UID]bool{}
 	for _, u := range uids {
@@ -222,18 +234,18 @@ func (r *round) expunge(mailbox string, uids []uint32) error {
 	}
 	if len(others) > 0 {
 		if _, err := r.cn.store(mailbox, others, imap.StoreFlagsDel, []imap.Flag{imap.FlagDeleted}); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := r.cn.plainExpunge(mailbox); err != nil {
-		return err
+		return nil, err
 	}
 	if len(others) > 0 {
 		if _, err := r.cn.store(mailbox, others, imap.StoreFlagsAdd, []imap.Flag{imap.FlagDeleted}); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return existed, nil
 }
 
 // pushMoves moves messages from mailbox to dest. The entries are marked in flight with
@@ -277,7 +289,7 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 			for id := range found {
 				src = append(src, recs[id].UID)
 			}
-			if err := r.expunge(mailbox, src); err != nil {
+			if _, err := r.expunge(mailbox, src); err != nil {
 				return err
 			}
 		}
@@ -342,7 +354,7 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 		}
 		validity = data.UIDValidity
 		pairUIDs(data.SourceUIDs, data.DestUIDs, mapped)
-		if err := r.expunge(mailbox, uids); err != nil {
+		if _, err := r.expunge(mailbox, uids); err != nil {
 			return err
 		}
 	}
@@ -423,8 +435,11 @@ func (r *round) adoptMoved(dest string, found map[LocalID]uint32, entries []Jour
 			u, moved := found[en.Message]
 			if !moved {
 				if en.State == EntryInFlight {
-					// Sent and not found in dest: leave it to the scan.
-					if err := tx.DeleteJournal(en.Seq); err != nil {
+					// Sent and not found in dest: the message was not under its UID (moved or
+					// expunged by someone else, renumbered). The scan finds out; the move
+					// stays pending until then.
+					en.State, en.UIDNext, en.UIDValidity = EntryPending, 0, 0
+					if err := tx.PutJournal(en); err != nil {
 						return err
 					}
 				}

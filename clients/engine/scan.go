@@ -240,7 +240,7 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 		newUIDs = append(newUIDs, u)
 	}
 	for _, i := range p.known {
-		if m := p.recs[i]; !p.has(m.UID) && m.State != MsgDeleted {
+		if m := p.recs[i]; !p.has(m.UID) {
 			r.vanished[m.ID] = m
 		}
 	}
@@ -326,15 +326,7 @@ func (r *round) commitScan(p *scanPlan) error {
 		for _, i := range p.known {
 			m := p.recs[i]
 			if !p.has(m.UID) {
-				if m.State == MsgDeleted {
-					if err := dropEntries(tx, m.ID); err != nil {
-						return err
-					}
-					if err := tx.DeleteMessage(m.ID); err != nil {
-						return err
-					}
-				}
-				continue
+				continue // in the vanished pool
 			}
 			s, ok := p.serverFlags[m.UID]
 			if !ok || s == m.Base {
