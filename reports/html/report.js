@@ -32,5 +32,15 @@
       }
     });
   });
+  // A link to a sync round or a state (report.html#s1-e7) opens it.
+  function openTarget() {
+    var el = location.hash.length > 1 ? document.getElementById(location.hash.slice(1)) : null;
+    for (var n = el; n; n = n.parentElement) {
+      if (n.tagName === "DETAILS") { n.open = true; }
+    }
+    if (el) { el.scrollIntoView({block: "center"}); }
+  }
+  window.addEventListener("hashchange", openTarget);
+  openTarget();
   document.body.setAttribute("data-ready", "true");
 })();
