@@ -294,7 +294,8 @@ func timelineEvents(s *Scenario) []TimelineEvent {
 }
 
 // timelineRows groups the events into rows: consecutive events of the same scenario line
-// share a row, so the syncs of one "sync" step sit side by side.
+// share a row, so the syncs of one "sync" step sit side by side; so do consecutive events
+// the harness adds itself (line 0) with the same text, such as one settle round.
 func (hs *htmlScenario) timelineRows() []*htmlRow {
 	s := hs.Scenario
 	events := timelineEvents(s)
@@ -315,7 +316,7 @@ func (hs *htmlScenario) timelineRows() []*htmlRow {
 	var rows []*htmlRow
 	var cur *htmlRow
 	for i, e := range events {
-		if cur == nil || e.Line == 0 || e.Line != cur.Line {
+		if cur == nil || e.Line != cur.Line || e.Line == 0 && e.Text != cur.Text {
 			cur = &htmlRow{ID: fmt.Sprintf("%s-r%d", hs.ID, len(rows)+1), Line: e.Line, at: e.Time, Time: "+" + htmlDuration(e.Time)}
 			if t, ok := stepText[e.Line]; ok {
 				cur.Text = t

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"testing"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -73,6 +74,18 @@ func one(n *html.Node, match func(*html.Node) bool) *html.Node {
 	found := all(n, match)
 	Expect(found).To(HaveLen(1))
 	return found[0]
+}
+
+// child returns n's first child element named tag.
+func child(n *html.Node, tag string) *html.Node {
+	GinkgoHelper()
+	for c := range n.ChildNodes() {
+		if c.Type == html.ElementNode && c.Data == tag {
+			return c
+		}
+	}
+	Fail("no <" + tag + "> in <" + n.Data + ">")
+	return nil
 }
 
 // text is the text content of n with runs of white space made one space.
@@ -344,6 +357,43 @@ var _ = Describe("The HTML report", func() {
 		Expect(one(d, byID("filter")).Data).To(Equal("input"))
 	})
 
+	It("marks faults in the lane they hit and gives harness rounds rows of their own, with their states", func() {
+		run := divergenceRun()
+		s := run.Scenarios[0]
+		s.Timeline = append(s.Timeline,
+			reports.TimelineEvent{Time: ms(24.65), Lane: reports.ServerLane, Kind: reports.EventFault, Line: 8, Text: "UIDVALIDITY reset of INBOX"},
+			reports.TimelineEvent{Time: ms(40), Lane: "phone", Kind: reports.EventFault, Text: "crash"},
+			reports.TimelineEvent{Time: ms(41), Lane: "phone", Kind: reports.EventSync, Text: "settle round 1"},
+			reports.TimelineEvent{Time: ms(42), Lane: "laptop", Kind: reports.EventSync, Text: "settle round 1"},
+		)
+		s.States = append(s.States, reports.StateSnapshot{Step: "crash", Lanes: []reports.LaneState{{Lane: "phone"}}})
+		d := parseHTML(writeHTML(run))
+		row8 := one(d, func(n *html.Node) bool { return n.Data == "tr" && attr(n, "data-line") == "8" })
+		server := one(row8, func(n *html.Node) bool { return n.Data == "td" && attr(n, "data-lane") == "server" })
+		Expect(texts(all(server, func(n *html.Node) bool { return attr(n, "data-kind") != "" }))).To(Equal([]string{
+			`• flag m3 \Deleted`, "⚡ UIDVALIDITY reset of INBOX"}))
+		Expect(all(server, byClass("span", "fault"))).To(HaveLen(1))
+		tbody := child(one(d, byID("s1-timeline")), "tbody")
+		var rows []*html.Node
+		for c := range tbody.ChildNodes() {
+			if c.Type == html.ElementNode {
+				rows = append(rows, c)
+			}
+		}
+		Expect(len(rows)).To(BeNumerically(">", 2))
+		last := rows[len(rows)-2:]
+		Expect(texts(last)).To(Equal([]string{
+			"+40ms crash ⚡ crash state phone mailbox label flags no messages",
+			"+41ms settle round 1 ⇅ settle round 1 ⇅ settle round 1"}))
+		for i, lane := range []string{"phone", "laptop"} {
+			td := one(last[1], func(n *html.Node) bool { return n.Data == "td" && attr(n, "data-lane") == lane })
+			Expect(attr(one(td, byClass("span", "mark")), "id")).To(Equal(fmt.Sprintf("s1-e%d", 18+i)))
+		}
+		for _, r := range last {
+			Expect(r.Attr).NotTo(ContainElement(HaveField("Key", "data-line")))
+		}
+	})
+
 	It("caps a long sync round and says how many lines it left out", func() {
 		run := divergenceRun()
 		var lines []reports.TranscriptLine
@@ -584,4 +634,20 @@ func divergenceRun() *reports.Run {
 		},
 	}
 	return run
+}
+
+// BenchmarkWriteHTML renders a catalogue-sized run: 200 scenarios, 40 of them failed with
+// a whole timeline and long sync rounds.
+func BenchmarkWriteHTML(b *testing.B) {
+	RegisterTestingT(b)
+	r := largeRun(200, 40)
+	var size int
+	for b.Loop() {
+		var buf bytes.Buffer
+		if err := reports.WriteHTML(&buf, r); err != nil {
+			b.Fatal(err)
+		}
+		size = buf.Len()
+	}
+	b.ReportMetric(float64(size)/(1<<20), "MB/report")
 }
