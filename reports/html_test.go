@@ -500,39 +500,48 @@ func largeRun(n, failed int) *reports.Run {
 	return run
 }
 
+// headless runs chromium headless on page with a fresh profile and returns its standard
+// output; it fails the spec after 90 seconds.
+func headless(chromium, page string, extra ...string) []byte {
+	GinkgoHelper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+		"--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+		"--user-data-dir=" + GinkgoT().TempDir(), "--window-size=1400,1800"}, extra...)
+	args = append(args, "file://"+page)
+	cmd := exec.CommandContext(ctx, chromium, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	Expect(err).NotTo(HaveOccurred(), "chromium: %s", stderr.String())
+	return out
+}
+
 var _ = Describe("The HTML report in a browser", Label("browser"), func() {
-	It("shows the lanes, the highlighted divergence and the diff table once its script ran", func() {
-		chromium, err := exec.LookPath("chromium")
+	var chromium, dir string
+
+	BeforeEach(func() {
+		var err error
+		chromium, err = exec.LookPath("chromium")
 		if err != nil {
-			Skip("chromium is not installed (Debian: apt-get install chromium); the browser check needs it")
+			Skip("chromium is not installed (.ci/run installs Debian's chromium): the browser checks of the HTML report did not run")
 		}
-		dir := GinkgoT().TempDir()
-		pagePath := filepath.Join(dir, "report.html")
-		Expect(os.WriteFile(pagePath, writeHTML(divergenceRun()), 0o644)).To(Succeed())
-		shot := filepath.Join(dir, "report.png")
-		run := func(extra ...string) []byte {
-			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-			DeferCleanup(cancel)
-			args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-				"--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-				"--user-data-dir=" + filepath.Join(dir, "profile"+fmt.Sprint(len(extra))), "--window-size=1400,1800"}, extra...)
-			args = append(args, "file://"+pagePath)
-			cmd := exec.CommandContext(ctx, chromium, args...)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			out, err := cmd.Output()
-			Expect(err).NotTo(HaveOccurred(), "chromium: %s", stderr.String())
-			return out
-		}
-		dom := run("--dump-dom")
-		d := parseHTML(dom)
+		dir = GinkgoT().TempDir()
+	})
+
+	It("shows the lanes, the highlighted divergence and the diff table once its script ran", func() {
+		page := filepath.Join(dir, "report.html")
+		Expect(os.WriteFile(page, writeHTML(divergenceRun()), 0o644)).To(Succeed())
+		d := parseHTML(headless(chromium, page, "--dump-dom"))
 		Expect(attr(one(d, byTag("body")), "data-ready")).To(Equal("true"), "the page's script did not run")
 		Expect(text(one(d, byID("shown")))).To(Equal("1 of 1 scenarios shown"))
 		Expect(texts(all(one(d, byID("s1-timeline")), byClass("th", "lane-h")))).To(Equal([]string{"phone", "laptop", "server"}))
 		Expect(all(d, byClass("tr", "diverged"))).To(HaveLen(1))
 		Expect(all(one(d, byID("s1-diff")), byClass("td", "divergent"))).To(HaveLen(3))
 
-		run("--screenshot="+shot, "--virtual-time-budget=2000")
+		shot := filepath.Join(dir, "report.png")
+		headless(chromium, page, "--screenshot="+shot, "--virtual-time-budget=2000")
 		info, err := os.Stat(shot)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(info.Size()).To(BeNumerically(">", 10_000))
@@ -541,6 +550,16 @@ var _ = Describe("The HTML report in a browser", Label("browser"), func() {
 			Expect(err).NotTo(HaveOccurred())
 			Expect(os.WriteFile(out, b, 0o644)).To(Succeed())
 		}
+	})
+
+	It("opens a 200-scenario report and runs its filter over every scenario", func() {
+		page := filepath.Join(dir, "large.html")
+		Expect(os.WriteFile(page, writeHTML(largeRun(200, 40)), 0o644)).To(Succeed())
+		start := time.Now()
+		d := parseHTML(headless(chromium, page, "--dump-dom"))
+		GinkgoWriter.Printf("chromium loaded the 200-scenario report in %v, start-up included\n", time.Since(start))
+		Expect(text(one(d, byID("shown")))).To(Equal("200 of 200 scenarios shown"))
+		Expect(all(d, byClass("table", "swim"))).To(HaveLen(40))
 	})
 })
 
