@@ -106,7 +106,6 @@ type htmlRow struct {
 	Diverged bool
 	Failing  bool
 	State    *htmlState
-	at       time.Duration
 }
 
 type htmlCell struct {
@@ -317,7 +316,7 @@ func (hs *htmlScenario) timelineRows() []*htmlRow {
 	var cur *htmlRow
 	for i, e := range events {
 		if cur == nil || e.Line != cur.Line || e.Line == 0 && e.Text != cur.Text {
-			cur = &htmlRow{ID: fmt.Sprintf("%s-r%d", hs.ID, len(rows)+1), Line: e.Line, at: e.Time, Time: "+" + htmlDuration(e.Time)}
+			cur = &htmlRow{ID: fmt.Sprintf("%s-r%d", hs.ID, len(rows)+1), Line: e.Line, Time: "+" + htmlDuration(e.Time)}
 			if t, ok := stepText[e.Line]; ok {
 				cur.Text = t
 			} else {
