@@ -46,9 +46,11 @@ type Engine struct {
 	opts Options
 	log  *slog.Logger
 
-	mu     sync.Mutex           // serialises rounds and local changes
-	cn     atomic.Pointer[conn] // the connection kept between rounds; nil when none
-	closed bool
+	mu        sync.Mutex           // serialises rounds and local changes
+	cn        atomic.Pointer[conn] // the connection kept between rounds; nil when none
+	closed    bool
+	done      chan struct{} // closed by Close: stops Watch and retries
+	closeOnce sync.Once
 }
 
 // ErrEngineClosed is returned by an Engine's methods after Close.
@@ -69,7 +71,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	e := &Engine{opts: opts, log: log}
+	e := &Engine{opts: opts, log: log, done: make(chan struct{})}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -79,6 +81,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 // Close drops the connection. A round in progress fails; afterwards every method returns
 // ErrEngineClosed. The store stays open (its owner closes it).
 func (e *Engine) Close() error {
+	e.closeOnce.Do(func() { close(e.done) })
 	e.dropConn()
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -92,6 +95,16 @@ func (e *Engine) Close() error {
 func (e *Engine) dropConn() {
 	if cn := e.cn.Swap(nil); cn != nil {
 		cn.close()
+	}
+}
+
+// closing reports whether Close was called (Close may still wait for a round to end).
+func (e *Engine) closing() bool {
+	select {
+	case <-e.done:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -40,7 +40,7 @@ func (e *Engine) Sync(ctx context.Context) (clients.SyncStats, error) {
 	r := &round{e: e, ctx: ctx, st: &st, vanished: map[LocalID]MessageRecord{}, blocked: map[string]bool{}}
 	err := r.run()
 	var se *storeError
-	if err != nil && !isProtocolRefusal(err) && !errors.As(err, &se) && ctx.Err() == nil {
+	if err != nil && !isProtocolRefusal(err) && !errors.As(err, &se) && ctx.Err() == nil && !e.closing() {
 		// The server dropped the connection (a BYE after a UIDVALIDITY reset, a restart):
 		// the store is consistent, so the round starts again once on a new connection.
 		e.log.Info("connection lost; retrying the round", "err", err)

@@ -15,7 +15,8 @@ import (
 // a round, then waits with IDLE until the server reports a change there (new, expunged or
 // re-flagged mail) and runs a round again, until ctx ends (then it returns nil). The
 // mailbox is selected before the first round, so nothing that happens during a round is
-// missed. A failed round or a dropped connection is returned as an error.
+// missed. A failed round or a dropped connection is returned as an error, and
+// ErrEngineClosed once the engine is closed.
 func (e *Engine) Watch(ctx context.Context, mailbox string) error {
 	changed := make(chan struct{}, 1)
 	signal := func() {
@@ -72,11 +73,17 @@ func (e *Engine) Watch(ctx context.Context, mailbox string) error {
 		case <-changed:
 		case <-ctx.Done():
 		case <-c.Closed():
+		case <-e.done:
 		}
 		cerr := idle.Close()
 		werr := idle.Wait()
 		if ctx.Err() != nil {
 			return nil
+		}
+		select {
+		case <-e.done:
+			return ErrEngineClosed
+		default:
 		}
 		if err := errors.Join(cerr, werr); err != nil {
 			return fail("IDLE", mailbox, err)
@@ -90,6 +97,9 @@ func (e *Engine) Watch(ctx context.Context, mailbox string) error {
 func (e *Engine) watchErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return nil
+	}
+	if e.closing() {
+		return ErrEngineClosed
 	}
 	return err
 }

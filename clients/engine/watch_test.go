@@ -7,6 +7,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/syncharness/syncharness/clients"
+	"github.com/syncharness/syncharness/clients/engine"
 	"github.com/syncharness/syncharness/fakeserver"
 )
 
@@ -31,5 +32,20 @@ var _ = Describe("push mode", func() {
 		Eventually(func() []string { return replica(phone) }).Should(Equal([]string{`INBOX: m1[\Flagged]`}))
 		cancel()
 		Eventually(done).Should(Receive(BeNil()))
+	})
+
+	It("returns when the engine is closed under it", func() {
+		w := newWorld(fakeserver.Options{Seed: 1})
+		w.deliver("INBOX", "m1")
+		phone := w.device("phone")
+		e := phone.Engine()
+		done := make(chan error, 1)
+		go func() {
+			defer GinkgoRecover()
+			done <- e.Watch(context.Background(), "INBOX")
+		}()
+		Eventually(func() []string { return replica(phone) }).Should(Equal([]string{"INBOX: m1"}))
+		Expect(e.Close()).To(Succeed())
+		Eventually(done).Should(Receive(MatchError(engine.ErrEngineClosed)))
 	})
 })
