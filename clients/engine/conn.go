@@ -202,9 +202,11 @@ func (cn *conn) fetch(mailbox string, uids imap.UIDSet, opts *imap.FetchOptions)
 	return msgs, nil
 }
 
-// store runs a UID STORE +FLAGS or -FLAGS (never a whole-set FLAGS unless forced by a quirk)
-// and returns the server's flags for the UIDs it reported.
-func (cn *conn) store(mailbox string, uids imap.UIDSet, op imap.StoreFlagsOp, flags []imap.Flag) (map[imap.UID][]imap.Flag, error) {
+// store runs a UID STORE +FLAGS or -FLAGS (a whole-set FLAGS only for a quirk) and returns
+// the server's flags for the UIDs it reported as changed. A FETCH response that does not
+// show the change (a notification of someone else's earlier change, arriving while the
+// STORE runs) is not taken as its result: that UID's outcome is left unknown.
+func (cn *conn) store(mailbox string, uids imap.UIDSet, op imap.StoreFlagsOp, flags []imap.Flag) (map[imap.UID]Flags, error) {
 	cn.count("UID STORE", true)
 	done := cn.watch()
 	msgs, err := cn.c.Store(uids, &imap.StoreFlags{Op: op, Flags: flags}, nil).Collect()
@@ -212,10 +214,24 @@ func (cn *conn) store(mailbox string, uids imap.UIDSet, op imap.StoreFlagsOp, fl
 	if err != nil {
 		return nil, fail("UID STORE", mailbox, err)
 	}
-	out := make(map[imap.UID][]imap.Flag, len(msgs))
+	want := parseIMAPFlags(flags)
+	out := make(map[imap.UID]Flags, len(msgs))
 	for _, m := range msgs {
-		if m.UID != 0 {
-			out[m.UID] = m.Flags
+		if m.UID == 0 || !uids.Contains(m.UID) {
+			continue
+		}
+		got := parseIMAPFlags(m.Flags)
+		ok := false
+		switch op {
+		case imap.StoreFlagsAdd:
+			ok = got.Has(want)
+		case imap.StoreFlagsDel:
+			ok = got.Minus(want) == got
+		default:
+			ok = got == want
+		}
+		if ok {
+			out[m.UID] = got
 		}
 	}
 	return out, nil

@@ -643,7 +643,8 @@ func (r *round) pushFlags() error {
 		} else if err != nil {
 			return err
 		}
-		got := map[uint32][]imap.Flag{}
+		got := map[uint32]Flags{}
+		unconfirmed := map[uint32]bool{} // a STORE did not show its change on these
 		type change struct {
 			op    imap.StoreFlagsOp
 			flags Flags
@@ -679,8 +680,12 @@ func (r *round) pushFlags() error {
 			if err != nil {
 				return err
 			}
-			for u, f := range res {
-				got[uint32(u)] = f
+			for _, u := range groups[c] {
+				if f, ok := res[imap.UID(u)]; ok {
+					got[u] = f
+				} else {
+					unconfirmed[u] = true
+				}
 			}
 		}
 		if err := r.update(func(tx Tx) error {
@@ -694,8 +699,7 @@ func (r *round) pushFlags() error {
 				}
 				if old.Flags == old.Base {
 					// Nothing to push (changed back): done.
-				} else if sf, ok := got[m.UID]; ok {
-					s := ParseFlags(flagStrings(sf))
+				} else if s, ok := got[m.UID]; ok && !unconfirmed[m.UID] {
 					if s != m.Flags {
 						r.st.LocalChanges++
 					}
