@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -66,7 +67,11 @@ type device struct {
 }
 
 func (r *runner) newDevice(ctx context.Context, name string) (*device, error) {
-	p, err := proxy.New(proxy.Options{Name: name, Upstream: r.server.Dial, Start: r.start})
+	popts := proxy.Options{Name: name, Upstream: r.server.Dial, Start: r.start}
+	if r.gate != nil {
+		popts.Gate, popts.Clock = r.gate, r.gate.Now
+	}
+	p, err := proxy.New(popts)
 	if err != nil {
 		return nil, fmt.Errorf("device %s: proxy: %w", name, err)
 	}
@@ -93,9 +98,19 @@ func (r *runner) incarnate(ctx context.Context, d *device) error {
 	if factory == nil {
 		factory = EngineDevice
 	}
+	dial := d.proxy.Dial
+	if r.gate != nil {
+		dial = func(ctx context.Context) (net.Conn, error) {
+			c, err := d.proxy.Dial(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return &canonicalConn{Conn: c}, nil
+		}
+	}
 	dev, err := factory(ctx, DeviceConfig{
 		Name:     d.name,
-		Dial:     d.proxy.Dial,
+		Dial:     dial,
 		Username: user,
 		Password: pass,
 		Store:    r.opts.Store,

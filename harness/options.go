@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/syncharness/syncharness/clients"
 )
@@ -33,6 +34,15 @@ type Options struct {
 	// KeepArtifacts keeps transcripts, history and replicas of failed scenarios in the
 	// result (see Result.Artifacts).
 	KeepArtifacts bool
+	// FreeInterleaving turns deterministic mode off. By default every device's commands pass
+	// a seeded Scheduler (see NewScheduler), so the steps of a concurrently block reach the
+	// server one command at a time in an order decided by the seed, and transcripts and step
+	// times use the scheduler's logical clock. With FreeInterleaving they race as their
+	// goroutines do and times are wall-clock times.
+	FreeInterleaving bool
+	// GateStall bounds how long the scheduler waits for an active device that does not reach
+	// the gate; 0 means DefaultGateStall.
+	GateStall time.Duration
 }
 
 // DeviceConfig is what a DeviceFactory gets to build one device.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/syncharness/syncharness/clients"
 	"github.com/syncharness/syncharness/harness/check"
+	"github.com/syncharness/syncharness/harness/proxy"
 	"github.com/syncharness/syncharness/reports"
 	"github.com/syncharness/syncharness/scenarios"
 )
@@ -23,6 +24,17 @@ type Result struct {
 	// Artifacts are kept for failed scenarios when Options.KeepArtifacts is set: file name →
 	// content (per-device transcripts, the history as JSON lines, replicas, server state).
 	Artifacts map[string][]byte
+	// History is the scenario's history as the checker saw it (every step and server
+	// change, in order).
+	History []check.Op
+	// Transcripts holds each device's IMAP transcript (protocol lines), by device name.
+	Transcripts map[string][]proxy.Line
+	// Interleaving lists the commands the deterministic scheduler ordered inside
+	// concurrently blocks, as "device: command" (nil with Options.FreeInterleaving).
+	Interleaving []string
+	// GateFallbacks counts commands the scheduler let go because a device stalled (see
+	// SchedulerOptions.Stall); nonzero means this run may not replay exactly.
+	GateFallbacks int
 }
 
 // skipError ends a scenario as skipped.
@@ -40,6 +52,7 @@ type runner struct {
 	runID   string
 	start   time.Time
 	tempDir string
+	gate    *Scheduler // nil with Options.FreeInterleaving
 
 	devices    []*device
 	byName     map[string]*device
@@ -55,6 +68,9 @@ type runner struct {
 	failures []reports.Failure
 	group    int
 	msgIndex int64
+	timeline []reports.TimelineEvent
+	states   []reports.StateSnapshot
+	final    *reports.StateTable // after settling, for reports
 }
 
 // ScenarioSeed derives a scenario's seed from the run seed and its name, so that a scenario
@@ -94,6 +110,9 @@ func RunScenario(ctx context.Context, scn *scenarios.Scenario, opts Options) *Re
 		Source:      string(scn.Source),
 		Reproduce:   reproduceCommand(scn, opts.Seed),
 	}
+	if !opts.FreeInterleaving {
+		r.gate = NewScheduler(SchedulerOptions{Seed: seed, Stall: opts.GateStall})
+	}
 	res := &Result{Report: rep}
 	err := r.run(ctx)
 	rep.Duration = time.Since(r.start)
@@ -117,12 +136,37 @@ func RunScenario(ctx context.Context, scn *scenarios.Scenario, opts Options) *Re
 	}
 	if rep.Status == reports.Failed || rep.Status == reports.Errored {
 		rep.Transcript = r.transcriptExcerpt(40)
+		sort.SliceStable(r.timeline, func(i, j int) bool { return r.timeline[i].Time < r.timeline[j].Time })
+		rep.Timeline = r.timeline
+		rep.States = r.states
+		rep.FinalState = r.final
+		rep.DivergedAt = divergedAt(r.states, r.final)
 		if opts.KeepArtifacts {
 			res.Artifacts = r.artifacts()
 		}
 	}
+	r.mu.Lock()
+	res.History = append([]check.Op(nil), r.history...)
+	r.mu.Unlock()
+	res.Transcripts = map[string][]proxy.Line{}
+	for _, d := range r.devices {
+		res.Transcripts[d.name] = d.proxy.Transcript()
+	}
+	if r.gate != nil {
+		res.Interleaving = r.gate.Order()
+		res.GateFallbacks = r.gate.Fallbacks()
+	}
 	r.cleanup()
 	return res
+}
+
+// since is the time since the scenario started: the scheduler's logical clock in
+// deterministic mode, else the wall clock.
+func (r *runner) since() time.Duration {
+	if r.gate != nil {
+		return r.gate.Now()
+	}
+	return time.Since(r.start)
 }
 
 func reproduceCommand(scn *scenarios.Scenario, seed int64) string {
@@ -176,6 +220,7 @@ func (r *runner) run(ctx context.Context) error {
 		if err := r.exec(ctx, st, 0); err != nil {
 			return err
 		}
+		r.snapshotStates(ctx, st.Line)
 	}
 	return r.finish(ctx)
 }
@@ -196,7 +241,9 @@ func (r *runner) finish(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("device %s: view: %w", d.name, err)
 		}
+		begin, from := r.since(), len(d.proxy.Transcript())
 		stats, err := d.dev.Sync(ctx)
+		r.syncEvent(d, 0, "idempotence round", begin, from, err)
 		if err != nil {
 			r.fail(reports.Failure{Invariant: "I8", Title: "idempotent", Devices: []string{d.name},
 				Message: fmt.Sprintf("%s: the round after settling failed: %v", d.name, err)})
@@ -229,7 +276,9 @@ func (r *runner) finish(ctx context.Context) error {
 			in.Wire = append(in.Wire, check.WireLine{Device: d.name, Conn: l.Conn, Dir: l.Dir, Text: l.Text})
 		}
 	}
-	for _, res := range check.Check(in) {
+	results := check.Check(in)
+	defer func() { r.final = finalState(in.Devices, in.Server, r.failures) }()
+	for _, res := range results {
 		if res.NotApplicable {
 			continue
 		}
@@ -265,7 +314,9 @@ func (r *runner) settle(ctx context.Context) (rounds int, ok bool, last string) 
 	for rounds = 1; rounds <= max; rounds++ {
 		quiet := true
 		for _, d := range r.devices {
+			begin, from := r.since(), len(d.proxy.Transcript())
 			stats, err := d.dev.Sync(ctx)
+			r.syncEvent(d, 0, fmt.Sprintf("settle round %d", rounds), begin, from, err)
 			switch {
 			case err != nil:
 				quiet = false

@@ -22,9 +22,16 @@ func (r *runner) exec(ctx context.Context, st *scenarios.Step, group int) error 
 	if err != nil || !ok {
 		return err
 	}
-	begin := time.Since(r.start)
+	if r.gate != nil && group == 0 {
+		r.gate.Tick()
+	}
+	if t := threadOf(ctx); t != nil {
+		t.at(r.participant(st))
+	}
+	begin := r.since()
 	stepErr := r.dispatch(ctx, st, group)
-	rs := reports.Step{Line: st.Line, Text: r.lineText(st.Line), Actor: st.Actor, Start: begin, Duration: time.Since(r.start) - begin}
+	r.stepEvent(st, begin, r.since()-begin, stepErr)
+	rs := reports.Step{Line: st.Line, Text: r.lineText(st.Line), Actor: st.Actor, Start: begin, Duration: r.since() - begin}
 	var skip skipError
 	if errors.As(stepErr, &skip) {
 		return stepErr
@@ -152,11 +159,26 @@ func (r *runner) dispatch(ctx context.Context, st *scenarios.Step, group int) er
 		r.mu.Unlock()
 		var wg sync.WaitGroup
 		errs := make([]error, len(st.Body))
+		if t := threadOf(ctx); t != nil {
+			t.at("")
+		}
 		for i, child := range st.Body {
+			cctx := ctx
+			var t *thread
+			if r.gate != nil {
+				// Every child is active before any starts, so the first command of one
+				// cannot pass before the others reach the gate.
+				t = &thread{gate: r.gate}
+				t.at(r.participant(child))
+				cctx = withThread(ctx, t)
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				errs[i] = r.exec(ctx, child, g)
+				errs[i] = r.exec(cctx, child, g)
+				if t != nil {
+					t.done()
+				}
 			}()
 		}
 		wg.Wait()
@@ -235,6 +257,12 @@ func (r *runner) serverStep(ctx context.Context, st *scenarios.Step, group int) 
 		hist.Kind, hist.Flag = op.Kind, `\Seen`
 	case "caps":
 		r.serverCaps = nil
+	}
+	if threadOf(ctx) != nil {
+		// A server step inside a concurrently block takes its turn with the devices.
+		if err := r.gate.Wait(ctx, ServerParticipant, r.lineText(st.Line)); err != nil {
+			return fatal(err)
+		}
 	}
 	err := r.server.Do(ctx, op)
 	if err != nil {
@@ -325,13 +353,24 @@ func (r *runner) syncDevice(ctx context.Context, d *device, st *scenarios.Step, 
 		cut, _ = strconv.Atoi(v)
 		crash = true
 	}
+	if t := threadOf(ctx); t != nil {
+		t.at(d.name)
+	}
 	if cut > 0 {
 		d.proxy.CutAfter(cut)
 	}
+	begin, from := r.since(), len(d.proxy.Transcript())
 	_, err := d.dev.Sync(ctx)
 	if cut > 0 {
 		d.proxy.CutAfter(0)
 	}
+	text := d.name + " sync"
+	for _, o := range []string{"interrupt-after", "crash-after"} {
+		if v, ok := st.Options[o]; ok {
+			text += " " + o + "=" + v
+		}
+	}
+	r.syncEvent(d, st.Line, text, begin, from, err)
 	hist := check.Op{Line: st.Line, Actor: d.name, Kind: "sync", Group: group}
 	if err != nil {
 		hist.Err = err.Error()
@@ -342,8 +381,30 @@ func (r *runner) syncDevice(ctx context.Context, d *device, st *scenarios.Step, 
 			return fatal(fmt.Errorf("crash %s: %w", d.name, cerr))
 		}
 		r.record(check.Op{Line: st.Line, Actor: d.name, Kind: "crash", Group: group})
+		r.event(reports.TimelineEvent{Time: r.since(), Lane: d.name, Kind: reports.EventFault, Line: st.Line, Text: d.name + " crashed"})
 	}
 	// A failed sync is part of what scenarios exercise (offline devices, injected server
 	// failures, interrupts): it is in the history and the step's report, not a failure.
 	return err
+}
+
+// participant is who a step acts as at the deterministic scheduler: its device, the
+// server, the first device for a sync of every device, the first participant of a block's
+// body, or "" for a step that sends nothing to the server.
+func (r *runner) participant(st *scenarios.Step) string {
+	switch {
+	case st.Actor == scenarios.ActorServer:
+		return ServerParticipant
+	case st.Actor != "":
+		return st.Actor
+	case st.Verb == "sync" && len(r.devices) > 0:
+		return r.devices[0].name
+	case st.Verb == "repeat" || st.Verb == "concurrently":
+		for _, c := range st.Body {
+			if p := r.participant(c); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
 }

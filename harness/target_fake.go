@@ -13,8 +13,16 @@ import (
 	"github.com/syncharness/syncharness/harness/check"
 )
 
-// FakeTarget runs every scenario against a fresh in-process fake server.
-type FakeTarget struct{}
+// FakeTarget runs every scenario against a fresh in-process fake server. Its fields switch
+// on the fake server's known-bad modes from the start of every scenario, to prove that the
+// checker (and exploration) catch server bugs; the zero value is a correct server.
+type FakeTarget struct {
+	// ReuseExpungedUIDs gives new messages UIDs expunged earlier (fakeserver.ReuseExpungedUIDs).
+	ReuseExpungedUIDs bool
+	// OmitExpungeNotifications hides expunges from other sessions
+	// (fakeserver.OmitExpungeNotifications).
+	OmitExpungeNotifications bool
+}
 
 const (
 	fakeUser     = "alice"
@@ -28,11 +36,24 @@ func (FakeTarget) Name() string { return "fake" }
 func (FakeTarget) Kind() string { return "fake" }
 
 // Open implements Target.
-func (FakeTarget) Open(ctx context.Context, cfg ServerConfig) (Server, error) {
+func (t FakeTarget) Open(ctx context.Context, cfg ServerConfig) (Server, error) {
 	srv := fakeserver.New(fakeserver.Options{Seed: cfg.Seed})
 	if err := srv.AddUser(fakeUser, fakePassword); err != nil {
 		srv.Close()
 		return nil, err
+	}
+	var modes []fakeserver.Fault
+	if t.ReuseExpungedUIDs {
+		modes = append(modes, fakeserver.ReuseExpungedUIDs{User: fakeUser, On: true})
+	}
+	if t.OmitExpungeNotifications {
+		modes = append(modes, fakeserver.OmitExpungeNotifications{User: fakeUser, On: true})
+	}
+	for _, f := range modes {
+		if err := srv.Apply(f); err != nil {
+			srv.Close()
+			return nil, err
+		}
 	}
 	if _, err := srv.Listen("127.0.0.1:0"); err != nil {
 		srv.Close()
@@ -171,4 +192,25 @@ func (f *fakeServer) Do(ctx context.Context, op ServerOp) error {
 		return fmt.Errorf("server %s: %w", op.Kind, ErrUnsupported)
 	}
 	return f.srv.Apply(fault)
+}
+
+// Snapshot returns the server's state without IMAP, for the timeline.
+func (f *fakeServer) Snapshot() (check.ServerState, error) {
+	snap, err := f.srv.Snapshot(fakeUser)
+	if err != nil {
+		return check.ServerState{}, err
+	}
+	var st check.ServerState
+	for _, mb := range snap.Mailboxes {
+		if mb.NoSelect {
+			continue
+		}
+		m := check.ServerMailbox{Name: mb.Name, UIDValidity: mb.UIDValidity, UIDNext: mb.UIDNext, HighestModSeq: mb.HighestModSeq}
+		for _, msg := range mb.Messages {
+			m.Messages = append(m.Messages, check.ServerMessage{UID: msg.UID, Label: clients.Label(msg.Body),
+				Hash: clients.ContentHash(msg.Body), Flags: msg.Flags, Size: msg.Size, MessageID: clients.MessageID(msg.Body)})
+		}
+		st.Mailboxes = append(st.Mailboxes, m)
+	}
+	return st, nil
 }

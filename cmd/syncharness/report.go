@@ -12,17 +12,19 @@ import (
 var reportCmd = newReportCmd()
 
 func newReportCmd() *cobra.Command {
-	var junit, jsonOut string
+	var junit, jsonOut, html string
 	var verbose bool
 	cmd := &cobra.Command{
 		Use:   "report DIR",
 		Short: "Print a saved report directory again, or convert it",
 		Long: `Read the run.json of a report directory written by "syncharness run --report-dir DIR"
 and print its summary, with every failure in full. --junit and --json write it again in
-those formats (for example to feed a CI system after the fact).`,
+those formats (for example to feed a CI system after the fact), --html renders the
+self-contained HTML report again.`,
 		Example: `  syncharness run --report-dir report/
   syncharness report report/
-  syncharness report report/ --junit junit.xml`,
+  syncharness report report/ --junit junit.xml
+  syncharness report report/ --html failure.html`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			run, err := reports.ReadDir(args[0])
@@ -37,11 +39,12 @@ those formats (for example to feed a CI system after the fact).`,
 			if err := reports.WriteText(out, run, reports.TextOptions{Color: color, Verbose: verbose}); err != nil {
 				return err
 			}
-			return writeOutputs(run, nil, runFlags{json: jsonOut, junit: junit})
+			return writeOutputs(run, nil, runFlags{json: jsonOut, junit: junit, html: html})
 		},
 	}
 	cmd.Flags().StringVar(&junit, "junit", "", "also write the results as JUnit XML to this file")
 	cmd.Flags().StringVar(&jsonOut, "json", "", "also write the results as JSON to this file")
+	cmd.Flags().StringVar(&html, "html", "", "also write the self-contained HTML report to this file")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print every scenario, not only failures")
 	return cmd
 }

@@ -26,6 +26,7 @@ type runFlags struct {
 	store     string
 	json      string
 	junit     string
+	html      string
 	reportDir string
 	verbose   bool
 	rounds    int
@@ -54,7 +55,10 @@ usage or setup error (a malformed scenario, an unwritable report file).`,
   syncharness run scenarios/catalog/move_concurrent_reads.scn --seed 7
 
   # only the UIDVALIDITY scenarios, with disk stores, reports for CI
-  syncharness run --filter uidvalidity --store disk --junit junit.xml --report-dir report/`,
+  syncharness run --filter uidvalidity --store disk --junit junit.xml --report-dir report/
+
+  # see a failure: a deliberately broken engine, and its HTML report
+  syncharness run --broken-engine plain-expunge --filter delete_ --html report.html`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRun(cmd, args, f)
 		},
@@ -66,6 +70,7 @@ usage or setup error (a malformed scenario, an unwritable report file).`,
 	fl.StringVar(&f.store, "store", "memory", "device store: memory or disk")
 	fl.StringVar(&f.json, "json", "", "write the results as JSON to this file")
 	fl.StringVar(&f.junit, "junit", "", "write the results as JUnit XML to this file")
+	fl.StringVar(&f.html, "html", "", "write a self-contained HTML report (timelines and state diffs of failures) to this file")
 	fl.StringVar(&f.reportDir, "report-dir", "", "write a report directory (results, and transcripts, history and replicas of failed scenarios)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "print every scenario, not only failures")
 	fl.StringVar(&f.broken, "broken-engine", "", "run a deliberately broken engine, to see what the checker reports: "+quirkNames())
@@ -164,7 +169,7 @@ func runRun(cmd *cobra.Command, args []string, f runFlags) error {
 		return usagef("no scenario matches")
 	}
 	// Check that the outputs can be written before spending time on the run.
-	for _, p := range []string{f.json, f.junit} {
+	for _, p := range []string{f.json, f.junit, f.html} {
 		if p == "" {
 			continue
 		}
@@ -236,6 +241,11 @@ func writeOutputs(run *reports.Run, results []*harness.Result, f runFlags) error
 	}
 	if f.junit != "" {
 		if err := write(f.junit, func(w *os.File) error { return reports.WriteJUnit(w, run) }); err != nil {
+			return err
+		}
+	}
+	if f.html != "" {
+		if err := write(f.html, func(w *os.File) error { return reports.WriteHTML(w, run) }); err != nil {
 			return err
 		}
 	}

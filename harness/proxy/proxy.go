@@ -39,6 +39,10 @@ type Options struct {
 	Start time.Time
 	// Gate, if not nil, is asked before each client command is forwarded.
 	Gate Gate
+	// Clock, if not nil, gives the time of each transcript line instead of the wall clock
+	// since Start: a logical clock makes transcripts of a deterministic run reproducible
+	// byte for byte. It must be safe for concurrent use.
+	Clock func() time.Duration
 }
 
 // Gate is called before each client command line is forwarded (deterministic scheduling).
@@ -98,7 +102,7 @@ func New(opts Options) (*Proxy, error) {
 		upstream:   opts.Upstream,
 		gate:       opts.Gate,
 		ln:         ln,
-		transcript: &transcript{start: start},
+		transcript: &transcript{start: start, clock: opts.Clock},
 		ctx:        ctx,
 		cancel:     cancel,
 		conns:      map[*conn]struct{}{},

@@ -40,16 +40,21 @@ func (l Line) String() string {
 
 // transcript is the proxy's record of every connection. Safe for concurrent use.
 type transcript struct {
-	start time.Time // immutable
+	start time.Time            // immutable
+	clock func() time.Duration // immutable; nil means the wall clock since start
 	mu    sync.Mutex
 	lines []Line
 }
 
 // add appends a line and returns its index for later updates.
 func (t *transcript) add(at time.Time, conn int, dir byte, text string) int {
+	when := at.Sub(t.start)
+	if t.clock != nil {
+		when = t.clock()
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.lines = append(t.lines, Line{Time: at.Sub(t.start), Conn: conn, Dir: dir, Text: text})
+	t.lines = append(t.lines, Line{Time: when, Conn: conn, Dir: dir, Text: text})
 	return len(t.lines) - 1
 }
 
