@@ -162,14 +162,18 @@ func (r *runner) dispatch(ctx context.Context, st *scenarios.Step, group int) er
 		if t := threadOf(ctx); t != nil {
 			t.at("")
 		}
+		// Every child is active at the scheduler before any starts, so the first command of
+		// one cannot pass before the others reach the gate.
+		threads := make([]*thread, len(st.Body))
+		if r.gate != nil {
+			for i, child := range st.Body {
+				threads[i] = &thread{gate: r.gate}
+				threads[i].at(r.participant(child))
+			}
+		}
 		for i, child := range st.Body {
-			cctx := ctx
-			var t *thread
-			if r.gate != nil {
-				// Every child is active before any starts, so the first command of one
-				// cannot pass before the others reach the gate.
-				t = &thread{gate: r.gate}
-				t.at(r.participant(child))
+			cctx, t := ctx, threads[i]
+			if t != nil {
 				cctx = withThread(ctx, t)
 			}
 			wg.Add(1)
