@@ -176,6 +176,10 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 		}
 		if changed {
 			p.orphans = append(p.orphans, m)
+			// Not found here, it may be found in another mailbox (folders that swapped
+			// names); whatever is found nowhere is quarantined at the end of the round.
+			r.vanished[m.ID] = m
+			r.orphans[m.ID] = true
 		} else {
 			p.known[m.UID] = i
 		}
@@ -270,9 +274,15 @@ func (r *round) commitScan(p *scanPlan) error {
 	inflightPairs := map[LocalID]*serverMsg{}
 	orphanPairs := map[LocalID]*serverMsg{}
 	movedPairs := map[LocalID]*serverMsg{}
+	own := map[LocalID]bool{}
+	for _, m := range p.orphans {
+		own[m.ID] = true
+	}
 	var vanishedRecs []MessageRecord
 	for _, m := range r.vanished {
-		vanishedRecs = append(vanishedRecs, m)
+		if !own[m.ID] {
+			vanishedRecs = append(vanishedRecs, m)
+		}
 	}
 	sort.Slice(vanishedRecs, func(i, j int) bool { return vanishedRecs[i].ID < vanishedRecs[j].ID })
 	if len(p.msgs) > 0 && p.headersOnly {
@@ -358,6 +368,7 @@ func (r *round) commitScan(p *scanPlan) error {
 			if err := r.adopt(tx, id, name, s, false); err != nil {
 				return err
 			}
+			delete(r.vanished, id)
 		}
 		for id, s := range movedPairs {
 			v := r.vanished[id]
@@ -365,14 +376,6 @@ func (r *round) commitScan(p *scanPlan) error {
 				return err
 			}
 			delete(r.vanished, id)
-		}
-		for _, m := range p.orphans {
-			if _, ok := orphanPairs[m.ID]; ok {
-				continue
-			}
-			if err := r.quarantine(tx, m); err != nil {
-				return err
-			}
 		}
 		for _, s := range p.msgs {
 			if s.taken || !s.hashed {
@@ -536,6 +539,12 @@ func (r *round) finishVanished() error {
 			}
 			if !ok || m.UID != v.UID || m.Mailbox != v.Mailbox {
 				continue // adopted meanwhile
+			}
+			if r.orphans[id] {
+				if err := r.quarantine(tx, m); err != nil {
+					return err
+				}
+				continue
 			}
 			if r.e.opts.Quirks.Has(QuirkReupload) && m.State == MsgSynced {
 				// Deliberately wrong: push the vanished message back up.

@@ -18,6 +18,9 @@ type round struct {
 	// disappeared) this round. A new server message elsewhere that is the same message
 	// adopts the record (someone moved it); whatever is left at the end is deleted.
 	vanished map[LocalID]MessageRecord
+	// orphans marks the vanished records that had UIDs of a replaced UIDVALIDITY: found
+	// nowhere, they are quarantined instead of deleted.
+	orphans map[LocalID]bool
 	// created lists the records made from new server messages this round, so that a
 	// vanished record found after its new copy was downloaded can still be recognised.
 	created []MessageRecord
@@ -37,7 +40,8 @@ func (e *Engine) Sync(ctx context.Context) (clients.SyncStats, error) {
 		return st, err
 	}
 	defer e.mu.Unlock()
-	r := &round{e: e, ctx: ctx, st: &st, vanished: map[LocalID]MessageRecord{}, blocked: map[string]bool{}}
+	r := &round{e: e, ctx: ctx, st: &st, vanished: map[LocalID]MessageRecord{},
+		orphans: map[LocalID]bool{}, blocked: map[string]bool{}}
 	err := r.run()
 	var se *storeError
 	if err != nil && !isProtocolRefusal(err) && !errors.As(err, &se) && ctx.Err() == nil && !e.closing() {
@@ -45,7 +49,8 @@ func (e *Engine) Sync(ctx context.Context) (clients.SyncStats, error) {
 		// the store is consistent, so the round starts again once on a new connection.
 		e.log.Info("connection lost; retrying the round", "err", err)
 		e.dropConn()
-		r = &round{e: e, ctx: ctx, st: &st, vanished: map[LocalID]MessageRecord{}, blocked: map[string]bool{}}
+		r = &round{e: e, ctx: ctx, st: &st, vanished: map[LocalID]MessageRecord{},
+			orphans: map[LocalID]bool{}, blocked: map[string]bool{}}
 		err = r.run()
 	}
 	if err != nil && !isProtocolRefusal(err) {
