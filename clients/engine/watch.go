@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -13,11 +14,38 @@ import (
 
 // Watch is push mode: it keeps a second connection with mailbox selected (read-only), runs
 // a round, then waits with IDLE until the server reports a change there (new, expunged or
-// re-flagged mail) and runs a round again, until ctx ends (then it returns nil). The
-// mailbox is selected before the first round, so nothing that happens during a round is
-// missed. A failed round or a dropped connection is returned as an error, and
-// ErrEngineClosed once the engine is closed.
+// re-flagged mail) and runs a round again. The mailbox is selected before each round, so
+// nothing that happens during a round is missed. When a round fails or a connection drops,
+// Watch logs it, waits a little (100 ms, doubling up to 5 s) and starts again, as a phone
+// would. It returns nil when ctx ends and ErrEngineClosed once the engine is closed.
 func (e *Engine) Watch(ctx context.Context, mailbox string) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := e.watchOnce(ctx, mailbox, func() { backoff = 100 * time.Millisecond })
+		if ctx.Err() != nil {
+			return nil
+		}
+		if e.closing() {
+			return ErrEngineClosed
+		}
+		e.log.Warn("watch: reconnecting", "mailbox", mailbox, "err", err, "after", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-e.done:
+			t.Stop()
+			return ErrEngineClosed
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// watchOnce runs Watch on one IDLE connection until it fails; ok is called after every
+// successful round.
+func (e *Engine) watchOnce(ctx context.Context, mailbox string, ok func()) error {
 	changed := make(chan struct{}, 1)
 	signal := func() {
 		select {
@@ -49,13 +77,13 @@ func (e *Engine) Watch(ctx context.Context, mailbox string) error {
 	err = c.Login(e.opts.Username, e.opts.Password).Wait()
 	done()
 	if err != nil {
-		return e.watchErr(ctx, fail("LOGIN", "", err))
+		return fail("LOGIN", "", err)
 	}
 	done = cn.watch()
 	_, err = c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
 	done()
 	if err != nil {
-		return e.watchErr(ctx, fail("EXAMINE", mailbox, err))
+		return fail("EXAMINE", mailbox, err)
 	}
 	for {
 		select {
@@ -63,11 +91,12 @@ func (e *Engine) Watch(ctx context.Context, mailbox string) error {
 		default:
 		}
 		if _, err := e.Sync(ctx); err != nil {
-			return e.watchErr(ctx, err)
+			return err
 		}
+		ok()
 		idle, err := c.Idle()
 		if err != nil {
-			return e.watchErr(ctx, fail("IDLE", mailbox, err))
+			return fail("IDLE", mailbox, err)
 		}
 		select {
 		case <-changed:
@@ -77,13 +106,8 @@ func (e *Engine) Watch(ctx context.Context, mailbox string) error {
 		}
 		cerr := idle.Close()
 		werr := idle.Wait()
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || e.closing() {
 			return nil
-		}
-		select {
-		case <-e.done:
-			return ErrEngineClosed
-		default:
 		}
 		if err := errors.Join(cerr, werr); err != nil {
 			return fail("IDLE", mailbox, err)
@@ -92,14 +116,4 @@ func (e *Engine) Watch(ctx context.Context, mailbox string) error {
 			return fail("IDLE", mailbox, errors.New("connection lost"))
 		}
 	}
-}
-
-func (e *Engine) watchErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return nil
-	}
-	if e.closing() {
-		return ErrEngineClosed
-	}
-	return err
 }
