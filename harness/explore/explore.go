@@ -1,0 +1,351 @@
+// Package explore finds sync bugs nobody wrote a scenario for. It generates random
+// scenarios from a seed over the whole scenario language (device actions, server changes,
+// UIDVALIDITY changes, drops, interrupts, crashes, offline periods, wipes, concurrently
+// blocks), runs each with harness.RunScenario in deterministic mode and checks every
+// invariant. A failing scenario is shrunk, by delta debugging, to a small one that still
+// breaks the same invariant, written as a formatted .scn file whose first comment line names
+// the invariant and the seed, and run once more to confirm it before it is reported. `syncharness
+// run FILE --seed S` replays it exactly.
+//
+// Runs are numbered from 0; run i's scenario depends only on the seed and i, so a shard
+// K of N (runs with i mod N = K-1) explores its share of the same sequence on any machine.
+package explore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/syncharness/syncharness/harness"
+	"github.com/syncharness/syncharness/reports"
+	"github.com/syncharness/syncharness/scenarios"
+)
+
+// Config configures an exploration.
+type Config struct {
+	// Seed decides every generated scenario and every interleaving.
+	Seed int64
+	// Gen shapes the generated scenarios.
+	Gen GenOptions
+	// Runs is the number of runs over all shards; 0 means no limit (Duration or the
+	// context ends the exploration).
+	Runs int
+	// Duration ends the exploration after this long; 0 means no limit.
+	Duration time.Duration
+	// Shard and Shards split the runs: this exploration does the runs i with
+	// i mod Shards = Shard-1. Shards 0 or 1 means all runs.
+	Shard, Shards int
+	// Parallel is how many scenarios run at once; 0 means the number of CPUs.
+	Parallel int
+	// Options are the harness options of every run (device factory, target, store). Seed
+	// is set by the exploration.
+	Options harness.Options
+	// Dir, if not "", receives each shrunk failing scenario as NAME.scn.
+	Dir string
+	// ShrinkBudget bounds the runs spent shrinking one failure; 0 means 400.
+	ShrinkBudget int
+	// MaxFailures ends the exploration after this many failures; 0 means no limit.
+	MaxFailures int
+	// Progress, if set, is called after every run, from several goroutines but never at
+	// the same time.
+	Progress func(Progress)
+}
+
+// Progress is the state of an exploration, for a live progress line.
+type Progress struct {
+	Runs     int           // runs finished
+	Failures int           // runs that broke an invariant
+	Errored  int           // runs that could not run to the end (reported, not failures)
+	Elapsed  time.Duration // since the exploration started
+}
+
+// Rate is the number of runs per second so far.
+func (p Progress) Rate() float64 {
+	if p.Elapsed <= 0 {
+		return 0
+	}
+	return float64(p.Runs) / p.Elapsed.Seconds()
+}
+
+// A Failure is one failing run, shrunk.
+type Failure struct {
+	Run       int    // the run's number
+	Name      string // the scenario's name; the written file is Name + ".scn"
+	Invariant string // the invariant it breaks ("I3", "S2", "settle"…)
+	Title     string // the invariant's title
+	Message   string // what the first failure of that invariant said
+	// Original and Shrunk are the generated scenario and the shrunk one, as source.
+	Original, Shrunk []byte
+	OriginalSteps    int // steps after the setup
+	ShrunkSteps      int
+	ShrinkRuns       int    // runs spent shrinking
+	File             string // where Shrunk was written ("" when Config.Dir is "")
+	// Confirmed is true when the shrunk file, parsed from its formatted text, broke the same
+	// invariant again; Report is that run's report.
+	Confirmed bool
+	Report    *reports.Scenario
+	// Reproduce is the command line that replays the failure.
+	Reproduce string
+}
+
+// Summary is the outcome of an exploration.
+type Summary struct {
+	Progress
+	Failures []*Failure // in run order
+	// ErroredRuns names the first few runs that errored, with the error.
+	ErroredRuns []string
+}
+
+// RunName is the name of run i's scenario for seed: "explore_S_I" (a negative seed is
+// written with an "n" for its sign, so the name stays one word).
+func RunName(seed int64, i int) string {
+	s := strconv.FormatInt(seed, 10)
+	if seed < 0 {
+		s = "n" + s[1:]
+	}
+	return fmt.Sprintf("explore_%s_%d", s, i)
+}
+
+// runSeed is the generator seed of run i.
+func runSeed(seed int64, i int) int64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "explore/%d/%d", seed, i)
+	return int64(h.Sum64() >> 1)
+}
+
+// Generate returns run i's scenario of an exploration with seed and opts: what Explore
+// runs, as checked scenario source.
+func Generate(seed int64, i int, opts GenOptions) (*scenarios.Scenario, error) {
+	s := generate(runSeed(seed, i), opts)
+	return s.repair(RunName(seed, i))
+}
+
+// Explore runs the exploration until Runs, Duration, MaxFailures or ctx ends it. Ending by
+// ctx is not an error: the summary says what was done. The error is for a configuration
+// that cannot run or a failure to write a file.
+func Explore(ctx context.Context, cfg Config) (*Summary, error) {
+	if cfg.Shards > 1 && (cfg.Shard < 1 || cfg.Shard > cfg.Shards) {
+		return nil, fmt.Errorf("explore: shard %d/%d: K must be between 1 and N", cfg.Shard, cfg.Shards)
+	}
+	if cfg.Dir != "" {
+		if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+			return nil, fmt.Errorf("explore: %w", err)
+		}
+	}
+	if cfg.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
+		defer cancel()
+	}
+	par := cfg.Parallel
+	if par <= 0 {
+		par = runtime.NumCPU()
+	}
+	shards, shard := max(cfg.Shards, 1), max(cfg.Shard, 1)
+	start := time.Now()
+
+	var (
+		mu      sync.Mutex
+		sum     = &Summary{}
+		werr    error
+		next    = shard - 1
+		stopped bool
+	)
+	// claim hands out the next run of this shard, or false when the exploration is over.
+	claim := func() (int, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped || ctx.Err() != nil || (cfg.Runs > 0 && next >= cfg.Runs) ||
+			(cfg.MaxFailures > 0 && len(sum.Failures) >= cfg.MaxFailures) {
+			return 0, false
+		}
+		i := next
+		next += shards
+		return i, true
+	}
+	var wg sync.WaitGroup
+	for range par {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i, ok := claim()
+				if !ok {
+					return
+				}
+				f, errored, err := exploreOne(ctx, cfg, i)
+				mu.Lock()
+				if ctx.Err() != nil && f == nil && errored != "" {
+					// Interrupted part-way: neither a pass nor a failure.
+					mu.Unlock()
+					return
+				}
+				sum.Runs++
+				switch {
+				case err != nil:
+					werr = errors.Join(werr, err)
+					stopped = true
+				case f != nil:
+					sum.Failures = append(sum.Failures, f)
+				case errored != "":
+					sum.Errored++
+					if len(sum.ErroredRuns) < 10 {
+						sum.ErroredRuns = append(sum.ErroredRuns, errored)
+					}
+				}
+				sum.Progress.Failures = len(sum.Failures)
+				sum.Elapsed = time.Since(start)
+				if cfg.Progress != nil {
+					cfg.Progress(sum.Progress)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	sum.Elapsed = time.Since(start)
+	sort.Slice(sum.Failures, func(i, j int) bool { return sum.Failures[i].Run < sum.Failures[j].Run })
+	return sum, werr
+}
+
+// exploreOne runs run i; on a failure it shrinks, writes and confirms it.
+func exploreOne(ctx context.Context, cfg Config, i int) (*Failure, string, error) {
+	name := RunName(cfg.Seed, i)
+	s := generate(runSeed(cfg.Seed, i), cfg.Gen)
+	scn, err := s.repair(name)
+	if err != nil {
+		return nil, fmt.Sprintf("run %d: %v", i, err), nil
+	}
+	opts := cfg.Options
+	opts.Seed = cfg.Seed
+	res := harness.RunScenario(ctx, scn, opts)
+	inv := brokenInvariant(res.Report)
+	if inv == nil {
+		if res.Report.Status == reports.Errored {
+			return nil, fmt.Sprintf("run %d: %s", i, res.Report.Error), nil
+		}
+		return nil, "", nil
+	}
+	f := &Failure{Run: i, Name: name, Invariant: inv.Invariant, Title: inv.Title, Message: inv.Message,
+		Original: []byte(s.text()), OriginalSteps: s.steps()}
+	stillFails := func(c *script) bool {
+		if ctx.Err() != nil {
+			return false
+		}
+		scn, err := c.parse(name)
+		if err != nil {
+			return false
+		}
+		return breaks(harness.RunScenario(ctx, scn, opts).Report, f.Invariant)
+	}
+	budget := cfg.ShrinkBudget
+	if budget <= 0 {
+		budget = 400
+	}
+	sh := &shrinker{fails: stillFails, budget: budget}
+	small := sh.shrink(s)
+	f.ShrinkRuns = sh.tries
+	f.ShrunkSteps = small.steps()
+	small.header = []string{
+		fmt.Sprintf("%s %s: found by syncharness explore --seed %d (run %d), shrunk from %d steps to %d.",
+			f.Invariant, f.Title, cfg.Seed, i, f.OriginalSteps, f.ShrunkSteps),
+		"Replay: syncharness run " + name + ".scn --seed " + strconv.FormatInt(cfg.Seed, 10),
+	}
+	shrunk, err := small.parse(name)
+	if err != nil {
+		return nil, "", err
+	}
+	f.Shrunk = scenarios.Format(shrunk)
+	f.Reproduce = fmt.Sprintf("syncharness run %s.scn --seed %d", name, cfg.Seed)
+	if cfg.Dir != "" {
+		f.File = filepath.Join(cfg.Dir, name+".scn")
+		if err := os.WriteFile(f.File, f.Shrunk, 0o644); err != nil {
+			return nil, "", fmt.Errorf("explore: write %s: %w", f.File, err)
+		}
+		f.Reproduce = fmt.Sprintf("syncharness run %s --seed %d", f.File, cfg.Seed)
+	}
+	// Confirm from the text as written, exactly as `syncharness run FILE --seed S` reads it.
+	file := name + ".scn"
+	if f.File != "" {
+		file = f.File
+	}
+	again, err := scenarios.Parse(file, f.Shrunk)
+	if err != nil {
+		return nil, "", fmt.Errorf("explore: the shrunk scenario %s does not parse: %w", name, err)
+	}
+	rep := harness.RunScenario(ctx, again, opts).Report
+	f.Report = rep
+	f.Confirmed = breaks(rep, f.Invariant)
+	return f, "", nil
+}
+
+// ignored are failures that say a step could not be done, not that a guarantee broke: a
+// generated scenario may ask a device to act on a message it has not seen yet.
+var ignored = map[string]bool{"step": true, "expect": true}
+
+// brokenInvariant returns the first failure of an invariant in rep, or nil.
+func brokenInvariant(rep *reports.Scenario) *reports.Failure {
+	if rep.Status != reports.Failed {
+		return nil
+	}
+	for i := range rep.Failures {
+		if !ignored[rep.Failures[i].Invariant] {
+			return &rep.Failures[i]
+		}
+	}
+	return nil
+}
+
+// breaks reports whether rep failed invariant.
+func breaks(rep *reports.Scenario, invariant string) bool {
+	if rep.Status != reports.Failed {
+		return false
+	}
+	for _, f := range rep.Failures {
+		if f.Invariant == invariant {
+			return true
+		}
+	}
+	return false
+}
+
+func atoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// Reports returns the reports of the confirmed failures, for JSON output.
+func (s *Summary) Reports() []*reports.Scenario {
+	var out []*reports.Scenario
+	for _, f := range s.Failures {
+		if f.Report != nil {
+			out = append(out, f.Report)
+		}
+	}
+	return out
+}
+
+// String summarises the exploration in one line.
+func (p Progress) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d runs, %d failures", p.Runs, p.Failures)
+	if p.Errored > 0 {
+		fmt.Fprintf(&b, ", %d errored", p.Errored)
+	}
+	fmt.Fprintf(&b, ", %.1f runs/s", p.Rate())
+	return b.String()
+}
