@@ -21,6 +21,10 @@ import (
 type cutter struct {
 	target string
 
+	// before, when set, runs before each command is passed on (the command line as sent):
+	// a test makes another client act at an exact point of a round.
+	before func(cmd string)
+
 	mu       sync.Mutex
 	count    int
 	cutAfter int
@@ -97,6 +101,9 @@ func (c *cutter) dial(ctx context.Context) (net.Conn, error) {
 					return
 				}
 				continue
+			}
+			if c.before != nil {
+				c.before(cmd.String())
 			}
 			c.mu.Lock()
 			c.count++

@@ -180,22 +180,15 @@ func (r *round) pushDeletes(mailbox string, dels []JournalEntry, recs map[LocalI
 		return err
 	}
 	r.st.Expunged += len(existed)
-	return r.update(func(tx Tx) error {
-		for _, en := range dels {
-			if !existed[recs[en.Message].UID] {
-				// Not there under that UID: the scan finds out where it went (expunged by
-				// someone else, moved, renumbered) and the delete follows it.
-				continue
-			}
-			if err := dropEntries(tx, en.Message); err != nil {
-				return err
-			}
-			if err := tx.DeleteMessage(en.Message); err != nil {
-				return err
-			}
+	// The records stay (hidden) until the scan has seen the UIDs gone: a message another
+	// device moved between our STORE and our EXPUNGE shows up elsewhere, still marked
+	// \Deleted, and the delete follows it there (expunge beats move).
+	for _, en := range dels {
+		if existed[recs[en.Message].UID] {
+			r.marked[en.Message] = true
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // expunge removes uids from the selected mailbox without touching any other message:

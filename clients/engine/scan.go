@@ -303,6 +303,25 @@ func (r *round) commitScan(p *scanPlan) error {
 		for k, v := range pairByID(p.orphans, p.msgs) {
 			orphanPairs[k] = v
 		}
+		// A record deleted here this round only matches a message still marked \Deleted.
+		var marked, unmarked []MessageRecord
+		for _, m := range vanishedRecs {
+			if r.marked[m.ID] {
+				marked = append(marked, m)
+			} else {
+				unmarked = append(unmarked, m)
+			}
+		}
+		var deletedMsgs []*serverMsg
+		for _, s := range p.msgs {
+			if s.flags.System&FlagDeleted != 0 {
+				deletedMsgs = append(deletedMsgs, s)
+			}
+		}
+		vanishedRecs = unmarked
+		for k, v := range pairByID(marked, deletedMsgs) {
+			movedPairs[k] = v
+		}
 		for k, v := range pairByID(vanishedRecs, p.msgs) {
 			movedPairs[k] = v
 		}
@@ -326,6 +345,7 @@ func (r *round) commitScan(p *scanPlan) error {
 			}
 		}
 		pairByHash(p.orphans, p.msgs, orphanPairs)
+		pairByHash(marked, deletedMsgs, movedPairs)
 		pairByHash(vanishedRecs, p.msgs, movedPairs)
 	}
 

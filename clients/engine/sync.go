@@ -21,6 +21,9 @@ type round struct {
 	// orphans marks the vanished records that had UIDs of a replaced UIDVALIDITY: found
 	// nowhere, they are quarantined instead of deleted.
 	orphans map[LocalID]bool
+	// marked lists deleted records whose UID this round marked \Deleted: if they vanished
+	// before our EXPUNGE (moved), only a copy still marked \Deleted is theirs.
+	marked map[LocalID]bool
 	// created lists the records made from new server messages this round, so that a
 	// vanished record found after its new copy was downloaded can still be recognised.
 	created []MessageRecord
@@ -41,7 +44,7 @@ func (e *Engine) Sync(ctx context.Context) (clients.SyncStats, error) {
 	}
 	defer e.mu.Unlock()
 	r := &round{e: e, ctx: ctx, st: &st, vanished: map[LocalID]MessageRecord{},
-		orphans: map[LocalID]bool{}, blocked: map[string]bool{}}
+		orphans: map[LocalID]bool{}, marked: map[LocalID]bool{}, blocked: map[string]bool{}}
 	err := r.run()
 	var se *storeError
 	if err != nil && !isProtocolRefusal(err) && !errors.As(err, &se) && ctx.Err() == nil && !e.closing() {
@@ -50,7 +53,7 @@ func (e *Engine) Sync(ctx context.Context) (clients.SyncStats, error) {
 		e.log.Info("connection lost; retrying the round", "err", err)
 		e.dropConn()
 		r = &round{e: e, ctx: ctx, st: &st, vanished: map[LocalID]MessageRecord{},
-			orphans: map[LocalID]bool{}, blocked: map[string]bool{}}
+			orphans: map[LocalID]bool{}, marked: map[LocalID]bool{}, blocked: map[string]bool{}}
 		err = r.run()
 	}
 	if err != nil && !isProtocolRefusal(err) {
