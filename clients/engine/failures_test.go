@@ -152,29 +152,29 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 			})
 
 			It("F14: a delete follows a message another client moved between our STORE and EXPUNGE", func() {
-			cut := newCutter(w.addr)
-			opts := w.options(kind.open(), 0)
-			opts.Dial = cut.dial
-			tablet, err := engine.NewDevice("tablet", opts)
-			Expect(err).NotTo(HaveOccurred())
-			DeferCleanup(tablet.Close)
-			settle(tablet)
-			uid := w.uid("INBOX", "m1")
-			moved := false
-			cut.before = func(cmd string) {
-				if strings.Contains(cmd, "EXPUNGE") && !moved {
-					moved = true
-					Expect(w.srv.Apply(fakeserver.MoveMessages{User: user, Mailbox: "INBOX",
-						UIDs: []uint32{uid}, Dest: "Archive"})).To(Succeed())
+				cut := newCutter(w.addr)
+				opts := w.options(kind.open(), 0)
+				opts.Dial = cut.dial
+				tablet, err := engine.NewDevice("tablet", opts)
+				Expect(err).NotTo(HaveOccurred())
+				DeferCleanup(tablet.Close)
+				settle(tablet)
+				uid := w.uid("INBOX", "m1")
+				moved := false
+				cut.before = func(cmd string) {
+					if strings.Contains(cmd, "EXPUNGE") && !moved {
+						moved = true
+						Expect(w.srv.Apply(fakeserver.MoveMessages{User: user, Mailbox: "INBOX",
+							UIDs: []uint32{uid}, Dest: "Archive"})).To(Succeed())
+					}
 				}
-			}
-			del(tablet, "INBOX", "m1")
-			syncOK(tablet)
-			Expect(moved).To(BeTrue())
-			w.expectConverged([]string{"Archive:", "Bin:", "INBOX: m2 m3"}, tablet, phone, laptop)
-		})
+				del(tablet, "INBOX", "m1")
+				syncOK(tablet)
+				Expect(moved).To(BeTrue())
+				w.expectConverged([]string{"Archive:", "Bin:", "INBOX: m2 m3"}, tablet, phone, laptop)
+			})
 
-		It("F15: a folder renamed while a device was offline is neither resurrected nor downloaded again", func() {
+			It("F15: a folder renamed while a device was offline is neither resurrected nor downloaded again", func() {
 				move(laptop, "INBOX", "m1", "Archive")
 				settle(laptop, phone)
 				do(laptop, clients.Action{Kind: clients.ActRenameMailbox, Mailbox: "Archive", Dest: "Old"})
