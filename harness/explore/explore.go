@@ -49,6 +49,10 @@ type Config struct {
 	// Options are the harness options of every run (device factory, target, store). Seed
 	// is set by the exploration.
 	Options harness.Options
+	// Baseline, if set, makes the exploration differential: a run counts as a failure only
+	// when the same scenario does not break the same invariant with these options (say, a
+	// correct engine where Options has a broken one). Shrinking keeps both conditions.
+	Baseline *harness.Options
 	// Dir, if not "", receives each shrunk failing scenario as NAME.scn.
 	Dir string
 	// ShrinkBudget bounds the runs spent shrinking one failure; 0 means 400.
@@ -229,6 +233,14 @@ func exploreOne(ctx context.Context, cfg Config, i int) (*Failure, string, error
 	opts.Seed = cfg.Seed
 	res := harness.RunScenario(ctx, scn, opts)
 	inv := brokenInvariant(res.Report)
+	var base harness.Options
+	if cfg.Baseline != nil {
+		base = *cfg.Baseline
+		base.Seed = cfg.Seed
+		if inv != nil && breaks(harness.RunScenario(ctx, scn, base).Report, inv.Invariant) {
+			return nil, "", nil // not a difference from the baseline
+		}
+	}
 	if inv == nil {
 		if res.Report.Status == reports.Errored {
 			return nil, fmt.Sprintf("run %d: %s", i, res.Report.Error), nil
@@ -245,7 +257,10 @@ func exploreOne(ctx context.Context, cfg Config, i int) (*Failure, string, error
 		if err != nil {
 			return false
 		}
-		return breaks(harness.RunScenario(ctx, scn, opts).Report, f.Invariant)
+		if !breaks(harness.RunScenario(ctx, scn, opts).Report, f.Invariant) {
+			return false
+		}
+		return cfg.Baseline == nil || !breaks(harness.RunScenario(ctx, scn, base).Report, f.Invariant)
 	}
 	budget := cfg.ShrinkBudget
 	if budget <= 0 {
@@ -285,6 +300,9 @@ func exploreOne(ctx context.Context, cfg Config, i int) (*Failure, string, error
 	rep := harness.RunScenario(ctx, again, opts).Report
 	f.Report = rep
 	f.Confirmed = breaks(rep, f.Invariant)
+	if f.Confirmed && cfg.Baseline != nil {
+		f.Confirmed = !breaks(harness.RunScenario(ctx, again, base).Report, f.Invariant)
+	}
 	return f, "", nil
 }
 

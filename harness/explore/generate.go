@@ -200,7 +200,7 @@ func (g *gen) sortedMailboxes(set map[string]bool) []string {
 	return out
 }
 
-var flagChoices = []string{`\Flagged`, `$Work`, `\Answered`, `\Flagged`}
+var flagChoices = []string{`\Flagged`, `$Work`, `\Answered`, `\Flagged`, `\Deleted`}
 
 // step writes one step (or a block of at most room lines).
 func (g *gen) step(room int) *item {

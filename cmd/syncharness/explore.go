@@ -1,0 +1,340 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/syncharness/syncharness/harness"
+	"github.com/syncharness/syncharness/harness/explore"
+	"github.com/syncharness/syncharness/reports"
+)
+
+type exploreFlags struct {
+	seed        int64
+	devices     int
+	steps       int
+	runs        int
+	duration    time.Duration
+	faults      string
+	shard       string
+	parallel    int
+	out         string
+	json        string
+	store       string
+	broken      string
+	serverBug   string
+	budget      int
+	maxFailures int
+}
+
+// serverBugs are the fake server's known-bad modes, by the names --server-bug takes.
+var serverBugs = map[string]func(*harness.FakeTarget){
+	"reuse-expunged-uids":        func(t *harness.FakeTarget) { t.ReuseExpungedUIDs = true },
+	"omit-expunge-notifications": func(t *harness.FakeTarget) { t.OmitExpungeNotifications = true },
+}
+
+func newExploreCmd() *cobra.Command {
+	var f exploreFlags
+	cmd := &cobra.Command{
+		Use:   "explore",
+		Short: "Generate random scenarios, find invariant failures and shrink them to small scenario files",
+		Long: `Generate random scenarios from a seed over the whole scenario language (device
+actions on messages and mailboxes, server changes, UIDVALIDITY bumps and resets, dropped
+connections, interrupted and crashing syncs, offline periods, wiped devices, concurrently
+blocks), run each against the embedded fake server in deterministic mode and check every
+invariant.
+
+A failing scenario is shrunk (steps, blocks, devices, messages, mailboxes and options are
+removed while the same invariant still fails), written to --out as a formatted NAME.scn
+whose first comment line names the invariant and the seed, and run again to confirm it
+before it is reported. "syncharness run FILE --seed S" replays it exactly.
+
+Without --seed a seed is picked from the clock and printed, so any exploration can be
+repeated. --shard K/N explores the K-th of N interleaved shares of the same runs, so that
+N machines or CI jobs explore side by side without overlap; "syncharness report merge"
+combines their --json results.
+
+With --broken-engine or --server-bug the exploration is differential: a run counts only if
+the correct engine on a correct server does not break the same invariant.
+
+A live progress line shows runs, failures and rate on a terminal; Ctrl-C stops cleanly
+with a summary. Exit status: 0 when nothing failed, 1 when a failure was found, 2 for a
+usage error.`,
+		Example: `  # five minutes of exploration, three devices, thirty steps each
+  syncharness explore --duration 5m
+
+  # a fixed amount of work, reproducible
+  syncharness explore --seed 42 --runs 2000 --devices 2 --steps 20 --faults crash,offline
+
+  # shard 3 of 8 in a CI matrix; merge the shards' JSON afterwards
+  syncharness explore --seed 42 --runs 40000 --shard 3/8 --json explore-3.json
+  syncharness report merge explore-*.json -o explore.json
+
+  # see it find a deliberately broken engine
+  syncharness explore --seed 1 --runs 100 --broken-engine reupload`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runExplore(cmd, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.Int64Var(&f.seed, "seed", 0, "seed of the exploration (default: picked from the clock and printed)")
+	fl.IntVar(&f.devices, "devices", 3, "devices per scenario, 2 to 4")
+	fl.IntVar(&f.steps, "steps", 30, "steps per scenario after the setup")
+	fl.IntVar(&f.runs, "runs", 0, "runs over all shards (default: until --duration or Ctrl-C; 1000 when neither is given)")
+	fl.DurationVar(&f.duration, "duration", 0, "stop after this long")
+	fl.StringVar(&f.faults, "faults", strings.Join(explore.AllFaults, ","), "faults the scenarios may use, comma-separated, or \"none\"")
+	fl.StringVar(&f.shard, "shard", "", "explore only shard K of N (K/N, from 1/N to N/N)")
+	fl.IntVar(&f.parallel, "parallel", 0, "scenarios run at once (default: number of CPUs)")
+	fl.StringVar(&f.out, "out", "explore-failures", "directory for the shrunk failing scenarios")
+	fl.StringVar(&f.json, "json", "", "write the failures' results as JSON to this file (for report merge)")
+	fl.StringVar(&f.store, "store", "memory", "device store: memory or disk")
+	fl.StringVar(&f.broken, "broken-engine", "", "explore a deliberately broken engine: "+quirkNames())
+	fl.StringVar(&f.serverBug, "server-bug", "", "switch on a known-bad mode of the fake server: reuse-expunged-uids, omit-expunge-notifications")
+	fl.IntVar(&f.budget, "shrink-budget", 400, "runs spent at most on shrinking one failure")
+	fl.IntVar(&f.maxFailures, "max-failures", 0, "stop after this many failures (default: no limit)")
+	return cmd
+}
+
+func init() { rootCmd.AddCommand(newExploreCmd()) }
+
+// parseShard reads "K/N".
+func parseShard(s string) (k, n int, err error) {
+	if s == "" {
+		return 1, 1, nil
+	}
+	ks, ns, ok := strings.Cut(s, "/")
+	if ok {
+		k, err = strconv.Atoi(ks)
+		if err == nil {
+			n, err = strconv.Atoi(ns)
+		}
+	}
+	if !ok || err != nil || n < 1 || k < 1 || k > n {
+		return 0, 0, usagef("--shard %q: want K/N with 1 <= K <= N, e.g. 3/8", s)
+	}
+	return k, n, nil
+}
+
+func parseFaults(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "none" {
+		return []string{}, nil
+	}
+	known := map[string]bool{}
+	for _, f := range explore.AllFaults {
+		known[f] = true
+	}
+	out := []string{}
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !known[f] {
+			return nil, usagef("--faults: unknown fault %q (known: %s, or none)", f, strings.Join(explore.AllFaults, ", "))
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+func runExplore(cmd *cobra.Command, f exploreFlags) error {
+	if f.devices < 2 || f.devices > 4 {
+		return usagef("--devices %d: want 2 to 4", f.devices)
+	}
+	if f.steps < 1 {
+		return usagef("--steps %d: want at least 1", f.steps)
+	}
+	if f.runs < 0 || f.duration < 0 {
+		return usagef("--runs and --duration cannot be negative")
+	}
+	if f.store != "memory" && f.store != "disk" {
+		return usagef("--store %q: want memory or disk", f.store)
+	}
+	shard, shards, err := parseShard(f.shard)
+	if err != nil {
+		return err
+	}
+	faults, err := parseFaults(f.faults)
+	if err != nil {
+		return err
+	}
+	seed := f.seed
+	if !cmd.Flags().Changed("seed") {
+		seed = time.Now().UnixNano() % 1_000_000_000
+	}
+	runs := f.runs
+	if runs == 0 && f.duration == 0 {
+		runs = 1000
+	}
+	opts := harness.Options{Store: f.store, Command: strings.Join(os.Args, " ")}
+	engineName := "syncharness-engine"
+	differential := false
+	if f.broken != "" {
+		q, err := harness.ParseQuirks(f.broken)
+		if err != nil {
+			return usagef("--broken-engine: %v", err)
+		}
+		opts.NewDevice = harness.BrokenEngineDevice(q)
+		engineName += " (broken: " + f.broken + ")"
+		differential = true
+	}
+	if f.serverBug != "" {
+		var target harness.FakeTarget
+		for _, name := range strings.Split(f.serverBug, ",") {
+			set, ok := serverBugs[strings.TrimSpace(name)]
+			if !ok {
+				return usagef("--server-bug %q: want reuse-expunged-uids or omit-expunge-notifications", name)
+			}
+			set(&target)
+		}
+		opts.Target = target
+		differential = true
+	}
+	cfg := explore.Config{
+		Seed:         seed,
+		Gen:          explore.GenOptions{Devices: f.devices, Steps: f.steps, Faults: faults},
+		Runs:         runs,
+		Duration:     f.duration,
+		Shard:        shard,
+		Shards:       shards,
+		Parallel:     f.parallel,
+		Options:      opts,
+		Dir:          f.out,
+		ShrinkBudget: f.budget,
+		MaxFailures:  f.maxFailures,
+	}
+	if differential {
+		cfg.Baseline = &harness.Options{Store: f.store}
+	}
+	if f.json != "" {
+		if err := os.MkdirAll(filepath.Dir(f.json), 0o755); err != nil {
+			return usagef("%v", err)
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	out, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	live := false
+	if file, ok := stderr.(*os.File); ok {
+		live = isTerminal(file)
+	}
+	limit := "until Ctrl-C"
+	switch {
+	case runs > 0 && f.duration > 0:
+		limit = fmt.Sprintf("%d runs or %s", runs, f.duration)
+	case runs > 0:
+		limit = fmt.Sprintf("%d runs", runs)
+	case f.duration > 0:
+		limit = f.duration.String()
+	}
+	shardText := ""
+	if shards > 1 {
+		shardText = fmt.Sprintf(", shard %d/%d", shard, shards)
+	}
+	fmt.Fprintf(stderr, "exploring with seed %d%s: %d devices, %d steps, %s (repeat with --seed %d)\n",
+		seed, shardText, f.devices, f.steps, limit, seed)
+	line := &progressLine{w: stderr, live: live}
+	cfg.Progress = line.show
+	started := time.Now().UTC()
+	sum, err := explore.Explore(ctx, cfg)
+	line.clear()
+	if err != nil {
+		return err
+	}
+	for _, fl := range sum.Failures {
+		printFailure(out, fl)
+	}
+	verdict := "ok  "
+	if len(sum.Failures) > 0 {
+		verdict = "FAIL"
+	}
+	interrupted := ""
+	if ctx.Err() != nil && (f.duration == 0 || time.Since(started) < f.duration) {
+		interrupted = " (interrupted)"
+	}
+	fmt.Fprintf(out, "%s %s in %s%s  (seed %d%s)\n", verdict, sum.Progress, sum.Elapsed.Round(time.Millisecond), interrupted, seed, shardText)
+	for _, e := range sum.ErroredRuns {
+		fmt.Fprintf(out, "  errored: %s\n", e)
+	}
+	if f.json != "" {
+		run := &reports.Run{SchemaVersion: reports.SchemaVersion, Target: "fake", Engine: engineName, Store: f.store,
+			Seed: seed, Started: started, Duration: sum.Elapsed, Command: opts.Command, Scenarios: sum.Reports()}
+		file, err := os.Create(f.json)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		if err := reports.WriteJSON(file, run); err != nil {
+			file.Close()
+			return fmt.Errorf("write %s: %w", f.json, err)
+		}
+		if err := file.Close(); err != nil {
+			return err
+		}
+	}
+	if len(sum.Failures) > 0 {
+		return failedError{}
+	}
+	return nil
+}
+
+func printFailure(w io.Writer, f *explore.Failure) {
+	state := "confirmed"
+	if !f.Confirmed {
+		state = "NOT confirmed by a second run"
+	}
+	fmt.Fprintf(w, "FAIL %s %s (run %d): %s\n", f.Invariant, f.Title, f.Run, f.Message)
+	fmt.Fprintf(w, "  shrunk from %d to %d steps in %d runs, %s\n", f.OriginalSteps, f.ShrunkSteps, f.ShrinkRuns, state)
+	if f.File != "" {
+		fmt.Fprintf(w, "  wrote %s\n", f.File)
+	}
+	for _, l := range strings.Split(strings.TrimRight(string(f.Shrunk), "\n"), "\n") {
+		fmt.Fprintf(w, "    %s\n", l)
+	}
+	fmt.Fprintf(w, "  reproduce: %s\n", f.Reproduce)
+}
+
+// progressLine redraws one status line on a terminal; elsewhere it prints nothing.
+type progressLine struct {
+	w     io.Writer
+	live  bool
+	mu    sync.Mutex
+	drawn int
+	last  time.Time
+}
+
+func (p *progressLine) show(pr explore.Progress) {
+	if !p.live {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if time.Since(p.last) < 100*time.Millisecond {
+		return
+	}
+	p.last = time.Now()
+	text := "exploring: " + pr.String()
+	pad := max(p.drawn-len(text), 0)
+	fmt.Fprintf(p.w, "\r%s%s", text, strings.Repeat(" ", pad))
+	p.drawn = len(text)
+}
+
+func (p *progressLine) clear() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.live && p.drawn > 0 {
+		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", p.drawn))
+		p.drawn = 0
+	}
+}
