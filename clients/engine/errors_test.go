@@ -1,12 +1,14 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"github.com/syncharness/syncharness/clients"
+	"github.com/syncharness/syncharness/clients/engine"
 	"github.com/syncharness/syncharness/fakeserver"
 )
 
@@ -45,5 +47,22 @@ var _ = Describe("errors and hostile server data", func() {
 		w.deliver("INBOX", "n1")
 		Expect(w.uid("INBOX", "n1")).To(Equal(w.uid("INBOX", "m1") + 1))
 		w.expectConverged([]string{"Archive:", "INBOX: m1 m3 n1"}, phone, laptop)
+	})
+
+	It("keeps every local mailbox and message when the server lists no mailboxes", func() {
+		cut := newCutter(w.addr)
+		opts := w.options(engine.NewMemoryStore(), 0)
+		opts.Dial = cut.dial
+		tablet, err := engine.NewDevice("tablet", opts)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(tablet.Close)
+		settle(tablet)
+		before := replica(tablet)
+		cut.setHide(func(line []byte) bool { return bytes.HasPrefix(line, []byte("* LIST ")) })
+		_, err = tablet.Sync(context.Background())
+		Expect(err).To(MatchError(ContainSubstring("LIST")))
+		Expect(replica(tablet)).To(Equal(before))
+		cut.setHide(nil)
+		w.expectConverged(before, tablet, phone, laptop)
 	})
 })

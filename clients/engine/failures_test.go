@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -160,17 +161,16 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 				DeferCleanup(tablet.Close)
 				settle(tablet)
 				uid := w.uid("INBOX", "m1")
-				moved := false
-				cut.before = func(cmd string) {
-					if strings.Contains(cmd, "EXPUNGE") && !moved {
-						moved = true
+				var moved atomic.Bool
+				cut.setBefore(func(cmd string) {
+					if strings.Contains(cmd, "EXPUNGE") && moved.CompareAndSwap(false, true) {
 						Expect(w.srv.Apply(fakeserver.MoveMessages{User: user, Mailbox: "INBOX",
 							UIDs: []uint32{uid}, Dest: "Archive"})).To(Succeed())
 					}
-				}
+				})
 				del(tablet, "INBOX", "m1")
 				syncOK(tablet)
-				Expect(moved).To(BeTrue())
+				Expect(moved.Load()).To(BeTrue())
 				w.expectConverged([]string{"Archive:", "Bin:", "INBOX: m2 m3"}, tablet, phone, laptop)
 			})
 

@@ -21,11 +21,12 @@ import (
 type cutter struct {
 	target string
 
+	mu sync.Mutex
 	// before, when set, runs before each command is passed on (the command line as sent):
 	// a test makes another client act at an exact point of a round.
 	before func(cmd string)
-
-	mu       sync.Mutex
+	// hide, when set, drops the server lines it returns true for (hostile server data).
+	hide     func(line []byte) bool
 	count    int
 	cutAfter int
 	cut      chan struct{} // closed when the cut happened
@@ -40,6 +41,20 @@ func (c *cutter) arm(n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.count, c.cutAfter, c.cut = 0, n, make(chan struct{})
+}
+
+// setBefore sets the hook run before each command.
+func (c *cutter) setBefore(fn func(cmd string)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.before = fn
+}
+
+// setHide sets the filter of server lines.
+func (c *cutter) setHide(fn func(line []byte) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hide = fn
 }
 
 func (c *cutter) commands() int {
@@ -102,8 +117,11 @@ func (c *cutter) dial(ctx context.Context) (net.Conn, error) {
 				}
 				continue
 			}
-			if c.before != nil {
-				c.before(cmd.String())
+			c.mu.Lock()
+			before := c.before
+			c.mu.Unlock()
+			if before != nil {
+				before(cmd.String())
 			}
 			c.mu.Lock()
 			c.count++
@@ -145,6 +163,12 @@ func (c *cutter) dial(ctx context.Context) (net.Conn, error) {
 					close(answered)
 					return
 				}
+				continue
+			}
+			c.mu.Lock()
+			hide := c.hide
+			c.mu.Unlock()
+			if hide != nil && hide(line) {
 				continue
 			}
 			if _, err := b.Write(line); err != nil {
