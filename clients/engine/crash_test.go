@@ -107,5 +107,26 @@ func DescribeCrashSafety(kind storeKind) bool {
 			Entry("after UIDs were renumbered silently in INBOX (F4)", fakeserver.Options{Seed: 1},
 				fakeserver.RenumberSilently{User: user, Mailbox: "INBOX"}),
 		)
+
+		It("keeps a flag changed after a crash that hid an APPEND's answer (F5)", func() {
+			w := newWorld(fakeserver.Options{Seed: 1})
+			w.store = kind.open
+			cut := newCutter(w.addr)
+			opts := w.options(kind.open(), 0)
+			opts.Dial = cut.dial
+			phone, err := engine.NewDevice("phone", opts)
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(phone.Close)
+			laptop := w.device("laptop")
+			settle(phone, laptop)
+			do(phone, clients.Action{Kind: clients.ActAppend, Mailbox: "INBOX", Message: msg("d1"), Flags: []string{`\Seen`}})
+			cut.armMatch("APPEND")
+			_, err = phone.Sync(context.Background())
+			Expect(err).To(HaveOccurred())
+			Expect(phone.Crash()).To(Succeed())
+			cut.arm(0)
+			do(phone, clients.Action{Kind: clients.ActFlag, Mailbox: "INBOX", Labels: []string{"d1"}, Flag: `\Flagged`})
+			w.expectConverged([]string{`INBOX: d1[\Flagged,\Seen]`}, phone, laptop)
+		})
 	})
 }

@@ -200,7 +200,7 @@ func (r *round) locate(mailbox string, entries []JournalEntry, recs map[LocalID]
 		return nil, err
 	}
 	set := imap.UIDSet{imap.UIDRange{Start: imap.UID(from), Stop: 0}}
-	bufs, err := r.cn.fetch(mailbox, set, &imap.FetchOptions{RFC822Size: true,
+	bufs, err := r.cn.fetch(mailbox, set, &imap.FetchOptions{RFC822Size: true, Flags: true,
 		BodySection: []*imap.FetchItemBodySection{msgIDSection}})
 	if err != nil {
 		return nil, err
@@ -232,6 +232,7 @@ func (r *round) locate(mailbox string, entries []JournalEntry, recs map[LocalID]
 	}
 	for id, s := range pairs {
 		found[id] = s.uid
+		r.located[id] = s.flags
 	}
 	return found, nil
 }

@@ -29,6 +29,7 @@ type cutter struct {
 	hide     func(line []byte) bool
 	count    int
 	cutAfter int
+	cutMatch string        // cut after the first command containing it
 	cut      chan struct{} // closed when the cut happened
 }
 
@@ -40,7 +41,14 @@ func newCutter(target string) *cutter {
 func (c *cutter) arm(n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.count, c.cutAfter, c.cut = 0, n, make(chan struct{})
+	c.count, c.cutAfter, c.cutMatch, c.cut = 0, n, "", make(chan struct{})
+}
+
+// armMatch resets the counter and cuts after the first command that contains s.
+func (c *cutter) armMatch(s string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.count, c.cutAfter, c.cutMatch, c.cut = 0, 0, s, make(chan struct{})
 }
 
 // setBefore sets the hook run before each command.
@@ -125,6 +133,9 @@ func (c *cutter) dial(ctx context.Context) (net.Conn, error) {
 			}
 			c.mu.Lock()
 			c.count++
+			if c.cutMatch != "" && c.cutAfter == 0 && bytes.Contains(cmd.Bytes(), []byte(c.cutMatch)) {
+				c.cutAfter = c.count
+			}
 			cutNow := c.cutAfter > 0 && c.count == c.cutAfter
 			c.mu.Unlock()
 			if cutNow {

@@ -583,8 +583,17 @@ func (r *round) adoptAppended(mailbox string, found map[LocalID]uint32, entries 
 			}
 			if ok {
 				m.UID, m.State, m.EverUID, m.Base = u, MsgSynced, true, m.Flags
+				if f, known := r.located[m.ID]; known {
+					// Found after a crash: the server has the flags of the first APPEND.
+					m.Base = f
+				}
 				if err := tx.PutMessage(m); err != nil {
 					return err
+				}
+				if m.Flags != m.Base {
+					if _, err := tx.AddJournal(JournalEntry{Op: OpFlags, Message: m.ID, Mailbox: mailbox}); err != nil {
+						return err
+					}
 				}
 			}
 			if err := tx.DeleteJournal(en.Seq); err != nil {

@@ -24,6 +24,8 @@ type round struct {
 	// marked lists deleted records whose UID this round marked \Deleted: if they vanished
 	// before our EXPUNGE (moved), only a copy still marked \Deleted is theirs.
 	marked map[LocalID]bool
+	// located holds the server flags of messages found by locate.
+	located map[LocalID]Flags
 	// created lists the records made from new server messages this round, so that a
 	// vanished record found after its new copy was downloaded can still be recognised.
 	created []MessageRecord
@@ -44,7 +46,8 @@ func (e *Engine) Sync(ctx context.Context) (clients.SyncStats, error) {
 	}
 	defer e.mu.Unlock()
 	r := &round{e: e, ctx: ctx, st: &st, vanished: map[LocalID]MessageRecord{},
-		orphans: map[LocalID]bool{}, marked: map[LocalID]bool{}, blocked: map[string]bool{}}
+		orphans: map[LocalID]bool{}, marked: map[LocalID]bool{},
+		located: map[LocalID]Flags{}, blocked: map[string]bool{}}
 	err := r.run()
 	var se *storeError
 	if err != nil && !isProtocolRefusal(err) && !errors.As(err, &se) && ctx.Err() == nil && !e.closing() {
@@ -53,7 +56,8 @@ func (e *Engine) Sync(ctx context.Context) (clients.SyncStats, error) {
 		e.log.Info("connection lost; retrying the round", "err", err)
 		e.dropConn()
 		r = &round{e: e, ctx: ctx, st: &st, vanished: map[LocalID]MessageRecord{},
-			orphans: map[LocalID]bool{}, marked: map[LocalID]bool{}, blocked: map[string]bool{}}
+			orphans: map[LocalID]bool{}, marked: map[LocalID]bool{},
+			located: map[LocalID]Flags{}, blocked: map[string]bool{}}
 		err = r.run()
 	}
 	if err != nil && !isProtocolRefusal(err) {
