@@ -128,5 +128,31 @@ func DescribeCrashSafety(kind storeKind) bool {
 			do(phone, clients.Action{Kind: clients.ActFlag, Mailbox: "INBOX", Labels: []string{"d1"}, Flag: `\Flagged`})
 			w.expectConverged([]string{`INBOX: d1[\Flagged,\Seen]`}, phone, laptop)
 		})
+
+		DescribeTable("deletes a message the user removed after a crash that hid its APPEND's answer (F5)",
+			func(cutOn string, want []string) {
+				w := newWorld(fakeserver.Options{Seed: 1})
+				w.store = kind.open
+				cut := newCutter(w.addr)
+				opts := w.options(kind.open(), 0)
+				opts.Dial = cut.dial
+				phone, err := engine.NewDevice("phone", opts)
+				Expect(err).NotTo(HaveOccurred())
+				DeferCleanup(phone.Close)
+				laptop := w.device("laptop")
+				w.deliver("INBOX", "m1")
+				settle(phone, laptop)
+				do(phone, clients.Action{Kind: clients.ActAppend, Mailbox: "INBOX", Message: msg("d1")})
+				cut.armMatch(cutOn)
+				_, err = phone.Sync(context.Background())
+				Expect(err).To(HaveOccurred())
+				Expect(phone.Crash()).To(Succeed())
+				cut.arm(0)
+				do(phone, clients.Action{Kind: clients.ActDelete, Mailbox: "INBOX", Labels: []string{"d1"}})
+				w.expectConverged(want, phone, laptop)
+			},
+			Entry("the APPEND reached the server", "APPEND", []string{"INBOX: m1"}),
+			Entry("the crash came before the APPEND", "STATUS", []string{"INBOX: m1"}),
+		)
 	})
 }

@@ -281,10 +281,18 @@ func deleteLocal(tx Tx, id LocalID) error {
 		return err
 	}
 	if m.State == MsgNew {
-		if err := dropEntries(tx, id); err != nil {
+		en, ok, err := findEntry(tx, OpAppend, id)
+		if err != nil {
 			return err
 		}
-		return tx.DeleteMessage(id)
+		if !ok || en.State != EntryInFlight {
+			if err := dropEntries(tx, id); err != nil {
+				return err
+			}
+			return tx.DeleteMessage(id)
+		}
+		// The APPEND may have reached the server before a crash: keep the record hidden
+		// until the engine knows; if found, it is expunged, else forgotten.
 	}
 	m.State = MsgDeleted
 	m.MoveTo = ""

@@ -473,7 +473,7 @@ func (r *round) pushAppends(mailbox string, entries []JournalEntry) error {
 			if err != nil {
 				return err
 			}
-			if ok && m.State == MsgNew && m.Mailbox == mailbox {
+			if ok && m.UID == 0 && m.Mailbox == mailbox && (m.State == MsgNew || m.State == MsgDeleted) {
 				recs[m.ID] = m
 			}
 		}
@@ -504,9 +504,22 @@ func (r *round) pushAppends(mailbox string, entries []JournalEntry) error {
 			return err
 		}
 		for _, en := range inflight {
-			if _, ok := found[en.Message]; !ok {
-				todo = append(todo, en)
+			if _, ok := found[en.Message]; ok {
+				continue
 			}
+			if recs[en.Message].State == MsgDeleted {
+				// Deleted by the user and never reached the server: forget it.
+				if err := r.update(func(tx Tx) error {
+					if err := dropEntries(tx, en.Message); err != nil {
+						return err
+					}
+					return tx.DeleteMessage(en.Message)
+				}); err != nil {
+					return err
+				}
+				continue
+			}
+			todo = append(todo, en)
 		}
 	}
 	if len(todo) == 0 {
@@ -582,7 +595,10 @@ func (r *round) adoptAppended(mailbox string, found map[LocalID]uint32, entries 
 				return err
 			}
 			if ok {
-				m.UID, m.State, m.EverUID, m.Base = u, MsgSynced, true, m.Flags
+				m.UID, m.EverUID, m.Base = u, true, m.Flags
+				if m.State == MsgNew {
+					m.State = MsgSynced
+				}
 				if f, known := r.located[m.ID]; known {
 					// Found after a crash: the server has the flags of the first APPEND.
 					m.Base = f
@@ -590,7 +606,7 @@ func (r *round) adoptAppended(mailbox string, found map[LocalID]uint32, entries 
 				if err := tx.PutMessage(m); err != nil {
 					return err
 				}
-				if m.Flags != m.Base {
+				if m.State == MsgSynced && m.Flags != m.Base {
 					if _, err := tx.AddJournal(JournalEntry{Op: OpFlags, Message: m.ID, Mailbox: mailbox}); err != nil {
 						return err
 					}

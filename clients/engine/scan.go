@@ -152,7 +152,7 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 			if en.Op == OpAppend && en.State == EntryInFlight && en.Mailbox == name {
 				if m, ok, err := tx.Message(en.Message); err != nil {
 					return err
-				} else if ok && m.State == MsgNew {
+				} else if ok && m.UID == 0 && (m.State == MsgNew || m.State == MsgDeleted) {
 					p.inflight = append(p.inflight, m)
 					from := en.UIDNext
 					if en.UIDValidity != data.UIDValidity {
@@ -371,14 +371,17 @@ func (r *round) commitScan(p *scanPlan) error {
 			if err != nil || !ok {
 				return err
 			}
-			m.UID, m.State, m.EverUID = s.uid, MsgSynced, true
-			m.Base = s.flags
-			if m.Flags != s.flags {
-				m.Flags = s.flags
-				r.st.LocalChanges++
+			m.UID, m.EverUID, m.Base = s.uid, true, s.flags
+			if m.State == MsgNew {
+				m.State = MsgSynced
 			}
 			if err := tx.PutMessage(m); err != nil {
 				return err
+			}
+			if m.State == MsgSynced && m.Flags != m.Base {
+				if _, err := tx.AddJournal(JournalEntry{Op: OpFlags, Message: id, Mailbox: name}); err != nil {
+					return err
+				}
 			}
 			if err := dropEntries(tx, id, OpAppend); err != nil {
 				return err
