@@ -60,6 +60,10 @@ type fatalError struct{ err error }
 
 func (e fatalError) Error() string { return e.err.Error() }
 
+// Unwrap lets a setup step that needs what the target cannot do (ErrUnsupported) skip the
+// scenario instead of failing it.
+func (e fatalError) Unwrap() error { return e.err }
+
 func fatal(err error) error {
 	if err == nil {
 		return nil

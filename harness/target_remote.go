@@ -1,0 +1,766 @@
+package harness
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/syncharness/syncharness/clients"
+	"github.com/syncharness/syncharness/fakeserver"
+	"github.com/syncharness/syncharness/harness/check"
+	"github.com/syncharness/syncharness/harness/proxy"
+)
+
+// RunFolderPrefix starts the name of the folder a remote run works in.
+const RunFolderPrefix = "syncharness-"
+
+// RemoteOptions configure a RemoteTarget.
+type RemoteOptions struct {
+	// URL is imap://USER@HOST[:PORT] (plain; add ?starttls for STARTTLS) or
+	// imaps://USER@HOST[:PORT] (implicit TLS). A password in the URL is refused.
+	URL string
+	// Password is the account's password. It never appears in any output.
+	Password string
+	// StartTLS upgrades a plain connection with STARTTLS (as ?starttls does).
+	StartTLS bool
+	// CAFile, if set, holds the PEM certificates to trust instead of the system's.
+	CAFile string
+	// InsecureSkipVerify accepts any certificate (test servers only).
+	InsecureSkipVerify bool
+	// User2 and Password2 name a second account, for scenarios that need one.
+	User2, Password2 string
+	// DedicatedAccount declares that the account holds nothing of value, so scenarios
+	// that must use its real INBOX may run.
+	DedicatedAccount bool
+	// Admin performs administrator faults; nil: such scenarios are skipped.
+	Admin Admin
+	// RunID names the run's folder (syncharness-RUNID); empty: a fresh random one.
+	RunID string
+	// DialTimeout bounds each connection attempt and greeting; zero: 10 seconds.
+	DialTimeout time.Duration
+}
+
+// RemoteTarget runs scenarios against a third-party IMAP server, confined to a fresh
+// folder syncharness-RUNID of the account: each scenario works in its own subfolder, every
+// connection (devices, the harness's own reads and server steps) is rewritten by
+// proxy.Confine so that its INBOX and mailboxes are the subfolder's children, and nothing
+// outside can be named. Close removes the run's folder, and only it.
+type RemoteTarget struct {
+	opts     RemoteOptions
+	user     string
+	addr     string
+	host     string
+	implicit bool // imaps
+	starttls bool
+	tls      *tls.Config
+	root     string // syncharness-RUNID
+
+	mu      sync.Mutex
+	sep     byte
+	created bool // root exists on the server
+	closed  bool
+}
+
+// NewRemoteTarget validates opts and returns the target. It does not connect: call Check
+// to verify the server and the credentials before a run.
+func NewRemoteTarget(opts RemoteOptions) (*RemoteTarget, error) {
+	u, err := url.Parse(opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("server URL: %v", redactURLError(err))
+	}
+	t := &RemoteTarget{opts: opts, starttls: opts.StartTLS}
+	switch u.Scheme {
+	case "imap":
+	case "imaps":
+		t.implicit = true
+	default:
+		return nil, fmt.Errorf("server URL: scheme %q: want imap:// or imaps://", u.Scheme)
+	}
+	if u.User == nil || u.User.Username() == "" {
+		return nil, errors.New("server URL: no user (want imap://USER@HOST:PORT)")
+	}
+	if _, set := u.User.Password(); set {
+		return nil, errors.New("server URL: a password in the URL is not accepted; use SYNCHARNESS_PASSWORD or --password-file")
+	}
+	t.user = u.User.Username()
+	if u.Hostname() == "" {
+		return nil, errors.New("server URL: no host")
+	}
+	q := u.Query()
+	if _, ok := q["starttls"]; ok {
+		t.starttls = true
+	}
+	if t.starttls && t.implicit {
+		return nil, errors.New("server URL: imaps:// already uses TLS; STARTTLS is for imap://")
+	}
+	port := u.Port()
+	if port == "" {
+		port = "143"
+		if t.implicit {
+			port = "993"
+		}
+	}
+	t.host = u.Hostname()
+	t.addr = net.JoinHostPort(t.host, port)
+	if opts.Password == "" {
+		return nil, errors.New("no password: set SYNCHARNESS_PASSWORD or use --password-file")
+	}
+	if t.implicit || t.starttls {
+		cfg := &tls.Config{ServerName: t.host, InsecureSkipVerify: opts.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
+		if opts.CAFile != "" {
+			pem, err := os.ReadFile(opts.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("CA file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("CA file %s: no PEM certificate in it", opts.CAFile)
+			}
+			cfg.RootCAs = pool
+		}
+		t.tls = cfg
+	} else if opts.CAFile != "" || opts.InsecureSkipVerify {
+		return nil, errors.New("--ca and --insecure-skip-verify need imaps:// or STARTTLS")
+	}
+	id := opts.RunID
+	if id == "" {
+		var b [4]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, err
+		}
+		id = time.Now().UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
+	}
+	if strings.ContainsAny(id, "/.%*\"\\ ") {
+		return nil, fmt.Errorf("run id %q: letters, digits, '-' and '_' only", id)
+	}
+	t.root = RunFolderPrefix + id
+	return t, nil
+}
+
+func redactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err // the URL itself may hold a password
+	}
+	return err
+}
+
+// Name implements Target: the URL without credentials.
+func (t *RemoteTarget) Name() string {
+	scheme := "imap"
+	if t.implicit {
+		scheme = "imaps"
+	}
+	return scheme + "://" + t.addr
+}
+
+// Kind implements Target.
+func (t *RemoteTarget) Kind() string { return "remote" }
+
+// Root returns the run's folder on the server, syncharness-RUNID.
+func (t *RemoteTarget) Root() string { return t.root }
+
+// User returns the account the devices log in to.
+func (t *RemoteTarget) User() string { return t.user }
+
+func (t *RemoteTarget) timeout() time.Duration {
+	if t.opts.DialTimeout > 0 {
+		return t.opts.DialTimeout
+	}
+	return 10 * time.Second
+}
+
+// dial opens a connection to the server, TLS set up, and returns it before the greeting
+// is read (after STARTTLS, a greeting made up by the harness stands in for the server's).
+func (t *RemoteTarget) dial(ctx context.Context) (net.Conn, error) {
+	d := net.Dialer{Timeout: t.timeout()}
+	conn, err := d.DialContext(ctx, "tcp", t.addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot connect to %s: %v", t.addr, errors.Unwrap(err))
+	}
+	if t.implicit {
+		tc := tls.Client(conn, t.tls)
+		hctx, cancel := context.WithTimeout(ctx, t.timeout())
+		defer cancel()
+		if err := tc.HandshakeContext(hctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("TLS with %s failed: %v", t.addr, err)
+		}
+		return tc, nil
+	}
+	if !t.starttls {
+		return conn, nil
+	}
+	_ = conn.SetDeadline(time.Now().Add(t.timeout()))
+	br := bufio.NewReader(conn)
+	greeting, err := br.ReadString('\n')
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("%s closed the connection before its greeting", t.addr)
+	}
+	if !strings.HasPrefix(greeting, "* OK") {
+		conn.Close()
+		return nil, fmt.Errorf("%s does not greet like an IMAP server (%q)", t.addr, clip(greeting))
+	}
+	if _, err := io.WriteString(conn, "S0 STARTTLS\r\n"); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("STARTTLS with %s: %v", t.addr, err)
+	}
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("STARTTLS with %s: %v", t.addr, err)
+		}
+		if strings.HasPrefix(line, "S0 ") {
+			if !strings.HasPrefix(line, "S0 OK") {
+				conn.Close()
+				return nil, fmt.Errorf("%s refused STARTTLS: %s", t.addr, clip(line))
+			}
+			break
+		}
+	}
+	if br.Buffered() > 0 {
+		conn.Close()
+		return nil, fmt.Errorf("STARTTLS with %s: data after the answer (possible injection)", t.addr)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	tc := tls.Client(conn, t.tls)
+	hctx, cancel := context.WithTimeout(ctx, t.timeout())
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("TLS with %s failed: %v", t.addr, err)
+	}
+	return &greetedConn{Conn: tc, greeting: strings.NewReader("* OK TLS established by syncharness\r\n")}, nil
+}
+
+// greetedConn yields a greeting before the connection's own data.
+type greetedConn struct {
+	net.Conn
+	greeting *strings.Reader
+}
+
+func (g *greetedConn) Read(b []byte) (int, error) {
+	if g.greeting.Len() > 0 {
+		return g.greeting.Read(b)
+	}
+	return g.Conn.Read(b)
+}
+
+func clip(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > 80 {
+		s = s[:80] + "…"
+	}
+	return s
+}
+
+// login opens an unconfined session for the harness's own bookkeeping (the run folder).
+func (t *RemoteTarget) login(ctx context.Context, conn net.Conn, user, pass string) (*imapclient.Client, error) {
+	_ = conn.SetDeadline(time.Now().Add(t.timeout()))
+	c := imapclient.New(conn, nil)
+	if err := c.WaitGreeting(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("%s sent no IMAP greeting (is it an IMAP server?)", t.addr)
+	}
+	if err := c.Login(user, pass).Wait(); err != nil {
+		c.Close()
+		var ie *imap.Error
+		if errors.As(err, &ie) {
+			return nil, fmt.Errorf("login as %s on %s refused: %s", user, t.addr, ie.Text)
+		}
+		return nil, fmt.Errorf("login as %s on %s failed: the server does not speak IMAP or closed the connection", user, t.addr)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return c, nil
+}
+
+func (t *RemoteTarget) admin(ctx context.Context) (*imapclient.Client, error) {
+	conn, err := t.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return t.login(ctx, conn, t.user, t.opts.Password)
+}
+
+// Check connects, logs in, learns the hierarchy delimiter, and makes sure the run's folder
+// does not exist yet. Its errors are one line each, fit for the user.
+func (t *RemoteTarget) Check(ctx context.Context) error {
+	c, err := t.admin(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	list, err := c.List("", "", nil).Collect()
+	if err != nil {
+		return fmt.Errorf("LIST on %s: %v", t.addr, err)
+	}
+	sep := byte('/')
+	if len(list) > 0 && list[0].Delim != 0 {
+		sep = byte(list[0].Delim)
+	}
+	existing, err := c.List("", t.root, nil).Collect()
+	if err != nil {
+		return fmt.Errorf("LIST on %s: %v", t.addr, err)
+	}
+	if len(existing) > 0 {
+		return fmt.Errorf("folder %s already exists on %s: choose another run id", t.root, t.addr)
+	}
+	if t.opts.User2 != "" {
+		conn, err := t.dial(ctx)
+		if err != nil {
+			return err
+		}
+		c2, err := t.login(ctx, conn, t.opts.User2, t.opts.Password2)
+		if err != nil {
+			return err
+		}
+		_ = c2.Logout().Wait()
+	}
+	t.mu.Lock()
+	t.sep = sep
+	t.mu.Unlock()
+	_ = c.Logout().Wait()
+	return nil
+}
+
+func (t *RemoteTarget) ensureRoot(ctx context.Context) (byte, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return 0, errors.New("remote target: closed")
+	}
+	if t.created {
+		return t.sep, nil
+	}
+	if t.sep == 0 {
+		t.sep = '/'
+		t.mu.Unlock()
+		err := t.Check(ctx)
+		t.mu.Lock()
+		if err != nil {
+			return 0, err
+		}
+	}
+	c, err := t.admin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	if err := c.Create(t.root, nil).Wait(); err != nil {
+		return 0, fmt.Errorf("create %s: %w", t.root, err)
+	}
+	t.created = true
+	_ = c.Logout().Wait()
+	return t.sep, nil
+}
+
+// Open implements Target: it creates the scenario's folder syncharness-RUNID/SCENARIO
+// with its INBOX.
+func (t *RemoteTarget) Open(ctx context.Context, cfg ServerConfig) (Server, error) {
+	sep, err := t.ensureRoot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	name := strings.Map(func(r rune) rune {
+		if r == '.' || r == rune(sep) || r == '%' || r == '*' || r < ' ' {
+			return '_'
+		}
+		return r
+	}, cfg.Scenario)
+	s := &remoteServer{t: t, ns: proxy.Namespace{Root: t.root + string(sep) + name, Sep: sep}}
+	c, err := s.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if err := c.Create("INBOX", nil).Wait(); err != nil {
+		return nil, fmt.Errorf("create %s%cINBOX: %w", s.ns.Root, sep, err)
+	}
+	_ = c.Logout().Wait()
+	return s, nil
+}
+
+// Close removes the run's folder and everything below it: only what the run created. It
+// is safe to call more than once and after an interrupted run.
+func (t *RemoteTarget) Close(ctx context.Context) error {
+	t.mu.Lock()
+	created := t.created
+	t.closed = true
+	t.created = false
+	t.mu.Unlock()
+	if !created {
+		return nil
+	}
+	c, err := t.admin(ctx)
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", t.root, err)
+	}
+	defer c.Close()
+	if err := removeTree(c, t.root); err != nil {
+		return err
+	}
+	_ = c.Logout().Wait()
+	return nil
+}
+
+// removeTree deletes root and every mailbox below it, deepest first.
+func removeTree(c *imapclient.Client, root string) error {
+	list, err := c.List("", root+"*", nil).Collect()
+	if err != nil {
+		return fmt.Errorf("remove %s: LIST: %w", root, err)
+	}
+	var names []string
+	for _, l := range list {
+		sep := string(l.Delim)
+		if l.Mailbox == root || (sep != "" && strings.HasPrefix(l.Mailbox, root+sep)) {
+			names = append(names, l.Mailbox)
+		}
+	}
+	sort.Slice(names, func(i, j int) bool { return len(names[i]) > len(names[j]) })
+	var errs []error
+	for _, n := range names {
+		if err := c.Delete(n).Wait(); err != nil {
+			var ie *imap.Error
+			if errors.As(err, &ie) && ie.Code == imap.ResponseCodeNonExistent {
+				continue
+			}
+			errs = append(errs, fmt.Errorf("remove %s: %w", n, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// CleanRemote removes every folder named syncharness-* that earlier runs left on the
+// account (runs that were killed before they could clean up). It returns the names of the
+// run folders it removed. Nothing else is touched.
+func CleanRemote(ctx context.Context, opts RemoteOptions) ([]string, error) {
+	opts.RunID = "clean"
+	t, err := NewRemoteTarget(opts)
+	if err != nil {
+		return nil, err
+	}
+	c, err := t.admin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	list, err := c.List("", RunFolderPrefix+"%", nil).Collect()
+	if err != nil {
+		return nil, fmt.Errorf("LIST on %s: %v", t.addr, err)
+	}
+	var removed []string
+	for _, l := range list {
+		if !strings.HasPrefix(l.Mailbox, RunFolderPrefix) {
+			continue
+		}
+		if err := removeTree(c, l.Mailbox); err != nil {
+			return removed, err
+		}
+		removed = append(removed, l.Mailbox)
+	}
+	_ = c.Logout().Wait()
+	return removed, nil
+}
+
+// remoteServer is one scenario's view of the remote account: the folder ns.Root.
+type remoteServer struct {
+	t  *RemoteTarget
+	ns proxy.Namespace
+
+	mu      sync.Mutex
+	conns   []net.Conn // device connections, for drop
+	fails   []*failRule
+	latency time.Duration
+	hidden  []string
+}
+
+type failRule struct {
+	left     int
+	command  string
+	response string
+}
+
+// Dial implements Server: a device connection, confined, with the scenario's wire faults.
+func (s *remoteServer) Dial(ctx context.Context) (net.Conn, error) {
+	conn, err := s.t.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.conns = append(s.conns, conn)
+	s.mu.Unlock()
+	return proxy.Confine(conn, proxy.ConfineOptions{Namespace: s.ns, Intercept: s.intercept, Hidden: s.hiddenCaps}), nil
+}
+
+// dialPlain is a confined connection without wire faults, for the harness's own work.
+func (s *remoteServer) dialPlain(ctx context.Context) (net.Conn, error) {
+	conn, err := s.t.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return proxy.Confine(conn, proxy.ConfineOptions{Namespace: s.ns}), nil
+}
+
+func (s *remoteServer) client(ctx context.Context) (*imapclient.Client, error) {
+	conn, err := s.dialPlain(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.t.login(ctx, conn, s.t.user, s.t.opts.Password)
+}
+
+func (s *remoteServer) intercept(cmd string) string {
+	s.mu.Lock()
+	d := s.latency
+	var resp string
+	for i, r := range s.fails {
+		if r.command == "" || r.command == cmd || "UID "+r.command == cmd {
+			resp = r.response
+			r.left--
+			if r.left == 0 {
+				s.fails = append(s.fails[:i], s.fails[i+1:]...)
+			}
+			break
+		}
+	}
+	s.mu.Unlock()
+	if d > 0 {
+		time.Sleep(d)
+	}
+	return resp
+}
+
+func (s *remoteServer) hiddenCaps() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hidden
+}
+
+// Credentials implements Server.
+func (s *remoteServer) Credentials() (string, string) { return s.t.user, s.t.opts.Password }
+
+// Close implements Server: it removes the scenario's folder.
+func (s *remoteServer) Close() error {
+	s.drop()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := s.t.admin(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := removeTree(c, s.ns.Root); err != nil {
+		return err
+	}
+	_ = c.Logout().Wait()
+	return nil
+}
+
+func (s *remoteServer) drop() {
+	s.mu.Lock()
+	conns := s.conns
+	s.conns = nil
+	s.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close() // already closed by its client is fine
+	}
+}
+
+// State implements Server.
+func (s *remoteServer) State(ctx context.Context) (check.ServerState, error) {
+	c, err := s.client(ctx)
+	if err != nil {
+		return check.ServerState{}, err
+	}
+	defer c.Close()
+	st, err := check.ReadServer(ctx, c, check.ReadOptions{})
+	if err != nil {
+		return st, err
+	}
+	_ = c.Logout().Wait()
+	return st, nil
+}
+
+// uids resolves labels to UIDs in the selected mailbox.
+func uidsOf(c *imapclient.Client, mailbox string, labels []string) (imap.UIDSet, error) {
+	sel, err := c.Select(mailbox, nil).Wait()
+	if err != nil {
+		return nil, fmt.Errorf("SELECT %s: %w", mailbox, err)
+	}
+	found := map[string]bool{}
+	var set imap.UIDSet
+	if sel.NumMessages > 0 {
+		var all imap.UIDSet
+		all.AddRange(1, 0)
+		msgs, err := c.Fetch(all, &imap.FetchOptions{UID: true,
+			BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
+		if err != nil {
+			return nil, fmt.Errorf("FETCH in %s: %w", mailbox, err)
+		}
+		want := map[string]bool{}
+		for _, l := range labels {
+			want[l] = true
+		}
+		for _, m := range msgs {
+			var raw []byte
+			for _, b := range m.BodySection {
+				raw = b.Bytes
+			}
+			if l := clients.Label(raw); want[l] && m.UID != 0 {
+				set.AddNum(m.UID)
+				found[l] = true
+			}
+		}
+	}
+	var missing []string
+	for _, l := range labels {
+		if !found[l] {
+			missing = append(missing, l)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%s not in %s on the server", strings.Join(missing, ", "), mailbox)
+	}
+	return set, nil
+}
+
+// Do implements Server. Changes are made as an outside IMAP client inside the scenario's
+// folder; UIDVALIDITY faults go to the admin profile; drop, fail, latency and caps are
+// made on the scenario's device connections.
+func (s *remoteServer) Do(ctx context.Context, op ServerOp) error {
+	switch op.Kind {
+	case "drop":
+		s.drop()
+		return nil
+	case "fail":
+		if op.N < 1 {
+			return fmt.Errorf("server fail: count %d: want at least 1", op.N)
+		}
+		if _, err := fakeserver.ParseResponse(op.Response); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.fails = append(s.fails, &failRule{left: op.N, command: strings.ToUpper(strings.TrimSpace(op.Command)), response: op.Response})
+		s.mu.Unlock()
+		return nil
+	case "latency":
+		s.mu.Lock()
+		s.latency = op.Duration
+		s.mu.Unlock()
+		return nil
+	case "caps":
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, c := range op.Caps {
+			name := strings.ToUpper(strings.TrimLeft(c, "+-"))
+			var kept []string
+			for _, h := range s.hidden {
+				if h != name {
+					kept = append(kept, h)
+				}
+			}
+			s.hidden = kept
+			if strings.HasPrefix(c, "-") {
+				s.hidden = append(s.hidden, name)
+			}
+		}
+		return nil
+	case "uidvalidity-bump", "uidvalidity-reset":
+		if s.t.opts.Admin == nil {
+			return fmt.Errorf("server %s needs an admin profile (--admin): %w", op.Kind, ErrUnsupported)
+		}
+		real, err := s.ns.ToServer(op.Mailbox)
+		if err != nil {
+			return err
+		}
+		return s.t.opts.Admin.Fault(ctx, AdminFault{Kind: op.Kind, User: s.t.user, Mailbox: real})
+	case "deliver", "flag", "unflag", "move", "copy", "expunge", "create", "rename", "remove":
+	default:
+		return fmt.Errorf("server %s on a remote server: %w", op.Kind, ErrUnsupported)
+	}
+	c, err := s.client(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := s.do(c, op); err != nil {
+		return fmt.Errorf("server %s: %w", op.Kind, err)
+	}
+	_ = c.Logout().Wait()
+	return nil
+}
+
+func (s *remoteServer) do(c *imapclient.Client, op ServerOp) error {
+	switch op.Kind {
+	case "deliver":
+		for _, m := range op.Messages {
+			flags := make([]imap.Flag, len(m.Flags))
+			for i, f := range m.Flags {
+				flags[i] = imap.Flag(f)
+			}
+			cmd := c.Append(op.Mailbox, int64(len(m.Body)), &imap.AppendOptions{Flags: flags, Time: m.Date})
+			if _, err := cmd.Write(m.Body); err != nil {
+				return err
+			}
+			if err := cmd.Close(); err != nil {
+				return err
+			}
+			if _, err := cmd.Wait(); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "create":
+		var opts *imap.CreateOptions
+		if op.SpecialUse != "" && c.Caps().Has("CREATE-SPECIAL-USE") {
+			opts = &imap.CreateOptions{SpecialUse: []imap.MailboxAttr{imap.MailboxAttr(op.SpecialUse)}}
+		}
+		return c.Create(op.Mailbox, opts).Wait()
+	case "rename":
+		return c.Rename(op.Mailbox, op.Dest, nil).Wait()
+	case "remove":
+		return c.Delete(op.Mailbox).Wait()
+	}
+	set, err := uidsOf(c, op.Mailbox, op.Labels)
+	if err != nil {
+		return err
+	}
+	switch op.Kind {
+	case "flag", "unflag":
+		sf := &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.Flag(op.Flag)}}
+		if op.Kind == "unflag" {
+			sf.Op = imap.StoreFlagsDel
+		}
+		return c.Store(set, sf, nil).Close()
+	case "move":
+		_, err := c.Move(set, op.Dest).Wait()
+		return err
+	case "copy":
+		_, err := c.Copy(set, op.Dest).Wait()
+		return err
+	case "expunge":
+		if err := c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+			return err
+		}
+		return c.UIDExpunge(set).Close()
+	}
+	return fmt.Errorf("%w", ErrUnsupported)
+}
