@@ -15,22 +15,16 @@ func (r *round) scanAll() error {
 	if err := r.view(func(tx Tx) error {
 		var err error
 		boxes, err = tx.Mailboxes()
-		if err != nil {
-			return err
-		}
-		all, err := tx.AllMessages()
-		for _, m := range all {
-			if m.UID != 0 || m.State != MsgSynced {
-				r.fresh = false
-				break
-			}
-		}
-		if len(all) == 0 {
-			r.fresh = true
-		}
 		return err
 	}); err != nil {
 		return err
+	}
+	// A replica that never scanned a mailbox holds no server message a new one could be.
+	r.fresh = true
+	for _, mb := range boxes {
+		if mb.UIDValidity != 0 {
+			r.fresh = false
+		}
 	}
 	var plans []*scanPlan
 	for _, mb := range boxes {

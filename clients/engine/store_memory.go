@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 )
@@ -263,7 +265,7 @@ func (t *memTx) Messages(mailbox string) ([]MessageRecord, error) {
 		}
 		out = append(out, *m)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	slices.SortFunc(out, func(a, b MessageRecord) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
@@ -283,7 +285,7 @@ func (t *memTx) AllMessages() ([]MessageRecord, error) {
 			out = append(out, *m)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	slices.SortFunc(out, func(a, b MessageRecord) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
