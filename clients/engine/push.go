@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"fmt"
 	"sort"
 	"time"
 
@@ -748,9 +747,4 @@ func flagStrings(fl []imap.Flag) []string {
 		out[i] = string(f)
 	}
 	return out
-}
-
-// errorf formats an error for a mailbox operation.
-func errorf(mailbox, format string, args ...any) error {
-	return fmt.Errorf("engine: %q: "+format, append([]any{mailbox}, args...)...)
 }
