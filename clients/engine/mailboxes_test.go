@@ -1,9 +1,13 @@
 package engine_test
 
 import (
+	"context"
+
 	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
 
 	"github.com/syncharness/syncharness/clients"
+	"github.com/syncharness/syncharness/clients/engine"
 	"github.com/syncharness/syncharness/fakeserver"
 )
 
@@ -44,5 +48,35 @@ var _ = Describe("mailbox changes", func() {
 		do(laptop, clients.Action{Kind: clients.ActDeleteMailbox, Mailbox: "Archive"})
 		syncOK(laptop)
 		w.expectConverged([]string{"Archive: d1", "INBOX: m1 m2"}, phone, laptop)
+	})
+
+	It("trashes to the mailbox named Trash when none has the \\Trash attribute", func() {
+		w.create("Trash")
+		settle(phone, laptop)
+		do(phone, clients.Action{Kind: clients.ActTrash, Mailbox: "INBOX", Labels: []string{"m1"}})
+		w.expectConverged([]string{"Archive: a1", "INBOX: m2", "Trash: m1"}, phone, laptop)
+	})
+
+	It("reports UIDs, watermarks and the journal in its sync state", func() {
+		st, err := clients.SyncStater(phone.(*engine.Device)).SyncState(context.Background())
+		Expect(err).NotTo(HaveOccurred())
+		Expect(st.Pending).To(BeZero())
+		snap, err := w.srv.Snapshot(user)
+		Expect(err).NotTo(HaveOccurred())
+		for _, mb := range st.Mailboxes {
+			sm, ok := snap.Mailbox(mb.Name)
+			Expect(ok).To(BeTrue())
+			Expect(mb.UIDValidity).To(Equal(sm.UIDValidity))
+			Expect(mb.UIDNext).To(Equal(sm.UIDNext))
+			Expect(mb.Messages).To(HaveLen(len(sm.Messages)))
+			for _, m := range mb.Messages {
+				Expect(m.UID).To(Equal(w.uid(mb.Name, m.Label)))
+			}
+		}
+		do(phone, clients.Action{Kind: clients.ActRead, Mailbox: "INBOX", Labels: []string{"m2"}})
+		st, err = clients.SyncStater(phone.(*engine.Device)).SyncState(context.Background())
+		Expect(err).NotTo(HaveOccurred())
+		Expect(st.Pending).To(Equal(1))
+		Expect(st.PendingDesc).To(ConsistOf(MatchRegexp(`^pending flags m2 in "INBOX" \(local id \d+\)$`)))
 	})
 })
