@@ -17,10 +17,16 @@ const (
 	FaultOffline     = "offline"     // DEVICE offline … DEVICE online
 	FaultWipe        = "wipe"        // DEVICE wipe
 	FaultFail        = "fail"        // server fail N "NO [UNAVAILABLE] …"
+	// FaultPush is a push episode: the server expunges a message, a device watches INBOX
+	// and must drop it within a second (expect missing … within=1s); the server expunges
+	// another, which the device must drop within a second too, by push; then it stops
+	// watching. A watching device syncs on its own, outside the scheduler, so a run with
+	// push episodes may not replay byte for byte.
+	FaultPush = "push"
 )
 
 // AllFaults lists every fault kind, in the order `explore --help` shows them.
-var AllFaults = []string{FaultUIDValidity, FaultDrop, FaultInterrupt, FaultCrash, FaultOffline, FaultWipe, FaultFail}
+var AllFaults = []string{FaultUIDValidity, FaultDrop, FaultInterrupt, FaultCrash, FaultOffline, FaultWipe, FaultFail, FaultPush}
 
 // GenOptions shape generated scenarios.
 type GenOptions struct {
@@ -58,6 +64,7 @@ type gen struct {
 	srvOwned []string                     // mailboxes the server created (it may rename or remove them)
 	devOwned map[string][]string          // device → mailboxes it created
 	offline  map[string]bool
+	queue    []*item // steps that must follow the last one written
 }
 
 // Generate writes a random scenario from seed. The result always passes the language's
@@ -99,6 +106,14 @@ func generate(seed int64, opts GenOptions) *script {
 		[]string{"mailbox", "Trash", `\Trash`},
 		[]string{"mailbox", "Sent", `\Sent`},
 	)
+	switch g.rng.Intn(8) {
+	case 0:
+		s.setup = append(s.setup, []string{"caps", "-MOVE"})
+	case 1:
+		s.setup = append(s.setup, []string{"caps", "-UIDPLUS"})
+	case 2:
+		s.setup = append(s.setup, []string{"caps", "-MOVE", "-UIDPLUS"})
+	}
 	inbox := []string{"deliver", "INBOX"}
 	for range 2 + g.rng.Intn(4) {
 		inbox = append(inbox, g.newLabel("INBOX", g.pickOwner()))
@@ -119,6 +134,8 @@ func generate(seed int64, opts GenOptions) *script {
 		if it := g.step(g.opts.Steps - s.steps()); it != nil {
 			s.items = append(s.items, it)
 		}
+		s.items = append(s.items, g.queue...)
+		g.queue = nil
 	}
 	return s
 }
@@ -534,6 +551,31 @@ func (g *gen) faultStep(d string) *item {
 		}
 		g.offline[d] = true
 		return &item{words: []string{d, "offline"}}
+	case FaultPush:
+		var labels []string
+		for l, mb := range g.where {
+			if mb == "INBOX" && g.owner[l] == "" && !g.copied[l] {
+				labels = append(labels, l)
+			}
+		}
+		if len(labels) < 2 || g.offline[d] {
+			return g.syncStep(d)
+		}
+		sort.Slice(labels, func(i, j int) bool { return labelNum(labels[i]) < labelNum(labels[j]) })
+		g.rng.Shuffle(len(labels), func(i, j int) { labels[i], labels[j] = labels[j], labels[i] })
+		first, second := labels[0], labels[1]
+		g.where[first], g.where[second] = "", ""
+		g.sync(d)
+		// The first expunge comes before the watch: waiting for the device to drop it
+		// waits for its first round, after which it is idling. The second must reach it
+		// by push alone.
+		g.queue = append(g.queue,
+			&item{words: []string{d, "watch", "INBOX"}},
+			&item{words: []string{"expect", "missing", d, first, "within=1s"}},
+			&item{words: []string{"server", "expunge", "INBOX", second}},
+			&item{words: []string{"expect", "missing", d, second, "within=1s"}},
+			&item{words: []string{d, "unwatch"}})
+		return &item{words: []string{"server", "expunge", "INBOX", first}}
 	case FaultWipe:
 		g.pending[d] = nil
 		g.views[d] = copySet(g.server)
