@@ -246,6 +246,14 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 		Context("without MOVE and UIDPLUS", func() {
 			BeforeEach(func() { setup(fakeserver.Options{Seed: 1, DisabledCaps: []string{"MOVE", "UIDPLUS"}}) })
 
+			It("moves messages of one mailbox to several others in one round", func() {
+				move(phone, "INBOX", "m1", "Archive")
+				move(phone, "INBOX", "m2", "Bin")
+				do(phone, clients.Action{Kind: clients.ActAppend, Mailbox: "INBOX", Message: msg("d1")})
+				move(phone, "INBOX", "m3", "Archive")
+				w.expectConverged([]string{"Archive: m1 m3", "Bin: m2", "INBOX: d1"}, phone, laptop)
+			})
+
 			It("moves with COPY and expunges only its own message (F10)", func() {
 				serverStore("INBOX", "m3", true, `\Deleted`)
 				read(phone, "INBOX", "m1")

@@ -271,7 +271,9 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 		if err != nil {
 			return err
 		}
-		if _, err := r.cn.selectBox(mailbox); err != nil {
+		if _, err := r.selectForPush(mailbox); err == errSkip {
+			return nil
+		} else if err != nil {
 			return err
 		}
 		if len(found) > 0 {
@@ -296,6 +298,13 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 	}
 	if len(todo) == 0 {
 		return nil
+	}
+	// A lookup in an earlier destination may have selected another mailbox: UIDs are only
+	// ever used in their own mailbox, under their UIDVALIDITY.
+	if _, err := r.selectForPush(mailbox); err == errSkip {
+		return nil
+	} else if err != nil {
+		return err
 	}
 	st, err := r.cn.status(dest)
 	if isGone(err) {
