@@ -11,6 +11,8 @@ import (
 // caps returns the capabilities devices see: the server's, after login, less those the
 // scenario masks in the proxies.
 func (r *runner) caps(ctx context.Context) (map[string]bool, error) {
+	r.capsMu.Lock()
+	defer r.capsMu.Unlock()
 	if r.serverCaps != nil {
 		return r.serverCaps, nil
 	}
@@ -41,4 +43,11 @@ func (r *runner) caps(ctx context.Context) (map[string]bool, error) {
 	_ = c.Logout().Wait()
 	r.serverCaps = out
 	return out, nil
+}
+
+// forgetCaps makes the next guard ask the server again (after a capability change).
+func (r *runner) forgetCaps() {
+	r.capsMu.Lock()
+	defer r.capsMu.Unlock()
+	r.serverCaps = nil
 }

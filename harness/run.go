@@ -57,9 +57,10 @@ type runner struct {
 	devices    []*device
 	byName     map[string]*device
 	maskedCaps []string
-	serverCaps map[string]bool
-	sent       string // the \Sent mailbox
-	trash      string // the \Trash mailbox
+	capsMu     sync.Mutex      // guards serverCaps
+	serverCaps map[string]bool // capabilities devices see; nil: ask again
+	sent       string          // the \Sent mailbox
+	trash      string          // the \Trash mailbox
 	lines      []string
 
 	mu       sync.Mutex // guards everything below

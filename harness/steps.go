@@ -135,7 +135,7 @@ func (r *runner) dispatch(ctx context.Context, st *scenarios.Step, group int) er
 		for _, d := range r.devices {
 			d.proxy.MaskCaps(r.maskedCaps...)
 		}
-		r.serverCaps = nil
+		r.forgetCaps()
 		return nil
 	case "deliver":
 		op, err := r.deliverOp(st)
@@ -264,7 +264,7 @@ func (r *runner) serverStep(ctx context.Context, st *scenarios.Step, group int) 
 		op.Kind, op.Flag = map[string]string{"read": "flag", "unread": "unflag"}[st.Verb], `\Seen`
 		hist.Kind, hist.Flag = op.Kind, `\Seen`
 	case "caps":
-		r.serverCaps = nil
+		r.forgetCaps()
 	}
 	if threadOf(ctx) != nil {
 		// A server step inside a concurrently block takes its turn with the devices.
