@@ -1,18 +1,12 @@
 package harness
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // An Admin performs the faults of a remote server that need its administrator, such as a
@@ -30,7 +24,8 @@ type Admin interface {
 type AdminFault struct {
 	// Kind is "uidvalidity-bump" (a new UIDVALIDITY, every UID kept) or
 	// "uidvalidity-reset" (a new UIDVALIDITY and the messages renumbered in another order,
-	// content, flags and keywords kept).
+	// content, flags and keywords kept; without a profile that makes it, the remote target
+	// recreates the mailbox over IMAP).
 	Kind string
 	// User is the account; Mailbox is the server's full name of the mailbox.
 	User    string
@@ -40,11 +35,14 @@ type AdminFault struct {
 // AdminFaults are the fault kinds an admin profile may perform.
 var AdminFaults = []string{"uidvalidity-bump", "uidvalidity-reset"}
 
-// DovecotAdmin is the built-in admin profile for a Dovecot server on this machine with
-// Maildir storage. It runs doveadm: a bump is `doveadm mailbox update --uid-validity`; a
-// reset removes the mailbox's dovecot-uidlist and index files and gives the message files
-// fresh names whose order is the reverse of their old UIDs, so that Dovecot numbers them
-// anew under a new UIDVALIDITY.
+// DovecotAdmin is the built-in admin profile for a Dovecot server this machine can run
+// doveadm for. A bump is `doveadm mailbox update --uid-validity` (the old value plus one).
+//
+// It does not make resets: removing a mailbox's dovecot-uidlist and index files while
+// Dovecot processes have the mailbox open corrupts their view ("duplicate transaction log
+// sequence", then "Internal error occurred" for every SELECT), and kicking the user to
+// avoid that would also cut every other scenario running on the account. The remote
+// target makes a reset over IMAP instead (see RemoteTarget).
 type DovecotAdmin struct {
 	// Doveadm is the doveadm command and its leading arguments, for example
 	// []string{"doveadm", "-c", "/etc/dovecot/test.conf"}; empty means "doveadm".
@@ -60,8 +58,6 @@ func (a DovecotAdmin) Fault(ctx context.Context, f AdminFault) error {
 	case "uidvalidity-bump":
 		_, err := a.bump(ctx, f.User, f.Mailbox)
 		return err
-	case "uidvalidity-reset":
-		return a.reset(ctx, f.User, f.Mailbox)
 	}
 	return fmt.Errorf("admin dovecot: %s: %w", f.Kind, ErrUnsupported)
 }
@@ -117,117 +113,6 @@ func (a DovecotAdmin) bump(ctx context.Context, user, mailbox string) (uint32, e
 		return 0, fmt.Errorf("admin dovecot: bump UIDVALIDITY of %q: asked for %d, server has %d", mailbox, next, got)
 	}
 	return next, nil
-}
-
-func (a DovecotAdmin) reset(ctx context.Context, user, mailbox string) error {
-	old, err := a.uidValidity(ctx, user, mailbox)
-	if err != nil {
-		return err
-	}
-	out, err := a.run(ctx, "mailbox", "path", "-u", user, mailbox)
-	if err != nil {
-		return err
-	}
-	dir := strings.TrimPrefix(strings.TrimSpace(out), "path=")
-	if !filepath.IsAbs(dir) {
-		return fmt.Errorf("admin dovecot: path of %q: unexpected doveadm output %q", mailbox, out)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "cur")); err != nil {
-		return fmt.Errorf("admin dovecot: reset %q: not a Maildir on this machine: %w", mailbox, ErrUnsupported)
-	}
-	order, err := readUIDList(filepath.Join(dir, "dovecot-uidlist"))
-	if err != nil {
-		return err
-	}
-	type file struct {
-		sub, name, base string
-		uid             uint32
-	}
-	var files []file
-	for _, sub := range []string{"new", "cur"} {
-		entries, err := os.ReadDir(filepath.Join(dir, sub))
-		if err != nil {
-			return fmt.Errorf("admin dovecot: reset %q: %w", mailbox, err)
-		}
-		for _, e := range entries {
-			if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
-				continue
-			}
-			base, _, _ := strings.Cut(e.Name(), ":")
-			files = append(files, file{sub: sub, name: e.Name(), base: base, uid: order[base]})
-		}
-	}
-	// Highest old UID first, so the new numbering runs the other way.
-	sort.SliceStable(files, func(i, j int) bool {
-		a, b := files[i].uid, files[j].uid
-		if a == 0 || b == 0 {
-			return a == 0 && b != 0
-		}
-		return a > b
-	})
-	victims := []string{filepath.Join(dir, "dovecot-uidlist")}
-	idx, err := filepath.Glob(filepath.Join(dir, "dovecot.index*"))
-	if err != nil {
-		return err
-	}
-	victims = append(victims, idx...)
-	for _, v := range victims {
-		if err := os.Remove(v); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("admin dovecot: reset %q: %w", mailbox, err)
-		}
-	}
-	start := time.Now().Unix()
-	for i, f := range files {
-		info := strings.TrimPrefix(f.name, f.base)
-		base := fmt.Sprintf("%d.M%06dP%dQ%d.syncharness-reset", start+int64(i), 0, os.Getpid(), i+1)
-		if err := os.Rename(filepath.Join(dir, f.sub, f.name), filepath.Join(dir, f.sub, base+info)); err != nil {
-			return fmt.Errorf("admin dovecot: reset %q: %w", mailbox, err)
-		}
-	}
-	// doveadm opens the mailbox, numbers the files and records the new UIDVALIDITY.
-	if _, err := a.run(ctx, "force-resync", "-u", user, mailbox); err != nil {
-		return err
-	}
-	got, err := a.uidValidity(ctx, user, mailbox)
-	if err != nil {
-		return err
-	}
-	if got == old {
-		_, err = a.bump(ctx, user, mailbox)
-	}
-	return err
-}
-
-// readUIDList returns the UID of every file base name in a dovecot-uidlist (version 3: a
-// header line, then "UID [extensions] :filename").
-func readUIDList(path string) (map[string]uint32, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return map[string]uint32{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("admin dovecot: read uidlist: %w", err)
-	}
-	order := map[string]uint32{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for first := true; sc.Scan(); first = false {
-		if first {
-			continue
-		}
-		uidStr, rest, ok := strings.Cut(sc.Text(), " ")
-		i := strings.Index(rest, ":")
-		if !ok || i < 0 {
-			continue
-		}
-		uid, err := strconv.ParseUint(uidStr, 10, 32)
-		if err != nil {
-			return nil, fmt.Errorf("admin dovecot: read uidlist %q: bad line %q", path, sc.Text())
-		}
-		base, _, _ := strings.Cut(rest[i+1:], ":")
-		order[base] = uint32(uid)
-	}
-	return order, sc.Err()
 }
 
 // GenericAdmin runs a shell command template per fault kind. In a template, {user} and

@@ -485,11 +485,16 @@ type remoteServer struct {
 	t  *RemoteTarget
 	ns proxy.Namespace
 
+	// pause is held for writing while a reset replaces a mailbox: device connections wait
+	// for it before they are dialled and before each command.
+	pause sync.RWMutex
+
 	mu      sync.Mutex
 	conns   []net.Conn // device connections, for drop
 	fails   []*failRule
 	latency time.Duration
 	hidden  []string
+	special map[string]string // emulated special uses, by client mailbox name
 }
 
 type failRule struct {
@@ -500,6 +505,8 @@ type failRule struct {
 
 // Dial implements Server: a device connection, confined, with the scenario's wire faults.
 func (s *remoteServer) Dial(ctx context.Context) (net.Conn, error) {
+	s.pause.RLock()
+	s.pause.RUnlock()
 	conn, err := s.t.dial(ctx)
 	if err != nil {
 		return nil, err
@@ -507,7 +514,14 @@ func (s *remoteServer) Dial(ctx context.Context) (net.Conn, error) {
 	s.mu.Lock()
 	s.conns = append(s.conns, conn)
 	s.mu.Unlock()
-	return proxy.Confine(conn, proxy.ConfineOptions{Namespace: s.ns, Intercept: s.intercept, Hidden: s.hiddenCaps}), nil
+	return proxy.Confine(conn, proxy.ConfineOptions{Namespace: s.ns, Intercept: s.intercept, Hidden: s.hiddenCaps,
+		SpecialUse: s.specialUse}), nil
+}
+
+func (s *remoteServer) specialUse(mailbox string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.special[mailbox]
 }
 
 // dialPlain is a confined connection without wire faults, for the harness's own work.
@@ -516,7 +530,7 @@ func (s *remoteServer) dialPlain(ctx context.Context) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return proxy.Confine(conn, proxy.ConfineOptions{Namespace: s.ns}), nil
+	return proxy.Confine(conn, proxy.ConfineOptions{Namespace: s.ns, SpecialUse: s.specialUse}), nil
 }
 
 func (s *remoteServer) client(ctx context.Context) (*imapclient.Client, error) {
@@ -528,6 +542,8 @@ func (s *remoteServer) client(ctx context.Context) (*imapclient.Client, error) {
 }
 
 func (s *remoteServer) intercept(cmd string) string {
+	s.pause.RLock()
+	s.pause.RUnlock()
 	s.mu.Lock()
 	d := s.latency
 	var resp string
@@ -684,14 +700,11 @@ func (s *remoteServer) Do(ctx context.Context, op ServerOp) error {
 		}
 		return nil
 	case "uidvalidity-bump", "uidvalidity-reset":
-		if s.t.opts.Admin == nil {
-			return fmt.Errorf("server %s needs an admin profile (--admin): %w", op.Kind, ErrUnsupported)
+		err := s.adminFault(ctx, op)
+		if op.Kind == "uidvalidity-reset" && errors.Is(err, ErrUnsupported) {
+			return s.recreate(ctx, op.Mailbox)
 		}
-		real, err := s.ns.ToServer(op.Mailbox)
-		if err != nil {
-			return err
-		}
-		return s.t.opts.Admin.Fault(ctx, AdminFault{Kind: op.Kind, User: s.t.user, Mailbox: real})
+		return err
 	case "deliver", "flag", "unflag", "move", "copy", "expunge", "create", "rename", "remove":
 	default:
 		return fmt.Errorf("server %s on a remote server: %w", op.Kind, ErrUnsupported)
@@ -730,10 +743,21 @@ func (s *remoteServer) do(c *imapclient.Client, op ServerOp) error {
 		return nil
 	case "create":
 		var opts *imap.CreateOptions
-		if op.SpecialUse != "" && c.Caps().Has("CREATE-SPECIAL-USE") {
-			opts = &imap.CreateOptions{SpecialUse: []imap.MailboxAttr{imap.MailboxAttr(op.SpecialUse)}}
+		if op.SpecialUse != "" {
+			if !c.Caps().Has("CREATE-SPECIAL-USE") {
+				// Like Dovecot, the server gives special uses by its configuration only:
+				// the confinement shows the attribute, as such a configuration would.
+				s.mu.Lock()
+				if s.special == nil {
+					s.special = map[string]string{}
+				}
+				s.special[op.Mailbox] = op.SpecialUse
+				s.mu.Unlock()
+			} else {
+				opts = &imap.CreateOptions{SpecialUse: []imap.MailboxAttr{imap.MailboxAttr(op.SpecialUse)}}
+			}
 		}
-		return c.Create(op.Mailbox, opts).Wait()
+		return createMailbox(c, op.Mailbox, opts)
 	case "rename":
 		return c.Rename(op.Mailbox, op.Dest, nil).Wait()
 	case "remove":
@@ -763,4 +787,126 @@ func (s *remoteServer) do(c *imapclient.Client, op ServerOp) error {
 		return c.UIDExpunge(set).Close()
 	}
 	return fmt.Errorf("%w", ErrUnsupported)
+}
+
+func (s *remoteServer) adminFault(ctx context.Context, op ServerOp) error {
+	if s.t.opts.Admin == nil {
+		return fmt.Errorf("server %s needs an admin profile (--admin): %w", op.Kind, ErrUnsupported)
+	}
+	real, err := s.ns.ToServer(op.Mailbox)
+	if err != nil {
+		return err
+	}
+	return s.t.opts.Admin.Fault(ctx, AdminFault{Kind: op.Kind, User: s.t.user, Mailbox: real})
+}
+
+// resetParking is where recreate keeps a mailbox's old incarnation; scenario mailbox names
+// never start with it.
+const resetParking = "syncharness-reset-"
+
+// recreate makes a genuine UIDVALIDITY reset of mailbox over IMAP, as a restore from
+// backup looks to clients: device connections wait, those open are dropped, the mailbox is
+// renamed aside, created anew (a new UIDVALIDITY), its messages are appended back with
+// their flags, keywords and dates in the reverse of their old UID order (so the UIDs
+// change too), and the old incarnation is deleted. If the server gave the new mailbox its
+// old UIDVALIDITY, the admin profile bumps it; without one that is an error.
+func (s *remoteServer) recreate(ctx context.Context, mailbox string) error {
+	s.pause.Lock()
+	defer s.pause.Unlock()
+	s.drop()
+	c, err := s.client(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	st, err := c.Status(mailbox, &imap.StatusOptions{UIDValidity: true}).Wait()
+	if err != nil {
+		return fmt.Errorf("server uidvalidity-reset: STATUS %s: %w", mailbox, err)
+	}
+	old := st.UIDValidity
+	// The rename is the moment of the reset: a change that reached the mailbox before it
+	// is carried over, one after it fails on its (dropped) connection.
+	parked := resetParking + strings.ReplaceAll(mailbox, string(s.ns.Sep), "_")
+	if err := c.Rename(mailbox, parked, nil).Wait(); err != nil {
+		return fmt.Errorf("server uidvalidity-reset: RENAME %s: %w", mailbox, err)
+	}
+	sel, err := c.Select(parked, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		return fmt.Errorf("server uidvalidity-reset: EXAMINE %s: %w", parked, err)
+	}
+	var msgs []*imapclient.FetchMessageBuffer
+	if sel.NumMessages > 0 {
+		var all imap.UIDSet
+		all.AddRange(1, 0)
+		msgs, err = c.Fetch(all, &imap.FetchOptions{UID: true, Flags: true, InternalDate: true,
+			BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
+		if err != nil {
+			return fmt.Errorf("server uidvalidity-reset: FETCH in %s: %w", parked, err)
+		}
+	}
+	if err := c.Unselect().Wait(); err != nil {
+		return fmt.Errorf("server uidvalidity-reset: %w", err)
+	}
+	if err := c.Create(mailbox, nil).Wait(); err != nil {
+		return fmt.Errorf("server uidvalidity-reset: CREATE %s: %w", mailbox, err)
+	}
+	sort.Slice(msgs, func(i, j int) bool { return msgs[i].UID > msgs[j].UID })
+	for _, m := range msgs {
+		var raw []byte
+		for _, b := range m.BodySection {
+			raw = b.Bytes
+		}
+		var flags []imap.Flag
+		for _, f := range m.Flags {
+			if !strings.EqualFold(string(f), `\Recent`) {
+				flags = append(flags, f)
+			}
+		}
+		cmd := c.Append(mailbox, int64(len(raw)), &imap.AppendOptions{Flags: flags, Time: m.InternalDate})
+		if _, err := cmd.Write(raw); err != nil {
+			return fmt.Errorf("server uidvalidity-reset: APPEND: %w", err)
+		}
+		if err := cmd.Close(); err != nil {
+			return fmt.Errorf("server uidvalidity-reset: APPEND: %w", err)
+		}
+		if _, err := cmd.Wait(); err != nil {
+			return fmt.Errorf("server uidvalidity-reset: APPEND: %w", err)
+		}
+	}
+	if err := c.Delete(parked).Wait(); err != nil {
+		return fmt.Errorf("server uidvalidity-reset: DELETE %s: %w", parked, err)
+	}
+	st, err = c.Status(mailbox, &imap.StatusOptions{UIDValidity: true}).Wait()
+	if err != nil {
+		return fmt.Errorf("server uidvalidity-reset: STATUS %s: %w", mailbox, err)
+	}
+	_ = c.Logout().Wait()
+	if st.UIDValidity == old {
+		if err := s.adminFault(ctx, ServerOp{Kind: "uidvalidity-bump", Mailbox: mailbox}); err != nil {
+			return fmt.Errorf("server uidvalidity-reset: the recreated %s kept UIDVALIDITY %d: %w", mailbox, old, err)
+		}
+	}
+	return nil
+}
+
+// createMailbox creates a mailbox in a scenario's fresh folder. Dovecot with Maildir++
+// sometimes answers NO [ALREADYEXISTS] for a name that its LIST does not show while other
+// sessions of the account rename and delete folders; the create is then tried again.
+func createMailbox(c *imapclient.Client, name string, opts *imap.CreateOptions) error {
+	var err error
+	for range 3 {
+		err = c.Create(name, opts).Wait()
+		var ie *imap.Error
+		if err == nil || !errors.As(err, &ie) || ie.Code != imap.ResponseCodeAlreadyExists {
+			return err
+		}
+		l, lerr := c.List("", name, nil).Collect()
+		if lerr != nil {
+			return err
+		}
+		if len(l) > 0 {
+			return err // it does exist
+		}
+	}
+	return err
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -31,6 +33,7 @@ type runFlags struct {
 	verbose   bool
 	rounds    int
 	broken    string
+	remote    remoteFlags
 }
 
 func newRunCmd() *cobra.Command {
@@ -46,6 +49,14 @@ Each scenario gets a fresh in-process fake IMAP server, seeded from --seed and t
 scenario's name, so the same seed reproduces the same run. Every failure prints the
 command line that reproduces it.
 
+With --server, the scenarios run against a real IMAP server instead. Everything happens
+under a fresh folder syncharness-RUNID of the account: each scenario's INBOX and mailboxes
+are mapped below it, nothing outside it can be named, and the folder is removed at the
+end (also after a failure or Ctrl-C; "syncharness clean" removes what a killed run left).
+The password comes from SYNCHARNESS_PASSWORD or --password-file, never the command line.
+Faults that need the administrator (UIDVALIDITY bump) run through --admin; scenarios that
+need a fault the server cannot do are skipped with the reason.
+
 Exit status: 0 when every scenario passed (or was skipped), 1 when one failed, 2 for a
 usage or setup error (a malformed scenario, an unwritable report file).`,
 		Example: `  # the built-in catalogue, against the embedded fake server
@@ -58,7 +69,11 @@ usage or setup error (a malformed scenario, an unwritable report file).`,
   syncharness run --filter uidvalidity --store disk --junit junit.xml --report-dir report/
 
   # see a failure: a deliberately broken engine, and its HTML report
-  syncharness run --broken-engine plain-expunge --filter delete_ --html report.html`,
+  syncharness run --broken-engine plain-expunge --filter delete_ --html report.html
+
+  # the catalogue against a local Dovecot, with its admin profile
+  SYNCHARNESS_PASSWORD=secret syncharness run --server imap://alice@127.0.0.1:143 \
+      --admin dovecot --admin-doveadm "doveadm -c /etc/dovecot/dovecot.conf"`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRun(cmd, args, f)
 		},
@@ -75,6 +90,7 @@ usage or setup error (a malformed scenario, an unwritable report file).`,
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "print every scenario, not only failures")
 	fl.StringVar(&f.broken, "broken-engine", "", "run a deliberately broken engine, to see what the checker reports: "+quirkNames())
 	fl.IntVar(&f.rounds, "settle-rounds", 8, "sync rounds allowed for the devices to settle before \"did not converge\"")
+	f.remote.register(cmd, true)
 	return cmd
 }
 
@@ -179,6 +195,22 @@ func runRun(cmd *cobra.Command, args []string, f runFlags) error {
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	var target harness.Target
+	if f.remote.server != "" {
+		rt, err := f.remote.target(ctx)
+		if err != nil {
+			return err
+		}
+		// Removes the run's folder after the run, also after a failure or an interrupt.
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			if err := rt.Close(cctx); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "syncharness: removing %s: %v (remove it with: syncharness clean --server %s)\n", rt.Root(), err, f.remote.server)
+			}
+		}()
+		target = rt
+	}
 
 	out := cmd.OutOrStdout()
 	color := false
@@ -201,6 +233,7 @@ func runRun(cmd *cobra.Command, args []string, f runFlags) error {
 			KeepArtifacts: f.reportDir != "",
 			NewDevice:     factory,
 			EngineName:    engineName,
+			Target:        target,
 		},
 		Parallel: f.parallel,
 		OnStart:  progress.Start,
@@ -274,4 +307,118 @@ func quirkNames() string {
 	}
 	sort.Strings(names)
 	return strings.Join(names, ", ")
+}
+
+// remoteFlags are the flags that name a remote server (run, clean, matrix).
+type remoteFlags struct {
+	server       string
+	passwordFile string
+	ca           string
+	insecure     bool
+	starttls     bool
+	user2        string
+	password2    string
+	dedicated    bool
+	admin        string
+	doveadm      string
+	adminCmds    []string
+	runID        string
+	timeout      time.Duration
+}
+
+// register adds the remote server flags to cmd; run adds the flags of a run too.
+func (f *remoteFlags) register(cmd *cobra.Command, run bool) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.server, "server", "", "run against this IMAP server: imap://USER@HOST:PORT (add ?starttls for STARTTLS) or imaps://USER@HOST:PORT; the password comes from SYNCHARNESS_PASSWORD or --password-file")
+	fl.StringVar(&f.passwordFile, "password-file", "", "read the account's password from the first line of this file")
+	fl.StringVar(&f.ca, "ca", "", "trust the PEM certificates in this file for TLS")
+	fl.BoolVar(&f.insecure, "insecure-skip-verify", false, "accept any TLS certificate (test servers only)")
+	fl.BoolVar(&f.starttls, "starttls", false, "upgrade imap:// connections with STARTTLS")
+	fl.DurationVar(&f.timeout, "connect-timeout", 10*time.Second, "bound on connecting and the server's greeting")
+	if !run {
+		return
+	}
+	fl.StringVar(&f.user2, "user2", "", "a second account on the same server, for scenarios that need one (password: SYNCHARNESS_PASSWORD2 or --password2-file)")
+	fl.StringVar(&f.password2, "password2-file", "", "read the second account's password from this file")
+	fl.BoolVar(&f.dedicated, "dedicated-account", false, "the account is for testing only: scenarios that must use its real INBOX may run")
+	fl.StringVar(&f.admin, "admin", "", "admin profile for faults that need the administrator: dovecot (doveadm on this machine) or generic (--admin-cmd)")
+	fl.StringVar(&f.doveadm, "admin-doveadm", "doveadm", "with --admin dovecot: the doveadm command line, e.g. \"doveadm -c /etc/dovecot/test.conf\"")
+	fl.StringArrayVar(&f.adminCmds, "admin-cmd", nil, "with --admin generic: FAULT=COMMAND, a shell command per fault ("+strings.Join(harness.AdminFaults, ", ")+"); {user} and {mailbox} are replaced, quoted")
+	fl.StringVar(&f.runID, "run-id", "", "name the run's folder syncharness-RUNID (default: time and random)")
+}
+
+func readSecret(file, env, what string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", usagef("%s file: %v", what, err)
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		return strings.TrimRight(line, "\r"), nil
+	}
+	return os.Getenv(env), nil
+}
+
+// options turns the flags into RemoteOptions.
+func (f *remoteFlags) options() (harness.RemoteOptions, error) {
+	pass, err := readSecret(f.passwordFile, "SYNCHARNESS_PASSWORD", "--password-file")
+	if err != nil {
+		return harness.RemoteOptions{}, err
+	}
+	opts := harness.RemoteOptions{URL: f.server, Password: pass, StartTLS: f.starttls, CAFile: f.ca,
+		InsecureSkipVerify: f.insecure, DedicatedAccount: f.dedicated, RunID: f.runID, DialTimeout: f.timeout,
+		User2: f.user2}
+	if f.user2 != "" {
+		if opts.Password2, err = readSecret(f.password2, "SYNCHARNESS_PASSWORD2", "--password2-file"); err != nil {
+			return opts, err
+		}
+		if opts.Password2 == "" {
+			return opts, usagef("--user2: no password (set SYNCHARNESS_PASSWORD2 or use --password2-file)")
+		}
+	}
+	switch f.admin {
+	case "":
+		if len(f.adminCmds) > 0 {
+			return opts, usagef("--admin-cmd needs --admin generic")
+		}
+	case "dovecot":
+		argv := strings.Fields(f.doveadm)
+		if len(argv) == 0 {
+			return opts, usagef("--admin-doveadm: empty command")
+		}
+		opts.Admin = harness.DovecotAdmin{Doveadm: argv}
+	case "generic":
+		g := harness.GenericAdmin{Commands: map[string]string{}}
+		for _, c := range f.adminCmds {
+			kind, tmpl, err := harness.ParseAdminCommand(c)
+			if err != nil {
+				return opts, usagef("--admin-cmd: %v", err)
+			}
+			g.Commands[kind] = tmpl
+		}
+		if len(g.Commands) == 0 {
+			return opts, usagef("--admin generic needs at least one --admin-cmd FAULT=COMMAND")
+		}
+		opts.Admin = g
+	default:
+		return opts, usagef("--admin %q: want dovecot or generic", f.admin)
+	}
+	return opts, nil
+}
+
+// target builds the remote target and checks that the server and the account work. Every
+// problem is one line and a usage error (exit 2).
+func (f *remoteFlags) target(ctx context.Context) (*harness.RemoteTarget, error) {
+	opts, err := f.options()
+	if err != nil {
+		return nil, err
+	}
+	t, err := harness.NewRemoteTarget(opts)
+	if err != nil {
+		return nil, usagef("--server: %v", err)
+	}
+	if err := t.Check(ctx); err != nil {
+		return nil, usagef("--server: %v", err)
+	}
+	return t, nil
 }

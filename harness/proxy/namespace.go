@@ -153,6 +153,10 @@ type ConfineOptions struct {
 	// Hidden, if set, returns capabilities to hide from the client in addition to those
 	// the confinement always hides; commands of a hidden extension are answered BAD.
 	Hidden func() []string
+	// SpecialUse, if set, returns a special-use attribute (`\Trash`) to add to the LIST
+	// responses for a client mailbox name, as a server configured with it would show; ""
+	// adds nothing.
+	SpecialUse func(mailbox string) string
 }
 
 // Confine returns a connection that speaks to upstream through opts.Namespace: what is
@@ -575,8 +579,10 @@ func (c *confined) rewriteResponse(line []byte, status bool) (out []byte, keep b
 	p := &argParser{s: body}
 	p.next() // *
 	p.next() // LIST, LSUB or STATUS
+	var attrs arg
 	if !status {
-		if a, ok := p.next(); !ok || !a.list { // attributes
+		var ok bool
+		if attrs, ok = p.next(); !ok || !attrs.list {
 			return nil, false
 		}
 		if _, ok := p.next(); !ok { // delimiter
@@ -598,8 +604,21 @@ func (c *confined) rewriteResponse(line []byte, status bool) (out []byte, keep b
 	if !status && bytes.Contains(bytes.ToUpper(rest), []byte("OLDNAME")) {
 		rest = nil // extended data naming another mailbox is dropped
 	}
-	out = make([]byte, 0, len(line))
-	out = append(out, body[:a.start]...)
+	out = make([]byte, 0, len(line)+16)
+	head := body[:a.start]
+	if !status && c.opts.SpecialUse != nil {
+		if su := c.opts.SpecialUse(name); su != "" && !bytes.Contains(bytes.ToLower(body[attrs.start:attrs.end]), []byte(strings.ToLower(su))) {
+			list := body[attrs.start+1 : attrs.end-1]
+			sep := " "
+			if len(bytes.TrimSpace(list)) == 0 {
+				sep = ""
+			}
+			out = append(out, body[:attrs.end-1]...)
+			out = append(out, sep+su+")"...)
+			head = body[attrs.end:a.start]
+		}
+	}
+	out = append(out, head...)
 	out = append(out, quote(name)...)
 	out = append(out, rest...)
 	return append(out, "\r\n"...), true
