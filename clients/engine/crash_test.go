@@ -90,9 +90,9 @@ func DescribeCrashSafety(kind storeKind) bool {
 					cw := world()
 					cw.cut.arm(n)
 					_, err := cw.phone.Sync(context.Background())
-					if cw.cut.commands() >= n {
+					if cw.cut.commands() >= n && len(faults) == 0 {
 						Expect(err).To(HaveOccurred(), "the round survived a cut after command %d", n)
-					} // else: the server's BYE after a UIDVALIDITY change made this round shorter
+					} // with faults, the server's BYE can end the round earlier than in the clean run
 
 					Expect(cw.phone.Crash()).To(Succeed())
 					cw.cut.arm(0)

@@ -178,19 +178,33 @@ func (r *round) reconcileMailboxes() error {
 	})
 }
 
-// mailboxGone handles a synced mailbox that the server no longer has.
+// mailboxGone handles a synced mailbox that the server no longer has (deleted or renamed
+// by another client). Messages with UIDs join the vanished pool: a rename shows up as a new
+// mailbox whose messages adopt them. Messages never uploaded go to INBOX, as a move into a
+// mailbox that no longer exists is given up: the folder is never resurrected and no mail
+// is lost.
 func (r *round) mailboxGone(tx Tx, mb MailboxRecord) error {
+	const home = "INBOX"
 	msgs, err := tx.Messages(mb.Name)
 	if err != nil {
 		return err
 	}
-	keep := false
 	for _, m := range msgs {
 		switch {
 		case m.State == MsgNew:
-			keep = true // never on the server: it still has to be uploaded
-		case m.State == MsgQuarantined:
-			keep = true
+			m.Mailbox = home
+			if err := tx.PutMessage(m); err != nil {
+				return err
+			}
+			if en, ok, err := findEntry(tx, OpAppend, m.ID); err != nil {
+				return err
+			} else if ok {
+				en.Mailbox, en.State, en.UIDNext, en.UIDValidity = home, EntryPending, 0, 0
+				if err := tx.PutJournal(en); err != nil {
+					return err
+				}
+			}
+			r.st.LocalChanges++
 		case m.UID != 0:
 			r.vanished[m.ID] = m
 		}
@@ -212,14 +226,6 @@ func (r *round) mailboxGone(tx Tx, mb MailboxRecord) error {
 			r.st.Conflicts++
 			r.st.LocalChanges++
 		}
-	}
-	if keep {
-		mb.State, mb.UIDValidity, mb.UIDNext, mb.HighestModSeq = MailboxLocal, 0, 0, 0
-		if err := tx.PutMailbox(mb); err != nil {
-			return err
-		}
-		_, err := tx.AddJournal(JournalEntry{Op: OpCreateMailbox, Mailbox: mb.Name})
-		return err
 	}
 	r.st.LocalChanges++
 	return tx.DeleteMailbox(mb.Name)

@@ -43,11 +43,17 @@ var _ = Describe("mailbox changes", func() {
 		w.expectConverged([]string{"INBOX: a1 m1 m2"}, phone, laptop)
 	})
 
-	It("recreates a mailbox deleted elsewhere when it holds mail never uploaded", func() {
+	It("never resurrects a mailbox deleted elsewhere: mail never uploaded there goes to INBOX", func() {
 		do(phone, clients.Action{Kind: clients.ActAppend, Mailbox: "Archive", Message: msg("d1")})
 		do(laptop, clients.Action{Kind: clients.ActDeleteMailbox, Mailbox: "Archive"})
 		syncOK(laptop)
-		w.expectConverged([]string{"Archive: d1", "INBOX: m1 m2"}, phone, laptop)
+		w.expectConverged([]string{"INBOX: d1 m1 m2"}, phone, laptop)
+	})
+
+	It("never resurrects a mailbox renamed elsewhere: mail never uploaded there goes to INBOX", func() {
+		do(phone, clients.Action{Kind: clients.ActAppend, Mailbox: "Archive", Message: msg("d1")})
+		Expect(w.srv.Apply(fakeserver.RenameMailbox{User: user, Old: "Archive", New: "Old"})).To(Succeed())
+		w.expectConverged([]string{"INBOX: d1 m1 m2", "Old: a1"}, phone, laptop)
 	})
 
 	It("trashes to the mailbox named Trash when none has the \\Trash attribute", func() {
