@@ -16,10 +16,13 @@ type script struct {
 	items  []*item
 }
 
-// An item is one step line, or a concurrently block (block true, body its lines).
+// An item is one step line, a concurrently block (block true, body its lines), or a group
+// of plain lines that only make sense together (group true, body its lines): the shrinker
+// keeps or removes a group whole.
 type item struct {
 	words []string
 	block bool
+	group bool
 	body  [][]string
 }
 
@@ -35,7 +38,7 @@ func (s *script) clone() *script {
 }
 
 func (it *item) clone() *item {
-	c := &item{words: append([]string(nil), it.words...), block: it.block}
+	c := &item{words: append([]string(nil), it.words...), block: it.block, group: it.group}
 	for _, l := range it.body {
 		c.body = append(c.body, append([]string(nil), l...))
 	}
@@ -46,7 +49,7 @@ func (it *item) clone() *item {
 func (s *script) steps() int {
 	n := 0
 	for _, it := range s.items {
-		if it.block {
+		if it.block || it.group {
 			n += len(it.body)
 		} else {
 			n++
@@ -65,6 +68,12 @@ func (s *script) text() string {
 		b.WriteString(strings.Join(l, " ") + "\n")
 	}
 	for _, it := range s.items {
+		if it.group {
+			for _, l := range it.body {
+				b.WriteString(strings.Join(l, " ") + "\n")
+			}
+			continue
+		}
 		if !it.block {
 			b.WriteString(strings.Join(it.words, " ") + "\n")
 			continue
@@ -96,6 +105,13 @@ func (s *script) lineItem(line int) (itemIdx, bodyIdx int) {
 		return -1, -1
 	}
 	for i, it := range s.items {
+		if it.group {
+			if line > n && line <= n+len(it.body) {
+				return i, -1 // a group goes whole
+			}
+			n += len(it.body)
+			continue
+		}
 		if !it.block {
 			n++
 			if line == n {

@@ -1,6 +1,7 @@
 package explore
 
 import (
+	"slices"
 	"strings"
 )
 
@@ -112,6 +113,12 @@ func without(s *script, drop func(words []string) bool) *script {
 		}
 	}
 	for _, it := range s.items {
+		if it.group {
+			if !slices.ContainsFunc(it.body, drop) {
+				c.items = append(c.items, it.clone())
+			}
+			continue
+		}
 		if !it.block {
 			if !drop(it.words) {
 				c.items = append(c.items, it.clone())
@@ -242,6 +249,9 @@ func (sh *shrinker) options(s *script) *script {
 		return c
 	}
 	for i := range s.items {
+		if s.items[i].group {
+			continue
+		}
 		lines := [][]string{s.items[i].words}
 		if s.items[i].block {
 			lines = s.items[i].body
