@@ -1,7 +1,7 @@
 # Everyday targets. The two set-up commands of the README are `make run` and `make test`.
 GO ?= go
 
-.PHONY: all run test test-short lint vet fmt docs bench install conformance-dovecot
+.PHONY: all run test test-short lint vet fmt docs bench install conformance-dovecot matrix
 
 all: lint test
 
@@ -36,3 +36,20 @@ bench:
 
 install:
 	$(GO) install ./cmd/syncharness
+
+# A private Dovecot on loopback for the two targets below (root needed: Dovecot switches to
+# its own users); the command gets SYNCHARNESS_SERVER, SYNCHARNESS_PASSWORD and
+# SYNCHARNESS_DOVEADM.
+DOVECOT_RUN = $(GO) run ./testsupport/dovecot/cmd/dovecot-run --
+
+## conformance-dovecot: the catalogue against a private Dovecot, with the dovecot admin profile
+conformance-dovecot:
+	$(GO) build -o .syncharness.bin ./cmd/syncharness
+	$(DOVECOT_RUN) sh -c './.syncharness.bin run --server "$$SYNCHARNESS_SERVER" --admin dovecot --admin-doveadm "$$SYNCHARNESS_DOVEADM"'; \
+	  status=$$?; rm -f .syncharness.bin; exit $$status
+
+## matrix: regenerate docs/conformance.md (the catalogue on the fake server and on Dovecot)
+matrix:
+	$(GO) build -o .syncharness.bin ./cmd/syncharness
+	$(DOVECOT_RUN) sh -c './.syncharness.bin matrix --server "$$SYNCHARNESS_SERVER" --admin dovecot --admin-doveadm "$$SYNCHARNESS_DOVEADM" --label "Dovecot $$(dovecot --version | cut -d" " -f1)" --out docs/conformance.md'; \
+	  status=$$?; rm -f .syncharness.bin; exit $$status

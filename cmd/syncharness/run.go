@@ -34,6 +34,7 @@ type runFlags struct {
 	rounds    int
 	broken    string
 	remote    remoteFlags
+	skip      string
 }
 
 func newRunCmd() *cobra.Command {
@@ -91,6 +92,7 @@ usage or setup error (a malformed scenario, an unwritable report file).`,
 	fl.StringVar(&f.broken, "broken-engine", "", "run a deliberately broken engine, to see what the checker reports: "+quirkNames())
 	fl.IntVar(&f.rounds, "settle-rounds", 8, "sync rounds allowed for the devices to settle before \"did not converge\"")
 	f.remote.register(cmd, true)
+	fl.StringVar(&f.skip, "skip", "", "leave out scenarios whose name matches this regular expression (known exceptions of a server, listed as not run)")
 	return cmd
 }
 
@@ -180,6 +182,25 @@ func runRun(cmd *cobra.Command, args []string, f runFlags) error {
 	}
 	if list, err = filterScenarios(list, f.filter); err != nil {
 		return err
+	}
+	if f.skip != "" {
+		re, err := regexp.Compile(f.skip)
+		if err != nil {
+			return usagef("--skip: %v", err)
+		}
+		kept := list[:0:0]
+		var left []string
+		for _, s := range list {
+			if re.MatchString(s.Name) {
+				left = append(left, s.Name)
+			} else {
+				kept = append(kept, s)
+			}
+		}
+		if len(left) > 0 {
+			fmt.Fprintf(cmd.ErrOrStderr(), "not run (--skip): %s\n", strings.Join(left, ", "))
+		}
+		list = kept
 	}
 	if len(list) == 0 {
 		return usagef("no scenario matches")
