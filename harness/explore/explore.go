@@ -55,7 +55,8 @@ type Config struct {
 	Baseline *harness.Options
 	// Dir, if not "", receives each shrunk failing scenario as NAME.scn.
 	Dir string
-	// ShrinkBudget bounds the runs spent shrinking one failure; 0 means 400.
+	// ShrinkBudget bounds the runs spent shrinking one failure; 0 means 400, a negative
+	// value reports failures as generated, unshrunk.
 	ShrinkBudget int
 	// MaxFailures ends the exploration after this many failures; 0 means no limit.
 	MaxFailures int
@@ -275,8 +276,11 @@ func exploreOne(ctx context.Context, cfg Config, i int, onFound func()) (*Failur
 	if budget <= 0 {
 		budget = 400
 	}
-	sh := &shrinker{fails: stillFails, budget: budget}
-	small := sh.shrink(s)
+	sh := &shrinker{fails: stillFails, budget: max(budget, 0)}
+	small := s
+	if budget > 0 {
+		small = sh.shrink(s)
+	}
 	f.ShrinkRuns = sh.tries
 	f.ShrunkSteps = small.steps()
 	small.header = []string{
