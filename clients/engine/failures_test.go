@@ -237,6 +237,15 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 				}
 			})
 
+			It("makes a copy on the server, so it gets the flags its source has there by then", func() {
+				do(laptop, clients.Action{Kind: clients.ActCopy, Mailbox: "INBOX", Labels: []string{"m1"}, Dest: "Archive"})
+				read(phone, "INBOX", "m1")
+				syncOK(phone)
+				st := syncOK(laptop)
+				Expect(st.Uploaded).To(BeZero())
+				w.expectConverged([]string{`Archive: m1[\Seen]`, "Bin:", `INBOX: m1[\Seen] m2 m3`}, phone, laptop)
+			})
+
 			It("F17: shows a message marked \\Deleted by someone else the same way on every device", func() {
 				serverStore("INBOX", "m2", true, `\Deleted`)
 				w.expectConverged([]string{"Archive:", "Bin:", `INBOX: m1 m2[\Deleted] m3`}, phone, laptop)

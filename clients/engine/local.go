@@ -246,14 +246,14 @@ func (e *Engine) Copy(ctx context.Context, ids []LocalID, dest string) ([]LocalI
 				return err
 			}
 			c := MessageRecord{ID: nid, Mailbox: dest, State: MsgNew, Size: m.Size, InternalDate: m.InternalDate,
-				Hash: m.Hash, MessageID: m.MessageID, Label: m.Label, Flags: m.Flags}
+				Hash: m.Hash, MessageID: m.MessageID, Label: m.Label, Flags: m.Flags, Base: m.Flags}
 			if err := tx.PutMessage(c); err != nil {
 				return err
 			}
 			if err := tx.PutBody(nid, body); err != nil {
 				return err
 			}
-			if _, err := tx.AddJournal(JournalEntry{Op: OpAppend, Message: nid, Mailbox: dest}); err != nil {
+			if _, err := tx.AddJournal(JournalEntry{Op: OpAppend, Message: nid, Mailbox: dest, Source: id}); err != nil {
 				return err
 			}
 			out = append(out, nid)

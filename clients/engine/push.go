@@ -553,6 +553,15 @@ func (r *round) pushAppends(mailbox string, entries []JournalEntry) error {
 	}
 	for _, en := range todo {
 		m := recs[en.Message]
+		if en.Source != 0 {
+			done, err := r.pushCopy(mailbox, en, m, st)
+			if err != nil {
+				return err
+			}
+			if done {
+				continue
+			}
+		}
 		var body []byte
 		if err := r.view(func(tx Tx) error {
 			b, err := tx.Body(m.ID)
@@ -603,13 +612,23 @@ func (r *round) adoptAppended(mailbox string, found map[LocalID]uint32, entries 
 				return err
 			}
 			if ok {
-				m.UID, m.EverUID, m.Base = u, true, m.Flags
+				m.UID, m.EverUID = u, true
 				if m.State == MsgNew {
 					m.State = MsgSynced
 				}
-				if f, known := r.located[m.ID]; known {
+				f, known := r.located[m.ID]
+				switch {
+				case en.Source != 0 && known:
+					// A copy made on the server has the source's flags there: merge them
+					// against the flags it had when the user copied it.
+					m.Flags, m.Base = merge3(m.Flags, m.Base, f), f
+				case en.Source != 0:
+					// Flags unknown yet: the scan merges them against the copy-time flags.
+				case known:
 					// Found after a crash: the server has the flags of the first APPEND.
 					m.Base = f
+				default:
+					m.Base = m.Flags
 				}
 				if err := tx.PutMessage(m); err != nil {
 					return err
@@ -756,4 +775,69 @@ func flagStrings(fl []imap.Flag) []string {
 		out[i] = string(f)
 	}
 	return out
+}
+
+// pushCopy makes a local copy on the server with UID COPY from its source, so that the copy
+// gets the flags the source has there by then. It reports false when the copy has to be
+// uploaded instead (its source was never on the server, or the user deleted it locally).
+// A copy whose source is not under its UID waits for the scan to find the source again; a
+// source gone for good takes the copy with it.
+func (r *round) pushCopy(dest string, en JournalEntry, m MessageRecord, st *imap.StatusData) (bool, error) {
+	var src MessageRecord
+	var ok bool
+	if err := r.view(func(tx Tx) error {
+		var err error
+		src, ok, err = tx.Message(en.Source)
+		return err
+	}); err != nil {
+		return false, err
+	}
+	if !ok {
+		r.e.log.Info("copy source gone from the server; copy dropped", "mailbox", dest, "label", m.Label)
+		r.st.Conflicts++
+		r.st.LocalChanges++
+		return true, r.update(func(tx Tx) error {
+			if err := dropEntries(tx, m.ID); err != nil {
+				return err
+			}
+			return tx.DeleteMessage(m.ID)
+		})
+	}
+	if src.State != MsgSynced || src.UID == 0 {
+		return false, nil
+	}
+	wait := func() (bool, error) {
+		return true, r.update(func(tx Tx) error {
+			en.State, en.UIDNext, en.UIDValidity = EntryPending, 0, 0
+			return tx.PutJournal(en)
+		})
+	}
+	if _, err := r.selectForPush(src.Mailbox); err == errSkip {
+		return wait()
+	} else if err != nil {
+		return false, err
+	}
+	data, err := r.cn.copy(src.Mailbox, uidSet([]uint32{src.UID}), dest)
+	if isGone(err) {
+		return wait()
+	}
+	if err != nil {
+		return false, err
+	}
+	found := map[LocalID]uint32{}
+	mapped := map[uint32]uint32{}
+	pairUIDs(data.SourceUIDs, data.DestUIDs, mapped)
+	if u, ok := mapped[src.UID]; ok && data.UIDValidity == st.UIDValidity {
+		found[m.ID] = u
+	} else {
+		more, err := r.locate(dest, []JournalEntry{en}, map[LocalID]MessageRecord{m.ID: m})
+		if err != nil {
+			return false, err
+		}
+		found = more
+	}
+	if len(found) == 0 {
+		return wait()
+	}
+	return true, r.adoptAppended(dest, found, []JournalEntry{en})
 }

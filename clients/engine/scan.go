@@ -71,7 +71,8 @@ type scanPlan struct {
 	orphans      []MessageRecord // had UIDs of an old UIDVALIDITY
 	inflight     []MessageRecord // appends in flight into this mailbox
 	inflightFrom map[LocalID]uint32
-	msgs         []*serverMsg // new server messages
+	copies       map[LocalID]bool // in-flight appends that are local copies
+	msgs         []*serverMsg     // new server messages
 	headersOnly  bool
 }
 
@@ -130,7 +131,7 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 		return nil, err
 	}
 	p := &scanPlan{mb: mb, data: data, present: map[uint32]bool{},
-		serverFlags: map[uint32]Flags{}, inflightFrom: map[LocalID]uint32{}}
+		serverFlags: map[uint32]Flags{}, inflightFrom: map[LocalID]uint32{}, copies: map[LocalID]bool{}}
 	quirks := r.e.opts.Quirks
 	var recs []MessageRecord
 	if err := r.view(func(tx Tx) error {
@@ -153,6 +154,9 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 						from = 1
 					}
 					p.inflightFrom[m.ID] = from
+					if en.Source != 0 {
+						p.copies[m.ID] = true
+					}
 				}
 			}
 		}
@@ -364,6 +368,9 @@ func (r *round) commitScan(p *scanPlan) error {
 			m, ok, err := tx.Message(id)
 			if err != nil || !ok {
 				return err
+			}
+			if p.copies[id] {
+				m.Flags = merge3(m.Flags, m.Base, s.flags)
 			}
 			m.UID, m.EverUID, m.Base = s.uid, true, s.flags
 			if m.State == MsgNew {

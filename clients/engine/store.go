@@ -196,6 +196,9 @@ type JournalEntry struct {
 	// COPYUID) is sent: after a crash the engine looks for the message from UIDNext on.
 	UIDNext     uint32
 	UIDValidity uint32
+	// Source is, for an OpAppend made by a local copy, the message copied: while it is on
+	// the server the copy is made there (UID COPY, with the flags it has there by then).
+	Source LocalID `json:",omitempty"`
 }
 
 // SystemFlags is a set of IMAP system flags.
