@@ -101,7 +101,7 @@ usage error.`,
 	fl.StringVar(&f.store, "store", "memory", "device store: memory or disk")
 	fl.StringVar(&f.broken, "broken-engine", "", "explore a deliberately broken engine: "+quirkNames())
 	fl.StringVar(&f.serverBug, "server-bug", "", "switch on a known-bad mode of the fake server: reuse-expunged-uids, omit-expunge-notifications")
-	fl.IntVar(&f.budget, "shrink-budget", 400, "runs spent at most on shrinking one failure")
+	fl.IntVar(&f.budget, "shrink-budget", 400, "runs spent at most on shrinking one failure (0: report failures unshrunk)")
 	fl.IntVar(&f.maxFailures, "max-failures", 0, "stop after this many failures (default: no limit)")
 	return cmd
 }
@@ -201,6 +201,10 @@ func runExplore(cmd *cobra.Command, f exploreFlags) error {
 		opts.Target = target
 		differential = true
 	}
+	budget := f.budget
+	if budget <= 0 {
+		budget = -1
+	}
 	cfg := explore.Config{
 		Seed:         seed,
 		Gen:          explore.GenOptions{Devices: f.devices, Steps: f.steps, Faults: faults},
@@ -211,7 +215,7 @@ func runExplore(cmd *cobra.Command, f exploreFlags) error {
 		Parallel:     f.parallel,
 		Options:      opts,
 		Dir:          f.out,
-		ShrinkBudget: f.budget,
+		ShrinkBudget: budget,
 		MaxFailures:  f.maxFailures,
 	}
 	if differential {

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/syncharness/syncharness/reports"
+)
+
+func readRun(path string) *reports.Run {
+	GinkgoHelper()
+	f, err := os.Open(path)
+	Expect(err).NotTo(HaveOccurred())
+	defer f.Close()
+	run, err := reports.ReadJSON(f)
+	Expect(err).NotTo(HaveOccurred())
+	return run
+}
+
+var _ = Describe("syncharness explore", func() {
+	It("finds a broken engine's failure, writes the shrunk scenario, and run replays it", func() {
+		dir := tempDir()
+		out, js := filepath.Join(dir, "found"), filepath.Join(dir, "explore.json")
+		res := runCLI("explore", "--seed", "3", "--runs", "20", "--devices", "2", "--steps", "15",
+			"--parallel", "1", "--max-failures", "1", "--broken-engine", "reupload", "--out", out, "--json", js)
+		Expect(res.Code).To(Equal(exitFailed), res.Stdout+res.Stderr)
+		Expect(res.Stderr).To(ContainSubstring("exploring with seed 3: 2 devices, 15 steps, 20 runs"))
+		Expect(res.Stdout).To(MatchRegexp(`FAIL I[45] `))
+		Expect(res.Stdout).To(ContainSubstring("confirmed"))
+		files, err := filepath.Glob(filepath.Join(out, "*.scn"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(files).To(HaveLen(1))
+		Expect(res.Stdout).To(ContainSubstring("reproduce: syncharness run " + files[0] + " --seed 3"))
+		Expect(readRun(js).Scenarios).To(HaveLen(1))
+
+		replay := runCLI("run", files[0], "--seed", "3", "--broken-engine", "reupload")
+		Expect(replay.Code).To(Equal(exitFailed))
+		Expect(replay.Stdout).To(MatchRegexp(`I[45] no (resurrection|duplicates)`))
+		Expect(runCLI("run", files[0], "--seed", "3").Code).To(Equal(exitOK), "the correct engine passes it")
+	})
+
+	It("prints the seed it picked so the exploration can be repeated", func() {
+		res := runCLI("explore", "--runs", "2", "--devices", "2", "--steps", "3", "--faults", "none", "--out", tempDir())
+		Expect(res.Code).To(BeElementOf(exitOK, exitFailed))
+		m := regexp.MustCompile(`exploring with seed (\d+).*\(repeat with --seed (\d+)\)`).FindStringSubmatch(res.Stderr)
+		Expect(m).NotTo(BeNil(), res.Stderr)
+		Expect(m[1]).To(Equal(m[2]))
+		Expect(res.Stdout).To(ContainSubstring("2 runs"))
+	})
+
+	DescribeTable("rejects bad options with exit status 2",
+		func(args []string, message string) {
+			res := runCLI(append([]string{"explore", "--runs", "1"}, args...)...)
+			Expect(res.Code).To(Equal(exitUsage))
+			Expect(res.Stderr).To(ContainSubstring(message))
+		},
+		Entry("too many devices", []string{"--devices", "5"}, "--devices 5: want 2 to 4"),
+		Entry("a shard beyond N", []string{"--shard", "4/3"}, `--shard "4/3"`),
+		Entry("a shard that is not K/N", []string{"--shard", "2"}, `--shard "2"`),
+		Entry("an unknown fault", []string{"--faults", "crash,meteor"}, `unknown fault "meteor"`),
+		Entry("an unknown broken engine", []string{"--broken-engine", "sloppy"}, "--broken-engine"),
+		Entry("an unknown server bug", []string{"--server-bug", "lazy"}, "--server-bug"),
+	)
+})
+
+var _ = Describe("syncharness report merge", func() {
+	It("combines the JSON results of explore shards and fails when one has a failure", func() {
+		dir := tempDir()
+		var parts []string
+		for _, shard := range []string{"1/2", "2/2"} {
+			js := filepath.Join(dir, "shard-"+shard[:1]+".json")
+			res := runCLI("explore", "--seed", "3", "--runs", "8", "--devices", "2", "--steps", "15", "--parallel", "1",
+				"--broken-engine", "reupload", "--shard", shard, "--out", filepath.Join(dir, "found"), "--json", js)
+			Expect(res.Code).To(BeElementOf(exitOK, exitFailed))
+			Expect(res.Stderr).To(ContainSubstring("shard " + shard))
+			parts = append(parts, js)
+		}
+		want := len(readRun(parts[0]).Scenarios) + len(readRun(parts[1]).Scenarios)
+		Expect(want).To(BeNumerically(">", 0))
+		merged := filepath.Join(dir, "all", "merged.json")
+		res := runCLI("report", "merge", parts[0], parts[1], "-o", merged)
+		Expect(res.Code).To(Equal(exitFailed))
+		Expect(res.Stderr).To(ContainSubstring("merged 2 result(s)"))
+		run := readRun(merged)
+		Expect(run.Scenarios).To(HaveLen(want))
+		Expect(run.Seed).To(Equal(int64(3)))
+	})
+
+	It("writes to standard output without -o and reports an unreadable input with exit status 2", func() {
+		dir := tempDir()
+		empty := writeFile(dir, "empty.json", `{"schema_version":1,"scenarios":[]}`)
+		res := runCLI("report", "merge", empty, empty)
+		Expect(res.Code).To(Equal(exitOK), res.Stderr)
+		Expect(res.Stdout).To(ContainSubstring(`"scenarios"`))
+		bad := runCLI("report", "merge", filepath.Join(dir, "missing.json"))
+		Expect(bad.Code).To(Equal(exitUsage))
+	})
+})
