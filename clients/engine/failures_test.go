@@ -122,6 +122,14 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 				w.expectConverged([]string{"Archive:", "Bin:", `INBOX: m1[\Flagged,\Seen] m2 m3`}, phone, laptop)
 			})
 
+			It("F11: writes a flag the user set back to its old value, as the newest write", func() {
+				read(laptop, "INBOX", "m2")
+				read(phone, "INBOX", "m2")
+				syncOK(laptop)
+				do(phone, clients.Action{Kind: clients.ActUnread, Mailbox: "INBOX", Labels: []string{"m2"}})
+				w.expectConverged([]string{"Archive:", "Bin:", "INBOX: m1 m2 m3"}, phone, laptop)
+			})
+
 			It("F12: keeps custom keywords on both sides", func() {
 				flag(phone, "INBOX", "m1", "$Work")
 				serverStore("INBOX", "m2", true, "$Label1", "Todo")

@@ -153,12 +153,15 @@ func (e *Engine) changeFlags(ctx context.Context, ids []LocalID, f Flags, add bo
 			if m.State != MsgSynced {
 				continue // a new message carries its flags in its APPEND
 			}
-			if _, ok, err := findEntry(tx, OpFlags, id); err != nil {
+			if en, ok, err := findEntry(tx, OpFlags, id); err != nil {
 				return err
-			} else if !ok {
-				if _, err := tx.AddJournal(JournalEntry{Op: OpFlags, Message: id, Mailbox: m.Mailbox}); err != nil {
+			} else if ok {
+				en.Touched = en.Touched.Union(f)
+				if err := tx.PutJournal(en); err != nil {
 					return err
 				}
+			} else if _, err := tx.AddJournal(JournalEntry{Op: OpFlags, Message: id, Mailbox: m.Mailbox, Touched: f}); err != nil {
+				return err
 			}
 		}
 		return nil

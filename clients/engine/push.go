@@ -702,19 +702,29 @@ func (r *round) pushFlags() error {
 			}
 			groups[c] = append(groups[c], uid)
 		}
+		idle := map[LocalID]bool{} // nothing to write
 		for _, m := range byBox[box] {
 			if r.e.opts.Quirks.Has(QuirkWholeFlagSet) {
 				if m.Flags != m.Base {
 					add(change{imap.StoreFlagsSet, m.Flags}, m.UID)
+				} else {
+					idle[m.ID] = true
 				}
 				continue
 			}
-			if a := m.Flags.Minus(m.Base); !a.IsZero() {
+			var touched Flags
+			for _, en := range entryOf[m.ID] {
+				touched = touched.Union(en.Touched)
+			}
+			a := m.Flags.Minus(m.Base).Union(touched.Intersect(m.Flags))
+			d := m.Base.Minus(m.Flags).Union(touched.Minus(m.Flags))
+			if !a.IsZero() {
 				add(change{imap.StoreFlagsAdd, a}, m.UID)
 			}
-			if d := m.Base.Minus(m.Flags); !d.IsZero() {
+			if !d.IsZero() {
 				add(change{imap.StoreFlagsDel, d}, m.UID)
 			}
+			idle[m.ID] = a.IsZero() && d.IsZero()
 		}
 		for _, c := range order {
 			var fl []imap.Flag
@@ -742,8 +752,8 @@ func (r *round) pushFlags() error {
 				if !ok {
 					continue
 				}
-				if old.Flags == old.Base {
-					// Nothing to push (changed back): done.
+				if idle[old.ID] {
+					// Nothing to write: done.
 				} else if s, ok := got[m.UID]; ok && !unconfirmed[m.UID] {
 					if s != m.Flags {
 						r.st.LocalChanges++

@@ -466,6 +466,12 @@ func (r *round) mergeFlags(tx Tx, m MessageRecord, s Flags) error {
 		return tx.PutMessage(m)
 	}
 	nf := merge3(m.Flags, m.Base, s)
+	if en, ok, err := findEntry(tx, OpFlags, m.ID); err != nil {
+		return err
+	} else if ok && !en.Touched.IsZero() {
+		// What the user wrote and was not pushed yet stays: the user's write is newer.
+		nf = nf.Minus(en.Touched).Union(m.Flags.Intersect(en.Touched))
+	}
 	if nf != m.Flags {
 		r.st.LocalChanges++
 	}

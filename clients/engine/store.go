@@ -199,6 +199,10 @@ type JournalEntry struct {
 	// Source is, for an OpAppend made by a local copy, the message copied: while it is on
 	// the server the copy is made there (UID COPY, with the flags it has there by then).
 	Source LocalID `json:",omitempty"`
+	// Touched is, for OpFlags, every flag the user set or cleared since the last push: each
+	// is written with its current value (the message's Flags), even if that equals the last
+	// agreed one, because the user's write is the newest.
+	Touched Flags
 }
 
 // SystemFlags is a set of IMAP system flags.
@@ -313,6 +317,9 @@ func (f Flags) Minus(o Flags) Flags {
 	}
 	return Flags{System: f.System &^ o.System, Keywords: joinKeywords(kws)}
 }
+
+// Intersect returns f ∩ o.
+func (f Flags) Intersect(o Flags) Flags { return f.Minus(f.Minus(o)) }
 
 // Has reports whether f contains every flag of o.
 func (f Flags) Has(o Flags) bool { return o.Minus(f).IsZero() }
