@@ -1,0 +1,348 @@
+package harness_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/syncharness/syncharness/fakeserver"
+	"github.com/syncharness/syncharness/harness"
+	"github.com/syncharness/syncharness/reports"
+	"github.com/syncharness/syncharness/scenarios"
+	"github.com/syncharness/syncharness/testsupport/dovecot"
+)
+
+// scenario parses a scenario from text.
+func scenario(name, src string) *scenarios.Scenario {
+	GinkgoHelper()
+	s, err := scenarios.Parse(name+".scn", []byte(src))
+	Expect(err).NotTo(HaveOccurred())
+	return s
+}
+
+const readArchive = `# A message read on the phone while the laptop archives it ends up archived and read.
+devices phone laptop
+mailbox Archive
+deliver INBOX m1 m2 m3
+sync
+phone read INBOX m1
+laptop move INBOX m1 Archive
+sync
+expect converged
+expect server Archive m1 flags \Seen
+expect server INBOX m2 m3
+`
+
+// remoteTarget builds a target for opts and removes its run folder after the spec.
+func remoteTarget(opts harness.RemoteOptions) *harness.RemoteTarget {
+	GinkgoHelper()
+	t, err := harness.NewRemoteTarget(opts)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func(ctx context.Context) { Expect(t.Close(ctx)).To(Succeed()) })
+	return t
+}
+
+// accountFolders lists every mailbox of the account, read directly.
+func accountFolders(addr string, u dovecot.User) []string {
+	GinkgoHelper()
+	c, err := imapclient.DialInsecure(addr, nil)
+	Expect(err).NotTo(HaveOccurred())
+	defer c.Close()
+	Expect(c.Login(u.Name, u.Password).Wait()).To(Succeed())
+	list, err := c.List("", "*", nil).Collect()
+	Expect(err).NotTo(HaveOccurred())
+	var names []string
+	for _, l := range list {
+		names = append(names, l.Mailbox)
+	}
+	return names
+}
+
+// selfSigned makes a certificate for 127.0.0.1 and writes it as PEM.
+func selfSigned(dir string) (tls.Certificate, string) {
+	GinkgoHelper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	Expect(err).NotTo(HaveOccurred())
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "syncharness test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	Expect(err).NotTo(HaveOccurred())
+	path := filepath.Join(dir, "ca.pem")
+	Expect(os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)).To(Succeed())
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, path
+}
+
+// tlsFront listens on loopback and relays to upstream behind TLS: implicit TLS, or the
+// STARTTLS dance of an IMAP server (its own greeting, then upstream's session).
+func tlsFront(upstream string, cert tls.Certificate, starttls bool) string {
+	GinkgoHelper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(ln.Close)
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
+	go func() {
+		defer GinkgoRecover()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer GinkgoRecover()
+				defer c.Close()
+				if starttls {
+					if _, err := io.WriteString(c, "* OK [CAPABILITY IMAP4rev1 STARTTLS] front\r\n"); err != nil {
+						return
+					}
+					line, err := bufio.NewReader(c).ReadString('\n')
+					tag, cmd, _ := strings.Cut(strings.TrimSpace(line), " ")
+					if err != nil || !strings.EqualFold(cmd, "STARTTLS") {
+						return
+					}
+					if _, err := io.WriteString(c, tag+" OK begin TLS\r\n"); err != nil {
+						return
+					}
+				}
+				tc := tls.Server(c, cfg)
+				if tc.Handshake() != nil {
+					return
+				}
+				up, err := net.Dial("tcp", upstream)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				br := bufio.NewReader(up)
+				if starttls { // the client already had a greeting
+					if _, err := br.ReadString('\n'); err != nil {
+						return
+					}
+				}
+				done := make(chan struct{})
+				go func() {
+					defer GinkgoRecover()
+					_, _ = io.Copy(up, tc)
+					_ = up.Close()
+					close(done)
+				}()
+				_, _ = io.Copy(tc, br)
+				_ = tc.Close()
+				<-done
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+var _ = Describe("The remote target", Label("dovecot"), func() {
+	var srv *dovecot.Server
+	var alice dovecot.User
+
+	BeforeEach(func(ctx SpecContext) {
+		srv = startDovecot(ctx)
+		alice = srv.Users[0]
+	})
+
+	Describe("connecting", func() {
+		DescribeTable("runs a scenario over",
+			func(ctx SpecContext, scheme string, starttls, useCA, insecure bool) {
+				addr := srv.Addr()
+				opts := harness.RemoteOptions{Password: alice.Password, RunID: "connect"}
+				if scheme == "imaps" || starttls {
+					cert, ca := selfSigned(GinkgoT().TempDir())
+					addr = tlsFront(srv.Addr(), cert, starttls)
+					if useCA {
+						opts.CAFile = ca
+					}
+					opts.InsecureSkipVerify = insecure
+				}
+				opts.URL = scheme + "://" + alice.Name + "@" + addr
+				if starttls {
+					opts.URL += "?starttls"
+				}
+				t := remoteTarget(opts)
+				Expect(t.Check(ctx)).To(Succeed())
+				res := harness.RunScenario(ctx, scenario("read_archive", readArchive), harness.Options{Seed: 1, Target: t})
+				Expect(res.Report.Status).To(Equal(reports.Passed), res.Report.Error)
+				Expect(t.Close(ctx)).To(Succeed())
+				Expect(accountFolders(srv.Addr(), alice)).To(ConsistOf("INBOX"))
+			},
+			Entry("plain IMAP", "imap", false, false, false),
+			Entry("implicit TLS with the certificate given by --ca", "imaps", false, true, false),
+			Entry("implicit TLS with verification off", "imaps", false, false, true),
+			Entry("STARTTLS with the certificate given by --ca", "imap", true, true, false),
+		)
+
+		It("refuses a certificate it cannot verify", func(ctx SpecContext) {
+			cert, _ := selfSigned(GinkgoT().TempDir())
+			addr := tlsFront(srv.Addr(), cert, false)
+			t := remoteTarget(harness.RemoteOptions{URL: "imaps://alice@" + addr, Password: alice.Password})
+			Expect(t.Check(ctx)).To(MatchError(ContainSubstring("certificate")))
+		})
+
+		DescribeTable("says in one line what is wrong, and leaves nothing behind",
+			func(ctx SpecContext, addr func() string, password, want string) {
+				t := remoteTarget(harness.RemoteOptions{URL: "imap://alice@" + addr(), Password: password,
+					DialTimeout: 2 * time.Second})
+				err := t.Check(ctx)
+				Expect(err).To(MatchError(ContainSubstring(want)))
+				Expect(err.Error()).NotTo(ContainSubstring("\n"))
+				Expect(err.Error()).NotTo(ContainSubstring(alice.Password))
+				Expect(accountFolders(srv.Addr(), alice)).To(ConsistOf("INBOX"))
+			},
+			Entry("a wrong password", func() string { return srv.Addr() }, "wrong-password", "login as alice"),
+			Entry("nobody listening", func() string { return closedPort() }, "x", "cannot connect"),
+			Entry("a port that speaks something else", func() string { return fakeService("SSH-2.0-OpenSSH_9.2\r\n") }, "x", "IMAP"),
+			Entry("a server that drops the connection at once", func() string { return fakeService("") }, "x", "IMAP"),
+		)
+	})
+
+	Describe("administrator faults", func() {
+		status := func(ctx context.Context, s harness.Server) (uint32, []imap.UID) {
+			st, err := s.State(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			mb := st.Find("INBOX")
+			Expect(mb).NotTo(BeNil())
+			var uids []imap.UID
+			for _, m := range mb.Messages {
+				uids = append(uids, imap.UID(m.UID))
+			}
+			return mb.UIDValidity, uids
+		}
+		open := func(ctx context.Context, admin harness.Admin) harness.Server {
+			t := remoteTarget(harness.RemoteOptions{URL: "imap://alice@" + srv.Addr(), Password: alice.Password, Admin: admin})
+			s, err := t.Open(ctx, harness.ServerConfig{Scenario: "admin"})
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(s.Close)
+			var msgs []harness.ServerMessage
+			for _, l := range []string{"m1", "m2", "m3"} {
+				msgs = append(msgs, harness.ServerMessage{Label: l, Body: []byte("Message-ID: <" + l + "@x>\r\nSubject: " + l + "\r\n\r\n" + l + "\r\n"), Flags: []string{`\Flagged`}})
+			}
+			Expect(s.Do(ctx, harness.ServerOp{Kind: "deliver", Mailbox: "INBOX", Messages: msgs})).To(Succeed())
+			return s
+		}
+		doveadm := func() []string { return []string{"doveadm", "-c", srv.ConfigPath()} }
+
+		It("bumps UIDVALIDITY with doveadm and keeps every UID", func(ctx SpecContext) {
+			s := open(ctx, harness.DovecotAdmin{Doveadm: doveadm()})
+			v, uids := status(ctx, s)
+			Expect(s.Do(ctx, harness.ServerOp{Kind: "uidvalidity-bump", Mailbox: "INBOX"})).To(Succeed())
+			v2, uids2 := status(ctx, s)
+			Expect(v2).To(Equal(v + 1))
+			Expect(uids2).To(Equal(uids))
+		})
+
+		It("runs the user's command template for a fault (generic profile)", func(ctx SpecContext) {
+			tmpl := strings.Join(doveadm(), " ") + " mailbox update -u {user} --uid-validity 4242 {mailbox}"
+			s := open(ctx, harness.GenericAdmin{Commands: map[string]string{"uidvalidity-bump": tmpl}})
+			Expect(s.Do(ctx, harness.ServerOp{Kind: "uidvalidity-bump", Mailbox: "INBOX"})).To(Succeed())
+			v, _ := status(ctx, s)
+			Expect(v).To(Equal(uint32(4242)))
+		})
+
+		It("resets UIDVALIDITY and renumbers in another order, content and flags kept", func(ctx SpecContext) {
+			s := open(ctx, nil)
+			before, err := s.State(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(s.Do(ctx, harness.ServerOp{Kind: "uidvalidity-reset", Mailbox: "INBOX"})).To(Succeed())
+			after, err := s.State(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			b, a := before.Find("INBOX"), after.Find("INBOX")
+			Expect(a.UIDValidity).NotTo(Equal(b.UIDValidity))
+			Expect(a.Messages).To(HaveLen(3))
+			for _, m := range a.Messages {
+				Expect(m.Flags).To(Equal([]string{`\Flagged`}))
+			}
+			Expect(a.Messages[0].Label).To(Equal("m3")) // the highest old UID comes first
+			Expect(accountFolders(srv.Addr(), alice)).NotTo(ContainElement(ContainSubstring("reset")))
+		})
+
+		It("makes a scenario that needs an admin fault skip with the reason when there is no profile", func(ctx SpecContext) {
+			t := remoteTarget(harness.RemoteOptions{URL: "imap://alice@" + srv.Addr(), Password: alice.Password})
+			res := harness.RunScenario(ctx, scenario("bump", "# A bump.\ndevices phone\ndeliver INBOX m1\nsync\nserver uidvalidity-bump INBOX\nsync\nexpect converged\n"),
+				harness.Options{Seed: 1, Target: t})
+			Expect(res.Report.Status).To(Equal(reports.Skipped))
+			Expect(res.Report.SkipReason).To(ContainSubstring("needs an admin profile"))
+			Expect(t.Close(ctx)).To(Succeed())
+			Expect(accountFolders(srv.Addr(), alice)).To(ConsistOf("INBOX"))
+		})
+	})
+})
+
+var _ = Describe("Server findings through the remote target", func() {
+	It("reports a server that reuses expunged UIDs as a server finding", func(ctx SpecContext) {
+		fs := fakeserver.New(fakeserver.Options{Seed: 1})
+		DeferCleanup(fs.Close)
+		Expect(fs.AddUser("alice", "pw-for-alice")).To(Succeed())
+		Expect(fs.Apply(fakeserver.ReuseExpungedUIDs{User: "alice", On: true})).To(Succeed())
+		addr, err := fs.Listen("127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		t := remoteTarget(harness.RemoteOptions{URL: "imap://alice@" + addr.String(), Password: "pw-for-alice"})
+		Expect(t.Check(ctx)).To(Succeed())
+		res := harness.RunScenario(ctx, scenario("reuse", `# UIDs reused.
+devices phone tablet
+deliver INBOX m1 m2
+phone sync
+server expunge INBOX m2
+server deliver INBOX m3 size=4000
+tablet sync
+`), harness.Options{Seed: 1, Target: t})
+		var server []string
+		for _, f := range res.Report.Failures {
+			if f.Server {
+				server = append(server, f.Invariant)
+			}
+		}
+		Expect(server).To(ContainElement(HavePrefix("S3")), "failures: %+v", res.Report.Failures)
+	})
+})
+
+// closedPort returns a loopback address nobody listens on.
+func closedPort() string {
+	GinkgoHelper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	addr := ln.Addr().String()
+	Expect(ln.Close()).To(Succeed())
+	return addr
+}
+
+// fakeService accepts connections, writes banner and closes them.
+func fakeService(banner string) string {
+	GinkgoHelper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(ln.Close)
+	go func() {
+		defer GinkgoRecover()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, banner)
+			_ = c.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
