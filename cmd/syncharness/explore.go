@@ -257,8 +257,19 @@ func runExplore(cmd *cobra.Command, f exploreFlags) error {
 	if err != nil {
 		return err
 	}
+	// The flags that make `run` replay the exploration's runs.
+	replay := ""
+	if f.broken != "" {
+		replay += " --broken-engine " + f.broken
+	}
+	if f.store != "memory" {
+		replay += " --store " + f.store
+	}
+	if f.serverBug != "" {
+		replay += "  (needs the fake server's " + f.serverBug + " mode, which run cannot switch on)"
+	}
 	for _, fl := range sum.Failures {
-		printFailure(out, fl)
+		printFailure(out, fl, replay)
 	}
 	verdict := "ok  "
 	if len(sum.Failures) > 0 {
@@ -293,7 +304,7 @@ func runExplore(cmd *cobra.Command, f exploreFlags) error {
 	return nil
 }
 
-func printFailure(w io.Writer, f *explore.Failure) {
+func printFailure(w io.Writer, f *explore.Failure, replay string) {
 	state := "confirmed"
 	if !f.Confirmed {
 		state = "NOT confirmed by a second run"
@@ -306,7 +317,7 @@ func printFailure(w io.Writer, f *explore.Failure) {
 	for _, l := range strings.Split(strings.TrimRight(string(f.Shrunk), "\n"), "\n") {
 		fmt.Fprintf(w, "    %s\n", l)
 	}
-	fmt.Fprintf(w, "  reproduce: %s\n", f.Reproduce)
+	fmt.Fprintf(w, "  reproduce: %s%s\n", f.Reproduce, replay)
 }
 
 // progressLine redraws one status line on a terminal; elsewhere it prints nothing.

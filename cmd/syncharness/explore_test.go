@@ -34,7 +34,7 @@ var _ = Describe("syncharness explore", func() {
 		files, err := filepath.Glob(filepath.Join(out, "*.scn"))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(files).To(HaveLen(1))
-		Expect(res.Stdout).To(ContainSubstring("reproduce: syncharness run " + files[0] + " --seed 3"))
+		Expect(res.Stdout).To(ContainSubstring("reproduce: syncharness run " + files[0] + " --seed 3 --broken-engine reupload"))
 		Expect(readRun(js).Scenarios).To(HaveLen(1))
 
 		replay := runCLI("run", files[0], "--seed", "3", "--broken-engine", "reupload")
