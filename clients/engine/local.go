@@ -256,7 +256,13 @@ func (e *Engine) Copy(ctx context.Context, ids []LocalID, dest string) ([]LocalI
 			if err := tx.PutBody(nid, body); err != nil {
 				return err
 			}
-			if _, err := tx.AddJournal(JournalEntry{Op: OpAppend, Message: nid, Mailbox: dest, Source: id}); err != nil {
+			en := JournalEntry{Op: OpAppend, Message: nid, Mailbox: dest}
+			if m.State == MsgSynced {
+				// On the server now: copy it there. A message not uploaded yet is
+				// appended with the flags it has now, as the user copied it.
+				en.Source = id
+			}
+			if _, err := tx.AddJournal(en); err != nil {
 				return err
 			}
 			out = append(out, nid)
