@@ -227,6 +227,16 @@ func runExplore(cmd *cobra.Command, f exploreFlags) error {
 		}
 	}
 
+	// The flags that make `run` replay the exploration's runs.
+	var replayFlags []string
+	if f.broken != "" {
+		replayFlags = append(replayFlags, "--broken-engine", f.broken)
+	}
+	if f.store != "memory" {
+		replayFlags = append(replayFlags, "--store", f.store)
+	}
+	cfg.ReplayFlags = strings.Join(replayFlags, " ")
+
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	out, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
@@ -257,16 +267,9 @@ func runExplore(cmd *cobra.Command, f exploreFlags) error {
 	if err != nil {
 		return err
 	}
-	// The flags that make `run` replay the exploration's runs.
 	replay := ""
-	if f.broken != "" {
-		replay += " --broken-engine " + f.broken
-	}
-	if f.store != "memory" {
-		replay += " --store " + f.store
-	}
 	if f.serverBug != "" {
-		replay += "  (needs the fake server's " + f.serverBug + " mode, which run cannot switch on)"
+		replay = "  (needs the fake server's " + f.serverBug + " mode, which run cannot switch on)"
 	}
 	for _, fl := range sum.Failures {
 		printFailure(out, fl, replay)

@@ -60,6 +60,9 @@ type Config struct {
 	ShrinkBudget int
 	// MaxFailures ends the exploration after this many failures; 0 means no limit.
 	MaxFailures int
+	// ReplayFlags are added to the replay command written in each file and in
+	// Failure.Reproduce (say "--broken-engine reupload").
+	ReplayFlags string
 	// Progress, if set, is called after every run, from several goroutines but never at
 	// the same time.
 	Progress func(Progress)
@@ -286,20 +289,24 @@ func exploreOne(ctx context.Context, cfg Config, i int, onFound func()) (*Failur
 	small.header = []string{
 		fmt.Sprintf("%s %s: found by syncharness explore --seed %d (run %d), shrunk from %d steps to %d.",
 			f.Invariant, f.Title, cfg.Seed, i, f.OriginalSteps, f.ShrunkSteps),
-		"Replay: syncharness run " + name + ".scn --seed " + strconv.FormatInt(cfg.Seed, 10),
+		strings.TrimSpace("Replay: syncharness run " + name + ".scn --seed " + strconv.FormatInt(cfg.Seed, 10) + " " + cfg.ReplayFlags),
 	}
 	shrunk, err := small.parse(name)
 	if err != nil {
 		return nil, "", err
 	}
 	f.Shrunk = scenarios.Format(shrunk)
-	f.Reproduce = fmt.Sprintf("syncharness run %s.scn --seed %d", name, cfg.Seed)
+	flags := ""
+	if cfg.ReplayFlags != "" {
+		flags = " " + cfg.ReplayFlags
+	}
+	f.Reproduce = fmt.Sprintf("syncharness run %s.scn --seed %d%s", name, cfg.Seed, flags)
 	if cfg.Dir != "" {
 		f.File = filepath.Join(cfg.Dir, name+".scn")
 		if err := os.WriteFile(f.File, f.Shrunk, 0o644); err != nil {
 			return nil, "", fmt.Errorf("explore: write %s: %w", f.File, err)
 		}
-		f.Reproduce = fmt.Sprintf("syncharness run %s --seed %d", f.File, cfg.Seed)
+		f.Reproduce = fmt.Sprintf("syncharness run %s --seed %d%s", f.File, cfg.Seed, flags)
 	}
 	// Confirm from the text as written, exactly as `syncharness run FILE --seed S` reads it.
 	file := name + ".scn"
