@@ -254,6 +254,21 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 				w.expectConverged([]string{`Archive: m1[\Seen]`, "Bin:", `INBOX: m1[\Seen] m2 m3`}, phone, laptop)
 			})
 
+			It("carries a flag set on the source before a copy to the copy", func() {
+				read(phone, "INBOX", "m1")
+				do(phone, clients.Action{Kind: clients.ActCopy, Mailbox: "INBOX", Labels: []string{"m1"}, Dest: "Archive"})
+				w.expectConverged([]string{`Archive: m1[\Seen]`, "Bin:", `INBOX: m1[\Seen] m2 m3`}, phone, laptop)
+			})
+
+			It("keeps a flag the user wrote across a UIDVALIDITY change", func() {
+				read(phone, "INBOX", "m1")
+				read(laptop, "INBOX", "m1")
+				do(phone, clients.Action{Kind: clients.ActUnread, Mailbox: "INBOX", Labels: []string{"m1"}})
+				syncOK(laptop)
+				Expect(w.srv.Apply(fakeserver.UIDValidityBump{User: user, Mailbox: "INBOX"})).To(Succeed())
+				w.expectConverged([]string{"Archive:", "Bin:", "INBOX: m1 m2 m3"}, phone, laptop)
+			})
+
 			It("F17: shows a message marked \\Deleted by someone else the same way on every device", func() {
 				serverStore("INBOX", "m2", true, `\Deleted`)
 				w.expectConverged([]string{"Archive:", "Bin:", `INBOX: m1 m2[\Deleted] m3`}, phone, laptop)

@@ -248,8 +248,10 @@ func (e *Engine) Copy(ctx context.Context, ids []LocalID, dest string) ([]LocalI
 			if err != nil {
 				return err
 			}
+			// The copy's base is its source's: what the user changed on the source and the
+			// server has not seen yet is a change of the copy too.
 			c := MessageRecord{ID: nid, Mailbox: dest, State: MsgNew, Size: m.Size, InternalDate: m.InternalDate,
-				Hash: m.Hash, MessageID: m.MessageID, Label: m.Label, Flags: m.Flags, Base: m.Flags}
+				Hash: m.Hash, MessageID: m.MessageID, Label: m.Label, Flags: m.Flags, Base: m.Base}
 			if err := tx.PutMessage(c); err != nil {
 				return err
 			}

@@ -459,18 +459,29 @@ func (r *round) fetchInBatches(mailbox string, uids []uint32, opts *imap.FetchOp
 	return out, nil
 }
 
+// mergeLocal is merge3 of m's flags with server flags s, except that the flags the user
+// wrote and that were not pushed yet keep their local value: the user's write is newer.
+func mergeLocal(tx Tx, m MessageRecord, s Flags) (Flags, error) {
+	nf := merge3(m.Flags, m.Base, s)
+	en, ok, err := findEntry(tx, OpFlags, m.ID)
+	if err != nil {
+		return nf, err
+	}
+	if ok && !en.Touched.IsZero() {
+		nf = nf.Minus(en.Touched).Union(m.Flags.Intersect(en.Touched))
+	}
+	return nf, nil
+}
+
 // mergeFlags merges server flags s into m against m's base.
 func (r *round) mergeFlags(tx Tx, m MessageRecord, s Flags) error {
 	if m.State == MsgDeleted {
 		m.Base = s
 		return tx.PutMessage(m)
 	}
-	nf := merge3(m.Flags, m.Base, s)
-	if en, ok, err := findEntry(tx, OpFlags, m.ID); err != nil {
+	nf, err := mergeLocal(tx, m, s)
+	if err != nil {
 		return err
-	} else if ok && !en.Touched.IsZero() {
-		// What the user wrote and was not pushed yet stays: the user's write is newer.
-		nf = nf.Minus(en.Touched).Union(m.Flags.Intersect(en.Touched))
 	}
 	if nf != m.Flags {
 		r.st.LocalChanges++
@@ -510,7 +521,10 @@ func (r *round) adopt(tx Tx, id LocalID, mailbox string, s *serverMsg, moved boo
 	if m.State == MsgDeleted {
 		m.Base = s.flags // expunge beats move: the delete entry expunges it here
 	} else {
-		nf := merge3(m.Flags, m.Base, s.flags)
+		nf, err := mergeLocal(tx, m, s.flags)
+		if err != nil {
+			return err
+		}
 		if nf != m.Flags {
 			r.st.LocalChanges++
 		}
