@@ -37,8 +37,8 @@ type SchedulerOptions struct {
 // Participants (device names, and ServerParticipant for server steps) become active with
 // Enter and inactive with Leave; Switch moves a thread of steps from one participant to the
 // next atomically. A command of an inactive participant passes at once. A command of an
-// active one waits until every active participant is waiting at the gate; then the
-// scheduler releases exactly one waiting command, chosen by the seeded random source among
+// active one waits until every active participant has a command waiting at the gate; then
+// the scheduler releases exactly one waiting command, chosen by the seeded random source among
 // the waiters sorted by participant and command text, and waits again for every active
 // participant. So the commands of a concurrently block reach the server one at a time, in an
 // order that depends only on the seed.
@@ -204,19 +204,30 @@ func (s *Scheduler) Fallbacks() int {
 	return s.fallbacks
 }
 
-// running counts the active participants that are not idling; s.mu is held.
-func (s *Scheduler) running() int {
-	n := 0
-	for p, c := range s.active {
-		n += max(c-s.idle[p], 0)
+// ready reports whether a command may be released: every active participant that is not
+// idling has a command waiting. A participant active in two threads at once (the same device
+// twice in one block) counts once, so a thread blocked behind the other on the device's own
+// lock cannot stall the gate. s.mu is held.
+func (s *Scheduler) ready() bool {
+	if len(s.waiters) == 0 {
+		return false
 	}
-	return n
+	waiting := make(map[string]bool, len(s.waiters))
+	for _, w := range s.waiters {
+		waiting[w.device] = true
+	}
+	for p, c := range s.active {
+		if c > s.idle[p] && !waiting[p] {
+			return false
+		}
+	}
+	return true
 }
 
 // changed releases what can be released after any change of state; s.mu is held.
 func (s *Scheduler) changed() {
 	s.progress++
-	for len(s.waiters) > 0 && len(s.waiters) >= s.running() {
+	for s.ready() {
 		s.release()
 	}
 	if s.timer != nil {

@@ -171,3 +171,24 @@ var _ = Describe("The scheduler", func() {
 		Eventually(phone).Should(Receive(MatchError(context.Canceled)))
 	})
 })
+
+var _ = Describe("The scheduler with one device in two threads", func() {
+	It("does not wait for the second thread of a device that already has a command waiting", func(ctx SpecContext) {
+		s := harness.NewScheduler(harness.SchedulerOptions{Seed: 1, Stall: time.Hour})
+		s.Enter("phone")
+		s.Enter("phone") // the same device twice in one block; one thread is blocked elsewhere
+		Expect(s.Wait(ctx, "phone", "a1 NOOP")).To(Succeed())
+		Expect(s.Fallbacks()).To(BeZero())
+	})
+})
+
+var _ = Describe("A concurrently block naming one device twice", func() {
+	It("runs without stalling the gate", func(ctx SpecContext) {
+		scn, err := scenarios.Parse("gate_twice.scn", []byte("devices phone laptop\ndeliver INBOX m1 m2\nsync\n"+
+			"phone read INBOX m1\nconcurrently\n  phone sync\n  phone sync\n  laptop sync\nend\n"))
+		Expect(err).NotTo(HaveOccurred())
+		res := harness.RunScenario(ctx, scn, harness.Options{Seed: 2})
+		Expect(res.Report.Status).To(Equal(reports.Passed), res.Report.Error)
+		Expect(res.GateFallbacks).To(BeZero())
+	})
+})
