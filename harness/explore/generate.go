@@ -66,8 +66,8 @@ type gen struct {
 	offline  map[string]bool
 }
 
-// Generate writes a random scenario from seed. The result always passes the language's
-// checks; name becomes its name (and the file name its report gives).
+// generate writes a random scenario script from seed. Once repaired it passes the language's
+// checks (see script.repair).
 func generate(seed int64, opts GenOptions) *script {
 	g := &gen{
 		rng:      rand.New(rand.NewSource(seed)),
