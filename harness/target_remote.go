@@ -303,14 +303,25 @@ func (t *RemoteTarget) admin(ctx context.Context) (*imapclient.Client, error) {
 // Check connects, logs in, learns the hierarchy delimiter, and makes sure the run's folder
 // does not exist yet. Its errors are one line each, fit for the user.
 func (t *RemoteTarget) Check(ctx context.Context) error {
-	c, err := t.admin(ctx)
+	sep, err := t.check(ctx)
 	if err != nil {
 		return err
+	}
+	t.mu.Lock()
+	t.sep = sep
+	t.mu.Unlock()
+	return nil
+}
+
+func (t *RemoteTarget) check(ctx context.Context) (byte, error) {
+	c, err := t.admin(ctx)
+	if err != nil {
+		return 0, err
 	}
 	defer c.Close()
 	list, err := c.List("", "", nil).Collect()
 	if err != nil {
-		return fmt.Errorf("LIST on %s: %v", t.addr, err)
+		return 0, fmt.Errorf("LIST on %s: %v", t.addr, err)
 	}
 	sep := byte('/')
 	if len(list) > 0 && list[0].Delim != 0 {
@@ -318,27 +329,24 @@ func (t *RemoteTarget) Check(ctx context.Context) error {
 	}
 	existing, err := c.List("", t.root, nil).Collect()
 	if err != nil {
-		return fmt.Errorf("LIST on %s: %v", t.addr, err)
+		return 0, fmt.Errorf("LIST on %s: %v", t.addr, err)
 	}
 	if len(existing) > 0 {
-		return fmt.Errorf("folder %s already exists on %s: choose another run id", t.root, t.addr)
+		return 0, fmt.Errorf("folder %s already exists on %s: choose another run id", t.root, t.addr)
 	}
 	if t.opts.User2 != "" {
 		conn, err := t.dial(ctx)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		c2, err := t.login(ctx, conn, t.opts.User2, t.opts.Password2)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		_ = c2.Logout().Wait()
 	}
-	t.mu.Lock()
-	t.sep = sep
-	t.mu.Unlock()
 	_ = c.Logout().Wait()
-	return nil
+	return sep, nil
 }
 
 func (t *RemoteTarget) ensureRoot(ctx context.Context) (byte, error) {
@@ -351,20 +359,18 @@ func (t *RemoteTarget) ensureRoot(ctx context.Context) (byte, error) {
 		return t.sep, nil
 	}
 	if t.sep == 0 {
-		t.sep = '/'
-		t.mu.Unlock()
-		err := t.Check(ctx)
-		t.mu.Lock()
+		sep, err := t.check(ctx)
 		if err != nil {
 			return 0, err
 		}
+		t.sep = sep
 	}
 	c, err := t.admin(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer c.Close()
-	if err := c.Create(t.root, nil).Wait(); err != nil {
+	if err := createMailbox(c, t.root, nil); err != nil {
 		return 0, fmt.Errorf("create %s: %w", t.root, err)
 	}
 	t.created = true
