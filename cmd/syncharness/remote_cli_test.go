@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -148,6 +149,36 @@ var _ = Describe("run --server", func() {
 		Eventually(done, "60s").Should(Receive(&res))
 		Expect(res.Code).To(Equal(exitUsage))
 		Expect(res.Stderr).To(ContainSubstring("interrupted"))
+		Expect(folders(addr)).To(ConsistOf("INBOX"))
+	})
+})
+
+var _ = Describe("the syncharness binary", func() {
+	It("removes its folder on SIGINT and exits 2", func(ctx SpecContext) {
+		bin := filepath.Join(tempDir(), "syncharness")
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+		out, err := build.CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), string(out))
+		addr := remoteServer()
+		cmd := exec.CommandContext(ctx, bin, "run", "--server", "imap://alice@"+addr, "--parallel", "1")
+		cmd.Env = append(os.Environ(), "SYNCHARNESS_PASSWORD="+remotePassword)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		Expect(cmd.Start()).To(Succeed())
+		exited := make(chan error, 1)
+		go func() {
+			defer GinkgoRecover()
+			exited <- cmd.Wait()
+		}()
+		Eventually(func() []string { return folders(addr) }, "20s").Should(ContainElement(HavePrefix("syncharness-")))
+		Expect(cmd.Process.Signal(os.Interrupt)).To(Succeed())
+		var werr error
+		Eventually(exited, "60s").Should(Receive(&werr))
+		var ee *exec.ExitError
+		Expect(errors.As(werr, &ee)).To(BeTrue(), "exit: %v", werr)
+		Expect(ee.ExitCode()).To(Equal(exitUsage))
+		Expect(stderr.String()).To(ContainSubstring("interrupted"))
+		Expect(stderr.String()).NotTo(ContainSubstring(remotePassword))
 		Expect(folders(addr)).To(ConsistOf("INBOX"))
 	})
 })
