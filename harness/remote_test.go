@@ -217,6 +217,13 @@ var _ = Describe("The remote target", Label("dovecot"), func() {
 		)
 	})
 
+	It("takes --dedicated-account only for an account that holds nothing", func(ctx SpecContext) {
+		opts := harness.RemoteOptions{URL: "imap://alice@" + srv.Addr(), Password: alice.Password, DedicatedAccount: true}
+		Expect(remoteTarget(opts).Check(ctx)).To(Succeed())
+		seedAccount(srv, alice)
+		Expect(remoteTarget(opts).Check(ctx)).To(MatchError(ContainSubstring("use an account that holds nothing")))
+	})
+
 	Describe("administrator faults", func() {
 		status := func(ctx context.Context, s harness.Server) (uint32, []imap.UID) {
 			st, err := s.State(ctx)

@@ -45,8 +45,9 @@ type RemoteOptions struct {
 	InsecureSkipVerify bool
 	// User2 and Password2 name a second account, for scenarios that need one.
 	User2, Password2 string
-	// DedicatedAccount declares that the account holds nothing of value, so scenarios
-	// that must use its real INBOX may run.
+	// DedicatedAccount declares that the account is for testing only, so scenarios that
+	// must use its real INBOX may run. Check then refuses an account that holds any mail
+	// or any folder besides INBOX and syncharness-* folders.
 	DedicatedAccount bool
 	// Admin performs administrator faults; nil: such scenarios are skipped.
 	Admin Admin
@@ -334,6 +335,11 @@ func (t *RemoteTarget) check(ctx context.Context) (byte, error) {
 	if len(existing) > 0 {
 		return 0, fmt.Errorf("folder %s already exists on %s: choose another run id", t.root, t.addr)
 	}
+	if t.opts.DedicatedAccount {
+		if err := t.checkEmpty(c); err != nil {
+			return 0, err
+		}
+	}
 	if t.opts.User2 != "" {
 		conn, err := t.dial(ctx)
 		if err != nil {
@@ -347,6 +353,31 @@ func (t *RemoteTarget) check(ctx context.Context) (byte, error) {
 	}
 	_ = c.Logout().Wait()
 	return sep, nil
+}
+
+// checkEmpty refuses an account that holds mail or folders of its own.
+func (t *RemoteTarget) checkEmpty(c *imapclient.Client) error {
+	list, err := c.List("", "*", nil).Collect()
+	if err != nil {
+		return fmt.Errorf("LIST on %s: %v", t.addr, err)
+	}
+	for _, l := range list {
+		name := l.Mailbox
+		if strings.HasPrefix(name, RunFolderPrefix) {
+			continue
+		}
+		if !strings.EqualFold(name, "INBOX") {
+			return fmt.Errorf("--dedicated-account: the account holds the folder %q; use an account that holds nothing", name)
+		}
+		st, err := c.Status(name, &imap.StatusOptions{NumMessages: true}).Wait()
+		if err != nil {
+			return fmt.Errorf("STATUS INBOX on %s: %v", t.addr, err)
+		}
+		if st.NumMessages != nil && *st.NumMessages > 0 {
+			return fmt.Errorf("--dedicated-account: the account's INBOX holds %d messages; use an account that holds nothing", *st.NumMessages)
+		}
+	}
+	return nil
 }
 
 func (t *RemoteTarget) ensureRoot(ctx context.Context) (byte, error) {
