@@ -361,7 +361,7 @@ func (f *remoteFlags) register(cmd *cobra.Command, run bool) {
 	}
 	fl.StringVar(&f.user2, "user2", "", "a second account on the same server, for scenarios that need one (password: SYNCHARNESS_PASSWORD2 or --password2-file)")
 	fl.StringVar(&f.password2, "password2-file", "", "read the second account's password from this file")
-	fl.BoolVar(&f.dedicated, "dedicated-account", false, "the account is for testing only: scenarios that must use its real INBOX may run")
+	fl.BoolVar(&f.dedicated, "dedicated-account", false, "the account is for testing only and holds nothing (checked): scenarios that must use its real INBOX may run")
 	fl.StringVar(&f.admin, "admin", "", "admin profile for faults that need the administrator: dovecot (doveadm on this machine) or generic (--admin-cmd)")
 	fl.StringVar(&f.doveadm, "admin-doveadm", "doveadm", "with --admin dovecot: the doveadm command line, e.g. \"doveadm -c /etc/dovecot/test.conf\"")
 	fl.StringArrayVar(&f.adminCmds, "admin-cmd", nil, "with --admin generic: FAULT=COMMAND, a shell command per fault ("+strings.Join(harness.AdminFaults, ", ")+"); {user} and {mailbox} are replaced, quoted")
