@@ -55,8 +55,9 @@ under a fresh folder syncharness-RUNID of the account: each scenario's INBOX and
 are mapped below it, nothing outside it can be named, and the folder is removed at the
 end (also after a failure or Ctrl-C; "syncharness clean" removes what a killed run left).
 The password comes from SYNCHARNESS_PASSWORD or --password-file, never the command line.
-Faults that need the administrator (UIDVALIDITY bump) run through --admin; scenarios that
-need a fault the server cannot do are skipped with the reason.
+Faults that need the administrator (UIDVALIDITY bump) run through --admin; a UIDVALIDITY
+reset is made over IMAP by re-creating the mailbox, unless --admin-cmd gives one. Scenarios
+that need a fault the server cannot do are skipped with the reason.
 
 Exit status: 0 when every scenario passed (or was skipped), 1 when one failed, 2 for a
 usage or setup error (a malformed scenario, an unwritable report file).`,
