@@ -168,7 +168,8 @@ type ConfineOptions struct {
 func Confine(upstream net.Conn, opts ConfineOptions) net.Conn {
 	local, remote := net.Pipe()
 	c := &confined{ns: opts.Namespace, opts: opts, client: remote, server: upstream,
-		toClient: bufio.NewWriterSize(remote, readBufferSize), litGo: make(chan bool, 1)}
+		toClient: bufio.NewWriterSize(remote, readBufferSize), litGo: make(chan bool, 1),
+		done: make(chan struct{})}
 	go c.clientPump()
 	go c.serverPump()
 	return local
@@ -183,8 +184,9 @@ type confined struct {
 	mu      sync.Mutex
 	authTag string    // an AUTHENTICATE in progress: client lines are SASL data
 	litTag  string    // a command waiting for the server's answer to a synchronizing literal
-	litGo   chan bool // true for "+", false for a tagged refusal
-	closed  bool
+	litGo   chan bool     // true for "+", false for a tagged refusal
+	closed  bool          // close has run
+	done    chan struct{} // closed by close
 
 	toClientMu sync.Mutex
 	toClient   *bufio.Writer
@@ -196,6 +198,7 @@ func (c *confined) close() {
 	c.closed = true
 	c.mu.Unlock()
 	if !done {
+		close(c.done)
 		_ = c.client.Close()
 		_ = c.server.Close()
 	}
@@ -292,8 +295,13 @@ func (c *confined) forwardCommand(lr *lineReader, w *bufio.Writer, seg []byte, t
 			if err := w.Flush(); err != nil {
 				return err
 			}
-			if !<-c.litGo {
-				return nil
+			select {
+			case ok := <-c.litGo:
+				if !ok {
+					return nil
+				}
+			case <-c.done:
+				return net.ErrClosed
 			}
 		}
 		if err := copyLiteral(lr.br, w, size); err != nil {
