@@ -182,8 +182,8 @@ type confined struct {
 	server net.Conn
 
 	mu      sync.Mutex
-	authTag string    // an AUTHENTICATE in progress: client lines are SASL data
-	litTag  string    // a command waiting for the server's answer to a synchronizing literal
+	authTag string        // an AUTHENTICATE in progress: client lines are SASL data
+	litTag  string        // a command waiting for the server's answer to a synchronizing literal
 	litGo   chan bool     // true for "+", false for a tagged refusal
 	closed  bool          // close has run
 	done    chan struct{} // closed by close
