@@ -106,6 +106,20 @@ var _ = Describe("run --server", func() {
 		Entry("an unknown scheme", func() string { return "http://alice@" + addr }, remotePassword, "imap://"),
 	)
 
+	DescribeTable("refuses a wrong admin profile with exit code 2",
+		func(want string, flags ...string) {
+			args := append([]string{"run", "--server", "imap://alice@" + addr, "--password-file", passwordFile(remotePassword)}, flags...)
+			res := runCLI(args...)
+			Expect(res.Code).To(Equal(exitUsage))
+			Expect(res.Stderr).To(ContainSubstring(want))
+			Expect(folders(addr)).To(ConsistOf("INBOX"))
+		},
+		Entry("an unknown profile", `want dovecot or generic`, "--admin", "cpanel"),
+		Entry("generic without commands", "at least one --admin-cmd", "--admin", "generic"),
+		Entry("a command for an unknown fault", `unknown fault "reboot"`, "--admin", "generic", "--admin-cmd", "reboot=shutdown -r now"),
+		Entry("a command without a profile", "needs --admin generic", "--admin-cmd", "uidvalidity-bump=true"),
+	)
+
 	It("never shows the password: not in output, reports or transcripts", func() {
 		dir := tempDir()
 		GinkgoT().Setenv("SYNCHARNESS_PASSWORD", remotePassword)
