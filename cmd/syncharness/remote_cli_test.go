@@ -246,3 +246,21 @@ func runCLIContext(ctx context.Context, args ...string) cliResult {
 	}
 	return cliResult{Stdout: out.String(), Stderr: errOut.String(), Code: code}
 }
+
+var _ = Describe("matrix", func() {
+	It("writes one row per scenario and one column per target, with skip reasons", func() {
+		addr := remoteServer()
+		out := filepath.Join(tempDir(), "docs", "conformance.md")
+		res := runCLI("matrix", "--server", "imap://alice@"+addr, "--password-file", passwordFile(remotePassword),
+			"--label", "Other server", "--filter", "^(move_copy_and_move|uidvalidity_renumbered_silently)$", "--out", out)
+		Expect(res.Code).To(Equal(exitOK), res.Stderr)
+		b, err := os.ReadFile(out)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(b)).To(ContainSubstring("| scenario | fake server | Other server |\n"))
+		Expect(string(b)).To(ContainSubstring("| `move_copy_and_move` | pass | pass |\n"))
+		Expect(string(b)).To(MatchRegexp("\\| `uidvalidity_renumbered_silently` \\| pass \\| skipped: .*only the fake server.* \\|\n"))
+		Expect(string(b)).To(ContainSubstring("| Other server | 1 | 0 | 0 | 1 |\n"))
+		Expect(string(b)).NotTo(ContainSubstring(remotePassword))
+		Expect(folders(addr)).To(ConsistOf("INBOX"))
+	})
+})
