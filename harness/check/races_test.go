@@ -72,6 +72,12 @@ var (
 		op("laptop", "remove", "A"), sync("laptop"),
 	)
 	unsynced = start(op("phone", "delete", "INBOX", "m2")) // reaches the server at settle
+	// The phone appends m3 to A while the server removes A: the engine rescues m3 to INBOX.
+	appendToRemoved = start(
+		op("phone", "append", "A", "m3"),
+		op("server", "remove", "A"),
+		sync("phone"),
+	)
 	replied  = start(reply("phone", "INBOX", "m1", "r1", "Sent"), sync("phone"))
 	stale    = start(
 		op("phone", "delete", "INBOX", "m1"), sync("phone"),
@@ -137,6 +143,8 @@ var _ = Describe("The expected-state model", func() {
 			box("A"), box("B"), box("INBOX", m("m1"), m("m2"))),
 		Entry("a removed mailbox takes its messages with it", removed,
 			box("B"), box("INBOX", m("m2"))),
+		Entry("a new message whose mailbox the server removed is rescued to INBOX", appendToRemoved,
+			box("B"), box("INBOX", m("m1"), m("m2"), m("m3"))),
 		Entry("local changes never synced reach the server at settle", unsynced,
 			box("A"), box("B"), box("INBOX", m("m1"))),
 		Entry("a reply marks the original and adds the new message to Sent", withSent(replied),

@@ -254,6 +254,11 @@ func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
 			st := instState{loc: locSet{mb}, flags: flagsOf(op.Flags)}
 			if ov.exists(mb) != mayBeTrue {
 				st.loc = st.loc.with(gone)
+				if fromDevice {
+					// A device's new message whose mailbox is gone from the server is
+					// not lost: the engine rescues it to INBOX.
+					st.loc = st.loc.with("INBOX")
+				}
 			}
 			keep(id, instState{loc: locSet{gone}}, st)
 		}
@@ -281,7 +286,7 @@ func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
 			for _, id := range p.newIDs {
 				st := instState{loc: locSet{sent}, free: true}
 				if ov.exists(sent) != mayBeTrue {
-					st.loc = st.loc.with(gone)
+					st.loc = st.loc.with(gone).with("INBOX") // rescued to INBOX, as an append
 				}
 				keep(id, instState{loc: locSet{gone}}, st)
 			}
