@@ -3,7 +3,9 @@ package harness
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/syncharness/syncharness/harness/check"
@@ -67,4 +69,19 @@ type ServerMessage struct {
 	Body  []byte
 	Flags []string
 	Date  time.Time
+}
+
+// missingLabels returns an error naming the labels not found in mailbox on the server,
+// or nil when every label was found.
+func missingLabels(mailbox string, labels []string, found map[string]bool) error {
+	var missing []string
+	for _, l := range labels {
+		if !found[l] {
+			missing = append(missing, l)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%s not in %s on the server", strings.Join(missing, ", "), mailbox)
+	}
+	return nil
 }

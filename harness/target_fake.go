@@ -119,14 +119,8 @@ func (f *fakeServer) uids(mailbox string, labels []string) ([]uint32, error) {
 			}
 		}
 	}
-	var missing []string
-	for _, l := range labels {
-		if !found[l] {
-			missing = append(missing, l)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("%s not in %s on the server", strings.Join(missing, ", "), mailbox)
+	if err := missingLabels(mailbox, labels, found); err != nil {
+		return nil, err
 	}
 	return uids, nil
 }

@@ -683,14 +683,8 @@ func uidsOf(c *imapclient.Client, mailbox string, labels []string) (imap.UIDSet,
 			}
 		}
 	}
-	var missing []string
-	for _, l := range labels {
-		if !found[l] {
-			missing = append(missing, l)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("%s not in %s on the server", strings.Join(missing, ", "), mailbox)
+	if err := missingLabels(mailbox, labels, found); err != nil {
+		return nil, err
 	}
 	return set, nil
 }
