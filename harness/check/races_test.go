@@ -78,8 +78,8 @@ var (
 		op("server", "remove", "A"),
 		sync("phone"),
 	)
-	replied  = start(reply("phone", "INBOX", "m1", "r1", "Sent"), sync("phone"))
-	stale    = start(
+	replied = start(reply("phone", "INBOX", "m1", "r1", "Sent"), sync("phone"))
+	stale   = start(
 		op("phone", "delete", "INBOX", "m1"), sync("phone"),
 		op("laptop", "read", "INBOX", "m1"), sync("laptop"),
 	)
