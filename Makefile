@@ -1,7 +1,7 @@
 # Everyday targets. The two set-up commands of the README are `make run` and `make test`.
 GO ?= go
 
-.PHONY: all run test test-short lint vet fmt docs bench install conformance-dovecot matrix
+.PHONY: all run test test-short lint vet fmt docs bench install conformance-dovecot matrix readme-matrix
 
 all: lint test
 
@@ -56,3 +56,9 @@ matrix:
 	$(GO) build -o .syncharness.bin ./cmd/syncharness
 	$(DOVECOT_RUN) sh -c './.syncharness.bin matrix --server "$$SYNCHARNESS_SERVER" --admin dovecot --admin-doveadm "$$SYNCHARNESS_DOVEADM" --label "Dovecot $$(dovecot --version | cut -d" " -f1)" --out docs/conformance.md'; \
 	  status=$$?; rm -f .syncharness.bin; exit $$status
+	$(MAKE) --no-print-directory readme-matrix
+
+# readme-matrix: copy the summary table of docs/conformance.md into the README, between its
+# matrix markers.
+readme-matrix:
+	awk '/<!-- matrix:begin/ { print; while ((getline l < "docs/conformance.md") > 0) { if (l ~ /^\| target/) t = 1; if (t && l !~ /^\|/) break; if (t) print l }; skip = 1; next } /<!-- matrix:end/ { skip = 0 } !skip' README.md > README.md.new && mv README.md.new README.md
