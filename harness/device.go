@@ -55,11 +55,12 @@ func engineDevice(cfg DeviceConfig, q engine.Quirks) (clients.Device, error) {
 
 // device is one scenario device: the device itself, its proxy and its watch loop.
 type device struct {
-	name  string
-	dev   clients.Device
-	proxy *proxy.Proxy
-	dirs  []string // store directories, one per incarnation
-	wiped bool
+	name    string
+	dev     clients.Device
+	proxy   *proxy.Proxy
+	dirs    []string // store directories, one per incarnation
+	wiped   bool
+	offline bool // the scenario took the device offline
 
 	mu          sync.Mutex
 	watchCancel context.CancelFunc

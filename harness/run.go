@@ -307,6 +307,7 @@ func convertTable(t *check.Table) *reports.Table {
 func (r *runner) settle(ctx context.Context) (rounds int, ok bool, last string) {
 	for _, d := range r.devices {
 		d.stopWatch()
+		d.offline = false
 		d.proxy.SetOffline(false)
 		d.proxy.SetLatency(0)
 		d.proxy.CutAfter(0)

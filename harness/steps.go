@@ -291,7 +291,8 @@ func (r *runner) deviceStep(ctx context.Context, d *device, st *scenarios.Step, 
 	case "sync":
 		return r.syncDevice(ctx, d, st, group)
 	case "offline", "online":
-		d.proxy.SetOffline(st.Verb == "offline")
+		d.offline = st.Verb == "offline"
+		d.proxy.SetOffline(d.offline)
 	case "latency":
 		d.proxy.SetLatency(st.Duration)
 	case "drop":
@@ -365,12 +366,16 @@ func (r *runner) syncDevice(ctx context.Context, d *device, st *scenarios.Step, 
 		t.at(d.name)
 	}
 	if cut > 0 {
-		d.proxy.CutAfter(cut)
+		// Once cut, the device stays off the network until this round returns: an
+		// interrupted round cannot quietly reconnect and finish behind the cut, and a
+		// crash happens where the cut fell.
+		d.proxy.CutAfterOffline(cut)
 	}
 	begin, from := r.since(), len(d.proxy.Transcript())
 	_, err := d.dev.Sync(ctx)
 	if cut > 0 {
 		d.proxy.CutAfter(0)
+		d.proxy.SetOffline(d.offline)
 	}
 	text := d.name + " sync"
 	for _, o := range []string{"interrupt-after", "crash-after"} {

@@ -113,6 +113,20 @@ var _ = Describe("CutAfter", func() {
 		Expect(mailboxes(addr)).To(ConsistOf(boxes(5)))
 	})
 
+	It("with CutAfterOffline, goes offline as the cut fires, until it is back online", func() {
+		p.CutAfterOffline(2)
+		Expect(c.Create("box1", nil).Wait()).To(Succeed())
+		Expect(c.Create("box2", nil).Wait()).To(Succeed())
+		Expect(c.Create("box3", nil).Wait()).NotTo(Succeed())
+		Expect(p.Cut()).To(BeClosed())
+		_, err := p.Dial(context.Background())
+		Expect(err).To(MatchError(proxy.ErrOffline), "no reconnecting behind the cut")
+		p.SetOffline(false)
+		c2 := dialClient(p, nil)
+		Expect(c2.Create("box4", nil).Wait()).To(Succeed())
+		Expect(mailboxes(addr)).To(ConsistOf("INBOX", "box1", "box2", "box4"))
+	})
+
 	It("counts commands across connections and fires once", func() {
 		c2 := dialClient(p, nil)
 		p.CutAfter(3)

@@ -80,6 +80,7 @@ type Proxy struct {
 	commands int           // client commands forwarded
 	cutArmed bool          // a CutAfter is pending
 	cutLeft  int           // commands still to forward before the cut
+	cutStays bool          // the proxy goes offline when the cut fires (CutAfterOffline)
 	cutCh    chan struct{} // closed when the armed CutAfter fires
 }
 
@@ -177,10 +178,22 @@ func (p *Proxy) SetOffline(off bool) {
 // reaches the server. CutAfter(0) (or a negative n) disarms a pending cut. Each call
 // replaces the previous arming.
 func (p *Proxy) CutAfter(n int) {
+	p.arm(n, false)
+}
+
+// CutAfterOffline is CutAfter, and when the cut fires the proxy also goes offline, in the
+// same instant, until SetOffline(false): the device cannot reconnect and finish its work
+// behind the cut, as a process that crashed there could not.
+func (p *Proxy) CutAfterOffline(n int) {
+	p.arm(n, true)
+}
+
+func (p *Proxy) arm(n int, offline bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cutArmed = n > 0
 	p.cutLeft = max(n, 0)
+	p.cutStays = offline && n > 0
 	p.cutCh = make(chan struct{})
 }
 
@@ -263,6 +276,9 @@ func (p *Proxy) admit() bool {
 	if p.cutArmed {
 		if p.cutLeft == 0 {
 			p.cutArmed = false
+			if p.cutStays {
+				p.offline = true // new connections are refused from now on
+			}
 			close(p.cutCh)
 			return false
 		}
