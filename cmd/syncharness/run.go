@@ -65,7 +65,7 @@ usage or setup error (a malformed scenario, an unwritable report file).`,
   syncharness run
 
   # one file, reproducibly
-  syncharness run scenarios/catalog/move_concurrent_reads.scn --seed 7
+  syncharness run scenarios/catalog/move_read_while_archived.scn --seed 7
 
   # only the UIDVALIDITY scenarios, with disk stores, reports for CI
   syncharness run --filter uidvalidity --store disk --junit junit.xml --report-dir report/
