@@ -294,6 +294,21 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 				do(phone, clients.Action{Kind: clients.ActAppend, Mailbox: "INBOX", Message: msg("d1")})
 				w.expectConverged([]string{`Archive: m1[\Seen]`, "Bin:", `INBOX: d1 m3[\Deleted]`}, phone, laptop)
 			})
+
+			It("carries a flag written during another device's half-done COPY move to the copy a round saw earlier", func() {
+				read(phone, "INBOX", "m2")
+				syncOK(phone)
+				// Another device moves m2 to Archive without MOVE: COPY, STORE \Deleted, and
+				// the phone syncs between the STORE and the EXPUNGE.
+				uid := w.uid("INBOX", "m2")
+				Expect(w.srv.Apply(fakeserver.CopyMessages{User: user, Mailbox: "INBOX", UIDs: []uint32{uid}, Dest: "Archive"})).To(Succeed())
+				serverStore("INBOX", "m2", true, `\Deleted`)
+				syncOK(phone)
+				Expect(replica(phone)).To(ContainElements(`Archive: m2[\Seen]`, `INBOX: m1 m2[\Deleted,\Seen] m3`))
+				do(phone, clients.Action{Kind: clients.ActUnread, Mailbox: "INBOX", Labels: []string{"m2"}})
+				Expect(w.srv.Apply(fakeserver.ExpungeMessages{User: user, Mailbox: "INBOX", UIDs: []uint32{uid}})).To(Succeed())
+				w.expectConverged([]string{"Archive: m2", "Bin:", "INBOX: m1 m3"}, phone, laptop)
+			})
 		})
 	})
 }

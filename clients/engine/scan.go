@@ -611,22 +611,28 @@ func (r *round) finishVanished() error {
 				if err != nil {
 					return err
 				}
-				if ok && m.Flags != m.Base {
-					nf := c.Flags.Union(m.Flags.Minus(m.Base)).Minus(m.Base.Minus(m.Flags))
-					if nf != c.Flags {
-						c.Flags = nf
-						if err := tx.PutMessage(c); err != nil {
-							return err
-						}
-						if _, err := tx.AddJournal(JournalEntry{Op: OpFlags, Message: c.ID, Mailbox: c.Mailbox}); err != nil {
-							return err
-						}
+				if ok {
+					if err := carryFlags(tx, m, c); err != nil {
+						return err
 					}
 				}
-			} else if m.State == MsgSynced {
-				if m.Flags != m.Base || m.MoveTo != "" {
-					r.st.Conflicts++ // expunge beats flag and move
+			} else if m.State == MsgSynced && m.Flags != m.Base {
+				// Moved elsewhere and downloaded there in an earlier round (the move was
+				// half done when that round ran): carry the local flag changes to the one
+				// copy of the same content in another mailbox.
+				c, ok, err := r.movedCopy(tx, m)
+				if err != nil {
+					return err
 				}
+				if ok {
+					if err := carryFlags(tx, m, c); err != nil {
+						return err
+					}
+				} else {
+					r.st.Conflicts++ // expunge beats flag
+				}
+			} else if m.State == MsgSynced && m.MoveTo != "" {
+				r.st.Conflicts++ // expunge beats move
 			}
 			if m.Visible() != "" {
 				r.st.LocalChanges++
@@ -641,6 +647,50 @@ func (r *round) finishVanished() error {
 		r.vanished = map[LocalID]MessageRecord{}
 		return nil
 	})
+}
+
+// carryFlags applies the flag changes m holds over its base (the user's pending intent) to
+// c, the server copy m was moved to, and journals them for the server.
+func carryFlags(tx Tx, m, c MessageRecord) error {
+	if m.Flags == m.Base {
+		return nil
+	}
+	nf := c.Flags.Union(m.Flags.Minus(m.Base)).Minus(m.Base.Minus(m.Flags))
+	if nf == c.Flags {
+		return nil
+	}
+	c.Flags = nf
+	if err := tx.PutMessage(c); err != nil {
+		return err
+	}
+	if _, ok, err := findEntry(tx, OpFlags, c.ID); err != nil || ok {
+		return err
+	}
+	_, err := tx.AddJournal(JournalEntry{Op: OpFlags, Message: c.ID, Mailbox: c.Mailbox})
+	return err
+}
+
+// movedCopy finds the one synced record of m's content in another mailbox, not itself
+// vanished this round; ok is false when there is none or more than one.
+func (r *round) movedCopy(tx Tx, m MessageRecord) (MessageRecord, bool, error) {
+	all, err := tx.AllMessages()
+	if err != nil {
+		return MessageRecord{}, false, err
+	}
+	var found []MessageRecord
+	for _, c := range all {
+		if c.ID == m.ID || c.Hash != m.Hash || c.Mailbox == m.Mailbox || c.State != MsgSynced || c.UID == 0 {
+			continue
+		}
+		if _, gone := r.vanished[c.ID]; gone {
+			continue
+		}
+		found = append(found, c)
+	}
+	if len(found) != 1 {
+		return MessageRecord{}, false, nil
+	}
+	return found[0], true, nil
 }
 
 func sortUIDs(u []uint32) { sort.Slice(u, func(i, j int) bool { return u[i] < u[j] }) }
