@@ -306,22 +306,8 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 	} else if err != nil {
 		return err
 	}
-	st, err := r.cn.status(dest)
-	if isGone(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if err := r.update(func(tx Tx) error {
-		for i := range todo {
-			todo[i].State, todo[i].UIDNext, todo[i].UIDValidity = EntryInFlight, uint32(st.UIDNext), st.UIDValidity
-			if err := tx.PutJournal(todo[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
+	st, err := r.markInFlight(dest, todo)
+	if st == nil || err != nil {
 		return err
 	}
 	var uids []uint32
@@ -533,22 +519,8 @@ func (r *round) pushAppends(mailbox string, entries []JournalEntry) error {
 	if len(todo) == 0 {
 		return nil
 	}
-	st, err := r.cn.status(mailbox)
-	if isGone(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if err := r.update(func(tx Tx) error {
-		for i := range todo {
-			todo[i].State, todo[i].UIDNext, todo[i].UIDValidity = EntryInFlight, uint32(st.UIDNext), st.UIDValidity
-			if err := tx.PutJournal(todo[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
+	st, err := r.markInFlight(mailbox, todo)
+	if st == nil || err != nil {
 		return err
 	}
 	for _, en := range todo {
@@ -850,4 +822,30 @@ func (r *round) pushCopy(dest string, en JournalEntry, m MessageRecord, st *imap
 		return wait()
 	}
 	return true, r.adoptAppended(dest, found, []JournalEntry{en})
+}
+
+// markInFlight records todo as in flight, with the UIDNEXT and UIDVALIDITY mailbox has now,
+// before the commands go out: after a crash, the engine looks for their results from that
+// UID on. It returns the mailbox's status, or nil and no error when the mailbox is gone
+// from the server.
+func (r *round) markInFlight(mailbox string, todo []JournalEntry) (*imap.StatusData, error) {
+	st, err := r.cn.status(mailbox)
+	if isGone(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := r.update(func(tx Tx) error {
+		for i := range todo {
+			todo[i].State, todo[i].UIDNext, todo[i].UIDValidity = EntryInFlight, uint32(st.UIDNext), st.UIDValidity
+			if err := tx.PutJournal(todo[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return st, nil
 }
