@@ -41,7 +41,7 @@ func (r *runner) expect(ctx context.Context, st *scenarios.Step) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(pollInterval(e)):
 		}
 	}
 }
@@ -346,4 +346,14 @@ func (r *runner) expectIdempotent(ctx context.Context) (*reports.Failure, error)
 		}
 	}
 	return nil, nil
+}
+
+// pollInterval is how often an expectation with within= is evaluated again: often for a
+// device's view, which is local and cheap; less often where each look reads the server.
+func pollInterval(e *scenarios.Expect) time.Duration {
+	local := e.Where != "" && e.Where != "server" && e.Kind != "converged" && e.Kind != "idempotent"
+	if local {
+		return 2 * time.Millisecond
+	}
+	return 20 * time.Millisecond
 }
