@@ -70,13 +70,8 @@ func (r *round) pushMessages() error {
 // missing or its UIDVALIDITY is not the one the local UIDs belong to: UIDs are only ever
 // used within their UIDVALIDITY.
 func (r *round) selectForPush(mailbox string) (*imap.SelectData, error) {
-	var mb MailboxRecord
-	var ok bool
-	if err := r.view(func(tx Tx) error {
-		var err error
-		mb, ok, err = tx.Mailbox(mailbox)
-		return err
-	}); err != nil {
+	mb, ok, err := r.mailbox(mailbox)
+	if err != nil {
 		return nil, err
 	}
 	if !ok || mb.State == MailboxLocal {
@@ -244,13 +239,8 @@ func (r *round) expunge(mailbox string, uids []uint32) (map[uint32]bool, error) 
 // dest's UIDNEXT first, so that after a crash the engine looks for them there before moving
 // again. Without COPYUID the messages are looked up in dest by Message-ID and content.
 func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map[LocalID]MessageRecord) error {
-	var destBox MailboxRecord
-	var ok bool
-	if err := r.view(func(tx Tx) error {
-		var err error
-		destBox, ok, err = tx.Mailbox(dest)
-		return err
-	}); err != nil {
+	destBox, ok, err := r.mailbox(dest)
+	if err != nil {
 		return err
 	}
 	if !ok || destBox.State != MailboxSynced {
@@ -448,13 +438,8 @@ func (r *round) adoptMoved(dest string, found map[LocalID]uint32, entries []Jour
 // UIDNEXT before its APPEND; entries found in flight (a crash) are first looked for from
 // that UID on.
 func (r *round) pushAppends(mailbox string, entries []JournalEntry) error {
-	var mb MailboxRecord
-	var ok bool
-	if err := r.view(func(tx Tx) error {
-		var err error
-		mb, ok, err = tx.Mailbox(mailbox)
-		return err
-	}); err != nil {
+	mb, ok, err := r.mailbox(mailbox)
+	if err != nil {
 		return err
 	}
 	if !ok || mb.State != MailboxSynced {
@@ -848,4 +833,13 @@ func (r *round) markInFlight(mailbox string, todo []JournalEntry) (*imap.StatusD
 		return nil, err
 	}
 	return st, nil
+}
+
+// mailbox reads the local record of a mailbox.
+func (r *round) mailbox(name string) (mb MailboxRecord, ok bool, err error) {
+	err = r.view(func(tx Tx) error {
+		mb, ok, err = tx.Mailbox(name)
+		return err
+	})
+	return mb, ok, err
 }
