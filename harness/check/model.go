@@ -68,6 +68,9 @@ type instance struct {
 	hist  []version // empty: not made yet
 	// touched is the clock of the last cluster that acted on the instance, changed or not.
 	touched int
+	// src is the instance a copy was made from (-1: not a copy); the copy takes its flags
+	// as they were on the server when the copy was made.
+	src int
 }
 
 // at returns the instance's state as of clock t (gone before it was made).
@@ -159,8 +162,15 @@ func (m *model) known(name string) {
 
 func (m *model) newInstance(label string) int {
 	id := len(m.insts)
-	m.insts = append(m.insts, &instance{id: id, label: label, st: instState{loc: locSet{gone}}})
+	m.insts = append(m.insts, &instance{id: id, label: label, st: instState{loc: locSet{gone}}, src: -1})
 	m.byLabel[label] = append(m.byLabel[label], id)
+	return id
+}
+
+// newCopy makes the instance a copy of src becomes.
+func (m *model) newCopy(src int) int {
+	id := m.newInstance(m.insts[src].label)
+	m.insts[id].src = src
 	return id
 }
 
@@ -301,7 +311,7 @@ func (m *model) step(op *Op) []event {
 			}
 			if op.Kind == "copy" {
 				for _, t := range p.targets {
-					p.newIDs = append(p.newIDs, m.newInstance(m.insts[t].label))
+					p.newIDs = append(p.newIDs, m.newCopy(t))
 				}
 			}
 		}
@@ -492,7 +502,7 @@ func (m *model) local(d *deviceModel, op *Op) {
 			case "delete":
 				s.loc = locSet{gone}
 			case "copy":
-				nid := m.newInstance(m.insts[id].label)
+				nid := m.newCopy(id)
 				p.newIDs = append(p.newIDs, nid)
 				d.local[nid] = instState{loc: locSet{op.Dest}, flags: s.flags}
 				continue

@@ -79,6 +79,22 @@ var (
 		sync("phone"),
 	)
 	replied = start(reply("phone", "INBOX", "m1", "r1", "Sent"), sync("phone"))
+	// The phone's read is in flight when its sync fails; the laptop's copy may be made
+	// before or after it reaches the server, and takes the flags of that moment.
+	copyDuringFlight = start(
+		op("phone", "read", "INBOX", "m1"),
+		failed(sync("phone")),
+		dest(op("laptop", "copy", "INBOX", "m1"), "A"), sync("laptop"),
+		sync("phone"),
+	)
+	// The phone's copy is in flight when its sync fails; the laptop's flag may reach the
+	// original before or after the copy is made.
+	flagDuringCopy = start(
+		dest(op("phone", "copy", "INBOX", "m1"), "A"),
+		failed(sync("phone")),
+		flag(op("laptop", "flag", "INBOX", "m1"), `\Flagged`), sync("laptop"),
+		sync("phone"),
+	)
 	stale   = start(
 		op("phone", "delete", "INBOX", "m1"), sync("phone"),
 		op("laptop", "read", "INBOX", "m1"), sync("laptop"),
@@ -153,6 +169,14 @@ var _ = Describe("The expected-state model", func() {
 			box("A"), box("B"), box("INBOX", m("m1"), m("m2")), box("Work"), box("Work/Projects")),
 		Entry(`\Recent, a session flag, is not a message's flag`, start(),
 			box("A"), box("B"), box("INBOX", m("m1", `\Recent`), m("m2"))),
+		Entry("a copy made before an in-flight flag reached the server lacks it", copyDuringFlight,
+			box("A", m("m1")), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
+		Entry("a copy made after an in-flight flag reached the server has it", copyDuringFlight,
+			box("A", m("m1", `\Seen`)), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
+		Entry("an in-flight copy made before the flag lacks it", flagDuringCopy,
+			box("A", m("m1")), box("B"), box("INBOX", m("m1", `\Flagged`), m("m2"))),
+		Entry("an in-flight copy made after the flag has it", flagDuringCopy,
+			box("A", m("m1", `\Flagged`)), box("B"), box("INBOX", m("m1", `\Flagged`), m("m2"))),
 		Entry("a flag set on a message deleted elsewhere is lost with it", stale,
 			box("A"), box("B"), box("INBOX", m("m2"))),
 	)
@@ -188,6 +212,10 @@ var _ = Describe("The expected-state model", func() {
 			box("B"), box("INBOX", m("m1"), m("m2"))),
 		Entry("local changes never synced are never applied", unsynced, []string{"I5"},
 			box("A"), box("B"), box("INBOX", m("m1"), m("m2"))),
+		Entry("a copy with a flag nobody set", copyDuringFlight, []string{"I6"},
+			box("A", m("m1", `\Flagged`)), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
+		Entry("an in-flight copy made twice", flagDuringCopy, []string{"I4"},
+			box("A", m("m1"), m("m1")), box("B"), box("INBOX", m("m1", `\Flagged`), m("m2"))),
 		Entry("a stale device's flag resurrects a deleted message", stale, []string{"I5"},
 			box("A"), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
 	)

@@ -177,14 +177,19 @@ func (m *model) apply(evs []event) {
 		m.applyEvent(ov, ev)
 		for id, early := range ov.inst {
 			x := m.insts[id]
-			if x.touched <= ev.inflight {
-				continue
+			if x.touched <= ev.inflight && len(x.hist) > 0 {
+				continue // unchanged since: the early outcome is the late one
 			}
 			cur, ok := acc[id]
 			if !ok {
 				cur = x.st
 			}
 			acc[id] = cur.union(x.st).union(early)
+		}
+		// A copy made since then took its source's flags as they were on the server:
+		// with or without the in-flight flag changes.
+		for id, early := range ov.inst {
+			m.spreadToCopies(acc, id, m.insts[id].at(ev.inflight).flags, early.flags, ev.inflight)
 		}
 		for mb, early := range ov.mb {
 			mm := m.mboxes[mb]
@@ -199,6 +204,38 @@ func (m *model) apply(evs []event) {
 		}
 	}
 	m.commit(evs, acc, accMB, c)
+}
+
+// spreadToCopies allows, on every copy of src made after clock t (and on their copies),
+// the values that flags changed from before to after on src.
+func (m *model) spreadToCopies(acc map[int]instState, src int, before, after flagMap, t int) {
+	var changed flagMap
+	for _, f := range after.union(before) {
+		if v := after.get(f.name); v != before.get(f.name) {
+			changed = changed.set(f.name, v)
+		}
+	}
+	if len(changed) == 0 {
+		return
+	}
+	for _, y := range m.insts {
+		if y.src != src || (len(y.hist) > 0 && y.hist[0].at <= t) {
+			continue
+		}
+		cur, ok := acc[y.id]
+		if !ok {
+			cur = y.st
+		}
+		if cur.loc.only(gone) {
+			continue
+		}
+		prev := cur.flags
+		for _, f := range changed {
+			cur.flags = cur.flags.set(f.name, cur.flags.get(f.name)|f.v)
+		}
+		acc[y.id] = cur
+		m.spreadToCopies(acc, y.id, prev, cur.flags, t)
+	}
 }
 
 // commit records the outcome of cluster c.
