@@ -95,7 +95,7 @@ var (
 		flag(op("laptop", "flag", "INBOX", "m1"), `\Flagged`), sync("laptop"),
 		sync("phone"),
 	)
-	stale   = start(
+	stale = start(
 		op("phone", "delete", "INBOX", "m1"), sync("phone"),
 		op("laptop", "read", "INBOX", "m1"), sync("laptop"),
 	)
