@@ -26,7 +26,10 @@ import (
 // The rules, per op reaching the server:
 //   - flag/unflag/read/unread: the flag takes the written value (last write wins, the
 //     per-flag three-way merge). If the device already saw that value, its engine may not
-//     write at all: then the value before is allowed too.
+//     write at all: then the value before is allowed too. A change to a message another
+//     device moved and then copied (both unseen by this device) may land on the moved
+//     message or on a copy: they share Message-ID and content, so no engine can tell
+//     them apart, and the model allows either value on each.
 //   - move/trash: applies only where the message still is where the device saw it (first
 //     move wins); a message that may be elsewhere keeps those places.
 //   - delete: a device's delete removes the message wherever it is by then (expunge beats

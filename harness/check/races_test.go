@@ -95,6 +95,19 @@ var (
 		flag(op("laptop", "flag", "INBOX", "m1"), `\Flagged`), sync("laptop"),
 		sync("phone"),
 	)
+	// The laptop moves m1 to A and copies it on to B; the phone's flag on m1 cannot tell
+	// the moved message from its copy (same Message-ID, same content).
+	movedAndCopied = start(
+		dest(op("laptop", "move", "INBOX", "m1"), "A"), sync("laptop"),
+		dest(op("laptop", "copy", "A", "m1"), "B"), sync("laptop"),
+		flag(op("phone", "flag", "INBOX", "m1"), `\Flagged`), sync("phone"),
+	)
+	// As movedAndCopied, but the phone saw the copy before the move: no ambiguity.
+	copiedThenMoved = start(
+		dest(op("laptop", "copy", "INBOX", "m1"), "B"), sync("laptop"), sync("phone"),
+		dest(op("laptop", "move", "INBOX", "m1"), "A"), sync("laptop"),
+		flag(op("phone", "flag", "INBOX", "m1"), `\Flagged`), sync("phone"),
+	)
 	stale = start(
 		op("phone", "delete", "INBOX", "m1"), sync("phone"),
 		op("laptop", "read", "INBOX", "m1"), sync("laptop"),
@@ -177,6 +190,10 @@ var _ = Describe("The expected-state model", func() {
 			box("A", m("m1")), box("B"), box("INBOX", m("m1", `\Flagged`), m("m2"))),
 		Entry("an in-flight copy made after the flag has it", flagDuringCopy,
 			box("A", m("m1", `\Flagged`)), box("B"), box("INBOX", m("m1", `\Flagged`), m("m2"))),
+		Entry("a flag follows the message moved and copied elsewhere: to the moved one", movedAndCopied,
+			box("A", m("m1", `\Flagged`)), box("B", m("m1")), box("INBOX", m("m2"))),
+		Entry("a flag follows the message moved and copied elsewhere: to the copy", movedAndCopied,
+			box("A", m("m1")), box("B", m("m1", `\Flagged`)), box("INBOX", m("m2"))),
 		Entry("a flag set on a message deleted elsewhere is lost with it", stale,
 			box("A"), box("B"), box("INBOX", m("m2"))),
 	)
@@ -216,6 +233,8 @@ var _ = Describe("The expected-state model", func() {
 			box("A", m("m1", `\Flagged`)), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
 		Entry("an in-flight copy made twice", flagDuringCopy, []string{"I4"},
 			box("A", m("m1"), m("m1")), box("B"), box("INBOX", m("m1", `\Flagged`), m("m2"))),
+		Entry("a flag that followed a copy the device already knew instead of the moved message", copiedThenMoved, []string{"I6", "I6"},
+			box("A", m("m1")), box("B", m("m1", `\Flagged`)), box("INBOX", m("m2"))),
 		Entry("a stale device's flag resurrects a deleted message", stale, []string{"I5"},
 			box("A"), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
 	)

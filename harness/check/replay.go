@@ -206,6 +206,22 @@ func (m *model) apply(evs []event) {
 	m.commit(evs, acc, accMB, c)
 }
 
+// copiesSince returns the copies of src (and their copies) made after clock t that are on
+// the server in ov.
+func (m *model) copiesSince(ov *overlay, src, t int) []int {
+	var out []int
+	for _, y := range m.insts {
+		if y.src != src || (len(y.hist) > 0 && y.hist[0].at <= t) {
+			continue
+		}
+		if st := ov.get(y.id); !st.loc.only(gone) {
+			out = append(out, y.id)
+		}
+		out = append(out, m.copiesSince(ov, y.id, t)...)
+	}
+	return out
+}
+
 // spreadToCopies allows, on every copy of src made after clock t (and on their copies),
 // the values that flags changed from before to after on src.
 func (m *model) spreadToCopies(acc map[int]instState, src int, before, after flagMap, t int) {
@@ -313,6 +329,21 @@ func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
 			}
 			after := s
 			after.flags = s.flags.set(name, nv)
+			if fromDevice && !s.loc.has(mb) {
+				// Moved elsewhere and copied since the device last looked: the moved
+				// message and its copies share Message-ID and content, and the change
+				// may follow any of them.
+				since := m.devs[op.Actor].lastSync
+				if copies := m.copiesSince(ov, id, since); len(copies) > 0 {
+					after.flags = s.flags.set(name, cur|nv)
+					for _, y := range copies {
+						ys := ov.get(y)
+						ya := ys
+						ya.flags = ys.flags.set(name, ys.flags.get(name)|nv)
+						keep(y, ys, ya)
+					}
+				}
+			}
 			keep(id, s, after)
 		}
 		if op.Kind == "reply" || op.Kind == "forward" {
