@@ -403,7 +403,7 @@ func (m *model) resolve(d *deviceModel, labels []string, mb string) (ids []int, 
 		if len(found) == 0 {
 			sure = false
 			for _, id := range m.byLabel[l] {
-				if m.everIn(id, mb) {
+				if m.everIn(id, mb) || m.mayHaveArrived(id, mb) {
 					found = append(found, id)
 				}
 			}
@@ -421,6 +421,19 @@ func (m *model) everIn(id int, mb string) bool {
 	for _, v := range x.hist {
 		if v.st.loc.has(mb) {
 			return true
+		}
+	}
+	return false
+}
+
+// mayHaveArrived reports whether another device's work in flight (a failed sync's, or a
+// watching device's) may already have put instance id in mb on the server.
+func (m *model) mayHaveArrived(id int, mb string) bool {
+	for _, name := range m.order {
+		if d := m.devs[name]; d.inflight >= 0 {
+			if s, ok := d.local[id]; ok && s.loc.has(mb) {
+				return true
+			}
 		}
 	}
 	return false

@@ -108,6 +108,15 @@ var (
 		dest(op("laptop", "move", "INBOX", "m1"), "A"), sync("laptop"),
 		flag(op("phone", "flag", "INBOX", "m1"), `\Flagged`), sync("phone"),
 	)
+	// The watching phone's move may reach the server before the laptop syncs: the laptop
+	// then flags m1 where it found it.
+	flagAfterWatchedMove = start(
+		op("phone", "watch", "INBOX"),
+		dest(op("phone", "move", "INBOX", "m1"), "A"),
+		sync("laptop"),
+		flag(op("laptop", "flag", "A", "m1"), `\Flagged`), sync("laptop"),
+		op("phone", "unwatch", ""),
+	)
 	stale = start(
 		op("phone", "delete", "INBOX", "m1"), sync("phone"),
 		op("laptop", "read", "INBOX", "m1"), sync("laptop"),
@@ -194,6 +203,8 @@ var _ = Describe("The expected-state model", func() {
 			box("A", m("m1", `\Flagged`)), box("B", m("m1")), box("INBOX", m("m2"))),
 		Entry("a flag follows the message moved and copied elsewhere: to the copy", movedAndCopied,
 			box("A", m("m1")), box("B", m("m1", `\Flagged`)), box("INBOX", m("m2"))),
+		Entry("a flag set where a watching device's move had already put the message", flagAfterWatchedMove,
+			box("A", m("m1", `\Flagged`)), box("B"), box("INBOX", m("m2"))),
 		Entry("a flag set on a message deleted elsewhere is lost with it", stale,
 			box("A"), box("B"), box("INBOX", m("m2"))),
 	)
