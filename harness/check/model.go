@@ -37,7 +37,8 @@ import (
 //     from the mailbox named only.
 //   - copy: a new instance in the destination with the source's flags, if the source is
 //     still there; if another device moved the source away, the copy may or may not be
-//     made.
+//     made. A device's copy into a mailbox gone from the server is rescued to INBOX, as
+//     its appends are.
 //   - remove: the mailbox's messages go with it; rename: they follow.
 //   - uidvalidity-bump/-reset and renumber-silently change nothing: no message is lost.
 //   - an op whose step reported an error may or may not have taken effect.

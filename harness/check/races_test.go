@@ -117,6 +117,12 @@ var (
 		flag(op("laptop", "flag", "A", "m1"), `\Flagged`), sync("laptop"),
 		op("phone", "unwatch", ""),
 	)
+	// The phone copies m1 to A while the server removes A.
+	copyToRemoved = start(
+		dest(op("phone", "copy", "INBOX", "m1"), "A"),
+		op("server", "remove", "A"),
+		sync("phone"),
+	)
 	stale = start(
 		op("phone", "delete", "INBOX", "m1"), sync("phone"),
 		op("laptop", "read", "INBOX", "m1"), sync("laptop"),
@@ -205,6 +211,10 @@ var _ = Describe("The expected-state model", func() {
 			box("A", m("m1")), box("B", m("m1", `\Flagged`)), box("INBOX", m("m2"))),
 		Entry("a flag set where a watching device's move had already put the message", flagAfterWatchedMove,
 			box("A", m("m1", `\Flagged`)), box("B"), box("INBOX", m("m2"))),
+		Entry("a copy whose mailbox the server removed is rescued to INBOX", copyToRemoved,
+			box("B"), box("INBOX", m("m1"), m("m1"), m("m2"))),
+		Entry("a copy whose mailbox the server removed may be dropped", copyToRemoved,
+			box("B"), box("INBOX", m("m1"), m("m2"))),
 		Entry("a flag set on a message deleted elsewhere is lost with it", stale,
 			box("A"), box("B"), box("INBOX", m("m2"))),
 	)
@@ -246,6 +256,8 @@ var _ = Describe("The expected-state model", func() {
 			box("A", m("m1"), m("m1")), box("B"), box("INBOX", m("m1", `\Flagged`), m("m2"))),
 		Entry("a flag that followed a copy the device already knew instead of the moved message", copiedThenMoved, []string{"I6", "I6"},
 			box("A", m("m1")), box("B", m("m1", `\Flagged`)), box("INBOX", m("m2"))),
+		Entry("a copy whose mailbox the server removed, rescued twice", copyToRemoved, []string{"I4"},
+			box("B"), box("INBOX", m("m1"), m("m1"), m("m1"), m("m2"))),
 		Entry("a stale device's flag resurrects a deleted message", stale, []string{"I5"},
 			box("A"), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
 	)

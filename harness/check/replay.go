@@ -407,6 +407,9 @@ func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
 			if !s.loc.only(mb) || ov.exists(op.Dest) != mayBeTrue {
 				st.loc = st.loc.with(gone)
 			}
+			if fromDevice && ov.exists(op.Dest) != mayBeTrue {
+				st.loc = st.loc.with("INBOX") // rescued to INBOX, as an append
+			}
 			keep(p.newIDs[i], instState{loc: locSet{gone}}, st)
 		}
 	case "create":
