@@ -210,8 +210,11 @@ func (e *Engine) SyncState(ctx context.Context) (clients.SyncState, error) {
 		if err != nil {
 			return err
 		}
-		st.Pending = len(j)
 		for _, en := range j {
+			if en.Op == OpCarry {
+				continue // a contingency, not work for the server
+			}
+			st.Pending++
 			st.PendingDesc = append(st.PendingDesc, describeEntry(tx, en))
 		}
 		return nil

@@ -309,6 +309,38 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 				Expect(w.srv.Apply(fakeserver.ExpungeMessages{User: user, Mailbox: "INBOX", UIDs: []uint32{uid}})).To(Succeed())
 				w.expectConverged([]string{"Archive: m2", "Bin:", "INBOX: m1 m3"}, phone, laptop)
 			})
+
+			It("carries a flag it wrote on the original during another device's half-done COPY move to the copy", func() {
+				read(phone, "INBOX", "m2")
+				syncOK(phone)
+				uid := w.uid("INBOX", "m2")
+				Expect(w.srv.Apply(fakeserver.CopyMessages{User: user, Mailbox: "INBOX", UIDs: []uint32{uid}, Dest: "Archive"})).To(Succeed())
+				serverStore("INBOX", "m2", true, `\Deleted`)
+				// The phone's write lands on the original, marked \Deleted, not on the copy.
+				do(phone, clients.Action{Kind: clients.ActUnread, Mailbox: "INBOX", Labels: []string{"m2"}})
+				syncOK(phone)
+				Expect(replica(phone)).To(ContainElements(`Archive: m2[\Seen]`, `INBOX: m1 m2[\Deleted] m3`))
+				state, err := phone.SyncState(context.Background())
+				Expect(err).NotTo(HaveOccurred())
+				Expect(state.Pending).To(BeZero(), "a write kept for the copy is no work for the server: %v", state.PendingDesc)
+				Expect(w.srv.Apply(fakeserver.ExpungeMessages{User: user, Mailbox: "INBOX", UIDs: []uint32{uid}})).To(Succeed())
+				w.expectConverged([]string{"Archive: m2", "Bin:", "INBOX: m1 m3"}, phone, laptop)
+			})
+
+			It("forgets a write kept for a copy when the original is no longer marked \\Deleted", func() {
+				serverStore("INBOX", "m2", true, `\Deleted`)
+				read(phone, "INBOX", "m2")
+				syncOK(phone)
+				serverStore("INBOX", "m2", false, `\Deleted`)
+				syncOK(phone)
+				// Later someone else marks it unread and moves it: the phone's old write
+				// must not come back on the copy.
+				serverStore("INBOX", "m2", false, `\Seen`)
+				uid := w.uid("INBOX", "m2")
+				Expect(w.srv.Apply(fakeserver.CopyMessages{User: user, Mailbox: "INBOX", UIDs: []uint32{uid}, Dest: "Archive"})).To(Succeed())
+				Expect(w.srv.Apply(fakeserver.ExpungeMessages{User: user, Mailbox: "INBOX", UIDs: []uint32{uid}})).To(Succeed())
+				w.expectConverged([]string{"Archive: m2", "Bin:", "INBOX: m1 m3"}, phone, laptop)
+			})
 		})
 	})
 }

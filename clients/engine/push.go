@@ -712,6 +712,17 @@ func (r *round) pushFlags() error {
 				if idle[old.ID] {
 					// Nothing to write: done.
 				} else if s, ok := got[m.UID]; ok && !unconfirmed[m.UID] {
+					if s.System&FlagDeleted != 0 && m.Flags.System&FlagDeleted == 0 {
+						// Another device marked it \Deleted: perhaps a move without MOVE,
+						// between its COPY and its EXPUNGE. Keep the write for the copy.
+						wrote := m.Flags.Minus(m.Base).Union(m.Base.Minus(m.Flags))
+						for _, en := range entryOf[m.ID] {
+							wrote = wrote.Union(en.Touched)
+						}
+						if err := addCarry(tx, m, wrote); err != nil {
+							return err
+						}
+					}
 					if s != m.Flags {
 						r.st.LocalChanges++
 					}

@@ -490,6 +490,11 @@ func (r *round) mergeFlags(tx Tx, m MessageRecord, s Flags) error {
 	if err := tx.PutMessage(m); err != nil {
 		return err
 	}
+	if s.System&FlagDeleted == 0 {
+		if err := dropEntries(tx, m.ID, OpCarry); err != nil {
+			return err // no longer marked \Deleted: nothing to carry
+		}
+	}
 	if nf == s {
 		return dropEntries(tx, m.ID, OpFlags)
 	}
@@ -499,7 +504,7 @@ func (r *round) mergeFlags(tx Tx, m MessageRecord, s Flags) error {
 // adopt gives record id the identity of server message s in mailbox: after a UIDVALIDITY
 // change (moved == false) or because another device moved it there (moved == true; the
 // first move to reach the server wins). Local flag changes are kept and merged.
-func (r *round) adopt(tx Tx, id LocalID, mailbox string, s *serverMsg, moved bool) error {
+func (r *round) adopt(tx Tx, id LocalID, mailbox string, s *serverMsg, moved bool) (err error) {
 	m, ok, err := tx.Message(id)
 	if err != nil || !ok {
 		return err
@@ -510,6 +515,11 @@ func (r *round) adopt(tx Tx, id LocalID, mailbox string, s *serverMsg, moved boo
 	}
 	if moved {
 		m.MoveTo = ""
+		defer func() {
+			if err == nil {
+				err = dropEntries(tx, id, OpCarry)
+			}
+		}()
 		if err := dropEntries(tx, id, OpMove); err != nil {
 			return err
 		}
@@ -522,6 +532,9 @@ func (r *round) adopt(tx Tx, id LocalID, mailbox string, s *serverMsg, moved boo
 		m.Base = s.flags // expunge beats move: the delete entry expunges it here
 	} else {
 		nf, err := mergeLocal(tx, m, s.flags)
+		if err == nil && moved {
+			nf, err = withCarry(tx, id, nf)
+		}
 		if err != nil {
 			return err
 		}
@@ -616,7 +629,9 @@ func (r *round) finishVanished() error {
 						return err
 					}
 				}
-			} else if m.State == MsgSynced && m.Flags != m.Base {
+			} else if carrying, err := hasEntry(tx, OpCarry, id); err != nil {
+				return err
+			} else if m.State == MsgSynced && (m.Flags != m.Base || carrying) {
 				// Moved elsewhere and downloaded there in an earlier round (the move was
 				// half done when that round ran): carry the local flag changes to the one
 				// copy of the same content in another mailbox.
@@ -649,15 +664,14 @@ func (r *round) finishVanished() error {
 	})
 }
 
-// carryFlags applies the flag changes m holds over its base (the user's pending intent) to
-// c, the server copy m was moved to, and journals them for the server.
+// carryFlags applies the flag changes m holds over its base (the user's pending intent),
+// and the writes it carries (OpCarry), to c, the server copy m was moved to, and journals
+// them for the server.
 func carryFlags(tx Tx, m, c MessageRecord) error {
-	if m.Flags == m.Base {
-		return nil
-	}
 	nf := c.Flags.Union(m.Flags.Minus(m.Base)).Minus(m.Base.Minus(m.Flags))
-	if nf == c.Flags {
-		return nil
+	nf, err := withCarry(tx, m.ID, nf)
+	if err != nil || nf == c.Flags {
+		return err
 	}
 	c.Flags = nf
 	if err := tx.PutMessage(c); err != nil {
@@ -666,8 +680,39 @@ func carryFlags(tx Tx, m, c MessageRecord) error {
 	if _, ok, err := findEntry(tx, OpFlags, c.ID); err != nil || ok {
 		return err
 	}
-	_, err := tx.AddJournal(JournalEntry{Op: OpFlags, Message: c.ID, Mailbox: c.Mailbox})
+	_, err = tx.AddJournal(JournalEntry{Op: OpFlags, Message: c.ID, Mailbox: c.Mailbox})
 	return err
+}
+
+// addCarry records that the user wrote the flags in wrote on m (with the values m.Flags
+// has) while another device had it marked \Deleted.
+func addCarry(tx Tx, m MessageRecord, wrote Flags) error {
+	en, ok, err := findEntry(tx, OpCarry, m.ID)
+	if err != nil {
+		return err
+	}
+	want := m.Flags.Intersect(wrote)
+	if !ok {
+		_, err := tx.AddJournal(JournalEntry{Op: OpCarry, Message: m.ID, Mailbox: m.Mailbox, Touched: wrote, Want: want})
+		return err
+	}
+	en.Want = en.Want.Minus(wrote).Union(want)
+	en.Touched = en.Touched.Union(wrote)
+	return tx.PutJournal(en)
+}
+
+// withCarry applies to f the writes message id carries (OpCarry), if any.
+func withCarry(tx Tx, id LocalID, f Flags) (Flags, error) {
+	en, ok, err := findEntry(tx, OpCarry, id)
+	if err != nil || !ok {
+		return f, err
+	}
+	return f.Minus(en.Touched).Union(en.Want), nil
+}
+
+func hasEntry(tx Tx, op JournalOp, id LocalID) (bool, error) {
+	_, ok, err := findEntry(tx, op, id)
+	return ok, err
 }
 
 // movedCopy finds the one synced record of m's content in another mailbox, not itself

@@ -160,11 +160,17 @@ const (
 	OpCreateMailbox                      // create Mailbox
 	OpRenameMailbox                      // rename Mailbox to Dest
 	OpDeleteMailbox                      // delete Mailbox
+	// OpCarry is not work for the server but a contingency: the user's flag write (Touched,
+	// with the values Want) landed on a message another device had marked \Deleted, as a
+	// move without MOVE does between its COPY and its EXPUNGE. If the message vanishes and
+	// its copy turns up elsewhere, the write follows it there.
+	OpCarry
 )
 
 var opNames = map[JournalOp]string{
 	OpFlags: "flags", OpMove: "move", OpDelete: "delete", OpAppend: "append",
 	OpCreateMailbox: "create", OpRenameMailbox: "rename", OpDeleteMailbox: "remove",
+	OpCarry: "carry",
 }
 
 // String returns the operation's name.
@@ -201,8 +207,10 @@ type JournalEntry struct {
 	Source LocalID `json:",omitempty"`
 	// Touched is, for OpFlags, every flag the user set or cleared since the last push: each
 	// is written with its current value (the message's Flags), even if that equals the last
-	// agreed one, because the user's write is the newest.
+	// agreed one, because the user's write is the newest. For OpCarry, the flags written.
 	Touched Flags
+	// Want is, for OpCarry, the values the user wrote (of the flags in Touched).
+	Want Flags `json:",omitzero"`
 }
 
 // SystemFlags is a set of IMAP system flags.
