@@ -327,6 +327,34 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 				w.expectConverged([]string{"Archive: m2", "Bin:", "INBOX: m1 m3"}, phone, laptop)
 			})
 
+			It("moves without UIDPLUS while another client keeps clearing \\Deleted on the original, and expunges it a round later", func() {
+				cut := newCutter(w.addr)
+				opts := w.options(kind.open(), 0)
+				opts.Dial = cut.dial
+				tablet, err := engine.NewDevice("tablet", opts)
+				Expect(err).NotTo(HaveOccurred())
+				DeferCleanup(tablet.Close)
+				settle(tablet)
+				// Another client expunging its own message clears \Deleted on ours just
+				// before each of our EXPUNGEs, the race RFC 4549's fallback leaves open.
+				var interfere atomic.Bool
+				interfere.Store(true)
+				var expunges atomic.Int32
+				cut.setBefore(func(cmd string) {
+					if strings.HasSuffix(strings.TrimSpace(cmd), " EXPUNGE") && interfere.Load() {
+						expunges.Add(1)
+						serverStore("INBOX", "m1", false, `\Deleted`)
+					}
+				})
+				move(tablet, "INBOX", "m1", "Archive")
+				syncOK(tablet)
+				Expect(expunges.Load()).To(BeNumerically(">", 1), "the engine tries again within the round")
+				Expect(w.server()).To(ContainElements("Archive: m1", "INBOX: m1 m2 m3"))
+				Expect(replica(tablet)).To(ContainElements("Archive: m1", "INBOX: m2 m3"))
+				interfere.Store(false)
+				w.expectConverged([]string{"Archive: m1", "Bin:", "INBOX: m2 m3"}, tablet, phone, laptop)
+			})
+
 			It("forgets a write kept for a copy when the original is no longer marked \\Deleted", func() {
 				serverStore("INBOX", "m2", true, `\Deleted`)
 				read(phone, "INBOX", "m2")

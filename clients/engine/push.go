@@ -169,9 +169,9 @@ func (r *round) pushDeletes(mailbox string, dels []JournalEntry, recs map[LocalI
 	for _, en := range dels {
 		uids = append(uids, recs[en.Message].UID)
 	}
-	existed, err := r.expunge(mailbox, uids)
+	existed, _, err := r.expunge(mailbox, uids)
 	if err != nil {
-		return err
+		return err // what is left is expunged next round: the delete entries stay
 	}
 	r.st.Expunged += len(existed)
 	// The records stay (hidden) until the scan has seen the UIDs gone: a message another
@@ -188,23 +188,44 @@ func (r *round) pushDeletes(mailbox string, dels []JournalEntry, recs map[LocalI
 // expunge removes uids from the selected mailbox without touching any other message:
 // STORE +FLAGS \Deleted then UID EXPUNGE; without UIDPLUS, RFC 4549 §4.2.4: clear \Deleted
 // on the other marked messages, EXPUNGE, mark them again. It returns the UIDs that existed
-// (those the STORE reported).
-func (r *round) expunge(mailbox string, uids []uint32) (map[uint32]bool, error) {
+// (those the STORE reported) and, without UIDPLUS, those still there afterwards: another
+// client doing the same at the same time clears \Deleted on ours while it expunges its own.
+func (r *round) expunge(mailbox string, uids []uint32) (existed map[uint32]bool, left []uint32, err error) {
 	set := uidSet(uids)
 	res, err := r.cn.store(mailbox, set, imap.StoreFlagsAdd, []imap.Flag{imap.FlagDeleted})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	existed := map[uint32]bool{}
+	existed = map[uint32]bool{}
 	for u := range res {
 		existed[uint32(u)] = true
 	}
 	if r.e.opts.Quirks.Has(QuirkPlainExpunge) {
-		return existed, r.cn.plainExpunge(mailbox)
+		return existed, nil, r.cn.plainExpunge(mailbox)
 	}
 	if r.cn.has(imap.CapUIDPlus) {
-		return existed, r.cn.uidExpunge(mailbox, set)
+		return existed, nil, r.cn.uidExpunge(mailbox, set)
 	}
+	left = uids
+	for attempt := 0; attempt < maxExpungeAttempts && len(left) > 0; attempt++ {
+		if attempt > 0 {
+			if _, err := r.cn.store(mailbox, uidSet(left), imap.StoreFlagsAdd, []imap.Flag{imap.FlagDeleted}); err != nil {
+				return nil, nil, err
+			}
+		}
+		if left, err = r.expungeOnly(mailbox, left); err != nil {
+			return nil, nil, err
+		}
+	}
+	return existed, left, nil
+}
+
+// maxExpungeAttempts bounds the tries of the expunge without UIDPLUS in one round.
+const maxExpungeAttempts = 3
+
+// expungeOnly expunges uids, already marked \Deleted, without UID EXPUNGE, and returns
+// those still there.
+func (r *round) expungeOnly(mailbox string, uids []uint32) ([]uint32, error) {
 	marked, err := r.cn.search(mailbox, &imap.SearchCriteria{Flag: []imap.Flag{imap.FlagDeleted}})
 	if err != nil {
 		return nil, err
@@ -232,7 +253,15 @@ func (r *round) expunge(mailbox string, uids []uint32) (map[uint32]bool, error) 
 			return nil, err
 		}
 	}
-	return existed, nil
+	still, err := r.cn.search(mailbox, &imap.SearchCriteria{UID: []imap.UIDSet{uidSet(uids)}})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]uint32, len(still))
+	for i, u := range still {
+		out[i] = uint32(u)
+	}
+	return out, nil
 }
 
 // pushMoves moves messages from mailbox to dest. The entries are marked in flight with
@@ -257,6 +286,7 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 		}
 	}
 	if len(inflight) > 0 {
+		var left []uint32
 		found, err := r.locate(dest, inflight, recs)
 		if err != nil {
 			return err
@@ -273,11 +303,11 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 			for id := range found {
 				src = append(src, recs[id].UID)
 			}
-			if _, err := r.expunge(mailbox, src); err != nil {
+			if _, left, err = r.expunge(mailbox, src); err != nil {
 				return err
 			}
 		}
-		if err := r.adoptMoved(dest, found, inflight); err != nil {
+		if err := r.adoptMoved(mailbox, dest, found, inflight, recs, left); err != nil {
 			return err
 		}
 		for _, en := range inflight {
@@ -307,6 +337,7 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 	set := uidSet(uids)
 	mapped := map[uint32]uint32{}
 	var validity uint32
+	var left []uint32 // originals the expunge could not remove
 	if r.cn.has(imap.CapMove) {
 		data, err := r.cn.move(mailbox, set, dest)
 		if isGone(err) {
@@ -331,7 +362,7 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 		}
 		validity = data.UIDValidity
 		pairUIDs(data.SourceUIDs, data.DestUIDs, mapped)
-		if _, err := r.expunge(mailbox, uids); err != nil {
+		if _, left, err = r.expunge(mailbox, uids); err != nil {
 			return err
 		}
 	}
@@ -353,7 +384,7 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 			found[id] = u
 		}
 	}
-	return r.adoptMoved(dest, found, todo)
+	return r.adoptMoved(mailbox, dest, found, todo, recs, left)
 }
 
 func pairUIDs(src, dst imap.UIDSet, out map[uint32]uint32) {
@@ -396,7 +427,14 @@ func (r *round) dropMoves(entries []JournalEntry, cause error) error {
 // adoptMoved records the new location of moved messages (found: local id → UID in dest).
 // Entries not found are finished too: the message left its source some other way (another
 // device moved or expunged it first) and the scan of the mailboxes decides where it is.
-func (r *round) adoptMoved(dest string, found map[LocalID]uint32, entries []JournalEntry) error {
+// An original still in source (left: its UIDs) after its copy reached dest is kept as a
+// hidden deleted record with a delete entry, so that the next round expunges it instead of
+// downloading it as new mail.
+func (r *round) adoptMoved(source, dest string, found map[LocalID]uint32, entries []JournalEntry, recs map[LocalID]MessageRecord, left []uint32) error {
+	stuck := map[uint32]bool{}
+	for _, u := range left {
+		stuck[u] = true
+	}
 	return r.update(func(tx Tx) error {
 		for _, en := range entries {
 			m, ok, err := tx.Message(en.Message)
@@ -422,6 +460,11 @@ func (r *round) adoptMoved(dest string, found map[LocalID]uint32, entries []Jour
 				}
 				continue
 			}
+			if orig := recs[en.Message]; orig.UID != 0 && stuck[orig.UID] {
+				if err := keepToExpunge(tx, source, orig); err != nil {
+					return err
+				}
+			}
 			m.Mailbox, m.UID, m.MoveTo, m.EverUID = dest, u, "", true
 			if err := tx.PutMessage(m); err != nil {
 				return err
@@ -432,6 +475,22 @@ func (r *round) adoptMoved(dest string, found map[LocalID]uint32, entries []Jour
 		}
 		return nil
 	})
+}
+
+// keepToExpunge records m's original, still under its UID in mailbox, as a hidden deleted
+// record of its own with a delete entry.
+func keepToExpunge(tx Tx, mailbox string, m MessageRecord) error {
+	id, err := tx.NextID()
+	if err != nil {
+		return err
+	}
+	g := m
+	g.ID, g.Mailbox, g.MoveTo, g.State = id, mailbox, "", MsgDeleted
+	if err := tx.PutMessage(g); err != nil {
+		return err
+	}
+	_, err = tx.AddJournal(JournalEntry{Op: OpDelete, Message: id, Mailbox: mailbox})
+	return err
 }
 
 // pushAppends uploads new messages to mailbox. Each is marked in flight with the mailbox's
