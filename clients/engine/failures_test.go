@@ -182,6 +182,27 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 				w.expectConverged([]string{"Archive:", "Bin:", "INBOX: m2 m3"}, tablet, phone, laptop)
 			})
 
+			It("rescues to INBOX, in the same round, a new message whose mailbox another client renamed just before the APPEND", func() {
+				cut := newCutter(w.addr)
+				opts := w.options(kind.open(), 0)
+				opts.Dial = cut.dial
+				tablet, err := engine.NewDevice("tablet", opts)
+				Expect(err).NotTo(HaveOccurred())
+				DeferCleanup(tablet.Close)
+				settle(tablet)
+				var renamed atomic.Bool
+				cut.setBefore(func(cmd string) {
+					if strings.Contains(cmd, " APPEND ") && renamed.CompareAndSwap(false, true) {
+						Expect(w.srv.Apply(fakeserver.RenameMailbox{User: user, Old: "Archive", New: "Old"})).To(Succeed())
+					}
+				})
+				do(tablet, clients.Action{Kind: clients.ActAppend, Mailbox: "Archive", Message: msg("d1")})
+				syncOK(tablet)
+				Expect(renamed.Load()).To(BeTrue())
+				Expect(w.server()).To(ContainElement("INBOX: d1 m1 m2 m3"))
+				w.expectConverged([]string{"Bin:", "INBOX: d1 m1 m2 m3", "Old:"}, tablet, phone, laptop)
+			})
+
 			It("F15: a folder renamed while a device was offline is neither resurrected nor downloaded again", func() {
 				move(laptop, "INBOX", "m1", "Archive")
 				settle(laptop, phone)

@@ -288,6 +288,9 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 	if len(inflight) > 0 {
 		var left []uint32
 		found, err := r.locate(dest, inflight, recs)
+		if isGone(err) {
+			return nil // the destination left the server: the reconciliation of mailboxes decides
+		}
 		if err != nil {
 			return err
 		}
@@ -535,6 +538,9 @@ func (r *round) pushAppends(mailbox string, entries []JournalEntry) error {
 	}
 	if len(inflight) > 0 {
 		found, err := r.locate(mailbox, inflight, recs)
+		if isGone(err) {
+			return nil // the mailbox left the server: the reconciliation of mailboxes decides
+		}
 		if err != nil {
 			return err
 		}
@@ -591,6 +597,9 @@ func (r *round) pushAppends(mailbox string, entries []JournalEntry) error {
 			flags = append(flags, imap.Flag(f))
 		}
 		data, err := r.cn.append(mailbox, body, flags, time.Unix(m.InternalDate, 0))
+		if isGone(err) {
+			return nil // the mailbox left the server: the reconciliation of mailboxes decides
+		}
 		if err != nil {
 			return err
 		}
