@@ -75,6 +75,10 @@ type instance struct {
 	// src is the instance a copy was made from (-1: not a copy); the copy takes its flags
 	// as they were on the server when the copy was made.
 	src int
+	// early holds flag values written by devices that found the instance on the server
+	// before the model made it (another device's work in flight had put it there): allowed
+	// once it is made.
+	early flagMap
 }
 
 // at returns the instance's state as of clock t (gone before it was made).

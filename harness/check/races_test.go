@@ -123,6 +123,15 @@ var (
 		op("server", "remove", "A"),
 		sync("phone"),
 	)
+	// The watching phone's new message may reach the server before the laptop syncs: the
+	// laptop then reads it, before the model has it on the server.
+	readWatchedAppend = start(
+		op("phone", "watch", "INBOX"),
+		op("phone", "append", "INBOX", "m3"),
+		sync("laptop"),
+		op("laptop", "read", "INBOX", "m3"), sync("laptop"),
+		op("phone", "unwatch", ""),
+	)
 	stale = start(
 		op("phone", "delete", "INBOX", "m1"), sync("phone"),
 		op("laptop", "read", "INBOX", "m1"), sync("laptop"),
@@ -215,6 +224,8 @@ var _ = Describe("The expected-state model", func() {
 			box("B"), box("INBOX", m("m1"), m("m1"), m("m2"))),
 		Entry("a copy whose mailbox the server removed may be dropped", copyToRemoved,
 			box("B"), box("INBOX", m("m1"), m("m2"))),
+		Entry("a flag set on a watching device's new message that reached the server early", readWatchedAppend,
+			box("A"), box("B"), box("INBOX", m("m1"), m("m2"), m("m3", `\Seen`))),
 		Entry("a flag set on a message deleted elsewhere is lost with it", stale,
 			box("A"), box("B"), box("INBOX", m("m2"))),
 	)
@@ -258,6 +269,8 @@ var _ = Describe("The expected-state model", func() {
 			box("A", m("m1")), box("B", m("m1", `\Flagged`)), box("INBOX", m("m2"))),
 		Entry("a copy whose mailbox the server removed, rescued twice", copyToRemoved, []string{"I4"},
 			box("B"), box("INBOX", m("m1"), m("m1"), m("m1"), m("m2"))),
+		Entry("a flag nobody set on a watching device's new message", readWatchedAppend, []string{"I6"},
+			box("A"), box("B"), box("INBOX", m("m1"), m("m2"), m("m3", `\Seen`, `\Flagged`))),
 		Entry("a stale device's flag resurrects a deleted message", stale, []string{"I5"},
 			box("A"), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
 	)

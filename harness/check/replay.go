@@ -265,6 +265,11 @@ func (m *model) commit(evs []event, acc map[int]instState, accMB map[string]bits
 		if len(x.hist) == 0 && s.loc.only(gone) {
 			continue // never made
 		}
+		if len(x.hist) == 0 {
+			for _, f := range x.early {
+				s.flags = s.flags.set(f.name, s.flags.get(f.name)|f.v)
+			}
+		}
 		x.st = s
 		x.hist = append(x.hist, version{at: c, st: s})
 	}
@@ -320,6 +325,9 @@ func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
 		for i, id := range p.targets {
 			s := ov.get(id)
 			if s.loc.only(gone) {
+				if x := m.insts[id]; fromDevice && len(x.hist) == 0 {
+					x.early = x.early.set(name, x.early.get(name)|bitOf(v))
+				}
 				continue
 			}
 			cur := s.flags.get(name)
