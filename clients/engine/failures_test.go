@@ -376,6 +376,26 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 				w.expectConverged([]string{"Archive: m1", "Bin:", "INBOX: m2 m3"}, tablet, phone, laptop)
 			})
 
+			It("moves without MOVE and writes to the copy a flag another client set on the original after the COPY", func() {
+				cut := newCutter(w.addr)
+				opts := w.options(kind.open(), 0)
+				opts.Dial = cut.dial
+				tablet, err := engine.NewDevice("tablet", opts)
+				Expect(err).NotTo(HaveOccurred())
+				DeferCleanup(tablet.Close)
+				settle(tablet)
+				var flagged atomic.Bool
+				cut.setBefore(func(cmd string) {
+					if strings.Contains(cmd, `+FLAGS (\Deleted)`) && flagged.CompareAndSwap(false, true) {
+						serverStore("INBOX", "m1", true, `\Seen`)
+					}
+				})
+				move(tablet, "INBOX", "m1", "Archive")
+				syncOK(tablet)
+				Expect(flagged.Load()).To(BeTrue())
+				w.expectConverged([]string{`Archive: m1[\Seen]`, "Bin:", "INBOX: m2 m3"}, tablet, phone, laptop)
+			})
+
 			It("forgets a write kept for a copy when the original is no longer marked \\Deleted", func() {
 				serverStore("INBOX", "m2", true, `\Deleted`)
 				read(phone, "INBOX", "m2")

@@ -178,7 +178,7 @@ func (r *round) pushDeletes(mailbox string, dels []JournalEntry, recs map[LocalI
 	// device moved between our STORE and our EXPUNGE shows up elsewhere, still marked
 	// \Deleted, and the delete follows it there (expunge beats move).
 	for _, en := range dels {
-		if existed[recs[en.Message].UID] {
+		if _, ok := existed[recs[en.Message].UID]; ok {
 			r.marked[en.Message] = true
 		}
 	}
@@ -188,17 +188,18 @@ func (r *round) pushDeletes(mailbox string, dels []JournalEntry, recs map[LocalI
 // expunge removes uids from the selected mailbox without touching any other message:
 // STORE +FLAGS \Deleted then UID EXPUNGE; without UIDPLUS, RFC 4549 §4.2.4: clear \Deleted
 // on the other marked messages, EXPUNGE, mark them again. It returns the UIDs that existed
-// (those the STORE reported) and, without UIDPLUS, those still there afterwards: another
-// client doing the same at the same time clears \Deleted on ours while it expunges its own.
-func (r *round) expunge(mailbox string, uids []uint32) (existed map[uint32]bool, left []uint32, err error) {
+// with the flags the STORE reported for them (without \Deleted) and, without UIDPLUS,
+// those still there afterwards: another client doing the same at the same time clears
+// \Deleted on ours while it expunges its own.
+func (r *round) expunge(mailbox string, uids []uint32) (existed map[uint32]Flags, left []uint32, err error) {
 	set := uidSet(uids)
 	res, err := r.cn.store(mailbox, set, imap.StoreFlagsAdd, []imap.Flag{imap.FlagDeleted})
 	if err != nil {
 		return nil, nil, err
 	}
-	existed = map[uint32]bool{}
-	for u := range res {
-		existed[uint32(u)] = true
+	existed = map[uint32]Flags{}
+	for u, f := range res {
+		existed[uint32(u)] = f.Minus(Flags{System: FlagDeleted})
 	}
 	if r.e.opts.Quirks.Has(QuirkPlainExpunge) {
 		return existed, nil, r.cn.plainExpunge(mailbox)
@@ -287,6 +288,7 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 	}
 	if len(inflight) > 0 {
 		var left []uint32
+		var echo map[uint32]Flags
 		found, err := r.locate(dest, inflight, recs)
 		if isGone(err) {
 			return nil // the destination left the server: the reconciliation of mailboxes decides
@@ -306,11 +308,11 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 			for id := range found {
 				src = append(src, recs[id].UID)
 			}
-			if _, left, err = r.expunge(mailbox, src); err != nil {
+			if echo, left, err = r.expunge(mailbox, src); err != nil {
 				return err
 			}
 		}
-		if err := r.adoptMoved(mailbox, dest, found, inflight, recs, left); err != nil {
+		if err := r.adoptMoved(mailbox, dest, found, inflight, recs, echo, left); err != nil {
 			return err
 		}
 		for _, en := range inflight {
@@ -340,7 +342,8 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 	set := uidSet(uids)
 	mapped := map[uint32]uint32{}
 	var validity uint32
-	var left []uint32 // originals the expunge could not remove
+	var left []uint32         // originals the expunge could not remove
+	var echo map[uint32]Flags // the originals' flags just before the expunge
 	if r.cn.has(imap.CapMove) {
 		data, err := r.cn.move(mailbox, set, dest)
 		if isGone(err) {
@@ -365,7 +368,7 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 		}
 		validity = data.UIDValidity
 		pairUIDs(data.SourceUIDs, data.DestUIDs, mapped)
-		if _, left, err = r.expunge(mailbox, uids); err != nil {
+		if echo, left, err = r.expunge(mailbox, uids); err != nil {
 			return err
 		}
 	}
@@ -387,7 +390,7 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 			found[id] = u
 		}
 	}
-	return r.adoptMoved(mailbox, dest, found, todo, recs, left)
+	return r.adoptMoved(mailbox, dest, found, todo, recs, echo, left)
 }
 
 func pairUIDs(src, dst imap.UIDSet, out map[uint32]uint32) {
@@ -432,8 +435,10 @@ func (r *round) dropMoves(entries []JournalEntry, cause error) error {
 // device moved or expunged it first) and the scan of the mailboxes decides where it is.
 // An original still in source (left: its UIDs) after its copy reached dest is kept as a
 // hidden deleted record with a delete entry, so that the next round expunges it instead of
-// downloading it as new mail.
-func (r *round) adoptMoved(source, dest string, found map[LocalID]uint32, entries []JournalEntry, recs map[LocalID]MessageRecord, left []uint32) error {
+// downloading it as new mail. echo holds the originals' flags as the expunge's STORE saw
+// them (moves without MOVE): another device's change that reached the original after
+// the COPY is merged in and written to the copy.
+func (r *round) adoptMoved(source, dest string, found map[LocalID]uint32, entries []JournalEntry, recs map[LocalID]MessageRecord, echo map[uint32]Flags, left []uint32) error {
 	stuck := map[uint32]bool{}
 	for _, u := range left {
 		stuck[u] = true
@@ -463,14 +468,27 @@ func (r *round) adoptMoved(source, dest string, found map[LocalID]uint32, entrie
 				}
 				continue
 			}
-			if orig := recs[en.Message]; orig.UID != 0 && stuck[orig.UID] {
+			orig := recs[en.Message]
+			if orig.UID != 0 && stuck[orig.UID] {
 				if err := keepToExpunge(tx, source, orig); err != nil {
 					return err
 				}
 			}
 			m.Mailbox, m.UID, m.MoveTo, m.EverUID = dest, u, "", true
+			if e, ok := echo[orig.UID]; ok && m.State == MsgSynced && e != m.Base {
+				m.Flags = merge3(m.Flags, m.Base, e)
+			}
 			if err := tx.PutMessage(m); err != nil {
 				return err
+			}
+			if m.State == MsgSynced && m.Flags != m.Base {
+				if ok, err := hasEntry(tx, OpFlags, m.ID); err != nil {
+					return err
+				} else if !ok {
+					if _, err := tx.AddJournal(JournalEntry{Op: OpFlags, Message: m.ID, Mailbox: dest}); err != nil {
+						return err
+					}
+				}
 			}
 			if err := tx.DeleteJournal(en.Seq); err != nil {
 				return err
