@@ -129,6 +129,34 @@ func DescribeCrashSafety(kind storeKind) bool {
 			w.expectConverged([]string{`INBOX: d1[\Flagged,\Seen]`}, phone, laptop)
 		})
 
+		DescribeTable("finishes a move cut short without MOVE when its source's UIDVALIDITY then changes",
+			func(cutOn string, change fakeserver.Fault) {
+				w := newWorld(fakeserver.Options{Seed: 1, DisabledCaps: []string{"MOVE", "UIDPLUS"}})
+				w.store = kind.open
+				cut := newCutter(w.addr)
+				opts := w.options(kind.open(), 0)
+				opts.Dial = cut.dial
+				phone, err := engine.NewDevice("phone", opts)
+				Expect(err).NotTo(HaveOccurred())
+				DeferCleanup(phone.Close)
+				laptop := w.device("laptop")
+				w.create("Archive")
+				w.deliver("INBOX", "m1", "m2")
+				settle(phone, laptop)
+				do(phone, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m1"}, Dest: "Archive"})
+				cut.armMatch(cutOn)
+				_, err = phone.Sync(context.Background())
+				Expect(err).To(HaveOccurred())
+				Expect(phone.Crash()).To(Succeed())
+				cut.arm(0)
+				Expect(w.srv.Apply(change)).To(Succeed())
+				w.expectConverged([]string{"Archive: m1", "INBOX: m2"}, phone, laptop)
+			},
+			Entry("cut after the COPY, then a bump", "COPY", fakeserver.UIDValidityBump{User: user, Mailbox: "INBOX"}),
+			Entry(`cut after the STORE \Deleted, then a bump`, `+FLAGS (\Deleted)`, fakeserver.UIDValidityBump{User: user, Mailbox: "INBOX"}),
+			Entry("cut after the COPY, then a reset", "COPY", fakeserver.UIDValidityReset{User: user, Mailbox: "INBOX"}),
+		)
+
 		DescribeTable("deletes a message the user removed after a crash that hid its APPEND's answer (F5)",
 			func(cutOn string, want []string) {
 				w := newWorld(fakeserver.Options{Seed: 1})

@@ -296,18 +296,21 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 		if err != nil {
 			return err
 		}
+		var src []uint32
+		for id := range found {
+			src = append(src, recs[id].UID)
+		}
 		if _, err := r.selectForPush(mailbox); err == errSkip {
-			return nil
+			// The source's UIDs are unusable (a new UIDVALIDITY) or it is gone. The copies
+			// found are moves done; the originals, if still there, are kept as deleted
+			// records that the scan matches again and the next push expunges.
+			return r.adoptMoved(mailbox, dest, found, inflight, recs, nil, src)
 		} else if err != nil {
 			return err
 		}
 		if len(found) > 0 {
 			// The copy reached dest; without MOVE the original may still be here: expunge
 			// it before recording the new location, or it would come back as new mail.
-			var src []uint32
-			for id := range found {
-				src = append(src, recs[id].UID)
-			}
 			if echo, left, err = r.expunge(mailbox, src); err != nil {
 				return err
 			}

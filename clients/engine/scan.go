@@ -70,6 +70,7 @@ type scanPlan struct {
 	flagsAll     bool            // serverFlags holds every present UID (present is unused)
 	orphans      []MessageRecord // had UIDs of an old UIDVALIDITY
 	inflight     []MessageRecord // appends in flight into this mailbox
+	movesIn      []MessageRecord // moves in flight into this mailbox (the records, still at their source)
 	inflightFrom map[LocalID]uint32
 	copies       map[LocalID]bool // in-flight appends that are local copies
 	msgs         []*serverMsg     // new server messages
@@ -99,7 +100,7 @@ func (p *scanPlan) presentSet() map[uint32]bool {
 
 // idle reports whether committing p would change nothing at all.
 func (p *scanPlan) idle() bool {
-	if len(p.msgs) > 0 || len(p.orphans) > 0 || len(p.inflight) > 0 {
+	if len(p.msgs) > 0 || len(p.orphans) > 0 || len(p.inflight) > 0 || len(p.movesIn) > 0 {
 		return false
 	}
 	if p.mb.UIDValidity != p.data.UIDValidity || p.mb.UIDNext != uint32(p.data.UIDNext) ||
@@ -144,6 +145,18 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 			return err
 		}
 		for _, en := range j {
+			if en.Op == OpMove && en.State == EntryInFlight && en.Dest == name {
+				if m, ok, err := tx.Message(en.Message); err != nil {
+					return err
+				} else if ok && m.UID != 0 && m.MoveTo == name && m.State == MsgSynced {
+					p.movesIn = append(p.movesIn, m)
+					from := en.UIDNext
+					if en.UIDValidity != data.UIDValidity {
+						from = 1
+					}
+					p.inflightFrom[m.ID] = from
+				}
+			}
 			if en.Op == OpAppend && en.State == EntryInFlight && en.Mailbox == name {
 				if m, ok, err := tx.Message(en.Message); err != nil {
 					return err
@@ -248,7 +261,7 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 	}
 	if len(newUIDs) > 0 {
 		// A fresh replica has nothing a new message could be: fetch whole messages at once.
-		p.headersOnly = !r.fresh || len(p.orphans) > 0 || len(p.inflight) > 0
+		p.headersOnly = !r.fresh || len(p.orphans) > 0 || len(p.inflight) > 0 || len(p.movesIn) > 0
 		opts := &imap.FetchOptions{Flags: true, RFC822Size: true, InternalDate: true}
 		if p.headersOnly {
 			opts.BodySection = []*imap.FetchItemBodySection{msgIDSection}
@@ -270,6 +283,7 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 func (r *round) commitScan(p *scanPlan) error {
 	name := p.mb.Name
 	inflightPairs := map[LocalID]*serverMsg{}
+	movesInPairs := map[LocalID]*serverMsg{}
 	orphanPairs := map[LocalID]*serverMsg{}
 	movedPairs := map[LocalID]*serverMsg{}
 	own := map[LocalID]bool{}
@@ -296,6 +310,11 @@ func (r *round) commitScan(p *scanPlan) error {
 		for _, m := range p.inflight {
 			for k, v := range pairByID([]MessageRecord{m}, eligible(p.inflightFrom[m.ID])) {
 				inflightPairs[k] = v
+			}
+		}
+		for _, m := range p.movesIn {
+			for k, v := range pairByID([]MessageRecord{m}, eligible(p.inflightFrom[m.ID])) {
+				movesInPairs[k] = v
 			}
 		}
 		for k, v := range pairByID(p.orphans, p.msgs) {
@@ -340,6 +359,11 @@ func (r *round) commitScan(p *scanPlan) error {
 		for _, m := range p.inflight {
 			if _, ok := inflightPairs[m.ID]; !ok {
 				pairByHash([]MessageRecord{m}, eligible(p.inflightFrom[m.ID]), inflightPairs)
+			}
+		}
+		for _, m := range p.movesIn {
+			if _, ok := movesInPairs[m.ID]; !ok {
+				pairByHash([]MessageRecord{m}, eligible(p.inflightFrom[m.ID]), movesInPairs)
 			}
 		}
 		pairByHash(p.orphans, p.msgs, orphanPairs)
@@ -388,7 +412,23 @@ func (r *round) commitScan(p *scanPlan) error {
 				return err
 			}
 		}
+		for id, s := range movesInPairs {
+			if err := r.adoptMoveIn(tx, id, name, s); err != nil {
+				return err
+			}
+		}
 		for id, s := range orphanPairs {
+			if r.movedOut[id] {
+				m, ok, err := tx.Message(id)
+				if err != nil || !ok {
+					return err
+				}
+				m.Mailbox, m.UID = name, s.uid
+				if err := keepToExpunge(tx, name, m); err != nil {
+					return err
+				}
+				continue
+			}
 			if err := r.adopt(tx, id, name, s, false); err != nil {
 				return err
 			}
@@ -556,6 +596,40 @@ func (r *round) adopt(tx Tx, id LocalID, mailbox string, s *serverMsg, moved boo
 		}
 	}
 	return tx.PutMessage(m)
+}
+
+// adoptMoveIn finishes a move in flight whose message the scan found in its destination
+// (the round that sent it was cut short): the record takes the new location, and the
+// original, if its source still lists it, is kept as a deleted record to expunge (a move
+// without MOVE may have been cut between its COPY and its EXPUNGE).
+func (r *round) adoptMoveIn(tx Tx, id LocalID, mailbox string, s *serverMsg) error {
+	m, ok, err := tx.Message(id)
+	if err != nil || !ok {
+		return err
+	}
+	if _, gone := r.vanished[id]; gone {
+		delete(r.vanished, id)
+		if r.orphans[id] {
+			r.movedOut[id] = true // the source's UIDs are re-matched later this round
+		}
+	} else if err := keepToExpunge(tx, m.Mailbox, m); err != nil {
+		return err
+	}
+	m.Mailbox, m.UID, m.MoveTo, m.EverUID = mailbox, s.uid, "", true
+	m.Flags, m.Base = merge3(m.Flags, m.Base, s.flags), s.flags
+	if err := tx.PutMessage(m); err != nil {
+		return err
+	}
+	if err := dropEntries(tx, id, OpMove); err != nil {
+		return err
+	}
+	if m.Flags != m.Base {
+		if ok, err := hasEntry(tx, OpFlags, id); err != nil || ok {
+			return err
+		}
+		_, err = tx.AddJournal(JournalEntry{Op: OpFlags, Message: id, Mailbox: mailbox})
+	}
+	return err
 }
 
 // quarantine sets aside a message that had a UID before a UIDVALIDITY reset and was not

@@ -34,6 +34,15 @@ type round struct {
 	blocked map[string]bool
 	// fresh is set when the replica holds no server message yet (a first sync).
 	fresh bool
+	// movedOut marks orphans whose move in flight the scan finished in their destination
+	// before their source was matched again: the source's match is the original, to expunge.
+	movedOut map[LocalID]bool
+}
+
+func newRound(e *Engine, ctx context.Context, st *clients.SyncStats) *round {
+	return &round{e: e, ctx: ctx, st: st, vanished: map[LocalID]MessageRecord{},
+		orphans: map[LocalID]bool{}, marked: map[LocalID]bool{},
+		located: map[LocalID]Flags{}, blocked: map[string]bool{}, movedOut: map[LocalID]bool{}}
 }
 
 // Sync runs one full round: mailbox list, journal replay, then every mailbox's new messages,
@@ -45,9 +54,7 @@ func (e *Engine) Sync(ctx context.Context) (clients.SyncStats, error) {
 		return st, err
 	}
 	defer e.mu.Unlock()
-	r := &round{e: e, ctx: ctx, st: &st, vanished: map[LocalID]MessageRecord{},
-		orphans: map[LocalID]bool{}, marked: map[LocalID]bool{},
-		located: map[LocalID]Flags{}, blocked: map[string]bool{}}
+	r := newRound(e, ctx, &st)
 	err := r.run()
 	var se *storeError
 	if err != nil && !isProtocolRefusal(err) && !errors.As(err, &se) && ctx.Err() == nil && !e.closing() {
@@ -55,9 +62,7 @@ func (e *Engine) Sync(ctx context.Context) (clients.SyncStats, error) {
 		// the store is consistent, so the round starts again once on a new connection.
 		e.log.Info("connection lost; retrying the round", "err", err)
 		e.dropConn()
-		r = &round{e: e, ctx: ctx, st: &st, vanished: map[LocalID]MessageRecord{},
-			orphans: map[LocalID]bool{}, marked: map[LocalID]bool{},
-			located: map[LocalID]Flags{}, blocked: map[string]bool{}}
+		r = newRound(e, ctx, &st)
 		err = r.run()
 	}
 	if err != nil && !isProtocolRefusal(err) {
