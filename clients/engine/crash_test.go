@@ -157,6 +157,42 @@ func DescribeCrashSafety(kind storeKind) bool {
 			Entry("cut after the COPY, then a reset", "COPY", fakeserver.UIDValidityReset{User: user, Mailbox: "INBOX"}),
 		)
 
+		DescribeTable("puts a message where the user last moved it after a crash that hid its first move's answer",
+			func(opts fakeserver.Options, cutOn, then string, want []string) {
+				w := newWorld(opts)
+				w.store = kind.open
+				cut := newCutter(w.addr)
+				o := w.options(kind.open(), 0)
+				o.Dial = cut.dial
+				phone, err := engine.NewDevice("phone", o)
+				Expect(err).NotTo(HaveOccurred())
+				DeferCleanup(phone.Close)
+				laptop := w.device("laptop")
+				w.create("Archive")
+				w.create("Bin")
+				w.deliver("INBOX", "m1", "m2")
+				settle(phone, laptop)
+				do(phone, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m1"}, Dest: "Archive"})
+				cut.armMatch(cutOn)
+				_, err = phone.Sync(context.Background())
+				Expect(err).To(HaveOccurred())
+				Expect(phone.Crash()).To(Succeed())
+				cut.arm(0)
+				do(phone, clients.Action{Kind: clients.ActMove, Mailbox: "Archive", Labels: []string{"m1"}, Dest: then})
+				w.expectConverged(want, phone, laptop)
+			},
+			Entry("MOVE, then on to Bin", fakeserver.Options{Seed: 1}, "MOVE", "Bin",
+				[]string{"Archive:", "Bin: m1", "INBOX: m2"}),
+			Entry("MOVE, then back to INBOX", fakeserver.Options{Seed: 1}, "MOVE", "INBOX",
+				[]string{"Archive:", "Bin:", "INBOX: m1 m2"}),
+			Entry("COPY without MOVE, then on to Bin", fakeserver.Options{Seed: 1, DisabledCaps: []string{"MOVE", "UIDPLUS"}}, "COPY", "Bin",
+				[]string{"Archive:", "Bin: m1", "INBOX: m2"}),
+			Entry("COPY without MOVE, then back to INBOX", fakeserver.Options{Seed: 1, DisabledCaps: []string{"MOVE", "UIDPLUS"}}, "COPY", "INBOX",
+				[]string{"Archive:", "Bin:", "INBOX: m1 m2"}),
+			Entry("before the MOVE, then on to Bin", fakeserver.Options{Seed: 1}, "STATUS", "Bin",
+				[]string{"Archive:", "Bin: m1", "INBOX: m2"}),
+		)
+
 		DescribeTable("deletes a message the user removed after a crash that hid its APPEND's answer (F5)",
 			func(cutOn string, want []string) {
 				w := newWorld(fakeserver.Options{Seed: 1})

@@ -204,6 +204,14 @@ func moveLocal(tx Tx, id LocalID, dest string) error {
 		}
 		return nil
 	}
+	if en, ok, err := findEntry(tx, OpMove, id); err != nil {
+		return err
+	} else if ok && en.State == EntryInFlight {
+		// The move may have happened: its entry keeps where to look for the message, and
+		// the new destination waits in MoveTo until the sync has found it.
+		m.MoveTo = dest
+		return tx.PutMessage(m)
+	}
 	if dest == m.Mailbox {
 		m.MoveTo = ""
 		if err := tx.PutMessage(m); err != nil {

@@ -145,10 +145,14 @@ func (r *round) pushBox(mailbox string, entries []JournalEntry) error {
 			if m.MoveTo == "" {
 				continue
 			}
-			if _, seen := moves[m.MoveTo]; !seen {
-				dests = append(dests, m.MoveTo)
+			dest := m.MoveTo
+			if en.State == EntryInFlight {
+				dest = en.Dest // where the message may be already
 			}
-			moves[m.MoveTo] = append(moves[m.MoveTo], en)
+			if _, seen := moves[dest]; !seen {
+				dests = append(dests, dest)
+			}
+			moves[dest] = append(moves[dest], en)
 		}
 	}
 	if len(dels) > 0 {
@@ -320,6 +324,13 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 		}
 		for _, en := range inflight {
 			if _, ok := found[en.Message]; !ok {
+				if m := recs[en.Message]; m.MoveTo != dest {
+					// The user moved it on meanwhile: the next push goes there.
+					if err := r.retarget(m); err != nil {
+						return err
+					}
+					continue
+				}
 				todo = append(todo, en)
 			}
 		}
@@ -477,7 +488,14 @@ func (r *round) adoptMoved(source, dest string, found map[LocalID]uint32, entrie
 					return err
 				}
 			}
+			next := m.MoveTo // the user may have moved it on while the move was in flight
 			m.Mailbox, m.UID, m.MoveTo, m.EverUID = dest, u, "", true
+			if next != "" && next != dest {
+				m.MoveTo = next
+				if _, err := tx.AddJournal(JournalEntry{Op: OpMove, Message: m.ID, Mailbox: dest, Dest: next}); err != nil {
+					return err
+				}
+			}
 			if e, ok := echo[orig.UID]; ok && m.State == MsgSynced && e != m.Base {
 				m.Flags = merge3(m.Flags, m.Base, e)
 			}
@@ -498,6 +516,30 @@ func (r *round) adoptMoved(source, dest string, found map[LocalID]uint32, entrie
 			}
 		}
 		return nil
+	})
+}
+
+// retarget points the move entry of m, a move in flight not found in its destination, at
+// the destination the user chose since (or drops it if that is where m is).
+func (r *round) retarget(m MessageRecord) error {
+	return r.update(func(tx Tx) error {
+		en, ok, err := findEntry(tx, OpMove, m.ID)
+		if err != nil || !ok {
+			return err
+		}
+		cur, ok, err := tx.Message(m.ID)
+		if err != nil || !ok {
+			return err
+		}
+		if cur.MoveTo == "" || cur.MoveTo == cur.Mailbox {
+			cur.MoveTo = ""
+			if err := tx.PutMessage(cur); err != nil {
+				return err
+			}
+			return tx.DeleteJournal(en.Seq)
+		}
+		en.Dest, en.State, en.UIDNext, en.UIDValidity = cur.MoveTo, EntryPending, 0, 0
+		return tx.PutJournal(en)
 	})
 }
 

@@ -148,7 +148,7 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 			if en.Op == OpMove && en.State == EntryInFlight && en.Dest == name {
 				if m, ok, err := tx.Message(en.Message); err != nil {
 					return err
-				} else if ok && m.UID != 0 && m.MoveTo == name && m.State == MsgSynced {
+				} else if ok && m.UID != 0 && m.MoveTo != "" && m.State == MsgSynced {
 					p.movesIn = append(p.movesIn, m)
 					from := en.UIDNext
 					if en.UIDValidity != data.UIDValidity {
@@ -615,13 +615,22 @@ func (r *round) adoptMoveIn(tx Tx, id LocalID, mailbox string, s *serverMsg) err
 	} else if err := keepToExpunge(tx, m.Mailbox, m); err != nil {
 		return err
 	}
+	next := m.MoveTo // the user may have moved it on while the move was in flight
 	m.Mailbox, m.UID, m.MoveTo, m.EverUID = mailbox, s.uid, "", true
 	m.Flags, m.Base = merge3(m.Flags, m.Base, s.flags), s.flags
+	if next != mailbox {
+		m.MoveTo = next
+	}
 	if err := tx.PutMessage(m); err != nil {
 		return err
 	}
 	if err := dropEntries(tx, id, OpMove); err != nil {
 		return err
+	}
+	if m.MoveTo != "" {
+		if _, err := tx.AddJournal(JournalEntry{Op: OpMove, Message: id, Mailbox: mailbox, Dest: m.MoveTo}); err != nil {
+			return err
+		}
 	}
 	if m.Flags != m.Base {
 		if ok, err := hasEntry(tx, OpFlags, id); err != nil || ok {
