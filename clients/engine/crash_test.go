@@ -3,6 +3,8 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync/atomic"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -192,6 +194,43 @@ func DescribeCrashSafety(kind storeKind) bool {
 			Entry("before the MOVE, then on to Bin", fakeserver.Options{Seed: 1}, "STATUS", "Bin",
 				[]string{"Archive:", "Bin: m1", "INBOX: m2"}),
 		)
+
+		It("settles the messages of a mailbox the server removed when a crash cut the round after the mailbox list", func() {
+			w := newWorld(fakeserver.Options{Seed: 1})
+			w.store = kind.open
+			cut := newCutter(w.addr)
+			o := w.options(kind.open(), 0)
+			o.Dial = cut.dial
+			phone, err := engine.NewDevice("phone", o)
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(phone.Close)
+			laptop := w.device("laptop")
+			w.create("Archive")
+			w.deliver("Archive", "m1")
+			w.deliver("INBOX", "m2")
+			settle(phone, laptop)
+			do(phone, clients.Action{Kind: clients.ActRead, Mailbox: "Archive", Labels: []string{"m1"}})
+			do(phone, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m2"}, Dest: "Archive"})
+			Expect(w.srv.Apply(fakeserver.DeleteMailbox{User: user, Mailbox: "Archive"})).To(Succeed())
+			// Cut after the command that follows the LIST: the reconciliation has committed
+			// the mailbox's removal, the rest of the round is lost.
+			var listed, armed atomic.Bool
+			cut.setBefore(func(cmd string) {
+				if listed.Load() && armed.CompareAndSwap(false, true) {
+					cut.armMatch(" ")
+				}
+				if strings.Contains(cmd, " LIST ") {
+					listed.Store(true)
+				}
+			})
+			_, err = phone.Sync(context.Background())
+			Expect(err).To(HaveOccurred())
+			Expect(armed.Load()).To(BeTrue())
+			Expect(phone.Crash()).To(Succeed())
+			cut.setBefore(nil)
+			cut.arm(0)
+			w.expectConverged([]string{"INBOX: m2"}, phone, laptop)
+		})
 
 		DescribeTable("deletes a message the user removed after a crash that hid its APPEND's answer (F5)",
 			func(cutOn string, want []string) {

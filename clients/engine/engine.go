@@ -51,6 +51,10 @@ type Engine struct {
 	closed    bool
 	done      chan struct{} // closed by Close: stops Watch and retries
 	closeOnce sync.Once
+	// unfinished is set while a round may have been cut short after its mailbox
+	// reconciliation (the engine was just opened, or the last round failed): the next
+	// reconciliation looks for messages left in mailboxes it removed.
+	unfinished atomic.Bool
 }
 
 // ErrEngineClosed is returned by an Engine's methods after Close.
@@ -72,6 +76,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	e := &Engine{opts: opts, log: log, done: make(chan struct{})}
+	e.unfinished.Store(true)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

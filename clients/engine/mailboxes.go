@@ -133,7 +133,7 @@ func (r *round) reconcileMailboxes() error {
 		server[l.Mailbox] = specialUse(l.Attrs)
 	}
 	r.st.MailboxesSeen = len(server)
-	return r.update(func(tx Tx) error {
+	err = r.update(func(tx Tx) error {
 		local, err := tx.Mailboxes()
 		if err != nil {
 			return err
@@ -174,8 +174,15 @@ func (r *round) reconcileMailboxes() error {
 				return err
 			}
 		}
+		if r.e.unfinished.Load() {
+			return r.rehomeStranded(tx)
+		}
 		return nil
 	})
+	if err == nil {
+		r.e.unfinished.Store(false)
+	}
+	return err
 }
 
 // mailboxGone handles a synced mailbox that the server no longer has (deleted or renamed
@@ -184,29 +191,13 @@ func (r *round) reconcileMailboxes() error {
 // mailbox that no longer exists is given up: the folder is never resurrected and no mail
 // is lost.
 func (r *round) mailboxGone(tx Tx, mb MailboxRecord) error {
-	const home = "INBOX"
 	msgs, err := tx.Messages(mb.Name)
 	if err != nil {
 		return err
 	}
 	for _, m := range msgs {
-		switch {
-		case m.State == MsgNew:
-			m.Mailbox = home
-			if err := tx.PutMessage(m); err != nil {
-				return err
-			}
-			if en, ok, err := findEntry(tx, OpAppend, m.ID); err != nil {
-				return err
-			} else if ok {
-				en.Mailbox, en.State, en.UIDNext, en.UIDValidity = home, EntryPending, 0, 0
-				if err := tx.PutJournal(en); err != nil {
-					return err
-				}
-			}
-			r.st.LocalChanges++
-		case m.UID != 0:
-			r.vanished[m.ID] = m
+		if err := r.strand(tx, m); err != nil {
+			return err
 		}
 	}
 	// Moves into the vanished mailbox cannot happen any more.
@@ -216,17 +207,81 @@ func (r *round) mailboxGone(tx Tx, mb MailboxRecord) error {
 	}
 	for _, m := range all {
 		if m.MoveTo == mb.Name {
-			m.MoveTo = ""
-			if err := tx.PutMessage(m); err != nil {
+			if err := r.cancelMove(tx, m); err != nil {
 				return err
 			}
-			if err := dropEntries(tx, m.ID, OpMove); err != nil {
-				return err
-			}
-			r.st.Conflicts++
-			r.st.LocalChanges++
 		}
 	}
 	r.st.LocalChanges++
 	return tx.DeleteMailbox(mb.Name)
+}
+
+// strand handles a message whose mailbox left the server: never uploaded, it goes to
+// INBOX; with a UID, it joins the vanished pool (a rename shows it elsewhere).
+func (r *round) strand(tx Tx, m MessageRecord) error {
+	const home = "INBOX"
+	switch {
+	case m.State == MsgNew:
+		m.Mailbox = home
+		if err := tx.PutMessage(m); err != nil {
+			return err
+		}
+		if en, ok, err := findEntry(tx, OpAppend, m.ID); err != nil {
+			return err
+		} else if ok {
+			en.Mailbox, en.State, en.UIDNext, en.UIDValidity = home, EntryPending, 0, 0
+			if err := tx.PutJournal(en); err != nil {
+				return err
+			}
+		}
+		r.st.LocalChanges++
+	case m.UID != 0:
+		r.vanished[m.ID] = m
+	}
+	return nil
+}
+
+// cancelMove gives up m's move into a mailbox that left the server.
+func (r *round) cancelMove(tx Tx, m MessageRecord) error {
+	m.MoveTo = ""
+	if err := tx.PutMessage(m); err != nil {
+		return err
+	}
+	r.st.Conflicts++
+	r.st.LocalChanges++
+	return dropEntries(tx, m.ID, OpMove)
+}
+
+// rehomeStranded finds what a round cut short after its mailbox reconciliation left
+// behind: messages whose mailbox, or whose pending move's destination, is no longer
+// known. They are handled as mailboxGone handles them.
+func (r *round) rehomeStranded(tx Tx) error {
+	boxes, err := tx.Mailboxes()
+	if err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	for _, mb := range boxes {
+		known[mb.Name] = true
+	}
+	all, err := tx.AllMessages()
+	if err != nil {
+		return err
+	}
+	for _, m := range all {
+		if !known[m.Mailbox] {
+			if err := r.strand(tx, m); err != nil {
+				return err
+			}
+			if m, _, err = tx.Message(m.ID); err != nil {
+				return err
+			}
+		}
+		if m.MoveTo != "" && !known[m.MoveTo] {
+			if err := r.cancelMove(tx, m); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

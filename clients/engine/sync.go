@@ -65,6 +65,9 @@ func (e *Engine) Sync(ctx context.Context) (clients.SyncStats, error) {
 		r = newRound(e, ctx, &st)
 		err = r.run()
 	}
+	if err != nil {
+		e.unfinished.Store(true)
+	}
 	if err != nil && !isProtocolRefusal(err) {
 		// The connection may be in any state: start afresh next round.
 		e.dropConn()
