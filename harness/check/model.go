@@ -31,7 +31,8 @@ import (
 //     message or on a copy: they share Message-ID and content, so no engine can tell
 //     them apart, and the model allows either value on each.
 //   - move/trash: applies only where the message still is where the device saw it (first
-//     move wins); a message that may be elsewhere keeps those places.
+//     move wins); a message that may be elsewhere keeps those places. A device's new
+//     message moved into a mailbox gone from the server may be rescued to INBOX.
 //   - delete: a device's delete removes the message wherever it is by then (expunge beats
 //     move: the delete follows a message moved meanwhile); the server's expunge removes it
 //     from the mailbox named only.

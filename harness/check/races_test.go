@@ -132,6 +132,13 @@ var (
 		op("laptop", "read", "INBOX", "m3"), sync("laptop"),
 		op("phone", "unwatch", ""),
 	)
+	// The phone appends m3 to A and moves it to B while the server removes B.
+	appendMovedToRemoved = start(
+		op("phone", "append", "A", "m3"),
+		dest(op("phone", "move", "A", "m3"), "B"),
+		op("server", "remove", "B"),
+		sync("phone"),
+	)
 	stale = start(
 		op("phone", "delete", "INBOX", "m1"), sync("phone"),
 		op("laptop", "read", "INBOX", "m1"), sync("laptop"),
@@ -226,6 +233,10 @@ var _ = Describe("The expected-state model", func() {
 			box("B"), box("INBOX", m("m1"), m("m2"))),
 		Entry("a flag set on a watching device's new message that reached the server early", readWatchedAppend,
 			box("A"), box("B"), box("INBOX", m("m1"), m("m2"), m("m3", `\Seen`))),
+		Entry("a new message moved into a mailbox the server removed stays where it was", appendMovedToRemoved,
+			box("A", m("m3")), box("INBOX", m("m1"), m("m2"))),
+		Entry("a new message moved into a mailbox the server removed is rescued to INBOX", appendMovedToRemoved,
+			box("A"), box("INBOX", m("m1"), m("m2"), m("m3"))),
 		Entry("a flag set on a message deleted elsewhere is lost with it", stale,
 			box("A"), box("B"), box("INBOX", m("m2"))),
 	)
@@ -271,6 +282,8 @@ var _ = Describe("The expected-state model", func() {
 			box("B"), box("INBOX", m("m1"), m("m1"), m("m1"), m("m2"))),
 		Entry("a flag nobody set on a watching device's new message", readWatchedAppend, []string{"I6"},
 			box("A"), box("B"), box("INBOX", m("m1"), m("m2"), m("m3", `\Seen`, `\Flagged`))),
+		Entry("a new message moved into a mailbox the server removed, kept twice", appendMovedToRemoved, []string{"I4"},
+			box("A", m("m3")), box("INBOX", m("m1"), m("m2"), m("m3"))),
 		Entry("a stale device's flag resurrects a deleted message", stale, []string{"I5"},
 			box("A"), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
 	)

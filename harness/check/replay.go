@@ -384,6 +384,11 @@ func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
 			after.loc = s.loc.without(mb).with(dest)
 			if ov.exists(dest) != mayBeTrue {
 				after.loc = after.loc.with(mb)
+				if fromDevice && len(m.insts[id].hist) == 0 {
+					// Not on the server yet: the device's new message, moved into a
+					// mailbox gone from the server, is rescued to INBOX as an append is.
+					after.loc = after.loc.with("INBOX")
+				}
 			}
 			keep(id, s, after)
 		}
