@@ -396,6 +396,35 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 				w.expectConverged([]string{`Archive: m1[\Seen]`, "Bin:", "INBOX: m2 m3"}, tablet, phone, laptop)
 			})
 
+			It("keeps a \\Deleted the user set on a message another device moves without MOVE", func() {
+				do(phone, clients.Action{Kind: clients.ActFlag, Mailbox: "INBOX", Labels: []string{"m1"}, Flag: `\Deleted`})
+				syncOK(phone)
+				syncOK(laptop)
+				move(laptop, "INBOX", "m1", "Archive")
+				w.expectConverged([]string{`Archive: m1[\Deleted]`, "Bin:", "INBOX: m2 m3"}, phone, laptop)
+			})
+
+			It("carries a \\Deleted it set between another device's COPY and its STORE to the copy", func() {
+				cut := newCutter(w.addr)
+				opts := w.options(kind.open(), 0)
+				opts.Dial = cut.dial
+				tablet, err := engine.NewDevice("tablet", opts)
+				Expect(err).NotTo(HaveOccurred())
+				DeferCleanup(tablet.Close)
+				settle(tablet)
+				var raced atomic.Bool
+				cut.setBefore(func(cmd string) {
+					if strings.Contains(cmd, `+FLAGS (\Deleted)`) && raced.CompareAndSwap(false, true) {
+						do(phone, clients.Action{Kind: clients.ActFlag, Mailbox: "INBOX", Labels: []string{"m1"}, Flag: `\Deleted`})
+						syncOK(phone)
+					}
+				})
+				move(tablet, "INBOX", "m1", "Archive")
+				syncOK(tablet)
+				Expect(raced.Load()).To(BeTrue())
+				w.expectConverged([]string{`Archive: m1[\Deleted]`, "Bin:", "INBOX: m2 m3"}, tablet, phone, laptop)
+			})
+
 			It("forgets a write kept for a copy when the original is no longer marked \\Deleted", func() {
 				serverStore("INBOX", "m2", true, `\Deleted`)
 				read(phone, "INBOX", "m2")

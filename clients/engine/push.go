@@ -192,7 +192,7 @@ func (r *round) pushDeletes(mailbox string, dels []JournalEntry, recs map[LocalI
 // expunge removes uids from the selected mailbox without touching any other message:
 // STORE +FLAGS \Deleted then UID EXPUNGE; without UIDPLUS, RFC 4549 §4.2.4: clear \Deleted
 // on the other marked messages, EXPUNGE, mark them again. It returns the UIDs that existed
-// with the flags the STORE reported for them (without \Deleted) and, without UIDPLUS,
+// with the flags the STORE reported for them and, without UIDPLUS,
 // those still there afterwards: another client doing the same at the same time clears
 // \Deleted on ours while it expunges its own.
 func (r *round) expunge(mailbox string, uids []uint32) (existed map[uint32]Flags, left []uint32, err error) {
@@ -203,7 +203,7 @@ func (r *round) expunge(mailbox string, uids []uint32) (existed map[uint32]Flags
 	}
 	existed = map[uint32]Flags{}
 	for u, f := range res {
-		existed[uint32(u)] = f.Minus(Flags{System: FlagDeleted})
+		existed[uint32(u)] = f
 	}
 	if r.e.opts.Quirks.Has(QuirkPlainExpunge) {
 		return existed, nil, r.cn.plainExpunge(mailbox)
@@ -496,7 +496,10 @@ func (r *round) adoptMoved(source, dest string, found map[LocalID]uint32, entrie
 					return err
 				}
 			}
-			if e, ok := echo[orig.UID]; ok && m.State == MsgSynced && e != m.Base {
+			if e, ok := echo[orig.UID]; ok && m.State == MsgSynced {
+				// The echo has the \Deleted the expunge set; the copy has the original's.
+				deleted := Flags{System: FlagDeleted}
+				e = e.Minus(deleted).Union(m.Base.Intersect(deleted))
 				m.Flags = merge3(m.Flags, m.Base, e)
 			}
 			if err := tx.PutMessage(m); err != nil {
@@ -843,13 +846,14 @@ func (r *round) pushFlags() error {
 				if idle[old.ID] {
 					// Nothing to write: done.
 				} else if s, ok := got[m.UID]; ok && !unconfirmed[m.UID] {
-					if s.System&FlagDeleted != 0 && m.Flags.System&FlagDeleted == 0 {
-						// Another device marked it \Deleted: perhaps a move without MOVE,
-						// between its COPY and its EXPUNGE. Keep the write for the copy.
-						wrote := m.Flags.Minus(m.Base).Union(m.Base.Minus(m.Flags))
-						for _, en := range entryOf[m.ID] {
-							wrote = wrote.Union(en.Touched)
-						}
+					wrote := m.Flags.Minus(m.Base).Union(m.Base.Minus(m.Flags))
+					for _, en := range entryOf[m.ID] {
+						wrote = wrote.Union(en.Touched)
+					}
+					if s.System&FlagDeleted != 0 && (m.Flags.System&FlagDeleted == 0 || wrote.System&FlagDeleted != 0) {
+						// Marked \Deleted by another device, or perhaps by one as well as by
+						// us: a move without MOVE may be between its COPY and its EXPUNGE.
+						// Keep the write for the copy.
 						if err := addCarry(tx, m, wrote); err != nil {
 							return err
 						}
