@@ -232,6 +232,35 @@ func DescribeCrashSafety(kind storeKind) bool {
 			w.expectConverged([]string{"INBOX: m2"}, phone, laptop)
 		})
 
+		DescribeTable("moves a new message the user moved after a crash that hid its APPEND's answer (F5)",
+			func(opts fakeserver.Options, cutOn string) {
+				w := newWorld(opts)
+				w.store = kind.open
+				cut := newCutter(w.addr)
+				o := w.options(kind.open(), 0)
+				o.Dial = cut.dial
+				phone, err := engine.NewDevice("phone", o)
+				Expect(err).NotTo(HaveOccurred())
+				DeferCleanup(phone.Close)
+				laptop := w.device("laptop")
+				w.create("Archive")
+				w.deliver("INBOX", "m1")
+				settle(phone, laptop)
+				do(phone, clients.Action{Kind: clients.ActAppend, Mailbox: "INBOX", Message: msg("d1")})
+				cut.armMatch(cutOn)
+				_, err = phone.Sync(context.Background())
+				Expect(err).To(HaveOccurred())
+				Expect(phone.Crash()).To(Succeed())
+				cut.arm(0)
+				do(phone, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"d1"}, Dest: "Archive"})
+				w.expectConverged([]string{"Archive: d1", "INBOX: m1"}, phone, laptop)
+			},
+			Entry("the APPEND reached the server", fakeserver.Options{Seed: 1}, "APPEND"),
+			Entry("the crash came before the APPEND", fakeserver.Options{Seed: 1}, "STATUS"),
+			Entry("the APPEND reached a server without UIDPLUS and MOVE",
+				fakeserver.Options{Seed: 1, DisabledCaps: []string{"MOVE", "UIDPLUS"}}, "APPEND"),
+		)
+
 		DescribeTable("deletes a message the user removed after a crash that hid its APPEND's answer (F5)",
 			func(cutOn string, want []string) {
 				w := newWorld(fakeserver.Options{Seed: 1})

@@ -192,17 +192,23 @@ func moveLocal(tx Tx, id LocalID, dest string) error {
 		return nil
 	}
 	if m.State == MsgNew {
-		m.Mailbox = dest
-		if err := tx.PutMessage(m); err != nil {
+		en, ok, err := findEntry(tx, OpAppend, id)
+		if err != nil {
 			return err
 		}
-		if en, ok, err := findEntry(tx, OpAppend, id); err != nil {
-			return err
-		} else if ok {
-			en.Mailbox = dest
-			return tx.PutJournal(en)
+		if !ok || en.State != EntryInFlight {
+			m.Mailbox = dest
+			if err := tx.PutMessage(m); err != nil {
+				return err
+			}
+			if ok {
+				en.Mailbox = dest
+				return tx.PutJournal(en)
+			}
+			return nil
 		}
-		return nil
+		// Its APPEND may have reached m.Mailbox already: it is moved as a message on the
+		// server once the sync has found it there (or appended it again).
 	}
 	if en, ok, err := findEntry(tx, OpMove, id); err != nil {
 		return err
