@@ -425,6 +425,21 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 				w.expectConverged([]string{`Archive: m1[\Deleted]`, "Bin:", "INBOX: m2 m3"}, tablet, phone, laptop)
 			})
 
+			DescribeTable("adds to a mailbox whose UIDVALIDITY changed since the last round once, without looking it up under stale UIDs",
+				func(change fakeserver.Fault) {
+					// INBOX keeps UIDs 2 and 3: renumbered from 1, the new messages take UIDs
+					// the phone's records still hold.
+					move(phone, "INBOX", "m1", "Archive")
+					syncOK(phone)
+					Expect(w.srv.Apply(change)).To(Succeed())
+					do(phone, clients.Action{Kind: clients.ActCopy, Mailbox: "Archive", Labels: []string{"m1"}, Dest: "INBOX"})
+					do(phone, clients.Action{Kind: clients.ActAppend, Mailbox: "INBOX", Message: msg("d1")})
+					w.expectConverged([]string{"Archive: m1", "Bin:", "INBOX: d1 m1 m2 m3"}, phone, laptop)
+				},
+				Entry("a reset", fakeserver.UIDValidityReset{User: user, Mailbox: "INBOX"}),
+				Entry("a bump", fakeserver.UIDValidityBump{User: user, Mailbox: "INBOX"}),
+			)
+
 			It("forgets a write kept for a copy when the original is no longer marked \\Deleted", func() {
 				serverStore("INBOX", "m2", true, `\Deleted`)
 				read(phone, "INBOX", "m2")

@@ -167,11 +167,17 @@ func (r *round) fetchBodies(mailbox string, msgs []*serverMsg) error {
 
 // locate looks for the messages of entries (recs by local id) in mailbox among the UIDs
 // from the entries' saved UIDNEXT on that no local record claims: by Message-ID and size,
-// then by content. It returns local id → UID.
+// then by content. It returns local id → UID, or errSkip when the local records of mailbox
+// hold UIDs of an old UIDVALIDITY (the scan matches them again first).
 func (r *round) locate(mailbox string, entries []JournalEntry, recs map[LocalID]MessageRecord) (map[LocalID]uint32, error) {
 	data, err := r.cn.reselect(mailbox)
 	if err != nil {
 		return nil, err
+	}
+	if stale, err := r.staleUIDs(mailbox, data.UIDValidity); err != nil {
+		return nil, err
+	} else if stale {
+		return nil, errSkip
 	}
 	found := map[LocalID]uint32{}
 	if data.NumMessages == 0 {

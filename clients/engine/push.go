@@ -294,8 +294,8 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 		var left []uint32
 		var echo map[uint32]Flags
 		found, err := r.locate(dest, inflight, recs)
-		if isGone(err) {
-			return nil // the destination left the server: the reconciliation of mailboxes decides
+		if isGone(err) || err == errSkip {
+			return nil // gone, or its UIDs are being re-matched: the scan decides first
 		}
 		if err != nil {
 			return err
@@ -397,7 +397,17 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 	}
 	if len(missing) > 0 {
 		more, err := r.locate(dest, missing, recs)
-		if err != nil {
+		if err == errSkip {
+			// dest's UIDs are being re-matched: the missing moves stay in flight for the
+			// scan to find; the others are done.
+			var done []JournalEntry
+			for _, en := range todo {
+				if _, ok := found[en.Message]; ok {
+					done = append(done, en)
+				}
+			}
+			todo = done
+		} else if err != nil {
 			return err
 		}
 		for id, u := range more {
@@ -604,8 +614,8 @@ func (r *round) pushAppends(mailbox string, entries []JournalEntry) error {
 	}
 	if len(inflight) > 0 {
 		found, err := r.locate(mailbox, inflight, recs)
-		if isGone(err) {
-			return nil // the mailbox left the server: the reconciliation of mailboxes decides
+		if isGone(err) || err == errSkip {
+			return nil // gone, or its UIDs are being re-matched: the scan decides first
 		}
 		if err != nil {
 			return err
@@ -675,6 +685,9 @@ func (r *round) pushAppends(mailbox string, entries []JournalEntry) error {
 			found[m.ID] = uint32(data.UID)
 		} else {
 			more, err := r.locate(mailbox, []JournalEntry{en}, recs)
+			if err == errSkip {
+				continue // stays in flight: the scan finds it
+			}
 			if err != nil {
 				return err
 			}
@@ -944,6 +957,9 @@ func (r *round) pushCopy(dest string, en JournalEntry, m MessageRecord, st *imap
 		found[m.ID] = u
 	} else {
 		more, err := r.locate(dest, []JournalEntry{en}, map[LocalID]MessageRecord{m.ID: m})
+		if err == errSkip {
+			return true, nil // stays in flight: the scan finds it
+		}
 		if err != nil {
 			return false, err
 		}
@@ -967,6 +983,9 @@ func (r *round) markInFlight(mailbox string, todo []JournalEntry) (*imap.StatusD
 	if err != nil {
 		return nil, err
 	}
+	if stale, err := r.staleUIDs(mailbox, st.UIDValidity); err != nil || stale {
+		return nil, err // the scan re-matches the mailbox first; a later push sends these
+	}
 	if err := r.update(func(tx Tx) error {
 		for i := range todo {
 			todo[i].State, todo[i].UIDNext, todo[i].UIDValidity = EntryInFlight, uint32(st.UIDNext), st.UIDValidity
@@ -979,6 +998,24 @@ func (r *round) markInFlight(mailbox string, todo []JournalEntry) (*imap.StatusD
 		return nil, err
 	}
 	return st, nil
+}
+
+// staleUIDs reports whether the local records of mailbox hold UIDs of another UIDVALIDITY
+// than validity, the server's: until the scan has matched them again, nothing may be
+// looked up or added there by UID.
+func (r *round) staleUIDs(mailbox string, validity uint32) (bool, error) {
+	if r.e.opts.Quirks.Has(QuirkPairByUID) {
+		return false, nil
+	}
+	mb, ok, err := r.mailbox(mailbox)
+	if err != nil || !ok {
+		return false, err
+	}
+	if mb.UIDValidity != 0 && mb.UIDValidity != validity {
+		r.blocked[mailbox] = true
+		return true, nil
+	}
+	return false, nil
 }
 
 // mailbox reads the local record of a mailbox.
