@@ -203,6 +203,18 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 				w.expectConverged([]string{"Bin:", "INBOX: d1 m1 m2 m3", "Old:"}, tablet, phone, laptop)
 			})
 
+			It("carries a flag to the copy of a message that left its mailbox before a UIDVALIDITY reset there", func() {
+				uid := w.uid("INBOX", "m1")
+				Expect(w.srv.Apply(fakeserver.CopyMessages{User: user, Mailbox: "INBOX", UIDs: []uint32{uid}, Dest: "Archive"})).To(Succeed())
+				syncOK(phone)
+				Expect(w.srv.Apply(fakeserver.ExpungeMessages{User: user, Mailbox: "INBOX", UIDs: []uint32{uid}})).To(Succeed())
+				Expect(w.srv.Apply(fakeserver.UIDValidityReset{User: user, Mailbox: "INBOX"})).To(Succeed())
+				read(phone, "INBOX", "m1")
+				st := syncOK(phone)
+				Expect(st.Quarantined).To(BeZero(), "its content is on the server: nothing to set aside")
+				w.expectConverged([]string{`Archive: m1[\Seen]`, "Bin:", "INBOX: m2 m3"}, phone, laptop)
+			})
+
 			It("F15: a folder renamed while a device was offline is neither resurrected nor downloaded again", func() {
 				move(laptop, "INBOX", "m1", "Archive")
 				settle(laptop, phone)

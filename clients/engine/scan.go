@@ -681,7 +681,22 @@ func (r *round) finishVanished() error {
 				continue // adopted meanwhile
 			}
 			if r.orphans[id] {
-				if err := r.quarantine(tx, m); err != nil {
+				// Found nowhere after a UIDVALIDITY change. Moved before it, its one copy
+				// elsewhere takes the local flag changes; else it is set aside.
+				c, ok, err := r.movedCopy(tx, m)
+				if err != nil {
+					return err
+				}
+				if !ok || m.State != MsgSynced {
+					if err := r.quarantine(tx, m); err != nil {
+						return err
+					}
+					continue
+				}
+				if err := carryFlags(tx, m, c); err != nil {
+					return err
+				}
+				if err := r.forget(tx, m); err != nil {
 					return err
 				}
 				continue
@@ -732,19 +747,24 @@ func (r *round) finishVanished() error {
 			} else if m.State == MsgSynced && m.MoveTo != "" {
 				r.st.Conflicts++ // expunge beats move
 			}
-			if m.Visible() != "" {
-				r.st.LocalChanges++
-			}
-			if err := dropEntries(tx, id); err != nil {
-				return err
-			}
-			if err := tx.DeleteMessage(id); err != nil {
+			if err := r.forget(tx, m); err != nil {
 				return err
 			}
 		}
 		r.vanished = map[LocalID]MessageRecord{}
 		return nil
 	})
+}
+
+// forget deletes the record of a message gone from the server, with its journal entries.
+func (r *round) forget(tx Tx, m MessageRecord) error {
+	if m.Visible() != "" {
+		r.st.LocalChanges++
+	}
+	if err := dropEntries(tx, m.ID); err != nil {
+		return err
+	}
+	return tx.DeleteMessage(m.ID)
 }
 
 // carryFlags applies the flag changes m holds over its base (the user's pending intent),
