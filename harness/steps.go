@@ -126,6 +126,7 @@ func (r *runner) dispatch(ctx context.Context, st *scenarios.Step, group int) er
 		r.record(check.Op{Line: st.Line, Actor: "setup", Kind: "create", Mailbox: st.Mailbox})
 		return fatal(err)
 	case "caps":
+		r.record(check.Op{Line: st.Line, Actor: "setup", Kind: "caps", Flags: st.Caps})
 		r.maskedCaps = nil
 		for _, c := range st.Caps {
 			if name, ok := strings.CutPrefix(c, "-"); ok {
@@ -265,6 +266,7 @@ func (r *runner) serverStep(ctx context.Context, st *scenarios.Step, group int) 
 		hist.Kind, hist.Flag = op.Kind, `\Seen`
 	case "caps":
 		r.forgetCaps()
+		hist.Flags = st.Caps
 	}
 	if threadOf(ctx) != nil {
 		// A server step inside a concurrently block takes its turn with the devices.

@@ -41,6 +41,10 @@ import (
 //     made. A device's copy into a mailbox gone from the server is rescued to INBOX, as
 //     its appends are.
 //   - remove: the mailbox's messages go with it; rename: they follow.
+//   - without UIDPLUS (caps), a device's expunge that races other events may take any
+//     message of that mailbox marked \Deleted by then (RFC 4549 §4.2.4 leaves that window
+//     open); without MOVE, a device wiped while a move was in flight may leave both the
+//     copy and the original, marked \Deleted.
 //   - uidvalidity-bump/-reset and renumber-silently change nothing: no message is lost.
 //   - an op whose step reported an error may or may not have taken effect.
 
@@ -107,6 +111,9 @@ type pendingOp struct {
 	newIDs  []int  // instances made (append, copy, reply/forward)
 	before  []bits // per target, for flag ops: the value the device saw before
 	maybe   bool
+	// leftovers, per target of a move, the copy a half-done move without MOVE may leave
+	// in the destination besides the original.
+	leftovers []int
 }
 
 type deviceModel struct {
@@ -135,10 +142,13 @@ type model struct {
 	devs    map[string]*deviceModel
 	order   []string // device names in order of appearance
 	clock   int
+	// lacking holds the capabilities switched off (caps, server caps), upper case.
+	lacking map[string]bool
 }
 
 func newModel(devices []Device) *model {
-	m := &model{byLabel: map[string][]int{}, mboxes: map[string]*mailboxModel{}, devs: map[string]*deviceModel{}}
+	m := &model{byLabel: map[string][]int{}, mboxes: map[string]*mailboxModel{}, devs: map[string]*deviceModel{},
+		lacking: map[string]bool{}}
 	m.mboxes["INBOX"] = &mailboxModel{exists: mayBeTrue, hist: []mboxVersion{{0, mayBeTrue}}}
 	for _, d := range devices {
 		m.device(d.Name)
@@ -306,6 +316,16 @@ func (m *model) step(op *Op) []event {
 		}
 		return evs[len(evs)-1:]
 	}
+	if isServerActor(op.Actor) && op.Kind == "caps" {
+		for _, c := range op.Flags {
+			if name, ok := strings.CutPrefix(c, "-"); ok {
+				m.lacking[strings.ToUpper(name)] = true
+			} else {
+				delete(m.lacking, strings.ToUpper(strings.TrimPrefix(c, "+")))
+			}
+		}
+		return nil
+	}
 	if isServerActor(op.Actor) {
 		p := pendingOp{op: op, maybe: op.Err != ""}
 		switch op.Kind {
@@ -344,6 +364,13 @@ func (m *model) step(op *Op) []event {
 			ev := m.flush(d)
 			for i := range ev.ops {
 				ev.ops[i].maybe = true
+				if k := ev.ops[i].op.Kind; m.lacking["MOVE"] && (k == "move" || k == "trash") {
+					// Without MOVE, a move cut between its COPY and its EXPUNGE leaves both,
+					// and with the journal wiped nobody finishes it.
+					for _, t := range ev.ops[i].targets {
+						ev.ops[i].leftovers = append(ev.ops[i].leftovers, m.newCopy(t))
+					}
+				}
 			}
 			ev.noSync = true
 			evs = append(evs, ev)

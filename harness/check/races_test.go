@@ -139,6 +139,24 @@ var (
 		op("server", "remove", "B"),
 		sync("phone"),
 	)
+	// The laptop deletes m1 while the phone marks m2 \Deleted, on a server without UIDPLUS:
+	// the laptop's EXPUNGE may take m2 too (RFC 4549 §4.2.4 leaves that window open).
+	deleteRace = func(without ...string) []check.Op {
+		return append([]check.Op{caps(without...)}, start(
+			flag(op("phone", "flag", "INBOX", "m2"), `\Deleted`),
+			op("laptop", "delete", "INBOX", "m1"),
+			group(1, sync("phone"), sync("laptop")),
+		)...)
+	}
+	// The phone's move without MOVE is cut short and the phone wiped: the copy and the
+	// original marked \Deleted may both stay.
+	wipedMove = func(without ...string) []check.Op {
+		return append([]check.Op{caps(without...)}, start(
+			dest(op("phone", "move", "INBOX", "m1"), "A"),
+			failed(sync("phone")),
+			op("phone", "wipe", ""), sync("phone"),
+		)...)
+	}
 	stale = start(
 		op("phone", "delete", "INBOX", "m1"), sync("phone"),
 		op("laptop", "read", "INBOX", "m1"), sync("laptop"),
@@ -148,6 +166,13 @@ var (
 func reply(dev, mb, label, newLabel, sent string) check.Op {
 	o := op(dev, "reply", mb, label)
 	o.Dest, o.Sent = newLabel, sent
+	return o
+}
+
+// caps is the scenario's caps line: the capabilities named are switched off.
+func caps(without ...string) check.Op {
+	o := op("setup", "caps", "")
+	o.Flags = without
 	return o
 }
 
@@ -237,6 +262,10 @@ var _ = Describe("The expected-state model", func() {
 			box("A", m("m3")), box("INBOX", m("m1"), m("m2"))),
 		Entry("a new message moved into a mailbox the server removed is rescued to INBOX", appendMovedToRemoved,
 			box("A"), box("INBOX", m("m1"), m("m2"), m("m3"))),
+		Entry("without UIDPLUS, an expunge that raced takes another message marked \\Deleted", deleteRace("-UIDPLUS"),
+			box("A"), box("B"), box("INBOX")),
+		Entry("without MOVE, a wiped device's half-done move leaves copy and original", wipedMove("-MOVE"),
+			box("A", m("m1")), box("B"), box("INBOX", m("m1", `\Deleted`), m("m2"))),
 		Entry("a flag set on a message deleted elsewhere is lost with it", stale,
 			box("A"), box("B"), box("INBOX", m("m2"))),
 	)
@@ -284,6 +313,10 @@ var _ = Describe("The expected-state model", func() {
 			box("A"), box("B"), box("INBOX", m("m1"), m("m2"), m("m3", `\Seen`, `\Flagged`))),
 		Entry("a new message moved into a mailbox the server removed, kept twice", appendMovedToRemoved, []string{"I4"},
 			box("A", m("m3")), box("INBOX", m("m1"), m("m2"), m("m3"))),
+		Entry("with UIDPLUS, an expunge that takes another message marked \\Deleted", deleteRace(), []string{"I3"},
+			box("A"), box("B"), box("INBOX")),
+		Entry("with MOVE, a wiped device's move that leaves copy and original", wipedMove(), []string{"I4"},
+			box("A", m("m1")), box("B"), box("INBOX", m("m1", `\Deleted`), m("m2"))),
 		Entry("a stale device's flag resurrects a deleted message", stale, []string{"I5"},
 			box("A"), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
 	)

@@ -8,6 +8,9 @@ type overlay struct {
 	at   int // >= 0: on top of the state as of that clock, not the current one
 	inst map[int]instState
 	mb   map[string]bits
+	// racing is set while events that race are applied: a device's expunge without
+	// UIDPLUS may then take another device's message marked \Deleted meanwhile.
+	racing bool
 }
 
 func (m *model) overlay() *overlay {
@@ -140,6 +143,7 @@ func (m *model) apply(evs []event) {
 	touchedMB := map[string]int{}
 	for _, order := range orders {
 		ov := m.overlay()
+		ov.racing = true
 		for _, i := range order {
 			m.applyEvent(ov, evs[i])
 		}
@@ -174,6 +178,7 @@ func (m *model) apply(evs []event) {
 			continue
 		}
 		ov := m.overlayAt(ev.inflight)
+		ov.racing = true
 		m.applyEvent(ov, ev)
 		for id, early := range ov.inst {
 			x := m.insts[id]
@@ -204,6 +209,30 @@ func (m *model) apply(evs []event) {
 		}
 	}
 	m.commit(evs, acc, accMB, c)
+}
+
+// plainExpunge applies the side effect of a device's expunge in mb on a server without
+// UIDPLUS (RFC 4549 §4.2.4: clear \Deleted on the others, EXPUNGE, mark them again): a
+// message another device marked \Deleted while it raced may be expunged with ours.
+func (m *model) plainExpunge(ov *overlay, mb string, mine []int) {
+	if !m.lacking["UIDPLUS"] || !ov.racing {
+		return
+	}
+	own := map[int]bool{}
+	for _, id := range mine {
+		own[id] = true
+	}
+	for _, x := range m.insts {
+		if own[x.id] {
+			continue
+		}
+		s := ov.get(x.id)
+		if s.loc.has(mb) && s.flags.get(`\Deleted`).allows(true) {
+			after := s
+			after.loc = s.loc.with(gone)
+			ov.put(x.id, after)
+		}
+	}
 }
 
 // copiesSince returns the copies of src (and their copies) made after clock t that are on
@@ -375,6 +404,19 @@ func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
 		if dest == "" {
 			break // no destination: the step cannot have done anything
 		}
+		if fromDevice && m.lacking["MOVE"] {
+			m.plainExpunge(ov, mb, p.targets)
+		}
+		for i, id := range p.targets {
+			if i < len(p.leftovers) {
+				s := ov.get(id)
+				if s.loc.has(mb) {
+					keep(p.leftovers[i], instState{loc: locSet{gone}}, instState{loc: locSet{dest, gone}, flags: s.flags})
+					s.flags = s.flags.set(`\Deleted`, s.flags.get(`\Deleted`)|mayBeTrue)
+					ov.put(id, s)
+				}
+			}
+		}
 		for _, id := range p.targets {
 			s := ov.get(id)
 			if !s.loc.has(mb) {
@@ -393,6 +435,9 @@ func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
 			keep(id, s, after)
 		}
 	case "delete":
+		if fromDevice {
+			m.plainExpunge(ov, mb, p.targets)
+		}
 		for _, id := range p.targets {
 			s := ov.get(id)
 			after := s
