@@ -510,7 +510,11 @@ func (r *round) adoptMoved(source, dest string, found map[LocalID]uint32, entrie
 				// The echo has the \Deleted the expunge set; the copy has the original's.
 				deleted := Flags{System: FlagDeleted}
 				e = e.Minus(deleted).Union(m.Base.Intersect(deleted))
-				m.Flags = merge3(m.Flags, m.Base, e)
+				nf, err := mergeLocal(tx, m, e)
+				if err != nil {
+					return err
+				}
+				m.Flags = nf
 			}
 			if err := tx.PutMessage(m); err != nil {
 				return err
@@ -863,10 +867,9 @@ func (r *round) pushFlags() error {
 					for _, en := range entryOf[m.ID] {
 						wrote = wrote.Union(en.Touched)
 					}
-					if s.System&FlagDeleted != 0 && (m.Flags.System&FlagDeleted == 0 || wrote.System&FlagDeleted != 0) {
-						// Marked \Deleted by another device, or perhaps by one as well as by
-						// us: a move without MOVE may be between its COPY and its EXPUNGE.
-						// Keep the write for the copy.
+					if s.System&FlagDeleted != 0 && m.Flags.System&FlagDeleted == 0 {
+						// Marked \Deleted by another device: a move without MOVE may be
+						// between its COPY and its EXPUNGE. Keep the write for the copy.
 						if err := addCarry(tx, m, wrote); err != nil {
 							return err
 						}
@@ -982,9 +985,6 @@ func (r *round) markInFlight(mailbox string, todo []JournalEntry) (*imap.StatusD
 	}
 	if err != nil {
 		return nil, err
-	}
-	if stale, err := r.staleUIDs(mailbox, st.UIDValidity); err != nil || stale {
-		return nil, err // the scan re-matches the mailbox first; a later push sends these
 	}
 	if err := r.update(func(tx Tx) error {
 		for i := range todo {

@@ -617,7 +617,11 @@ func (r *round) adoptMoveIn(tx Tx, id LocalID, mailbox string, s *serverMsg) err
 	}
 	next := m.MoveTo // the user may have moved it on while the move was in flight
 	m.Mailbox, m.UID, m.MoveTo, m.EverUID = mailbox, s.uid, "", true
-	m.Flags, m.Base = merge3(m.Flags, m.Base, s.flags), s.flags
+	nf, err := mergeLocal(tx, m, s.flags)
+	if err != nil {
+		return err
+	}
+	m.Flags, m.Base = nf, s.flags
 	if next != mailbox {
 		m.MoveTo = next
 	}

@@ -364,6 +364,11 @@ func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
 			if fromDevice && i < len(p.before) && p.before[i]&bitOf(v) != 0 {
 				nv |= cur // the device saw the value already: its engine may write nothing
 			}
+			if fromDevice && name == `\Deleted` && v && m.lacking["MOVE"] && ov.racing {
+				// Another device's move without MOVE sets \Deleted too: a \Deleted that
+				// races it cannot be told apart from the mover's and may be lost on the copy.
+				nv |= cur
+			}
 			after := s
 			after.flags = s.flags.set(name, nv)
 			if fromDevice && !s.loc.has(mb) {
