@@ -443,6 +443,19 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 				w.expectConverged([]string{"Archive: m1", "Bin:", `INBOX: m1[\Seen] m2 m3`}, phone, laptop)
 			})
 
+			It("lets a newer local write replace one kept for a copy", func() {
+				read(phone, "INBOX", "m2")
+				syncOK(phone)
+				uid := w.uid("INBOX", "m2")
+				Expect(w.srv.Apply(fakeserver.CopyMessages{User: user, Mailbox: "INBOX", UIDs: []uint32{uid}, Dest: "Archive"})).To(Succeed())
+				serverStore("INBOX", "m2", true, `\Deleted`)
+				do(phone, clients.Action{Kind: clients.ActUnread, Mailbox: "INBOX", Labels: []string{"m2"}})
+				syncOK(phone)
+				read(phone, "INBOX", "m2")
+				Expect(w.srv.Apply(fakeserver.ExpungeMessages{User: user, Mailbox: "INBOX", UIDs: []uint32{uid}})).To(Succeed())
+				w.expectConverged([]string{`Archive: m2[\Seen]`, "Bin:", "INBOX: m1 m3"}, phone, laptop)
+			})
+
 			It("forgets a write kept for a copy when the original is no longer marked \\Deleted", func() {
 				serverStore("INBOX", "m2", true, `\Deleted`)
 				read(phone, "INBOX", "m2")

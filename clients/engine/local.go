@@ -153,6 +153,9 @@ func (e *Engine) changeFlags(ctx context.Context, ids []LocalID, f Flags, add bo
 			if m.State != MsgSynced {
 				continue // a new message carries its flags in its APPEND
 			}
+			if err := uncarry(tx, id, f); err != nil {
+				return err // this write is newer than any kept for a copy
+			}
 			if en, ok, err := findEntry(tx, OpFlags, id); err != nil {
 				return err
 			} else if ok {

@@ -808,6 +808,19 @@ func addCarry(tx Tx, m MessageRecord, wrote Flags) error {
 	return tx.PutJournal(en)
 }
 
+// uncarry drops flags f from the writes message id carries (OpCarry).
+func uncarry(tx Tx, id LocalID, f Flags) error {
+	en, ok, err := findEntry(tx, OpCarry, id)
+	if err != nil || !ok {
+		return err
+	}
+	en.Touched, en.Want = en.Touched.Minus(f), en.Want.Minus(f)
+	if en.Touched.IsZero() {
+		return tx.DeleteJournal(en.Seq)
+	}
+	return tx.PutJournal(en)
+}
+
 // withCarry applies to f the writes message id carries (OpCarry), if any.
 func withCarry(tx Tx, id LocalID, f Flags) (Flags, error) {
 	en, ok, err := findEntry(tx, OpCarry, id)
