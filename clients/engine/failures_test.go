@@ -215,6 +215,13 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 				w.expectConverged([]string{`Archive: m1[\Seen]`, "Bin:", "INBOX: m2 m3"}, phone, laptop)
 			})
 
+			It("makes a copy rescued from a removed mailbox with the flags its source had when the user copied", func() {
+				do(phone, clients.Action{Kind: clients.ActCopy, Mailbox: "INBOX", Labels: []string{"m1"}, Dest: "Archive"})
+				read(phone, "INBOX", "m1")
+				Expect(w.srv.Apply(fakeserver.DeleteMailbox{User: user, Mailbox: "Archive"})).To(Succeed())
+				w.expectConverged([]string{"Bin:", `INBOX: m1 m1[\Seen] m2 m3`}, phone, laptop)
+			})
+
 			It("F15: a folder renamed while a device was offline is neither resurrected nor downloaded again", func() {
 				move(laptop, "INBOX", "m1", "Archive")
 				settle(laptop, phone)

@@ -764,9 +764,17 @@ func (r *round) pushFlags() error {
 	}
 	byBox := map[string][]MessageRecord{}
 	entryOf := map[LocalID][]JournalEntry{}
+	// A copy takes its source's flags on the server when it is made: the source's own
+	// later changes wait until its copies are made.
+	copying := map[LocalID]bool{}
+	for _, en := range j {
+		if en.Op == OpAppend && en.Source != 0 && en.State == EntryPending {
+			copying[en.Source] = true
+		}
+	}
 	if err := r.view(func(tx Tx) error {
 		for _, en := range j {
-			if en.Op != OpFlags {
+			if en.Op != OpFlags || copying[en.Message] {
 				continue
 			}
 			m, ok, err := tx.Message(en.Message)
