@@ -48,12 +48,15 @@ func newCrashWorld(opts fakeserver.Options, kind storeKind) *crashWorld {
 	do(cw.phone, clients.Action{Kind: clients.ActAppend, Mailbox: "Projects", Message: msg("d2")})
 	do(cw.phone, clients.Action{Kind: clients.ActCopy, Mailbox: "INBOX", Labels: []string{"m4"}, Dest: "Projects"})
 	w.deliver("INBOX", "n1", "n2")
+	// Another client marked n2 \Deleted: an expunge without UIDPLUS clears and restores it.
+	Expect(w.srv.Apply(fakeserver.Store{User: user, Mailbox: "INBOX", UIDs: []uint32{w.uid("INBOX", "n2")},
+		Add: true, Flags: []string{`\Deleted`}})).To(Succeed())
 	return cw
 }
 
 var crashWant = []string{
 	`Archive: m1[\Seen]`,
-	`INBOX: d1[\Seen] m2[\Flagged] m4 n1 n2`,
+	`INBOX: d1[\Seen] m2[\Flagged] m4 n1 n2[\Deleted]`,
 	"Projects: d2 m4",
 }
 

@@ -236,6 +236,8 @@ func describeEntry(tx Tx, en JournalEntry) string {
 		state = "in flight"
 	}
 	switch en.Op {
+	case OpRemark:
+		return fmt.Sprintf("%s %s of %d messages in %q", state, en.Op, len(en.UIDs), en.Mailbox)
 	case OpCreateMailbox, OpDeleteMailbox:
 		return fmt.Sprintf("%s %s %q", state, en.Op, en.Mailbox)
 	case OpRenameMailbox:

@@ -14,6 +14,13 @@ func (r *round) pushMessages() error {
 	if err != nil {
 		return err
 	}
+	for _, en := range j {
+		if en.Op == OpRemark {
+			if err := r.remark(en); err != nil {
+				return err
+			}
+		}
+	}
 	byBox := map[string][]JournalEntry{}
 	var boxes []string
 	appends := map[string][]JournalEntry{}
@@ -228,6 +235,22 @@ func (r *round) expunge(mailbox string, uids []uint32) (existed map[uint32]Flags
 // maxExpungeAttempts bounds the tries of the expunge without UIDPLUS in one round.
 const maxExpungeAttempts = 3
 
+// remark marks \Deleted again on the messages an interrupted expunge without UIDPLUS
+// cleared it on. Under another UIDVALIDITY, or with the mailbox gone, there is nothing
+// left to do.
+func (r *round) remark(en JournalEntry) error {
+	data, err := r.cn.selectBox(en.Mailbox)
+	if err != nil && !isGone(err) {
+		return err
+	}
+	if err == nil && data.UIDValidity == en.UIDValidity && len(en.UIDs) > 0 {
+		if _, err := r.cn.store(en.Mailbox, uidSet(en.UIDs), imap.StoreFlagsAdd, []imap.Flag{imap.FlagDeleted}); err != nil {
+			return err
+		}
+	}
+	return r.update(func(tx Tx) error { return tx.DeleteJournal(en.Seq) })
+}
+
 // expungeOnly expunges uids, already marked \Deleted, without UID EXPUNGE, and returns
 // those still there.
 func (r *round) expungeOnly(mailbox string, uids []uint32) ([]uint32, error) {
@@ -245,7 +268,25 @@ func (r *round) expungeOnly(mailbox string, uids []uint32) ([]uint32, error) {
 			others.AddNum(u)
 		}
 	}
+	var remark uint64
 	if len(others) > 0 {
+		// Journal first: if the round stops before the others are marked again, the next
+		// one marks them.
+		nums, _ := others.Nums()
+		en := JournalEntry{Op: OpRemark, Mailbox: mailbox, UIDs: make([]uint32, len(nums))}
+		for i, u := range nums {
+			en.UIDs[i] = uint32(u)
+		}
+		if r.cn.sel != nil {
+			en.UIDValidity = r.cn.sel.UIDValidity
+		}
+		if err := r.update(func(tx Tx) error {
+			var err error
+			remark, err = tx.AddJournal(en)
+			return err
+		}); err != nil {
+			return nil, err
+		}
 		if _, err := r.cn.store(mailbox, others, imap.StoreFlagsDel, []imap.Flag{imap.FlagDeleted}); err != nil {
 			return nil, err
 		}
@@ -255,6 +296,9 @@ func (r *round) expungeOnly(mailbox string, uids []uint32) ([]uint32, error) {
 	}
 	if len(others) > 0 {
 		if _, err := r.cn.store(mailbox, others, imap.StoreFlagsAdd, []imap.Flag{imap.FlagDeleted}); err != nil {
+			return nil, err
+		}
+		if err := r.update(func(tx Tx) error { return tx.DeleteJournal(remark) }); err != nil {
 			return nil, err
 		}
 	}

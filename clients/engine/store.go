@@ -165,12 +165,16 @@ const (
 	// move without MOVE does between its COPY and its EXPUNGE. If the message vanishes and
 	// its copy turns up elsewhere, the write follows it there.
 	OpCarry
+	// OpRemark restores \Deleted on the messages (UIDs, under UIDValidity, in Mailbox) an
+	// expunge without UIDPLUS cleared it on for its EXPUNGE, should the round stop before
+	// it marked them again.
+	OpRemark
 )
 
 var opNames = map[JournalOp]string{
 	OpFlags: "flags", OpMove: "move", OpDelete: "delete", OpAppend: "append",
 	OpCreateMailbox: "create", OpRenameMailbox: "rename", OpDeleteMailbox: "remove",
-	OpCarry: "carry",
+	OpCarry: "carry", OpRemark: "remark",
 }
 
 // String returns the operation's name.
@@ -211,6 +215,8 @@ type JournalEntry struct {
 	Touched Flags
 	// Want is, for OpCarry, the values the user wrote (of the flags in Touched).
 	Want Flags `json:",omitzero"`
+	// UIDs is, for OpRemark, the messages to mark \Deleted again.
+	UIDs []uint32 `json:",omitempty"`
 }
 
 // SystemFlags is a set of IMAP system flags.
