@@ -19,8 +19,9 @@ import (
 // maxExactRace events, else every rotation forwards and backwards) and the outcomes are
 // united per instance and per component (place, each flag). A sync that failed delivered
 // an unknown part of its work: that work joins the device's next successful sync and may
-// have arrived at any time in between, so for every instance changed in between the state
-// before it is allowed as well as the state after it. The same holds for the work of a
+// have arrived at any time in between, so it is also applied to the state as it was when
+// the failed sync started, with every cluster since replayed on top, and both outcomes
+// are allowed. The same holds for the work of a
 // device that watches the server (IDLE): it syncs by itself whenever woken.
 //
 // The rules, per op reaching the server:
@@ -144,6 +145,14 @@ type model struct {
 	clock   int
 	// lacking holds the capabilities switched off (caps, server caps), upper case.
 	lacking map[string]bool
+	// log holds the clusters applied, in order, so that work in flight can be replayed as
+	// if it had arrived before them.
+	log []loggedCluster
+}
+
+type loggedCluster struct {
+	at  int
+	evs []event
 }
 
 func newModel(devices []Device) *model {

@@ -157,6 +157,13 @@ var (
 			op("phone", "wipe", ""), sync("phone"),
 		)...)
 	}
+	// The phone's append to A is in flight when the server renames A to C.
+	appendThenRename = start(
+		op("phone", "append", "A", "m3"),
+		failed(sync("phone")),
+		dest(op("server", "rename", "A"), "C"),
+		sync("phone"),
+	)
 	stale = start(
 		op("phone", "delete", "INBOX", "m1"), sync("phone"),
 		op("laptop", "read", "INBOX", "m1"), sync("laptop"),
@@ -266,6 +273,10 @@ var _ = Describe("The expected-state model", func() {
 			box("A"), box("B"), box("INBOX")),
 		Entry("without MOVE, a wiped device's half-done move leaves copy and original", wipedMove("-MOVE"),
 			box("A", m("m1")), box("B"), box("INBOX", m("m1", `\Deleted`), m("m2"))),
+		Entry("an in-flight append that landed before the server renamed its mailbox", appendThenRename,
+			box("B"), box("C", m("m3")), box("INBOX", m("m1"), m("m2"))),
+		Entry("an in-flight append rescued after the server renamed its mailbox", appendThenRename,
+			box("B"), box("C"), box("INBOX", m("m1"), m("m2"), m("m3"))),
 		Entry("a flag set on a message deleted elsewhere is lost with it", stale,
 			box("A"), box("B"), box("INBOX", m("m2"))),
 	)
@@ -317,6 +328,8 @@ var _ = Describe("The expected-state model", func() {
 			box("A"), box("B"), box("INBOX")),
 		Entry("with MOVE, a wiped device's move that leaves copy and original", wipedMove(), []string{"I4"},
 			box("A", m("m1")), box("B"), box("INBOX", m("m1", `\Deleted`), m("m2"))),
+		Entry("an in-flight append kept twice across the rename", appendThenRename, []string{"I4"},
+			box("B"), box("C", m("m3")), box("INBOX", m("m1"), m("m2"), m("m3"))),
 		Entry("a stale device's flag resurrects a deleted message", stale, []string{"I5"},
 			box("A"), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
 	)

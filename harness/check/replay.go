@@ -130,6 +130,7 @@ func (m *model) apply(evs []event) {
 	}
 	m.clock++
 	c := m.clock
+	defer func() { m.log = append(m.log, loggedCluster{at: c, evs: evs}) }()
 	if len(evs) == 1 && evs[0].inflight < 0 {
 		ov := m.overlay()
 		m.applyEvent(ov, evs[0])
@@ -171,8 +172,7 @@ func (m *model) apply(evs []event) {
 		}
 	}
 	// Work of a failed sync (or a watching device) may have arrived at any time since it
-	// started: before changes made since then (which then apply on top of it, as far as
-	// the model can tell: their outcome now), or on the state as it was then.
+	// started: on the state as it was then, with everything since applied on top of it.
 	for _, ev := range evs {
 		if ev.inflight < 0 {
 			continue
@@ -180,6 +180,16 @@ func (m *model) apply(evs []event) {
 		ov := m.overlayAt(ev.inflight)
 		ov.racing = true
 		m.applyEvent(ov, ev)
+		for _, lc := range m.log {
+			if lc.at <= ev.inflight {
+				continue
+			}
+			for _, e := range lc.evs {
+				if e.dev != ev.dev {
+					m.applyEvent(ov, e)
+				}
+			}
+		}
 		for id, early := range ov.inst {
 			x := m.insts[id]
 			if x.touched <= ev.inflight && len(x.hist) > 0 {
