@@ -381,7 +381,7 @@ func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
 			}
 			after := s
 			after.flags = s.flags.set(name, nv)
-			if fromDevice && !s.loc.has(mb) {
+			if fromDevice && !s.loc.only(mb) {
 				// Moved elsewhere and copied since the device last looked: the moved
 				// message and its copies share Message-ID and content, and the change
 				// may follow any of them.
