@@ -438,8 +438,11 @@ func (m *model) resolve(d *deviceModel, labels []string, mb string) (ids []int, 
 	for _, l := range labels {
 		var found []int
 		for _, id := range m.byLabel[l] {
-			if m.view(d, id).loc.has(mb) {
+			if loc := m.view(d, id).loc; loc.has(mb) {
 				found = append(found, id)
+				if !loc.only(mb) {
+					sure = false // the device may not have had it there
+				}
 			}
 		}
 		if len(found) == 0 {

@@ -164,6 +164,17 @@ var (
 		dest(op("server", "rename", "A"), "C"),
 		sync("phone"),
 	)
+	// The laptop's copy into A, removed by the server, is rescued to INBOX while the phone
+	// syncs: the phone's read may find one m1 in INBOX or two.
+	readRescuedCopy = hist(
+		op("setup", "create", "A"),
+		op("setup", "deliver", "INBOX", "m1"),
+		sync("phone"), sync("laptop"),
+		dest(op("laptop", "copy", "INBOX", "m1"), "A"),
+		op("server", "remove", "A"),
+		group(1, sync("phone"), sync("laptop")),
+		op("phone", "read", "INBOX", "m1"),
+	)
 	stale = start(
 		op("phone", "delete", "INBOX", "m1"), sync("phone"),
 		op("laptop", "read", "INBOX", "m1"), sync("laptop"),
@@ -277,6 +288,8 @@ var _ = Describe("The expected-state model", func() {
 			box("B"), box("C", m("m3")), box("INBOX", m("m1"), m("m2"))),
 		Entry("an in-flight append rescued after the server renamed its mailbox", appendThenRename,
 			box("B"), box("C"), box("INBOX", m("m1"), m("m2"), m("m3"))),
+		Entry("a read of a label the device may have seen once or twice", readRescuedCopy,
+			box("INBOX", m("m1", `\Seen`), m("m1"))),
 		Entry("a flag set on a message deleted elsewhere is lost with it", stale,
 			box("A"), box("B"), box("INBOX", m("m2"))),
 	)
