@@ -264,6 +264,35 @@ func DescribeCrashSafety(kind storeKind) bool {
 				fakeserver.Options{Seed: 1, DisabledCaps: []string{"MOVE", "UIDPLUS"}}, "APPEND"),
 		)
 
+		DescribeTable("deletes a message the user removed after a crash that hid its move's answer",
+			func(opts fakeserver.Options, cutOn string) {
+				w := newWorld(opts)
+				w.store = kind.open
+				cut := newCutter(w.addr)
+				o := w.options(kind.open(), 0)
+				o.Dial = cut.dial
+				phone, err := engine.NewDevice("phone", o)
+				Expect(err).NotTo(HaveOccurred())
+				DeferCleanup(phone.Close)
+				laptop := w.device("laptop")
+				w.create("Archive")
+				w.deliver("INBOX", "m1", "m2")
+				settle(phone, laptop)
+				do(phone, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m1"}, Dest: "Archive"})
+				cut.armMatch(cutOn)
+				_, err = phone.Sync(context.Background())
+				Expect(err).To(HaveOccurred())
+				Expect(phone.Crash()).To(Succeed())
+				cut.arm(0)
+				do(phone, clients.Action{Kind: clients.ActDelete, Mailbox: "Archive", Labels: []string{"m1"}})
+				w.expectConverged([]string{"Archive:", "INBOX: m2"}, phone, laptop)
+			},
+			Entry("after the MOVE", fakeserver.Options{Seed: 1}, "MOVE"),
+			Entry("after the COPY, without MOVE", fakeserver.Options{Seed: 1, DisabledCaps: []string{"MOVE"}}, "COPY"),
+			Entry("after the COPY, without MOVE and UIDPLUS", fakeserver.Options{Seed: 1, DisabledCaps: []string{"MOVE", "UIDPLUS"}}, "COPY"),
+			Entry("before the move", fakeserver.Options{Seed: 1}, "STATUS"),
+		)
+
 		DescribeTable("deletes a message the user removed after a crash that hid its APPEND's answer (F5)",
 			func(cutOn string, want []string) {
 				w := newWorld(fakeserver.Options{Seed: 1})

@@ -327,8 +327,16 @@ func deleteLocal(tx Tx, id LocalID) error {
 	if err := tx.PutMessage(m); err != nil {
 		return err
 	}
-	if err := dropEntries(tx, id, OpFlags, OpMove); err != nil {
+	if err := dropEntries(tx, id, OpFlags); err != nil {
 		return err
+	}
+	if en, ok, err := findEntry(tx, OpMove, id); err != nil {
+		return err
+	} else if ok && en.State != EntryInFlight {
+		// A move in flight stays: its copy may be on the server, and is deleted too.
+		if err := tx.DeleteJournal(en.Seq); err != nil {
+			return err
+		}
 	}
 	_, err = tx.AddJournal(JournalEntry{Op: OpDelete, Message: id, Mailbox: m.Mailbox})
 	return err

@@ -117,6 +117,9 @@ func uidSet(uids []uint32) imap.UIDSet {
 
 // pushBox replays deletes and moves of messages whose server copy is in mailbox.
 func (r *round) pushBox(mailbox string, entries []JournalEntry) error {
+	if err := r.settleDeletedMoves(mailbox, entries); err != nil {
+		return err
+	}
 	if _, err := r.selectForPush(mailbox); err == errSkip {
 		return nil
 	} else if err != nil {
@@ -169,6 +172,49 @@ func (r *round) pushBox(mailbox string, entries []JournalEntry) error {
 	}
 	for _, dest := range dests {
 		if err := r.pushMoves(mailbox, dest, moves[dest], recs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// settleDeletedMoves finishes the moves in flight of messages the user deleted since: a
+// copy found in the destination is kept as a deleted record there, to be expunged as the
+// original is.
+func (r *round) settleDeletedMoves(mailbox string, entries []JournalEntry) error {
+	for _, en := range entries {
+		if en.Op != OpMove || en.State != EntryInFlight {
+			continue
+		}
+		var m MessageRecord
+		var ok bool
+		if err := r.view(func(tx Tx) error {
+			var err error
+			m, ok, err = tx.Message(en.Message)
+			return err
+		}); err != nil {
+			return err
+		}
+		if !ok || m.State != MsgDeleted || m.Mailbox != mailbox || m.UID == 0 {
+			continue
+		}
+		found, err := r.locate(en.Dest, []JournalEntry{en}, map[LocalID]MessageRecord{m.ID: m})
+		if isGone(err) || err == errSkip {
+			continue // the destination is gone or being re-matched: a later round
+		}
+		if err != nil {
+			return err
+		}
+		if err := r.update(func(tx Tx) error {
+			if u, ok := found[m.ID]; ok {
+				c := m
+				c.UID = u
+				if err := keepToExpunge(tx, en.Dest, c); err != nil {
+					return err
+				}
+			}
+			return tx.DeleteJournal(en.Seq)
+		}); err != nil {
 			return err
 		}
 	}
