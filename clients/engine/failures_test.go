@@ -222,6 +222,18 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 				w.expectConverged([]string{"Bin:", `INBOX: m1 m1[\Seen] m2 m3`}, phone, laptop)
 			})
 
+			It("adopts back a message quarantined after a reset when it turns up elsewhere, with its pending flags", func() {
+				flag(phone, "INBOX", "m1", "$Work")
+				Expect(w.srv.Apply(fakeserver.ExpungeMessages{User: user, Mailbox: "INBOX", UIDs: []uint32{w.uid("INBOX", "m1")}})).To(Succeed())
+				Expect(w.srv.Apply(fakeserver.UIDValidityReset{User: user, Mailbox: "INBOX"})).To(Succeed())
+				st := syncOK(phone)
+				Expect(st.Quarantined).To(Equal(1))
+				w.deliver("Archive", "m1")
+				st = syncOK(phone)
+				Expect(st.Downloaded).To(BeZero(), "the quarantined record is the message")
+				w.expectConverged([]string{"Archive: m1[$Work]", "Bin:", "INBOX: m2 m3"}, phone, laptop)
+			})
+
 			It("F15: a folder renamed while a device was offline is neither resurrected nor downloaded again", func() {
 				move(laptop, "INBOX", "m1", "Archive")
 				settle(laptop, phone)

@@ -182,6 +182,9 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 	p.recs = recs
 	p.known = make(map[uint32]int, len(recs))
 	for i, m := range recs {
+		if m.State == MsgQuarantined {
+			r.quarantined[m.ID] = m
+		}
 		if m.UID == 0 || (m.State != MsgSynced && m.State != MsgDeleted) {
 			continue
 		}
@@ -295,6 +298,9 @@ func (r *round) commitScan(p *scanPlan) error {
 		if !own[m.ID] {
 			vanishedRecs = append(vanishedRecs, m)
 		}
+	}
+	for _, m := range r.quarantined {
+		vanishedRecs = append(vanishedRecs, m)
 	}
 	sort.Slice(vanishedRecs, func(i, j int) bool { return vanishedRecs[i].ID < vanishedRecs[j].ID })
 	if len(p.msgs) > 0 && p.headersOnly {
@@ -435,8 +441,12 @@ func (r *round) commitScan(p *scanPlan) error {
 			delete(r.vanished, id)
 		}
 		for id, s := range movedPairs {
-			v := r.vanished[id]
-			if err := r.adopt(tx, id, name, s, v.Mailbox != name); err != nil {
+			v, ok := r.vanished[id]
+			if !ok {
+				v = r.quarantined[id]
+				delete(r.quarantined, id)
+			}
+			if err := r.adopt(tx, id, name, s, v.Mailbox != name || v.State == MsgQuarantined); err != nil {
 				return err
 			}
 			delete(r.vanished, id)
@@ -550,6 +560,11 @@ func (r *round) adopt(tx Tx, id LocalID, mailbox string, s *serverMsg, moved boo
 		return err
 	}
 	before := m.Visible()
+	if m.State == MsgQuarantined {
+		// Found again: it was moved while its mailbox's UIDVALIDITY changed.
+		r.e.log.Info("quarantined message found again", "mailbox", mailbox, "label", m.Label)
+		m.State = MsgSynced
+	}
 	if moved && m.MoveTo != "" && m.MoveTo != mailbox {
 		r.st.Conflicts++ // our move lost the race
 	}

@@ -34,6 +34,9 @@ type round struct {
 	blocked map[string]bool
 	// fresh is set when the replica holds no server message yet (a first sync).
 	fresh bool
+	// quarantined holds the quarantined records the scan came across: a message that turns
+	// up again (moved while its mailbox's UIDVALIDITY changed) is adopted back.
+	quarantined map[LocalID]MessageRecord
 	// movedOut marks orphans whose move in flight the scan finished in their destination
 	// before their source was matched again: the source's match is the original, to expunge.
 	movedOut map[LocalID]bool
@@ -42,7 +45,8 @@ type round struct {
 func newRound(e *Engine, ctx context.Context, st *clients.SyncStats) *round {
 	return &round{e: e, ctx: ctx, st: st, vanished: map[LocalID]MessageRecord{},
 		orphans: map[LocalID]bool{}, marked: map[LocalID]bool{},
-		located: map[LocalID]Flags{}, blocked: map[string]bool{}, movedOut: map[LocalID]bool{}}
+		located: map[LocalID]Flags{}, blocked: map[string]bool{}, movedOut: map[LocalID]bool{},
+		quarantined: map[LocalID]MessageRecord{}}
 }
 
 // Sync runs one full round: mailbox list, journal replay, then every mailbox's new messages,
