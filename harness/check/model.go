@@ -115,6 +115,10 @@ type pendingOp struct {
 	// leftovers, per target of a move, the copy a half-done move without MOVE may leave
 	// in the destination besides the original.
 	leftovers []int
+	// early marks work that may reach the server before the device's next successful
+	// sync: pending when a sync failed, or made while the device watched the server.
+	// Work made after that waits for the sync.
+	early bool
 }
 
 type deviceModel struct {
@@ -362,6 +366,7 @@ func (m *model) step(op *Op) []event {
 			if d.inflight < 0 && len(d.pending) > 0 {
 				d.inflight = m.clock
 			}
+			d.markEarly()
 			return nil
 		}
 		ev := m.flush(d)
@@ -392,6 +397,7 @@ func (m *model) step(op *Op) []event {
 		if d.inflight < 0 && len(d.pending) > 0 {
 			d.inflight = m.clock
 		}
+		d.markEarly()
 		return nil
 	case "unwatch":
 		d.watching = false
@@ -400,11 +406,21 @@ func (m *model) step(op *Op) []event {
 		return nil
 	}
 	m.local(d, op)
-	if d.watching && d.inflight < 0 && len(d.pending) > 0 {
+	if d.watching && len(d.pending) > 0 {
 		// A watching device pushes its work whenever the server wakes it: any time from now.
-		d.inflight = m.clock
+		if d.inflight < 0 {
+			d.inflight = m.clock
+		}
+		d.markEarly()
 	}
 	return nil
+}
+
+// markEarly marks the device's pending work as possibly on the server already.
+func (d *deviceModel) markEarly() {
+	for i := range d.pending {
+		d.pending[i].early = true
+	}
 }
 
 // flush turns a device's journal into an event and records the sync.

@@ -175,6 +175,15 @@ var (
 		group(1, sync("phone"), sync("laptop")),
 		op("phone", "read", "INBOX", "m1"),
 	)
+	// The phone's read is in flight when its sync fails; it then marks m1 unread again,
+	// and the server copies m1 before the phone syncs.
+	readFailedThenUnread = start(
+		op("phone", "read", "INBOX", "m1"),
+		failed(sync("phone")),
+		op("phone", "unread", "INBOX", "m1"),
+		dest(op("server", "copy", "INBOX", "m1"), "A"),
+		sync("phone"),
+	)
 	stale = start(
 		op("phone", "delete", "INBOX", "m1"), sync("phone"),
 		op("laptop", "read", "INBOX", "m1"), sync("laptop"),
@@ -290,6 +299,8 @@ var _ = Describe("The expected-state model", func() {
 			box("B"), box("C"), box("INBOX", m("m1"), m("m2"), m("m3"))),
 		Entry("a read of a label the device may have seen once or twice", readRescuedCopy,
 			box("INBOX", m("m1", `\Seen`), m("m1"))),
+		Entry("a copy made between an in-flight write and a later local one has the first", readFailedThenUnread,
+			box("A", m("m1", `\Seen`)), box("B"), box("INBOX", m("m1"), m("m2"))),
 		Entry("a flag set on a message deleted elsewhere is lost with it", stale,
 			box("A"), box("B"), box("INBOX", m("m2"))),
 	)
@@ -343,6 +354,8 @@ var _ = Describe("The expected-state model", func() {
 			box("A", m("m1")), box("B"), box("INBOX", m("m1", `\Deleted`), m("m2"))),
 		Entry("an in-flight append kept twice across the rename", appendThenRename, []string{"I4"},
 			box("B"), box("C", m("m3")), box("INBOX", m("m1"), m("m2"), m("m3"))),
+		Entry("a later local write that reached the server before the sync", readFailedThenUnread, []string{"I6"},
+			box("A", m("m1", `\Seen`)), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
 		Entry("a stale device's flag resurrects a deleted message", stale, []string{"I5"},
 			box("A"), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
 	)

@@ -179,7 +179,16 @@ func (m *model) apply(evs []event) {
 		}
 		ov := m.overlayAt(ev.inflight)
 		ov.racing = true
-		m.applyEvent(ov, ev)
+		early, late := ev, ev
+		early.ops, late.ops = nil, nil
+		for _, p := range ev.ops {
+			if p.early {
+				early.ops = append(early.ops, p)
+			} else {
+				late.ops = append(late.ops, p)
+			}
+		}
+		m.applyEvent(ov, early)
 		for _, lc := range m.log {
 			if lc.at <= ev.inflight {
 				continue
@@ -190,6 +199,7 @@ func (m *model) apply(evs []event) {
 				}
 			}
 		}
+		m.applyEvent(ov, late)
 		for id, early := range ov.inst {
 			x := m.insts[id]
 			if x.touched <= ev.inflight && len(x.hist) > 0 {
@@ -349,6 +359,9 @@ func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
 	case "deliver", "append":
 		for _, id := range p.newIDs {
 			st := instState{loc: locSet{mb}, flags: flagsOf(op.Flags)}
+			for _, f := range m.insts[id].early {
+				st.flags = st.flags.set(f.name, st.flags.get(f.name)|f.v) // see instance.early
+			}
 			if ov.exists(mb) != mayBeTrue {
 				st.loc = st.loc.with(gone)
 				if fromDevice {
