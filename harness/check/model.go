@@ -119,6 +119,9 @@ type pendingOp struct {
 	// sync: pending when a sync failed, or made while the device watched the server.
 	// Work made after that waits for the sync.
 	early bool
+	// chainFrom, per target of a move, is where an earlier move of the same batch took it
+	// from: an engine may fold the two into one move from there.
+	chainFrom []string
 }
 
 type deviceModel struct {
@@ -416,6 +419,24 @@ func (m *model) step(op *Op) []event {
 	return nil
 }
 
+// movedFrom returns where the first pending move of instance id took it from, or "".
+func (d *deviceModel) movedFrom(id int) string {
+	for _, p := range d.pending {
+		if p.op.Kind != "move" && p.op.Kind != "trash" {
+			continue
+		}
+		for i, t := range p.targets {
+			if t == id {
+				if i < len(p.chainFrom) && p.chainFrom[i] != "" {
+					return p.chainFrom[i]
+				}
+				return p.op.Mailbox
+			}
+		}
+	}
+	return ""
+}
+
 // markEarly marks the device's pending work as possibly on the server already.
 func (d *deviceModel) markEarly() {
 	for i := range d.pending {
@@ -571,6 +592,9 @@ func (m *model) local(d *deviceModel, op *Op) {
 			s := m.view(d, id)
 			p.targets = append(p.targets, id)
 			p.before = append(p.before, eitherValue)
+			if op.Kind == "move" || op.Kind == "trash" {
+				p.chainFrom = append(p.chainFrom, d.movedFrom(id))
+			}
 			switch op.Kind {
 			case "move":
 				s.loc = locSet{op.Dest}

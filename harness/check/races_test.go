@@ -184,6 +184,13 @@ var (
 		dest(op("server", "copy", "INBOX", "m1"), "A"),
 		sync("phone"),
 	)
+	// The phone moves m1 to A and on to B while the server removes B.
+	chainToRemoved = start(
+		dest(op("phone", "move", "INBOX", "m1"), "A"),
+		dest(op("phone", "move", "A", "m1"), "B"),
+		op("server", "remove", "B"),
+		sync("phone"),
+	)
 	stale = start(
 		op("phone", "delete", "INBOX", "m1"), sync("phone"),
 		op("laptop", "read", "INBOX", "m1"), sync("laptop"),
@@ -301,6 +308,10 @@ var _ = Describe("The expected-state model", func() {
 			box("INBOX", m("m1", `\Seen`), m("m1"))),
 		Entry("a copy made between an in-flight write and a later local one has the first", readFailedThenUnread,
 			box("A", m("m1", `\Seen`)), box("B"), box("INBOX", m("m1"), m("m2"))),
+		Entry("two moves, the second into a removed mailbox: the first stands", chainToRemoved,
+			box("A", m("m1")), box("INBOX", m("m2"))),
+		Entry("two moves, the second into a removed mailbox: folded into one and given up", chainToRemoved,
+			box("A"), box("INBOX", m("m1"), m("m2"))),
 		Entry("a flag set on a message deleted elsewhere is lost with it", stale,
 			box("A"), box("B"), box("INBOX", m("m2"))),
 	)
@@ -356,6 +367,8 @@ var _ = Describe("The expected-state model", func() {
 			box("B"), box("C", m("m3")), box("INBOX", m("m1"), m("m2"), m("m3"))),
 		Entry("a later local write that reached the server before the sync", readFailedThenUnread, []string{"I6"},
 			box("A", m("m1", `\Seen`)), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
+		Entry("two moves, the second into a removed mailbox: lost", chainToRemoved, []string{"I3"},
+			box("A"), box("INBOX", m("m2"))),
 		Entry("a stale device's flag resurrects a deleted message", stale, []string{"I5"},
 			box("A"), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
 	)

@@ -445,7 +445,7 @@ func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
 				}
 			}
 		}
-		for _, id := range p.targets {
+		for i, id := range p.targets {
 			s := ov.get(id)
 			if !s.loc.has(mb) {
 				continue // moved or expunged by someone else first: this move loses
@@ -454,6 +454,11 @@ func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
 			after.loc = s.loc.without(mb).with(dest)
 			if ov.exists(dest) != mayBeTrue {
 				after.loc = after.loc.with(mb)
+				if fromDevice && i < len(p.chainFrom) && p.chainFrom[i] != "" {
+					// The engine may have folded this move and an earlier one into one,
+					// given up as a whole.
+					after.loc = after.loc.with(p.chainFrom[i])
+				}
 				if fromDevice && len(m.insts[id].hist) == 0 {
 					// Not on the server yet: the device's new message, moved into a
 					// mailbox gone from the server, is rescued to INBOX as an append is.
