@@ -60,6 +60,9 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	if len(seen) > 0 {
 		s.srv.record(Event{User: u.name, Session: s.id, Kind: "store", Mailbox: m.name, UIDs: seen, Flags: []string{`\Seen`}, UIDValidity: m.uidValidity, Detail: "+FLAGS by FETCH"})
 	}
+	if options.Flags || markSeen {
+		s.supersede(out)
+	}
 	u.mu.Unlock()
 
 	for _, f := range out {
@@ -171,6 +174,9 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	}
 	if len(changed) > 0 {
 		s.srv.record(Event{User: u.name, Session: s.id, Kind: "store", Mailbox: m.name, UIDs: changed, Flags: fl, UIDValidity: m.uidValidity, Detail: detail})
+	}
+	if !flags.Silent {
+		s.supersede(out)
 	}
 	u.mu.Unlock()
 	if flags.Silent {

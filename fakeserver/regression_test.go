@@ -199,3 +199,39 @@ var _ = Describe("where imapmemserver is wrong", func() {
 		Expect(c.ok(`LIST "" "a*"`)).To(BeEmpty())
 	})
 })
+
+var _ = Describe("flag updates of other sessions", func() {
+	var (
+		srv  *fakeserver.Server
+		addr string
+	)
+	BeforeEach(func() {
+		srv, addr = startServer(fakeserver.Options{Seed: 1})
+		deliver(srv, "INBOX", "m1")
+	})
+
+	It("never follow a STORE's or FETCH's answer with an older state of the same message", func() {
+		a, b := login(addr), login(addr)
+		a.ok("SELECT INBOX")
+		b.ok("SELECT INBOX")
+		b.ok(`UID STORE 1 +FLAGS (\Answered)`) // queued for a, not yet told
+		untagged := a.ok(`UID STORE 1 +FLAGS (\Deleted)`)
+		Expect(untagged).To(Equal([]string{`* 1 FETCH (UID 1 FLAGS (\Answered \Deleted))`}))
+		Expect(a.ok("NOOP")).To(BeEmpty())
+
+		b.ok(`UID STORE 1 +FLAGS (\Seen)`)
+		untagged = a.ok("UID FETCH 1 (FLAGS)")
+		Expect(untagged).To(Equal([]string{`* 1 FETCH (UID 1 FLAGS (\Answered \Deleted \Seen))`}))
+		Expect(a.ok("NOOP")).To(BeEmpty())
+	})
+
+	It("still tell of another session's change to a message the STORE did not touch", func() {
+		deliver(srv, "INBOX", "m2")
+		a, b := login(addr), login(addr)
+		a.ok("SELECT INBOX")
+		b.ok("SELECT INBOX")
+		b.ok(`UID STORE 2 +FLAGS (\Flagged)`)
+		untagged := a.ok(`UID STORE 1 +FLAGS (\Seen)`)
+		Expect(untagged).To(ContainElements(`* 1 FETCH (UID 1 FLAGS (\Seen))`, `* 2 FETCH (UID 2 FLAGS (\Flagged))`))
+	})
+})

@@ -79,6 +79,32 @@ func (s *session) push(u update) {
 	}
 }
 
+// supersede drops the queued flag updates of the messages in out: the response about to
+// be written reports their current flags, and an older update written after it would
+// contradict it. Callers hold the user's lock, so every update queued so far is older.
+func (s *session) supersede(out []fetched) {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	flags := false
+	for _, u := range s.queue {
+		flags = flags || u.kind == updateFlags
+	}
+	if !flags {
+		return
+	}
+	reported := make(map[uint32]bool, len(out))
+	for _, f := range out {
+		reported[f.uid] = true
+	}
+	q := make([]update, 0, len(s.queue))
+	for _, u := range s.queue {
+		if u.kind != updateFlags || !reported[u.uid] {
+			q = append(q, u)
+		}
+	}
+	s.queue = q
+}
+
 // markGone detaches the session from its selected mailbox. Callers hold the user's lock.
 func (s *session) markGone(reason string) {
 	s.qmu.Lock()
