@@ -407,25 +407,33 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 				w.expectConverged([]string{"Archive: m1", "Bin:", "INBOX: m2 m3"}, tablet, phone, laptop)
 			})
 
-			It("moves without MOVE and writes to the copy a flag another client set on the original after the COPY", func() {
-				cut := newCutter(w.addr)
-				opts := w.options(kind.open(), 0)
-				opts.Dial = cut.dial
-				tablet, err := engine.NewDevice("tablet", opts)
-				Expect(err).NotTo(HaveOccurred())
-				DeferCleanup(tablet.Close)
-				settle(tablet)
-				var flagged atomic.Bool
-				cut.setBefore(func(cmd string) {
-					if strings.Contains(cmd, `+FLAGS (\Deleted)`) && flagged.CompareAndSwap(false, true) {
-						serverStore("INBOX", "m1", true, `\Seen`)
+			DescribeTable("moves without MOVE and writes to the copy a flag another client set on the original after the COPY",
+				func(bumpDest bool) {
+					cut := newCutter(w.addr)
+					opts := w.options(kind.open(), 0)
+					opts.Dial = cut.dial
+					tablet, err := engine.NewDevice("tablet", opts)
+					Expect(err).NotTo(HaveOccurred())
+					DeferCleanup(tablet.Close)
+					settle(tablet)
+					if bumpDest {
+						// The copy is then found by the scan, not right after the COPY.
+						Expect(w.srv.Apply(fakeserver.UIDValidityBump{User: user, Mailbox: "Archive"})).To(Succeed())
 					}
-				})
-				move(tablet, "INBOX", "m1", "Archive")
-				syncOK(tablet)
-				Expect(flagged.Load()).To(BeTrue())
-				w.expectConverged([]string{`Archive: m1[\Seen]`, "Bin:", "INBOX: m2 m3"}, tablet, phone, laptop)
-			})
+					var flagged atomic.Bool
+					cut.setBefore(func(cmd string) {
+						if strings.Contains(cmd, `+FLAGS (\Deleted)`) && flagged.CompareAndSwap(false, true) {
+							serverStore("INBOX", "m1", true, `\Seen`)
+						}
+					})
+					move(tablet, "INBOX", "m1", "Archive")
+					syncOK(tablet)
+					Expect(flagged.Load()).To(BeTrue())
+					w.expectConverged([]string{`Archive: m1[\Seen]`, "Bin:", "INBOX: m2 m3"}, tablet, phone, laptop)
+				},
+				Entry("found right after the COPY", false),
+				Entry("found by the scan, the destination's UIDVALIDITY having changed", true),
+			)
 
 			It("keeps a \\Deleted the user set on a message another device moves without MOVE", func() {
 				do(phone, clients.Action{Kind: clients.ActFlag, Mailbox: "INBOX", Labels: []string{"m1"}, Flag: `\Deleted`})

@@ -494,6 +494,8 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 			for _, en := range todo {
 				if _, ok := found[en.Message]; ok {
 					done = append(done, en)
+				} else if e, ok := echo[recs[en.Message].UID]; ok {
+					r.moveEcho[en.Message] = e
 				}
 			}
 			todo = done
@@ -597,14 +599,9 @@ func (r *round) adoptMoved(source, dest string, found map[LocalID]uint32, entrie
 				}
 			}
 			if e, ok := echo[orig.UID]; ok && m.State == MsgSynced {
-				// The echo has the \Deleted the expunge set; the copy has the original's.
-				deleted := Flags{System: FlagDeleted}
-				e = e.Minus(deleted).Union(m.Base.Intersect(deleted))
-				nf, err := mergeLocal(tx, m, e)
-				if err != nil {
+				if m.Flags, err = mergeEcho(tx, m, e); err != nil {
 					return err
 				}
-				m.Flags = nf
 			}
 			if err := tx.PutMessage(m); err != nil {
 				return err
@@ -648,6 +645,14 @@ func (r *round) retarget(m MessageRecord) error {
 		en.Dest, en.State, en.UIDNext, en.UIDValidity = cur.MoveTo, EntryPending, 0, 0
 		return tx.PutJournal(en)
 	})
+}
+
+// mergeEcho merges into m's flags the original's flags e that the expunge's STORE of a
+// move without MOVE reported: the changes other devices made after the COPY. The echo has
+// the \Deleted the expunge set; the copy has the original's.
+func mergeEcho(tx Tx, m MessageRecord, e Flags) (Flags, error) {
+	deleted := Flags{System: FlagDeleted}
+	return mergeLocal(tx, m, e.Minus(deleted).Union(m.Base.Intersect(deleted)))
 }
 
 // keepToExpunge records m's original, still under its UID in mailbox, as a hidden deleted

@@ -632,6 +632,11 @@ func (r *round) adoptMoveIn(tx Tx, id LocalID, mailbox string, s *serverMsg) err
 	}
 	next := m.MoveTo // the user may have moved it on while the move was in flight
 	m.Mailbox, m.UID, m.MoveTo, m.EverUID = mailbox, s.uid, "", true
+	if e, ok := r.moveEcho[id]; ok {
+		if m.Flags, err = mergeEcho(tx, m, e); err != nil {
+			return err
+		}
+	}
 	nf, err := mergeLocal(tx, m, s.flags)
 	if err != nil {
 		return err

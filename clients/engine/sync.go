@@ -37,6 +37,9 @@ type round struct {
 	// quarantined holds the quarantined records the scan came across: a message that turns
 	// up again (moved while its mailbox's UIDVALIDITY changed) is adopted back.
 	quarantined map[LocalID]MessageRecord
+	// moveEcho holds, for moves without MOVE left in flight for the scan to find, the
+	// original's flags as the expunge's STORE saw them.
+	moveEcho map[LocalID]Flags
 	// movedOut marks orphans whose move in flight the scan finished in their destination
 	// before their source was matched again: the source's match is the original, to expunge.
 	movedOut map[LocalID]bool
@@ -46,7 +49,7 @@ func newRound(e *Engine, ctx context.Context, st *clients.SyncStats) *round {
 	return &round{e: e, ctx: ctx, st: st, vanished: map[LocalID]MessageRecord{},
 		orphans: map[LocalID]bool{}, marked: map[LocalID]bool{},
 		located: map[LocalID]Flags{}, blocked: map[string]bool{}, movedOut: map[LocalID]bool{},
-		quarantined: map[LocalID]MessageRecord{}}
+		quarantined: map[LocalID]MessageRecord{}, moveEcho: map[LocalID]Flags{}}
 }
 
 // Sync runs one full round: mailbox list, journal replay, then every mailbox's new messages,
