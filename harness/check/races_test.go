@@ -191,6 +191,13 @@ var (
 		op("server", "remove", "B"),
 		sync("phone"),
 	)
+	// The laptop's move into A is in flight when the phone removes A.
+	moveThenRemoved = start(
+		dest(op("laptop", "move", "INBOX", "m1"), "A"),
+		failed(sync("laptop")),
+		op("phone", "remove", "A"), sync("phone"),
+		sync("laptop"),
+	)
 	stale = start(
 		op("phone", "delete", "INBOX", "m1"), sync("phone"),
 		op("laptop", "read", "INBOX", "m1"), sync("laptop"),
@@ -312,6 +319,10 @@ var _ = Describe("The expected-state model", func() {
 			box("A", m("m1")), box("INBOX", m("m2"))),
 		Entry("two moves, the second into a removed mailbox: folded into one and given up", chainToRemoved,
 			box("A"), box("INBOX", m("m1"), m("m2"))),
+		Entry("an in-flight move into a mailbox another device then removed goes with it", moveThenRemoved,
+			box("B"), box("INBOX", m("m2"))),
+		Entry("an in-flight move that arrived after the mailbox was removed is given up", moveThenRemoved,
+			box("B"), box("INBOX", m("m1"), m("m2"))),
 		Entry("a flag set on a message deleted elsewhere is lost with it", stale,
 			box("A"), box("B"), box("INBOX", m("m2"))),
 	)

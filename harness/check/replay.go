@@ -202,14 +202,14 @@ func (m *model) apply(evs []event) {
 		m.applyEvent(ov, late)
 		for id, early := range ov.inst {
 			x := m.insts[id]
-			if x.touched <= ev.inflight && len(x.hist) > 0 {
-				continue // unchanged since: the early outcome is the late one
-			}
 			cur, ok := acc[id]
 			if !ok {
 				cur = x.st
 			}
-			acc[id] = cur.union(x.st).union(early)
+			if x.touched > ev.inflight || len(x.hist) == 0 {
+				cur = cur.union(x.st) // changed since: the work may also have been undone
+			}
+			acc[id] = cur.union(early)
 		}
 		// A copy made since then took its source's flags as they were on the server:
 		// with or without the in-flight flag changes.
