@@ -1,6 +1,7 @@
 package check
 
 import (
+	"slices"
 	"sort"
 	"strings"
 )
@@ -512,13 +513,51 @@ func (m *model) everIn(id int, mb string) bool {
 // watching device's) may already have put instance id in mb on the server.
 func (m *model) mayHaveArrived(id int, mb string) bool {
 	for _, name := range m.order {
-		if d := m.devs[name]; d.inflight >= 0 {
-			if s, ok := d.local[id]; ok && s.loc.has(mb) {
-				return true
+		d := m.devs[name]
+		if d.inflight < 0 {
+			continue
+		}
+		if s, ok := d.local[id]; ok && s.loc.has(mb) {
+			return true
+		}
+		for _, p := range d.pending {
+			if !p.early {
+				continue
+			}
+			switch k := p.op.Kind; {
+			case (k == "move" || k == "trash") && (p.op.Dest == mb || (k == "trash" && p.op.Trash == mb)):
+				if slices.Contains(p.targets, id) {
+					return true
+				}
+			case k == "append" || k == "copy" || k == "reply" || k == "forward":
+				if slices.Contains(p.newIDs, id) {
+					return true
+				}
 			}
 		}
 	}
 	return false
+}
+
+// othersMayHaveWritten returns the values of flag name on instance id that other devices'
+// work in flight may already have written on the server.
+func (m *model) othersMayHaveWritten(d *deviceModel, id int, name string) bits {
+	var out bits
+	for _, n := range m.order {
+		o := m.devs[n]
+		if o == d || o.inflight < 0 {
+			continue
+		}
+		for _, p := range o.pending {
+			if !p.early || !slices.Contains(p.targets, id) {
+				continue
+			}
+			if f, v := flagOfOp(p.op); f == name {
+				out |= bitOf(v)
+			}
+		}
+	}
+	return out
 }
 
 func (m *model) serverTargets(labels []string, mb string) []int {
@@ -568,7 +607,7 @@ func (m *model) local(d *deviceModel, op *Op) {
 		for _, id := range ids {
 			s := m.view(d, id)
 			p.targets = append(p.targets, id)
-			p.before = append(p.before, s.flags.get(name))
+			p.before = append(p.before, s.flags.get(name)|m.othersMayHaveWritten(d, id, name))
 			s.flags = s.flags.set(name, bitOf(v))
 			d.local[id] = s
 		}

@@ -198,6 +198,27 @@ var (
 		op("phone", "remove", "A"), sync("phone"),
 		sync("laptop"),
 	)
+	// The laptop's \Flagged is in flight when the phone syncs: the phone may have seen it
+	// and then writes nothing for its own \Flagged; the laptop clears it last.
+	flagSeenInFlight = start(
+		flag(op("laptop", "flag", "INBOX", "m1"), `\Flagged`),
+		failed(sync("laptop")),
+		sync("phone"),
+		flag(op("laptop", "unflag", "INBOX", "m1"), `\Flagged`),
+		flag(op("phone", "flag", "INBOX", "m1"), `\Flagged`), sync("phone"),
+		sync("laptop"),
+	)
+	// The watching phone's move to A may reach the server before the laptop syncs; the
+	// phone then moves m1 on to B, and the laptop flags m1 where it found it.
+	flagAfterEarlyMove = start(
+		op("phone", "watch", "INBOX"),
+		dest(op("phone", "move", "INBOX", "m1"), "A"),
+		op("phone", "unwatch", ""),
+		dest(op("phone", "move", "A", "m1"), "B"),
+		sync("laptop"),
+		flag(op("laptop", "flag", "A", "m1"), "$Work"), sync("laptop"),
+		sync("phone"),
+	)
 	stale = start(
 		op("phone", "delete", "INBOX", "m1"), sync("phone"),
 		op("laptop", "read", "INBOX", "m1"), sync("laptop"),
@@ -323,6 +344,10 @@ var _ = Describe("The expected-state model", func() {
 			box("B"), box("INBOX", m("m2"))),
 		Entry("an in-flight move that arrived after the mailbox was removed is given up", moveThenRemoved,
 			box("B"), box("INBOX", m("m1"), m("m2"))),
+		Entry("a device that saw another's in-flight flag may write nothing for its own", flagSeenInFlight,
+			box("A"), box("B"), box("INBOX", m("m1"), m("m2"))),
+		Entry("a flag set where another device's early move had put the message follows it on", flagAfterEarlyMove,
+			box("A"), box("B", m("m1", "$Work")), box("INBOX", m("m2"))),
 		Entry("a flag set on a message deleted elsewhere is lost with it", stale,
 			box("A"), box("B"), box("INBOX", m("m2"))),
 	)
