@@ -29,13 +29,8 @@ func newCrashWorld(opts fakeserver.Options, kind storeKind) *crashWorld {
 	w.store = kind.open
 	w.create("Archive")
 	w.deliver("INBOX", "m1", "m2", "m3", "m4")
-	cw := &crashWorld{world: w, cut: newCutter(w.addr)}
-	phoneOpts := w.options(kind.open(), 0)
-	phoneOpts.Dial = cw.cut.dial
-	var err error
-	cw.phone, err = engine.NewDevice("phone", phoneOpts)
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(cw.phone.Close)
+	cw := &crashWorld{world: w}
+	cw.phone, cw.cut = w.cutDevice("phone", kind.open())
 	cw.laptop = w.device("laptop")
 	settle(cw.phone, cw.laptop)
 
@@ -52,6 +47,27 @@ func newCrashWorld(opts fakeserver.Options, kind storeKind) *crashWorld {
 	Expect(w.srv.Apply(fakeserver.Store{User: user, Mailbox: "INBOX", UIDs: []uint32{w.uid("INBOX", "n2")},
 		Add: true, Flags: []string{`\Deleted`}})).To(Succeed())
 	return cw
+}
+
+// crashPair makes a world on opts with a phone whose connections go through a cutter and
+// a laptop, both on kind's stores.
+func crashPair(opts fakeserver.Options, kind storeKind) (*world, *engine.Device, *cutter, *engine.Device) {
+	GinkgoHelper()
+	w := newWorld(opts)
+	w.store = kind.open
+	phone, cut := w.cutDevice("phone", kind.open())
+	return w, phone, cut, w.device("laptop")
+}
+
+// crashAfter syncs d, cuts the connection after the first command containing match (the
+// server did it, d never learns), and restarts d as after a crash.
+func crashAfter(d *engine.Device, cut *cutter, match string) {
+	GinkgoHelper()
+	cut.armMatch(match)
+	_, err := d.Sync(context.Background())
+	Expect(err).To(HaveOccurred())
+	Expect(d.Crash()).To(Succeed())
+	cut.arm(0)
 }
 
 var crashWant = []string{
@@ -114,46 +130,22 @@ func DescribeCrashSafety(kind storeKind) bool {
 		)
 
 		It("keeps a flag changed after a crash that hid an APPEND's answer (F5)", func() {
-			w := newWorld(fakeserver.Options{Seed: 1})
-			w.store = kind.open
-			cut := newCutter(w.addr)
-			opts := w.options(kind.open(), 0)
-			opts.Dial = cut.dial
-			phone, err := engine.NewDevice("phone", opts)
-			Expect(err).NotTo(HaveOccurred())
-			DeferCleanup(phone.Close)
-			laptop := w.device("laptop")
+			w, phone, cut, laptop := crashPair(fakeserver.Options{Seed: 1}, kind)
 			settle(phone, laptop)
 			do(phone, clients.Action{Kind: clients.ActAppend, Mailbox: "INBOX", Message: msg("d1"), Flags: []string{`\Seen`}})
-			cut.armMatch("APPEND")
-			_, err = phone.Sync(context.Background())
-			Expect(err).To(HaveOccurred())
-			Expect(phone.Crash()).To(Succeed())
-			cut.arm(0)
+			crashAfter(phone, cut, "APPEND")
 			do(phone, clients.Action{Kind: clients.ActFlag, Mailbox: "INBOX", Labels: []string{"d1"}, Flag: `\Flagged`})
 			w.expectConverged([]string{`INBOX: d1[\Flagged,\Seen]`}, phone, laptop)
 		})
 
 		DescribeTable("finishes a move cut short without MOVE when its source's UIDVALIDITY then changes",
 			func(cutOn string, change fakeserver.Fault) {
-				w := newWorld(fakeserver.Options{Seed: 1, DisabledCaps: []string{"MOVE", "UIDPLUS"}})
-				w.store = kind.open
-				cut := newCutter(w.addr)
-				opts := w.options(kind.open(), 0)
-				opts.Dial = cut.dial
-				phone, err := engine.NewDevice("phone", opts)
-				Expect(err).NotTo(HaveOccurred())
-				DeferCleanup(phone.Close)
-				laptop := w.device("laptop")
+				w, phone, cut, laptop := crashPair(fakeserver.Options{Seed: 1, DisabledCaps: []string{"MOVE", "UIDPLUS"}}, kind)
 				w.create("Archive")
 				w.deliver("INBOX", "m1", "m2")
 				settle(phone, laptop)
 				do(phone, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m1"}, Dest: "Archive"})
-				cut.armMatch(cutOn)
-				_, err = phone.Sync(context.Background())
-				Expect(err).To(HaveOccurred())
-				Expect(phone.Crash()).To(Succeed())
-				cut.arm(0)
+				crashAfter(phone, cut, cutOn)
 				Expect(w.srv.Apply(change)).To(Succeed())
 				w.expectConverged([]string{"Archive: m1", "INBOX: m2"}, phone, laptop)
 			},
@@ -164,25 +156,13 @@ func DescribeCrashSafety(kind storeKind) bool {
 
 		DescribeTable("puts a message where the user last moved it after a crash that hid its first move's answer",
 			func(opts fakeserver.Options, cutOn, then string, want []string) {
-				w := newWorld(opts)
-				w.store = kind.open
-				cut := newCutter(w.addr)
-				o := w.options(kind.open(), 0)
-				o.Dial = cut.dial
-				phone, err := engine.NewDevice("phone", o)
-				Expect(err).NotTo(HaveOccurred())
-				DeferCleanup(phone.Close)
-				laptop := w.device("laptop")
+				w, phone, cut, laptop := crashPair(opts, kind)
 				w.create("Archive")
 				w.create("Bin")
 				w.deliver("INBOX", "m1", "m2")
 				settle(phone, laptop)
 				do(phone, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m1"}, Dest: "Archive"})
-				cut.armMatch(cutOn)
-				_, err = phone.Sync(context.Background())
-				Expect(err).To(HaveOccurred())
-				Expect(phone.Crash()).To(Succeed())
-				cut.arm(0)
+				crashAfter(phone, cut, cutOn)
 				do(phone, clients.Action{Kind: clients.ActMove, Mailbox: "Archive", Labels: []string{"m1"}, Dest: then})
 				w.expectConverged(want, phone, laptop)
 			},
@@ -199,15 +179,7 @@ func DescribeCrashSafety(kind storeKind) bool {
 		)
 
 		It("settles the messages of a mailbox the server removed when a crash cut the round after the mailbox list", func() {
-			w := newWorld(fakeserver.Options{Seed: 1})
-			w.store = kind.open
-			cut := newCutter(w.addr)
-			o := w.options(kind.open(), 0)
-			o.Dial = cut.dial
-			phone, err := engine.NewDevice("phone", o)
-			Expect(err).NotTo(HaveOccurred())
-			DeferCleanup(phone.Close)
-			laptop := w.device("laptop")
+			w, phone, cut, laptop := crashPair(fakeserver.Options{Seed: 1}, kind)
 			w.create("Archive")
 			w.deliver("Archive", "m1")
 			w.deliver("INBOX", "m2")
@@ -226,7 +198,7 @@ func DescribeCrashSafety(kind storeKind) bool {
 					listed.Store(true)
 				}
 			})
-			_, err = phone.Sync(context.Background())
+			_, err := phone.Sync(context.Background())
 			Expect(err).To(HaveOccurred())
 			Expect(armed.Load()).To(BeTrue())
 			Expect(phone.Crash()).To(Succeed())
@@ -237,24 +209,12 @@ func DescribeCrashSafety(kind storeKind) bool {
 
 		DescribeTable("moves a new message the user moved after a crash that hid its APPEND's answer (F5)",
 			func(opts fakeserver.Options, cutOn string) {
-				w := newWorld(opts)
-				w.store = kind.open
-				cut := newCutter(w.addr)
-				o := w.options(kind.open(), 0)
-				o.Dial = cut.dial
-				phone, err := engine.NewDevice("phone", o)
-				Expect(err).NotTo(HaveOccurred())
-				DeferCleanup(phone.Close)
-				laptop := w.device("laptop")
+				w, phone, cut, laptop := crashPair(opts, kind)
 				w.create("Archive")
 				w.deliver("INBOX", "m1")
 				settle(phone, laptop)
 				do(phone, clients.Action{Kind: clients.ActAppend, Mailbox: "INBOX", Message: msg("d1")})
-				cut.armMatch(cutOn)
-				_, err = phone.Sync(context.Background())
-				Expect(err).To(HaveOccurred())
-				Expect(phone.Crash()).To(Succeed())
-				cut.arm(0)
+				crashAfter(phone, cut, cutOn)
 				do(phone, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"d1"}, Dest: "Archive"})
 				w.expectConverged([]string{"Archive: d1", "INBOX: m1"}, phone, laptop)
 			},
@@ -266,24 +226,12 @@ func DescribeCrashSafety(kind storeKind) bool {
 
 		DescribeTable("deletes a message the user removed after a crash that hid its move's answer",
 			func(opts fakeserver.Options, cutOn string) {
-				w := newWorld(opts)
-				w.store = kind.open
-				cut := newCutter(w.addr)
-				o := w.options(kind.open(), 0)
-				o.Dial = cut.dial
-				phone, err := engine.NewDevice("phone", o)
-				Expect(err).NotTo(HaveOccurred())
-				DeferCleanup(phone.Close)
-				laptop := w.device("laptop")
+				w, phone, cut, laptop := crashPair(opts, kind)
 				w.create("Archive")
 				w.deliver("INBOX", "m1", "m2")
 				settle(phone, laptop)
 				do(phone, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m1"}, Dest: "Archive"})
-				cut.armMatch(cutOn)
-				_, err = phone.Sync(context.Background())
-				Expect(err).To(HaveOccurred())
-				Expect(phone.Crash()).To(Succeed())
-				cut.arm(0)
+				crashAfter(phone, cut, cutOn)
 				do(phone, clients.Action{Kind: clients.ActDelete, Mailbox: "Archive", Labels: []string{"m1"}})
 				w.expectConverged([]string{"Archive:", "INBOX: m2"}, phone, laptop)
 			},
@@ -295,23 +243,11 @@ func DescribeCrashSafety(kind storeKind) bool {
 
 		DescribeTable("deletes a message the user removed after a crash that hid its APPEND's answer (F5)",
 			func(cutOn string, want []string) {
-				w := newWorld(fakeserver.Options{Seed: 1})
-				w.store = kind.open
-				cut := newCutter(w.addr)
-				opts := w.options(kind.open(), 0)
-				opts.Dial = cut.dial
-				phone, err := engine.NewDevice("phone", opts)
-				Expect(err).NotTo(HaveOccurred())
-				DeferCleanup(phone.Close)
-				laptop := w.device("laptop")
+				w, phone, cut, laptop := crashPair(fakeserver.Options{Seed: 1}, kind)
 				w.deliver("INBOX", "m1")
 				settle(phone, laptop)
 				do(phone, clients.Action{Kind: clients.ActAppend, Mailbox: "INBOX", Message: msg("d1")})
-				cut.armMatch(cutOn)
-				_, err = phone.Sync(context.Background())
-				Expect(err).To(HaveOccurred())
-				Expect(phone.Crash()).To(Succeed())
-				cut.arm(0)
+				crashAfter(phone, cut, cutOn)
 				do(phone, clients.Action{Kind: clients.ActDelete, Mailbox: "INBOX", Labels: []string{"d1"}})
 				w.expectConverged(want, phone, laptop)
 			},

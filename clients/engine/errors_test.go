@@ -50,16 +50,11 @@ var _ = Describe("errors and hostile server data", func() {
 	})
 
 	It("keeps every local mailbox and message when the server lists no mailboxes", func() {
-		cut := newCutter(w.addr)
-		opts := w.options(engine.NewMemoryStore(), 0)
-		opts.Dial = cut.dial
-		tablet, err := engine.NewDevice("tablet", opts)
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(tablet.Close)
+		tablet, cut := w.cutDevice("tablet", engine.NewMemoryStore())
 		settle(tablet)
 		before := replica(tablet)
 		cut.setHide(func(line []byte) bool { return bytes.HasPrefix(line, []byte("* LIST ")) })
-		_, err = tablet.Sync(context.Background())
+		_, err := tablet.Sync(context.Background())
 		Expect(err).To(MatchError(ContainSubstring("LIST")))
 		Expect(replica(tablet)).To(Equal(before))
 		cut.setHide(nil)

@@ -50,6 +50,17 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 				Add: add, Flags: flags})).To(Succeed())
 		}
 
+		// halfMove does what another device's move without MOVE does before its EXPUNGE:
+		// COPY label from INBOX to Archive and mark the original \Deleted. It returns the
+		// original's UID.
+		halfMove := func(label string) uint32 {
+			GinkgoHelper()
+			uid := w.uid("INBOX", label)
+			Expect(w.srv.Apply(fakeserver.CopyMessages{User: user, Mailbox: "INBOX", UIDs: []uint32{uid}, Dest: "Archive"})).To(Succeed())
+			serverStore("INBOX", label, true, `\Deleted`)
+			return uid
+		}
+
 		Context("with every capability", func() {
 			BeforeEach(func() { setup(fakeserver.Options{Seed: 1}) })
 
@@ -161,12 +172,7 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 			})
 
 			It("F14: a delete follows a message another client moved between our STORE and EXPUNGE", func() {
-				cut := newCutter(w.addr)
-				opts := w.options(kind.open(), 0)
-				opts.Dial = cut.dial
-				tablet, err := engine.NewDevice("tablet", opts)
-				Expect(err).NotTo(HaveOccurred())
-				DeferCleanup(tablet.Close)
+				tablet, cut := w.cutDevice("tablet", kind.open())
 				settle(tablet)
 				uid := w.uid("INBOX", "m1")
 				var moved atomic.Bool
@@ -183,12 +189,7 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 			})
 
 			It("rescues to INBOX, in the same round, a new message whose mailbox another client renamed just before the APPEND", func() {
-				cut := newCutter(w.addr)
-				opts := w.options(kind.open(), 0)
-				opts.Dial = cut.dial
-				tablet, err := engine.NewDevice("tablet", opts)
-				Expect(err).NotTo(HaveOccurred())
-				DeferCleanup(tablet.Close)
+				tablet, cut := w.cutDevice("tablet", kind.open())
 				settle(tablet)
 				var renamed atomic.Bool
 				cut.setBefore(func(cmd string) {
@@ -352,9 +353,7 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 				syncOK(phone)
 				// Another device moves m2 to Archive without MOVE: COPY, STORE \Deleted, and
 				// the phone syncs between the STORE and the EXPUNGE.
-				uid := w.uid("INBOX", "m2")
-				Expect(w.srv.Apply(fakeserver.CopyMessages{User: user, Mailbox: "INBOX", UIDs: []uint32{uid}, Dest: "Archive"})).To(Succeed())
-				serverStore("INBOX", "m2", true, `\Deleted`)
+				uid := halfMove("m2")
 				syncOK(phone)
 				Expect(replica(phone)).To(ContainElements(`Archive: m2[\Seen]`, `INBOX: m1 m2[\Deleted,\Seen] m3`))
 				do(phone, clients.Action{Kind: clients.ActUnread, Mailbox: "INBOX", Labels: []string{"m2"}})
@@ -365,9 +364,7 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 			It("carries a flag it wrote on the original during another device's half-done COPY move to the copy", func() {
 				read(phone, "INBOX", "m2")
 				syncOK(phone)
-				uid := w.uid("INBOX", "m2")
-				Expect(w.srv.Apply(fakeserver.CopyMessages{User: user, Mailbox: "INBOX", UIDs: []uint32{uid}, Dest: "Archive"})).To(Succeed())
-				serverStore("INBOX", "m2", true, `\Deleted`)
+				uid := halfMove("m2")
 				// The phone's write lands on the original, marked \Deleted, not on the copy.
 				do(phone, clients.Action{Kind: clients.ActUnread, Mailbox: "INBOX", Labels: []string{"m2"}})
 				syncOK(phone)
@@ -380,12 +377,7 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 			})
 
 			It("moves without UIDPLUS while another client keeps clearing \\Deleted on the original, and expunges it a round later", func() {
-				cut := newCutter(w.addr)
-				opts := w.options(kind.open(), 0)
-				opts.Dial = cut.dial
-				tablet, err := engine.NewDevice("tablet", opts)
-				Expect(err).NotTo(HaveOccurred())
-				DeferCleanup(tablet.Close)
+				tablet, cut := w.cutDevice("tablet", kind.open())
 				settle(tablet)
 				// Another client expunging its own message clears \Deleted on ours just
 				// before each of our EXPUNGEs, the race RFC 4549's fallback leaves open.
@@ -409,12 +401,7 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 
 			DescribeTable("moves without MOVE and writes to the copy a flag another client set on the original after the COPY",
 				func(bumpDest bool) {
-					cut := newCutter(w.addr)
-					opts := w.options(kind.open(), 0)
-					opts.Dial = cut.dial
-					tablet, err := engine.NewDevice("tablet", opts)
-					Expect(err).NotTo(HaveOccurred())
-					DeferCleanup(tablet.Close)
+					tablet, cut := w.cutDevice("tablet", kind.open())
 					settle(tablet)
 					if bumpDest {
 						// The copy is then found by the scan, not right after the COPY.
@@ -473,9 +460,7 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 			It("lets a newer local write replace one kept for a copy", func() {
 				read(phone, "INBOX", "m2")
 				syncOK(phone)
-				uid := w.uid("INBOX", "m2")
-				Expect(w.srv.Apply(fakeserver.CopyMessages{User: user, Mailbox: "INBOX", UIDs: []uint32{uid}, Dest: "Archive"})).To(Succeed())
-				serverStore("INBOX", "m2", true, `\Deleted`)
+				uid := halfMove("m2")
 				do(phone, clients.Action{Kind: clients.ActUnread, Mailbox: "INBOX", Labels: []string{"m2"}})
 				syncOK(phone)
 				read(phone, "INBOX", "m2")

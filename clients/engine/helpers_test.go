@@ -82,6 +82,18 @@ func (w *world) device(name string, q ...engine.Quirks) *engine.Device {
 	return d
 }
 
+// cutDevice makes a device whose connections go through a cutter, on store.
+func (w *world) cutDevice(name string, store engine.Store) (*engine.Device, *cutter) {
+	GinkgoHelper()
+	cut := newCutter(w.addr)
+	o := w.options(store, 0)
+	o.Dial = cut.dial
+	d, err := engine.NewDevice(name, o)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(d.Close)
+	return d, cut
+}
+
 func msg(label string) []byte {
 	return clients.MakeMessage(clients.MessageSpec{Label: label, Run: run, Size: 600})
 }

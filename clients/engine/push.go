@@ -29,13 +29,8 @@ func (r *round) pushMessages() error {
 	for _, en := range j {
 		switch en.Op {
 		case OpDelete, OpMove:
-			var m MessageRecord
-			var ok bool
-			if err := r.view(func(tx Tx) error {
-				var err error
-				m, ok, err = tx.Message(en.Message)
-				return err
-			}); err != nil {
+			m, ok, err := r.message(en.Message)
+			if err != nil {
 				return err
 			}
 			if !ok {
@@ -186,13 +181,8 @@ func (r *round) settleDeletedMoves(mailbox string, entries []JournalEntry) error
 		if en.Op != OpMove || en.State != EntryInFlight {
 			continue
 		}
-		var m MessageRecord
-		var ok bool
-		if err := r.view(func(tx Tx) error {
-			var err error
-			m, ok, err = tx.Message(en.Message)
-			return err
-		}); err != nil {
+		m, ok, err := r.message(en.Message)
+		if err != nil {
 			return err
 		}
 		if !ok || m.State != MsgDeleted || m.Mailbox != mailbox || m.UID == 0 {
@@ -1015,13 +1005,8 @@ func flagStrings(fl []imap.Flag) []string {
 // A copy whose source is not under its UID waits for the scan to find the source again; a
 // source gone for good takes the copy with it.
 func (r *round) pushCopy(dest string, en JournalEntry, m MessageRecord, st *imap.StatusData) (bool, error) {
-	var src MessageRecord
-	var ok bool
-	if err := r.view(func(tx Tx) error {
-		var err error
-		src, ok, err = tx.Message(en.Source)
-		return err
-	}); err != nil {
+	src, ok, err := r.message(en.Source)
+	if err != nil {
 		return false, err
 	}
 	if !ok {
@@ -1119,6 +1104,15 @@ func (r *round) staleUIDs(mailbox string, validity uint32) (bool, error) {
 		return true, nil
 	}
 	return false, nil
+}
+
+// message reads the local record of a message.
+func (r *round) message(id LocalID) (m MessageRecord, ok bool, err error) {
+	err = r.view(func(tx Tx) error {
+		m, ok, err = tx.Message(id)
+		return err
+	})
+	return m, ok, err
 }
 
 // mailbox reads the local record of a mailbox.
