@@ -235,6 +235,18 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 				w.expectConverged([]string{"Archive: m1[$Work]", "Bin:", "INBOX: m2 m3"}, phone, laptop)
 			})
 
+			It("keeps no write for a copy on a server with MOVE: a later change by another device stands", func() {
+				flag(laptop, "INBOX", "m1", `\Deleted`)
+				syncOK(laptop)
+				read(phone, "INBOX", "m1") // lands on a message marked \Deleted by the laptop
+				syncOK(phone)
+				syncOK(laptop)
+				do(laptop, clients.Action{Kind: clients.ActUnread, Mailbox: "INBOX", Labels: []string{"m1"}})
+				syncOK(laptop)
+				Expect(w.srv.Apply(fakeserver.MoveMessages{User: user, Mailbox: "INBOX", UIDs: []uint32{w.uid("INBOX", "m1")}, Dest: "Archive"})).To(Succeed())
+				w.expectConverged([]string{`Archive: m1[\Deleted]`, "Bin:", "INBOX: m2 m3"}, phone, laptop)
+			})
+
 			It("F15: a folder renamed while a device was offline is neither resurrected nor downloaded again", func() {
 				move(laptop, "INBOX", "m1", "Archive")
 				settle(laptop, phone)

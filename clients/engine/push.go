@@ -960,9 +960,10 @@ func (r *round) pushFlags() error {
 					for _, en := range entryOf[m.ID] {
 						wrote = wrote.Union(en.Touched)
 					}
-					if s.System&FlagDeleted != 0 && m.Flags.System&FlagDeleted == 0 {
-						// Marked \Deleted by another device: a move without MOVE may be
-						// between its COPY and its EXPUNGE. Keep the write for the copy.
+					if s.System&FlagDeleted != 0 && m.Flags.System&FlagDeleted == 0 && !r.cn.has(imap.CapMove) {
+						// Marked \Deleted by another device: on a server without MOVE, a
+						// move may be between its COPY and its EXPUNGE. Keep the write for
+						// the copy. (With MOVE a move has no such window.)
 						if err := addCarry(tx, m, wrote); err != nil {
 							return err
 						}
