@@ -75,6 +75,14 @@ type scanPlan struct {
 	copies       map[LocalID]bool // in-flight appends that are local copies
 	msgs         []*serverMsg     // new server messages
 	headersOnly  bool
+	echoed       map[LocalID]bool // see round.echoed
+}
+
+// stale reports whether the server flags s of known record m call for a merge: they
+// differ from the last agreed ones, or m's flags came from a move's echo and the copy
+// differs from them.
+func (p *scanPlan) stale(m MessageRecord, s Flags) bool {
+	return s != m.Base || (p.echoed[m.ID] && s != m.Flags)
 }
 
 func (p *scanPlan) has(uid uint32) bool {
@@ -112,7 +120,7 @@ func (p *scanPlan) idle() bool {
 		if !p.has(m.UID) {
 			return false
 		}
-		if s, ok := p.serverFlags[m.UID]; ok && s != m.Base {
+		if s, ok := p.serverFlags[m.UID]; ok && p.stale(m, s) {
 			return false
 		}
 	}
@@ -131,7 +139,7 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &scanPlan{mb: mb, data: data, present: map[uint32]bool{},
+	p := &scanPlan{mb: mb, data: data, present: map[uint32]bool{}, echoed: r.echoed,
 		serverFlags: map[uint32]Flags{}, inflightFrom: map[LocalID]uint32{}, copies: map[LocalID]bool{}}
 	quirks := r.e.opts.Quirks
 	var recs []MessageRecord
@@ -387,7 +395,23 @@ func (r *round) commitScan(p *scanPlan) error {
 				continue // in the vanished pool
 			}
 			s, ok := p.serverFlags[m.UID]
-			if !ok || s == m.Base {
+			if !ok || !p.stale(m, s) {
+				continue
+			}
+			if p.echoed[m.ID] && m.State == MsgSynced {
+				// The copy a move without MOVE made has the original's flags of the COPY's
+				// time; the record has them as of the expunge, newer: write them.
+				m.Base = s
+				if err := tx.PutMessage(m); err != nil {
+					return err
+				}
+				if ok, err := hasEntry(tx, OpFlags, m.ID); err != nil {
+					return err
+				} else if !ok {
+					if _, err := tx.AddJournal(JournalEntry{Op: OpFlags, Message: m.ID, Mailbox: m.Mailbox}); err != nil {
+						return err
+					}
+				}
 				continue
 			}
 			if err := r.mergeFlags(tx, m, s); err != nil {
@@ -632,12 +656,13 @@ func (r *round) adoptMoveIn(tx Tx, id LocalID, mailbox string, s *serverMsg) err
 	}
 	next := m.MoveTo // the user may have moved it on while the move was in flight
 	m.Mailbox, m.UID, m.MoveTo, m.EverUID = mailbox, s.uid, "", true
+	var nf Flags
 	if e, ok := r.moveEcho[id]; ok {
-		if m.Flags, err = mergeEcho(tx, m, e); err != nil {
-			return err
-		}
+		// The original's flags as the expunge saw them are newer than the copy's.
+		nf, err = mergeEcho(tx, m, e)
+	} else {
+		nf, err = mergeLocal(tx, m, s.flags)
 	}
-	nf, err := mergeLocal(tx, m, s.flags)
 	if err != nil {
 		return err
 	}

@@ -37,6 +37,9 @@ type round struct {
 	// quarantined holds the quarantined records the scan came across: a message that turns
 	// up again (moved while its mailbox's UIDVALIDITY changed) is adopted back.
 	quarantined map[LocalID]MessageRecord
+	// echoed marks records whose flags a move without MOVE just took from the original as
+	// its expunge saw them: newer than the copy's, which the scan brings in line.
+	echoed map[LocalID]bool
 	// moveEcho holds, for moves without MOVE left in flight for the scan to find, the
 	// original's flags as the expunge's STORE saw them.
 	moveEcho map[LocalID]Flags
@@ -49,7 +52,7 @@ func newRound(e *Engine, ctx context.Context, st *clients.SyncStats) *round {
 	return &round{e: e, ctx: ctx, st: st, vanished: map[LocalID]MessageRecord{},
 		orphans: map[LocalID]bool{}, marked: map[LocalID]bool{},
 		located: map[LocalID]Flags{}, blocked: map[string]bool{}, movedOut: map[LocalID]bool{},
-		quarantined: map[LocalID]MessageRecord{}, moveEcho: map[LocalID]Flags{}}
+		quarantined: map[LocalID]MessageRecord{}, moveEcho: map[LocalID]Flags{}, echoed: map[LocalID]bool{}}
 }
 
 // Sync runs one full round: mailbox list, journal replay, then every mailbox's new messages,
