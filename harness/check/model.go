@@ -46,7 +46,8 @@ import (
 //   - without UIDPLUS (caps), a device's expunge that races other events may take any
 //     message of that mailbox marked \Deleted by then (RFC 4549 §4.2.4 leaves that window
 //     open); without MOVE, a device wiped while a move was in flight may leave both the
-//     copy and the original, marked \Deleted.
+//     copy and the original, marked \Deleted; a wiped device's delete in flight may leave
+//     the message marked \Deleted.
 //   - uidvalidity-bump/-reset and renumber-silently change nothing: no message is lost.
 //   - an op whose step reported an error may or may not have taken effect.
 
@@ -120,6 +121,9 @@ type pendingOp struct {
 	// sync: pending when a sync failed, or made while the device watched the server.
 	// Work made after that waits for the sync.
 	early bool
+	// halfDone marks a wiped device's work cut short: a delete may have marked its
+	// messages \Deleted without expunging them.
+	halfDone bool
 	// chainFrom, per target of a move, is where an earlier move of the same batch took it
 	// from: an engine may fold the two into one move from there.
 	chainFrom []string
@@ -381,7 +385,7 @@ func (m *model) step(op *Op) []event {
 			// Part of the journal may already have reached the server.
 			ev := m.flush(d)
 			for i := range ev.ops {
-				ev.ops[i].maybe = true
+				ev.ops[i].maybe, ev.ops[i].halfDone = true, true
 				if k := ev.ops[i].op.Kind; m.lacking["MOVE"] && (k == "move" || k == "trash") {
 					// Without MOVE, a move cut between its COPY and its EXPUNGE leaves both,
 					// and with the journal wiped nobody finishes it.

@@ -219,6 +219,12 @@ var (
 		flag(op("laptop", "flag", "A", "m1"), "$Work"), sync("laptop"),
 		sync("phone"),
 	)
+	// The phone's delete is in flight when it is wiped: m1 may be marked \Deleted only.
+	wipedDelete = start(
+		op("phone", "delete", "INBOX", "m1"),
+		failed(sync("phone")),
+		op("phone", "wipe", ""), sync("phone"),
+	)
 	stale = start(
 		op("phone", "delete", "INBOX", "m1"), sync("phone"),
 		op("laptop", "read", "INBOX", "m1"), sync("laptop"),
@@ -348,6 +354,8 @@ var _ = Describe("The expected-state model", func() {
 			box("A"), box("B"), box("INBOX", m("m1"), m("m2"))),
 		Entry("a flag set where another device's early move had put the message follows it on", flagAfterEarlyMove,
 			box("A"), box("B", m("m1", "$Work")), box("INBOX", m("m2"))),
+		Entry("a wiped device's half-done delete may leave the message marked \\Deleted", wipedDelete,
+			box("A"), box("B"), box("INBOX", m("m1", `\Deleted`), m("m2"))),
 		Entry("a flag set on a message deleted elsewhere is lost with it", stale,
 			box("A"), box("B"), box("INBOX", m("m2"))),
 	)

@@ -473,6 +473,9 @@ func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
 		}
 		for _, id := range p.targets {
 			s := ov.get(id)
+			if p.halfDone {
+				s.flags = s.flags.set(`\Deleted`, s.flags.get(`\Deleted`)|mayBeTrue)
+			}
 			after := s
 			switch {
 			case fromDevice && !s.loc.only(gone):
