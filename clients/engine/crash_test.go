@@ -224,6 +224,17 @@ func DescribeCrashSafety(kind storeKind) bool {
 				fakeserver.Options{Seed: 1, DisabledCaps: []string{"MOVE", "UIDPLUS"}}, "APPEND"),
 		)
 
+		It("finishes a move without MOVE cut before its EXPUNGE into a mailbox whose UIDVALIDITY had changed", func() {
+			w, phone, cut, laptop := crashPair(fakeserver.Options{Seed: 1, DisabledCaps: []string{"MOVE", "UIDPLUS"}}, kind)
+			w.create("Archive")
+			w.deliver("INBOX", "m1", "m2")
+			settle(phone, laptop)
+			do(phone, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m1"}, Dest: "Archive"})
+			Expect(w.srv.Apply(fakeserver.UIDValidityReset{User: user, Mailbox: "Archive"})).To(Succeed())
+			crashAfter(phone, cut, "DELETED") // the UID SEARCH before the EXPUNGE
+			w.expectConverged([]string{"Archive: m1", "INBOX: m2"}, phone, laptop)
+		})
+
 		DescribeTable("deletes a message the user removed after a crash that hid its move's answer",
 			func(opts fakeserver.Options, cutOn string) {
 				w, phone, cut, laptop := crashPair(opts, kind)

@@ -398,6 +398,16 @@ func (r *round) commitScan(p *scanPlan) error {
 			if !ok || !p.stale(m, s) {
 				continue
 			}
+			// The commit of another mailbox this round may have changed the record (a move
+			// in flight finished there): read it again.
+			cur, ok, err := tx.Message(m.ID)
+			if err != nil {
+				return err
+			}
+			if !ok || cur.Mailbox != m.Mailbox || cur.UID != m.UID {
+				continue
+			}
+			m = cur
 			if p.echoed[m.ID] && m.State == MsgSynced {
 				// The copy a move without MOVE made has the original's flags of the COPY's
 				// time; the record has them as of the expunge, newer: write them.
