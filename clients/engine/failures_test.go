@@ -442,6 +442,13 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 				w.expectConverged([]string{`Archive: m1[\Deleted]`, "Bin:", "INBOX: m2 m3"}, phone, laptop)
 			})
 
+			It("keeps a \\Deleted set by another device since its last round on a message it moves without MOVE", func() {
+				do(phone, clients.Action{Kind: clients.ActFlag, Mailbox: "INBOX", Labels: []string{"m1"}, Flag: `\Deleted`})
+				syncOK(phone)
+				move(laptop, "INBOX", "m1", "Archive") // the laptop has not seen the \Deleted
+				w.expectConverged([]string{`Archive: m1[\Deleted]`, "Bin:", "INBOX: m2 m3"}, phone, laptop)
+			})
+
 			It("lets a later \\Deleted cleared by another device stand when the message is then moved", func() {
 				do(phone, clients.Action{Kind: clients.ActFlag, Mailbox: "INBOX", Labels: []string{"m1"}, Flag: `\Deleted`})
 				syncOK(phone)
