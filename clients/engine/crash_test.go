@@ -235,6 +235,31 @@ func DescribeCrashSafety(kind storeKind) bool {
 			w.expectConverged([]string{"Archive: m1", "INBOX: m2"}, phone, laptop)
 		})
 
+		It("ties the UID of a message appended before the mailbox's first scan to the UIDVALIDITY it came with", func() {
+			w, phone, cut, laptop := crashPair(fakeserver.Options{Seed: 1, DisabledCaps: []string{"UIDPLUS"}}, kind)
+			w.deliver("INBOX", "m1", "m2", "m3")
+			crashAfter(phone, cut, "SELECT") // the first round dies before any scan
+			do(phone, clients.Action{Kind: clients.ActAppend, Mailbox: "INBOX", Message: msg("d1")})
+			// The next round appends d1, finds its UID, and dies before the scan.
+			var found, armed atomic.Bool
+			cut.setBefore(func(cmd string) {
+				if found.Load() && armed.CompareAndSwap(false, true) {
+					cut.armMatch(" ")
+				}
+				if strings.Contains(cmd, "UID FETCH 4:*") {
+					found.Store(true)
+				}
+			})
+			_, err := phone.Sync(context.Background())
+			Expect(err).To(HaveOccurred())
+			Expect(armed.Load()).To(BeTrue())
+			Expect(phone.Crash()).To(Succeed())
+			cut.setBefore(nil)
+			cut.arm(0)
+			Expect(w.srv.Apply(fakeserver.UIDValidityReset{User: user, Mailbox: "INBOX"})).To(Succeed())
+			w.expectConverged([]string{"INBOX: d1 m1 m2 m3"}, phone, laptop)
+		})
+
 		DescribeTable("deletes a message the user removed after a crash that hid its move's answer",
 			func(opts fakeserver.Options, cutOn string) {
 				w, phone, cut, laptop := crashPair(opts, kind)

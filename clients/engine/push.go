@@ -581,6 +581,9 @@ func (r *round) adoptMoved(source, dest string, found map[LocalID]uint32, entrie
 				}
 			}
 			next := m.MoveTo // the user may have moved it on while the move was in flight
+			if err := pinValidity(tx, dest, en.UIDValidity); err != nil {
+				return err
+			}
 			m.Mailbox, m.UID, m.MoveTo, m.EverUID = dest, u, "", true
 			if next != "" && next != dest {
 				m.MoveTo = next
@@ -644,6 +647,21 @@ func (r *round) retarget(m MessageRecord) error {
 func mergeEcho(tx Tx, m MessageRecord, e Flags) (Flags, error) {
 	deleted := Flags{System: FlagDeleted}
 	return mergeLocal(tx, m, e.Minus(deleted).Union(m.Base.Intersect(deleted)))
+}
+
+// pinValidity records validity as the UIDVALIDITY of mailbox if no scan has recorded one
+// yet: a UID given to a record there (an APPEND's, a move's) belongs to it, and a later
+// change must be seen as one.
+func pinValidity(tx Tx, mailbox string, validity uint32) error {
+	if validity == 0 {
+		return nil
+	}
+	mb, ok, err := tx.Mailbox(mailbox)
+	if err != nil || !ok || mb.UIDValidity != 0 {
+		return err
+	}
+	mb.UIDValidity = validity
+	return tx.PutMailbox(mb)
 }
 
 // keepToExpunge records m's original, still under its UID in mailbox, as a hidden deleted
@@ -800,6 +818,9 @@ func (r *round) adoptAppended(mailbox string, found map[LocalID]uint32, entries 
 			u, ok := found[en.Message]
 			if !ok {
 				continue
+			}
+			if err := pinValidity(tx, mailbox, en.UIDValidity); err != nil {
+				return err
 			}
 			m, ok, err := tx.Message(en.Message)
 			if err != nil {
