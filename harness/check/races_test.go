@@ -225,6 +225,16 @@ var (
 		failed(sync("phone")),
 		op("phone", "wipe", ""), sync("phone"),
 	)
+	// The laptop's read is in flight when the phone copies m1; the laptop then marks it
+	// unread again, after the copy.
+	copyAfterInFlightRead = start(
+		op("laptop", "read", "INBOX", "m1"),
+		dest(op("phone", "copy", "INBOX", "m1"), "A"),
+		op("laptop", "append", "A", "m3"),
+		failed(sync("laptop")),
+		op("laptop", "unread", "INBOX", "m1"),
+		group(1, sync("phone"), sync("laptop")),
+	)
 	stale = start(
 		op("phone", "delete", "INBOX", "m1"), sync("phone"),
 		op("laptop", "read", "INBOX", "m1"), sync("laptop"),
@@ -356,6 +366,8 @@ var _ = Describe("The expected-state model", func() {
 			box("A"), box("B", m("m1", "$Work")), box("INBOX", m("m2"))),
 		Entry("a wiped device's half-done delete may leave the message marked \\Deleted", wipedDelete,
 			box("A"), box("B"), box("INBOX", m("m1", `\Deleted`), m("m2"))),
+		Entry("a copy made after another device's in-flight read and before its unread is read", copyAfterInFlightRead,
+			box("A", m("m1", `\Seen`), m("m3")), box("B"), box("INBOX", m("m1"), m("m2"))),
 		Entry("a flag set on a message deleted elsewhere is lost with it", stale,
 			box("A"), box("B"), box("INBOX", m("m2"))),
 	)

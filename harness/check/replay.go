@@ -199,6 +199,11 @@ func (m *model) apply(evs []event) {
 				}
 			}
 		}
+		for _, e := range evs { // the events racing it now
+			if e.dev != ev.dev {
+				m.applyEvent(ov, e)
+			}
+		}
 		m.applyEvent(ov, late)
 		for id, early := range ov.inst {
 			x := m.insts[id]
