@@ -3,8 +3,6 @@ package engine_test
 import (
 	"context"
 	"fmt"
-	"strings"
-	"sync/atomic"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -64,6 +62,19 @@ func crashPair(opts fakeserver.Options, kind storeKind) (*world, *engine.Device,
 func crashAfter(d *engine.Device, cut *cutter, match string) {
 	GinkgoHelper()
 	cut.armMatch(match)
+	crashNow(d, cut)
+}
+
+// crashAfterNext is crashAfter one command later: what the command containing match
+// started is committed.
+func crashAfterNext(d *engine.Device, cut *cutter, match string) {
+	GinkgoHelper()
+	cut.armNext(match)
+	crashNow(d, cut)
+}
+
+func crashNow(d *engine.Device, cut *cutter) {
+	GinkgoHelper()
 	_, err := d.Sync(context.Background())
 	Expect(err).To(HaveOccurred())
 	Expect(d.Crash()).To(Succeed())
@@ -187,23 +198,9 @@ func DescribeCrashSafety(kind storeKind) bool {
 			do(phone, clients.Action{Kind: clients.ActRead, Mailbox: "Archive", Labels: []string{"m1"}})
 			do(phone, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m2"}, Dest: "Archive"})
 			Expect(w.srv.Apply(fakeserver.DeleteMailbox{User: user, Mailbox: "Archive"})).To(Succeed())
-			// Cut after the command that follows the LIST: the reconciliation has committed
-			// the mailbox's removal, the rest of the round is lost.
-			var listed, armed atomic.Bool
-			cut.setBefore(func(cmd string) {
-				if listed.Load() && armed.CompareAndSwap(false, true) {
-					cut.armMatch(" ")
-				}
-				if strings.Contains(cmd, " LIST ") {
-					listed.Store(true)
-				}
-			})
-			_, err := phone.Sync(context.Background())
-			Expect(err).To(HaveOccurred())
-			Expect(armed.Load()).To(BeTrue())
-			Expect(phone.Crash()).To(Succeed())
-			cut.setBefore(nil)
-			cut.arm(0)
+			// The reconciliation has committed the mailbox's removal, the rest of the round is
+			// lost.
+			crashAfterNext(phone, cut, " LIST ")
 			w.expectConverged([]string{"INBOX: m2"}, phone, laptop)
 		})
 
@@ -241,21 +238,7 @@ func DescribeCrashSafety(kind storeKind) bool {
 			crashAfter(phone, cut, "SELECT") // the first round dies before any scan
 			do(phone, clients.Action{Kind: clients.ActAppend, Mailbox: "INBOX", Message: msg("d1")})
 			// The next round appends d1, finds its UID, and dies before the scan.
-			var found, armed atomic.Bool
-			cut.setBefore(func(cmd string) {
-				if found.Load() && armed.CompareAndSwap(false, true) {
-					cut.armMatch(" ")
-				}
-				if strings.Contains(cmd, "UID FETCH 4:*") {
-					found.Store(true)
-				}
-			})
-			_, err := phone.Sync(context.Background())
-			Expect(err).To(HaveOccurred())
-			Expect(armed.Load()).To(BeTrue())
-			Expect(phone.Crash()).To(Succeed())
-			cut.setBefore(nil)
-			cut.arm(0)
+			crashAfterNext(phone, cut, "UID FETCH 4:*")
 			Expect(w.srv.Apply(fakeserver.UIDValidityReset{User: user, Mailbox: "INBOX"})).To(Succeed())
 			w.expectConverged([]string{"INBOX: d1 m1 m2 m3"}, phone, laptop)
 		})

@@ -99,6 +99,19 @@ func findEntry(tx Tx, op JournalOp, id LocalID) (JournalEntry, bool, error) {
 	return JournalEntry{}, false, nil
 }
 
+// journalFlags makes sure a synced message whose flags differ from the last agreed ones
+// has a flags entry in the journal, so that the difference is pushed.
+func journalFlags(tx Tx, m MessageRecord) error {
+	if m.State != MsgSynced || m.Flags == m.Base {
+		return nil
+	}
+	if _, ok, err := findEntry(tx, OpFlags, m.ID); err != nil || ok {
+		return err
+	}
+	_, err := tx.AddJournal(JournalEntry{Op: OpFlags, Message: m.ID, Mailbox: m.Mailbox})
+	return err
+}
+
 // dropEntries deletes the journal entries of message id with one of ops (all if none).
 func dropEntries(tx Tx, id LocalID, ops ...JournalOp) error {
 	j, err := tx.Journal()

@@ -30,6 +30,8 @@ type cutter struct {
 	count    int
 	cutAfter int
 	cutMatch string        // cut after the first command containing it
+	cutNext  string        // cut after the command that follows the first one containing it
+	nextSeen bool          // the command cutNext names went by
 	cut      chan struct{} // closed when the cut happened
 }
 
@@ -41,14 +43,22 @@ func newCutter(target string) *cutter {
 func (c *cutter) arm(n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.count, c.cutAfter, c.cutMatch, c.cut = 0, n, "", make(chan struct{})
+	c.count, c.cutAfter, c.cutMatch, c.cutNext, c.cut = 0, n, "", "", make(chan struct{})
 }
 
 // armMatch resets the counter and cuts after the first command that contains s.
 func (c *cutter) armMatch(s string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.count, c.cutAfter, c.cutMatch, c.cut = 0, 0, s, make(chan struct{})
+	c.count, c.cutAfter, c.cutMatch, c.cutNext, c.cut = 0, 0, s, "", make(chan struct{})
+}
+
+// armNext resets the counter and cuts after the command that follows the first one that
+// contains s: what that command started is committed, the rest of the round is lost.
+func (c *cutter) armNext(s string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.count, c.cutAfter, c.cutMatch, c.cutNext, c.nextSeen, c.cut = 0, 0, "", s, false, make(chan struct{})
 }
 
 // setBefore sets the hook run before each command.
@@ -135,6 +145,13 @@ func (c *cutter) dial(ctx context.Context) (net.Conn, error) {
 			c.count++
 			if c.cutMatch != "" && c.cutAfter == 0 && bytes.Contains(cmd.Bytes(), []byte(c.cutMatch)) {
 				c.cutAfter = c.count
+			}
+			if c.cutNext != "" && c.cutAfter == 0 {
+				if c.nextSeen {
+					c.cutAfter = c.count
+				} else if bytes.Contains(cmd.Bytes(), []byte(c.cutNext)) {
+					c.nextSeen = true
+				}
 			}
 			cutNow := c.cutAfter > 0 && c.count == c.cutAfter
 			c.mu.Unlock()

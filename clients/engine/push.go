@@ -235,9 +235,9 @@ func (r *round) pushDeletes(mailbox string, dels []JournalEntry, recs map[LocalI
 // expunge removes uids from the selected mailbox without touching any other message:
 // STORE +FLAGS \Deleted then UID EXPUNGE; without UIDPLUS, RFC 4549 §4.2.4: clear \Deleted
 // on the other marked messages, EXPUNGE, mark them again. It returns the UIDs that existed
-// with the flags the STORE reported for them and, without UIDPLUS,
-// those still there afterwards: another client doing the same at the same time clears
-// \Deleted on ours while it expunges its own.
+// with the flags the STORE reported for them and, without UIDPLUS, those still there
+// afterwards: another client doing the same at the same time clears \Deleted on ours while
+// it expunges its own.
 func (r *round) expunge(mailbox string, uids []uint32) (existed map[uint32]Flags, left []uint32, err error) {
 	set := uidSet(uids)
 	res, err := r.cn.store(mailbox, set, imap.StoreFlagsAdd, []imap.Flag{imap.FlagDeleted})
@@ -600,14 +600,8 @@ func (r *round) adoptMoved(source, dest string, found map[LocalID]uint32, entrie
 			if err := tx.PutMessage(m); err != nil {
 				return err
 			}
-			if m.State == MsgSynced && m.Flags != m.Base {
-				if ok, err := hasEntry(tx, OpFlags, m.ID); err != nil {
-					return err
-				} else if !ok {
-					if _, err := tx.AddJournal(JournalEntry{Op: OpFlags, Message: m.ID, Mailbox: dest}); err != nil {
-						return err
-					}
-				}
+			if err := journalFlags(tx, m); err != nil {
+				return err
 			}
 			if err := tx.DeleteJournal(en.Seq); err != nil {
 				return err
@@ -848,10 +842,8 @@ func (r *round) adoptAppended(mailbox string, found map[LocalID]uint32, entries 
 				if err := tx.PutMessage(m); err != nil {
 					return err
 				}
-				if m.State == MsgSynced && m.Flags != m.Base {
-					if _, err := tx.AddJournal(JournalEntry{Op: OpFlags, Message: m.ID, Mailbox: mailbox}); err != nil {
-						return err
-					}
+				if err := journalFlags(tx, m); err != nil {
+					return err
 				}
 			}
 			if err := tx.DeleteJournal(en.Seq); err != nil {

@@ -424,12 +424,8 @@ func (r *round) commitScan(p *scanPlan) error {
 				if err := tx.PutMessage(m); err != nil {
 					return err
 				}
-				if ok, err := hasEntry(tx, OpFlags, m.ID); err != nil {
+				if err := journalFlags(tx, m); err != nil {
 					return err
-				} else if !ok {
-					if _, err := tx.AddJournal(JournalEntry{Op: OpFlags, Message: m.ID, Mailbox: m.Mailbox}); err != nil {
-						return err
-					}
 				}
 				continue
 			}
@@ -452,10 +448,8 @@ func (r *round) commitScan(p *scanPlan) error {
 			if err := tx.PutMessage(m); err != nil {
 				return err
 			}
-			if m.State == MsgSynced && m.Flags != m.Base {
-				if _, err := tx.AddJournal(JournalEntry{Op: OpFlags, Message: id, Mailbox: name}); err != nil {
-					return err
-				}
+			if err := journalFlags(tx, m); err != nil {
+				return err
 			}
 			if err := dropEntries(tx, id, OpAppend); err != nil {
 				return err
@@ -644,16 +638,10 @@ func (r *round) adopt(tx Tx, id LocalID, mailbox string, s *serverMsg, moved boo
 	if m.Visible() != before {
 		r.st.LocalChanges++
 	}
-	if m.State == MsgSynced && m.Flags != m.Base {
-		if _, ok, err := findEntry(tx, OpFlags, id); err != nil {
-			return err
-		} else if !ok {
-			if _, err := tx.AddJournal(JournalEntry{Op: OpFlags, Message: id, Mailbox: mailbox}); err != nil {
-				return err
-			}
-		}
+	if err := tx.PutMessage(m); err != nil {
+		return err
 	}
-	return tx.PutMessage(m)
+	return journalFlags(tx, m)
 }
 
 // adoptMoveIn finishes a move in flight whose message the scan found in its destination
@@ -703,13 +691,7 @@ func (r *round) adoptMoveIn(tx Tx, id LocalID, mailbox string, s *serverMsg) err
 			return err
 		}
 	}
-	if m.Flags != m.Base {
-		if ok, err := hasEntry(tx, OpFlags, id); err != nil || ok {
-			return err
-		}
-		_, err = tx.AddJournal(JournalEntry{Op: OpFlags, Message: id, Mailbox: mailbox})
-	}
-	return err
+	return journalFlags(tx, m)
 }
 
 // quarantine sets aside a message that had a UID before a UIDVALIDITY reset and was not
@@ -851,11 +833,7 @@ func carryFlags(tx Tx, m, c MessageRecord) error {
 	if err := tx.PutMessage(c); err != nil {
 		return err
 	}
-	if _, ok, err := findEntry(tx, OpFlags, c.ID); err != nil || ok {
-		return err
-	}
-	_, err = tx.AddJournal(JournalEntry{Op: OpFlags, Message: c.ID, Mailbox: c.Mailbox})
-	return err
+	return journalFlags(tx, c)
 }
 
 // addCarry records that the user wrote the flags in wrote on m (with the values m.Flags
