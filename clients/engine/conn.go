@@ -27,10 +27,56 @@ type conn struct {
 	selected  string
 	sel       *imap.SelectData
 	condstore bool
+	notes     *flagNotes // flag updates the server sent unasked
 
 	mu        sync.Mutex
 	stopCtx   func() bool
 	closeOnce sync.Once
+}
+
+// flagNotes records, while switched on, the flags of the selected mailbox's messages that
+// the server reports unasked (another client changed them), by UID.
+type flagNotes struct {
+	mu    sync.Mutex
+	flags map[uint32]Flags // nil: not recording
+}
+
+func (n *flagNotes) fetch(m *imapclient.FetchMessageData) {
+	var uid imap.UID
+	var flags []imap.Flag
+	has := false
+	for item := m.Next(); item != nil; item = m.Next() {
+		switch it := item.(type) {
+		case imapclient.FetchItemDataUID:
+			uid = it.UID
+		case imapclient.FetchItemDataFlags:
+			flags, has = it.Flags, true
+		}
+	}
+	if uid == 0 || !has {
+		return // without a UID the update cannot be placed: left to the scan
+	}
+	n.mu.Lock()
+	if n.flags != nil {
+		n.flags[uint32(uid)] = parseIMAPFlags(flags)
+	}
+	n.mu.Unlock()
+}
+
+// record switches recording on, forgetting what was recorded.
+func (n *flagNotes) record() {
+	n.mu.Lock()
+	n.flags = map[uint32]Flags{}
+	n.mu.Unlock()
+}
+
+// stop switches recording off and returns what was recorded.
+func (n *flagNotes) stop() map[uint32]Flags {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := n.flags
+	n.flags = nil
+	return out
 }
 
 // errCommandTimeout is reported when the watchdog closed the connection.
@@ -44,8 +90,11 @@ func (e *Engine) dial(ctx context.Context, stats *clients.SyncStats) (*conn, err
 	if err != nil {
 		return nil, fmt.Errorf("engine: dial: %w", err)
 	}
-	c := imapclient.New(nc, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{}})
-	cn := &conn{c: c, timeout: e.opts.CommandTimeout, stats: stats}
+	notes := &flagNotes{}
+	c := imapclient.New(nc, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+		Fetch: notes.fetch,
+	}})
+	cn := &conn{c: c, timeout: e.opts.CommandTimeout, stats: stats, notes: notes}
 	cn.bind(ctx)
 	done := cn.watch()
 	err = c.WaitGreeting()

@@ -248,6 +248,16 @@ func (r *round) expunge(mailbox string, uids []uint32) (existed map[uint32]Flags
 	for u, f := range res {
 		existed[uint32(u)] = f
 	}
+	// Changes other clients make to these messages until they are gone are reported
+	// unasked: the latest flags, not the STORE's, are the original's last ones.
+	r.cn.notes.record()
+	defer func() {
+		for u, f := range r.cn.notes.stop() {
+			if _, ok := existed[u]; ok && existed != nil {
+				existed[u] = f
+			}
+		}
+	}()
 	if r.e.opts.Quirks.Has(QuirkPlainExpunge) {
 		return existed, nil, r.cn.plainExpunge(mailbox)
 	}
