@@ -506,6 +506,28 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 				w.expectConverged([]string{"Archive: m1", "Bin:", "INBOX: m2 m3"}, tablet, phone, laptop)
 			})
 
+			It("moves without MOVE and leaves alone a flag another client wrote on the original before the EXPUNGE and carried to the copy", func() {
+				tablet, cut := w.cutDevice("tablet", kind.open())
+				settle(tablet)
+				var step atomic.Int32
+				cut.setBefore(func(cmd string) {
+					switch {
+					case strings.Contains(cmd, "SEARCH") && step.CompareAndSwap(0, 1):
+						// Between the tablet's STORE \Deleted and its EXPUNGE.
+						read(phone, "INBOX", "m1")
+						syncOK(phone)
+					case strings.Contains(cmd, "UID FETCH 1:*") && step.CompareAndSwap(1, 2):
+						// The original is gone: the phone carries its read to the copy
+						// before the tablet looks at it.
+						syncOK(phone)
+					}
+				})
+				move(tablet, "INBOX", "m1", "Archive")
+				syncOK(tablet)
+				Expect(step.Load()).To(Equal(int32(2)))
+				w.expectConverged([]string{`Archive: m1[\Seen]`, "Bin:", "INBOX: m2 m3"}, tablet, phone, laptop)
+			})
+
 			It("forgets a write kept for a copy when the original is no longer marked \\Deleted", func() {
 				serverStore("INBOX", "m2", true, `\Deleted`)
 				read(phone, "INBOX", "m2")
