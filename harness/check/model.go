@@ -21,8 +21,8 @@ import (
 // united per instance and per component (place, each flag). A sync that failed delivered
 // an unknown part of its work: that work joins the device's next successful sync and may
 // have arrived at any time in between, so it is also applied to the state as it was when
-// the failed sync started, with every cluster since replayed on top, and both outcomes
-// are allowed. The same holds for the work of a
+// the failed sync started, before each cluster since in turn, with the clusters replayed
+// around it, and every outcome is allowed. The same holds for the work of a
 // device that watches the server (IDLE): it syncs by itself whenever woken.
 //
 // The rules, per op reaching the server:

@@ -235,6 +235,16 @@ var (
 		op("laptop", "unread", "INBOX", "m1"),
 		group(1, sync("phone"), sync("laptop")),
 	)
+	// The phone's unread is in flight in a block where the laptop reads m1; it may land
+	// after the laptop's read, before the server copies m1.
+	unreadLandsMidway = start(
+		op("laptop", "read", "INBOX", "m1"),
+		op("phone", "read", "INBOX", "m1"),
+		op("phone", "unread", "INBOX", "m1"),
+		group(1, failed(sync("phone")), sync("laptop")),
+		dest(op("server", "copy", "INBOX", "m1"), "A"),
+		sync("phone"),
+	)
 	stale = start(
 		op("phone", "delete", "INBOX", "m1"), sync("phone"),
 		op("laptop", "read", "INBOX", "m1"), sync("laptop"),
@@ -368,6 +378,8 @@ var _ = Describe("The expected-state model", func() {
 			box("A"), box("B"), box("INBOX", m("m1", `\Deleted`), m("m2"))),
 		Entry("a copy made after another device's in-flight read and before its unread is read", copyAfterInFlightRead,
 			box("A", m("m1", `\Seen`), m("m3")), box("B"), box("INBOX", m("m1"), m("m2"))),
+		Entry("in-flight work that landed after the other events of its block", unreadLandsMidway,
+			box("A", m("m1")), box("B"), box("INBOX", m("m1"), m("m2"))),
 		Entry("a flag set on a message deleted elsewhere is lost with it", stale,
 			box("A"), box("B"), box("INBOX", m("m2"))),
 	)

@@ -177,8 +177,6 @@ func (m *model) apply(evs []event) {
 		if ev.inflight < 0 {
 			continue
 		}
-		ov := m.overlayAt(ev.inflight)
-		ov.racing = true
 		early, late := ev, ev
 		early.ops, late.ops = nil, nil
 		for _, p := range ev.ops {
@@ -188,52 +186,65 @@ func (m *model) apply(evs []event) {
 				late.ops = append(late.ops, p)
 			}
 		}
-		m.applyEvent(ov, early)
+		// The clusters since, then the events racing it now; the early work may have
+		// arrived before any of them.
+		var since [][]event
 		for _, lc := range m.log {
-			if lc.at <= ev.inflight {
-				continue
+			if lc.at > ev.inflight {
+				since = append(since, lc.evs)
 			}
-			for _, e := range lc.evs {
-				if e.dev != ev.dev {
-					m.applyEvent(ov, e)
+		}
+		since = append(since, evs)
+		for k := 0; k < len(since); k++ {
+			ov := m.overlayAt(ev.inflight)
+			ov.racing = true
+			for i, evs := range since {
+				if i == k {
+					m.applyEvent(ov, early)
+				}
+				for _, e := range evs {
+					if e.dev != ev.dev {
+						m.applyEvent(ov, e)
+					}
 				}
 			}
-		}
-		for _, e := range evs { // the events racing it now
-			if e.dev != ev.dev {
-				m.applyEvent(ov, e)
-			}
-		}
-		m.applyEvent(ov, late)
-		for id, early := range ov.inst {
-			x := m.insts[id]
-			cur, ok := acc[id]
-			if !ok {
-				cur = x.st
-			}
-			if x.touched > ev.inflight || len(x.hist) == 0 {
-				cur = cur.union(x.st) // changed since: the work may also have been undone
-			}
-			acc[id] = cur.union(early)
-		}
-		// A copy made since then took its source's flags as they were on the server:
-		// with or without the in-flight flag changes.
-		for id, early := range ov.inst {
-			m.spreadToCopies(acc, id, m.insts[id].at(ev.inflight).flags, early.flags, ev.inflight)
-		}
-		for mb, early := range ov.mb {
-			mm := m.mboxes[mb]
-			if mm == nil || len(mm.hist) == 0 || mm.hist[len(mm.hist)-1].at <= ev.inflight {
-				continue
-			}
-			cur, ok := accMB[mb]
-			if !ok {
-				cur = mm.exists
-			}
-			accMB[mb] = cur | mm.exists | early
+			m.applyEvent(ov, late)
+			m.uniteEarly(acc, accMB, ov, ev.inflight)
 		}
 	}
 	m.commit(evs, acc, accMB, c)
+}
+
+// uniteEarly adds to acc and accMB the outcome ov of work in flight since clock t that
+// arrived early.
+func (m *model) uniteEarly(acc map[int]instState, accMB map[string]bits, ov *overlay, t int) {
+	for id, early := range ov.inst {
+		x := m.insts[id]
+		cur, ok := acc[id]
+		if !ok {
+			cur = x.st
+		}
+		if x.touched > t || len(x.hist) == 0 {
+			cur = cur.union(x.st) // changed since: the work may also have been undone
+		}
+		acc[id] = cur.union(early)
+	}
+	// A copy made since then took its source's flags as they were on the server: with or
+	// without the in-flight flag changes.
+	for id, early := range ov.inst {
+		m.spreadToCopies(acc, id, m.insts[id].at(t).flags, early.flags, t)
+	}
+	for mb, early := range ov.mb {
+		mm := m.mboxes[mb]
+		if mm == nil || len(mm.hist) == 0 || mm.hist[len(mm.hist)-1].at <= t {
+			continue
+		}
+		cur, ok := accMB[mb]
+		if !ok {
+			cur = mm.exists
+		}
+		accMB[mb] = cur | mm.exists | early
+	}
 }
 
 // plainExpunge applies the side effect of a device's expunge in mb on a server without
