@@ -29,28 +29,27 @@ type cutter struct {
 	hide     func(line []byte) bool
 	count    int
 	cutAfter int
-	cutMatch string        // cut after the first command containing it
-	cutNext  string        // cut after the command that follows the first one containing it
-	nextSeen bool          // the command cutNext names went by
-	cut      chan struct{} // closed when the cut happened
+	cutMatch string // cut after the first command containing it
+	cutNext  string // cut after the command that follows the first one containing it
+	nextSeen bool   // the command cutNext names went by
 }
 
 func newCutter(target string) *cutter {
-	return &cutter{target: target, cut: make(chan struct{})}
+	return &cutter{target: target}
 }
 
 // arm resets the counter and sets the command after which to cut (0: never).
 func (c *cutter) arm(n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.count, c.cutAfter, c.cutMatch, c.cutNext, c.cut = 0, n, "", "", make(chan struct{})
+	c.count, c.cutAfter, c.cutMatch, c.cutNext = 0, n, "", ""
 }
 
 // armMatch resets the counter and cuts after the first command that contains s.
 func (c *cutter) armMatch(s string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.count, c.cutAfter, c.cutMatch, c.cutNext, c.cut = 0, 0, s, "", make(chan struct{})
+	c.count, c.cutAfter, c.cutMatch, c.cutNext = 0, 0, s, ""
 }
 
 // armNext resets the counter and cuts after the command that follows the first one that
@@ -58,7 +57,7 @@ func (c *cutter) armMatch(s string) {
 func (c *cutter) armNext(s string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.count, c.cutAfter, c.cutMatch, c.cutNext, c.nextSeen, c.cut = 0, 0, "", s, false, make(chan struct{})
+	c.count, c.cutAfter, c.cutMatch, c.cutNext, c.nextSeen = 0, 0, "", s, false
 }
 
 // setBefore sets the hook run before each command.
@@ -101,7 +100,9 @@ func (c *cutter) dial(ctx context.Context) (net.Conn, error) {
 	var mute sync.Mutex
 	muted := false
 	wantTag := ""
-	answered := make(chan struct{})
+	answered := make(chan struct{}) // the cut command's answer went by, or the server left
+	var answerOnce sync.Once
+	answer := func() { answerOnce.Do(func() { close(answered) }) }
 	closeAll := func() {
 		_ = a.Close()
 		_ = b.Close()
@@ -165,10 +166,7 @@ func (c *cutter) dial(ctx context.Context) (net.Conn, error) {
 				return
 			}
 			if cutNow {
-				<-answered
-				c.mu.Lock()
-				close(c.cut)
-				c.mu.Unlock()
+				<-answered // the server did the work; the device never learns of it
 				return
 			}
 		}
@@ -177,6 +175,7 @@ func (c *cutter) dial(ctx context.Context) (net.Conn, error) {
 	go func() {
 		defer GinkgoRecover()
 		defer closeAll()
+		defer answer()
 		r := bufio.NewReader(up)
 		for {
 			line, err := r.ReadBytes('\n')
@@ -188,8 +187,7 @@ func (c *cutter) dial(ctx context.Context) (net.Conn, error) {
 			mute.Unlock()
 			if m {
 				if bytes.HasPrefix(line, []byte(tag+" ")) {
-					close(answered)
-					return
+					return // answer() runs on the way out
 				}
 				continue
 			}

@@ -412,15 +412,7 @@ func (r *round) commitScan(p *scanPlan) error {
 				// The copy a move without MOVE made has the original's flags of the COPY's
 				// time; the record has them as of the expunge, newer: write them. All but
 				// \Deleted, which the expunge set itself: the copy has the original's.
-				deleted := Flags{System: FlagDeleted}
-				m.Flags = m.Flags.Minus(deleted).Union(s.Intersect(deleted))
-				m.Base = s
-				if m.Flags == m.Base {
-					if err := tx.PutMessage(m); err != nil {
-						return err
-					}
-					continue
-				}
+				m.Flags, m.Base = m.Flags.withDeletedOf(s), s
 				if err := tx.PutMessage(m); err != nil {
 					return err
 				}
@@ -667,9 +659,8 @@ func (r *round) adoptMoveIn(tx Tx, id LocalID, mailbox string, s *serverMsg) err
 	if e, ok := r.moveEcho[id]; ok {
 		// The original's flags as the expunge saw them are newer than the copy's, but for
 		// \Deleted, which the expunge set itself.
-		deleted := Flags{System: FlagDeleted}
 		nf, err = mergeEcho(tx, m, e)
-		nf = nf.Minus(deleted).Union(s.flags.Intersect(deleted))
+		nf = nf.withDeletedOf(s.flags)
 	} else {
 		nf, err = mergeLocal(tx, m, s.flags)
 	}
