@@ -245,27 +245,31 @@ func (t *memTx) Message(id LocalID) (MessageRecord, bool, error) {
 
 func (t *memTx) Messages(mailbox string) ([]MessageRecord, error) {
 	set := t.s.byMailbox[mailbox]
-	out := make([]MessageRecord, 0, len(set))
+	// Sort the ids, not the records: records are large, and this runs every round.
+	ids := make([]LocalID, 0, len(set))
 	for id := range set {
-		if o, ok := t.messages[id]; ok {
-			if o == nil || o.Mailbox != mailbox {
-				continue
-			}
-			out = append(out, *o)
+		if o, ok := t.messages[id]; ok && (o == nil || o.Mailbox != mailbox) {
 			continue
 		}
-		out = append(out, *t.s.messages[id])
+		ids = append(ids, id)
 	}
 	for id, m := range t.messages {
 		if m == nil || m.Mailbox != mailbox {
 			continue
 		}
-		if _, ok := set[id]; ok {
-			continue
+		if _, ok := set[id]; !ok {
+			ids = append(ids, id)
 		}
-		out = append(out, *m)
 	}
-	slices.SortFunc(out, func(a, b MessageRecord) int { return cmp.Compare(a.ID, b.ID) })
+	slices.Sort(ids)
+	out := make([]MessageRecord, len(ids))
+	for i, id := range ids {
+		if o, ok := t.messages[id]; ok {
+			out[i] = *o
+		} else {
+			out[i] = *t.s.messages[id]
+		}
+	}
 	return out, nil
 }
 

@@ -130,7 +130,7 @@ func (m *model) apply(evs []event) {
 	}
 	m.clock++
 	c := m.clock
-	defer func() { m.log = append(m.log, loggedCluster{at: c, evs: evs}) }()
+	defer m.logCluster(c, evs)
 	if len(evs) == 1 && evs[0].inflight < 0 {
 		ov := m.overlay()
 		m.applyEvent(ov, evs[0])
@@ -213,6 +213,18 @@ func (m *model) apply(evs []event) {
 		}
 	}
 	m.commit(evs, acc, accMB, c)
+}
+
+// logCluster keeps cluster c for replays of work in flight. Only clusters after the start
+// of some device's work in flight are ever replayed: with none in flight, the log is empty.
+func (m *model) logCluster(c int, evs []event) {
+	for _, name := range m.order {
+		if m.devs[name].inflight >= 0 {
+			m.log = append(m.log, loggedCluster{at: c, evs: evs})
+			return
+		}
+	}
+	m.log = m.log[:0]
 }
 
 // uniteEarly adds to acc and accMB the outcome ov of work in flight since clock t that
