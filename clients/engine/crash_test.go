@@ -243,6 +243,19 @@ func DescribeCrashSafety(kind storeKind) bool {
 			w.expectConverged([]string{"INBOX: d1 m1 m2 m3"}, phone, laptop)
 		})
 
+		It("keeps a flag set on a message whose move without MOVE a crash cut before its EXPUNGE, into a mailbox whose UIDVALIDITY had changed", func() {
+			w, phone, cut, laptop := crashPair(fakeserver.Options{Seed: 1, DisabledCaps: []string{"MOVE", "UIDPLUS"}}, kind)
+			w.create("Archive")
+			w.deliver("INBOX", "m1", "m2")
+			settle(phone, laptop)
+			do(phone, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m1"}, Dest: "Archive"})
+			Expect(w.srv.Apply(fakeserver.UIDValidityBump{User: user, Mailbox: "Archive"})).To(Succeed())
+			crashAfter(phone, cut, "DELETED")
+			// The flag reaches the original, still there; the scan then finds the copy.
+			do(phone, clients.Action{Kind: clients.ActFlag, Mailbox: "Archive", Labels: []string{"m1"}, Flag: "$Work"})
+			w.expectConverged([]string{"Archive: m1[$Work]", "INBOX: m2"}, phone, laptop)
+		})
+
 		DescribeTable("deletes a message the user removed after a crash that hid its move's answer",
 			func(opts fakeserver.Options, cutOn string) {
 				w, phone, cut, laptop := crashPair(opts, kind)

@@ -664,6 +664,10 @@ func (r *round) adoptMoveIn(tx Tx, id LocalID, mailbox string, s *serverMsg) err
 	} else {
 		nf, err = mergeLocal(tx, m, s.flags)
 	}
+	if err == nil {
+		// Writes that reached the original after the COPY, kept for the copy.
+		nf, err = withCarry(tx, id, nf)
+	}
 	if err != nil {
 		return err
 	}
@@ -674,7 +678,7 @@ func (r *round) adoptMoveIn(tx Tx, id LocalID, mailbox string, s *serverMsg) err
 	if err := tx.PutMessage(m); err != nil {
 		return err
 	}
-	if err := dropEntries(tx, id, OpMove); err != nil {
+	if err := dropEntries(tx, id, OpMove, OpCarry); err != nil {
 		return err
 	}
 	if m.MoveTo != "" {
