@@ -256,6 +256,25 @@ func DescribeCrashSafety(kind storeKind) bool {
 			w.expectConverged([]string{"Archive: m1[$Work]", "INBOX: m2"}, phone, laptop)
 		})
 
+		DescribeTable("marks another client's message \\Deleted again after a crash cut the expunge without UIDPLUS",
+			func(change fakeserver.Fault) {
+				w, phone, cut, laptop := crashPair(fakeserver.Options{Seed: 1, DisabledCaps: []string{"UIDPLUS"}}, kind)
+				w.deliver("INBOX", "m1", "m2", "m3")
+				Expect(w.srv.Apply(fakeserver.Store{User: user, Mailbox: "INBOX", UIDs: []uint32{w.uid("INBOX", "m2")},
+					Add: true, Flags: []string{`\Deleted`}})).To(Succeed())
+				settle(phone, laptop)
+				do(phone, clients.Action{Kind: clients.ActDelete, Mailbox: "INBOX", Labels: []string{"m1"}})
+				crashAfter(phone, cut, "EXPUNGE") // m2's \Deleted is cleared, not yet set again
+				if change != nil {
+					Expect(w.srv.Apply(change)).To(Succeed())
+				}
+				w.expectConverged([]string{`INBOX: m2[\Deleted] m3`}, phone, laptop)
+			},
+			Entry("under the same UIDVALIDITY", nil),
+			Entry("after a UIDVALIDITY bump", fakeserver.UIDValidityBump{User: user, Mailbox: "INBOX"}),
+			Entry("after a UIDVALIDITY reset", fakeserver.UIDValidityReset{User: user, Mailbox: "INBOX"}),
+		)
+
 		DescribeTable("deletes a message the user removed after a crash that hid its move's answer",
 			func(opts fakeserver.Options, cutOn string) {
 				w, phone, cut, laptop := crashPair(opts, kind)

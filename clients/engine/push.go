@@ -282,15 +282,37 @@ func (r *round) expunge(mailbox string, uids []uint32) (existed map[uint32]Flags
 const maxExpungeAttempts = 3
 
 // remark marks \Deleted again on the messages an interrupted expunge without UIDPLUS
-// cleared it on. Under another UIDVALIDITY, or with the mailbox gone, there is nothing
-// left to do.
+// cleared it on. Under another UIDVALIDITY it waits until the scan has matched the
+// mailbox's records again and marks the records' new UIDs; with the mailbox gone there is
+// nothing left to do.
 func (r *round) remark(en JournalEntry) error {
 	data, err := r.cn.selectBox(en.Mailbox)
 	if err != nil && !isGone(err) {
 		return err
 	}
-	if err == nil && data.UIDValidity == en.UIDValidity && len(en.UIDs) > 0 {
-		if _, err := r.cn.store(en.Mailbox, uidSet(en.UIDs), imap.StoreFlagsAdd, []imap.Flag{imap.FlagDeleted}); err != nil {
+	uids := en.UIDs
+	if err == nil && data.UIDValidity != en.UIDValidity {
+		if stale, err := r.staleUIDs(en.Mailbox, data.UIDValidity); err != nil || stale {
+			return err // after the scan
+		}
+		uids = nil
+		if err := r.view(func(tx Tx) error {
+			for _, id := range en.IDs {
+				m, ok, err := tx.Message(id)
+				if err != nil {
+					return err
+				}
+				if ok && m.Mailbox == en.Mailbox && m.UID != 0 {
+					uids = append(uids, m.UID)
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	if err == nil && len(uids) > 0 {
+		if _, err := r.cn.store(en.Mailbox, uidSet(uids), imap.StoreFlagsAdd, []imap.Flag{imap.FlagDeleted}); err != nil {
 			return err
 		}
 	}
@@ -327,7 +349,19 @@ func (r *round) expungeOnly(mailbox string, uids []uint32) ([]uint32, error) {
 			en.UIDValidity = r.cn.sel.UIDValidity
 		}
 		if err := r.update(func(tx Tx) error {
-			var err error
+			recs, err := tx.Messages(mailbox)
+			if err != nil {
+				return err
+			}
+			marked := map[uint32]bool{}
+			for _, u := range en.UIDs {
+				marked[u] = true
+			}
+			for _, m := range recs {
+				if m.UID != 0 && marked[m.UID] {
+					en.IDs = append(en.IDs, m.ID)
+				}
+			}
 			remark, err = tx.AddJournal(en)
 			return err
 		}); err != nil {

@@ -215,8 +215,10 @@ type JournalEntry struct {
 	Touched Flags
 	// Want is, for OpCarry, the values the user wrote (of the flags in Touched).
 	Want Flags `json:",omitzero"`
-	// UIDs is, for OpRemark, the messages to mark \Deleted again.
-	UIDs []uint32 `json:",omitempty"`
+	// UIDs is, for OpRemark, the messages to mark \Deleted again, and IDs the local
+	// records they were (to find them again after a UIDVALIDITY change).
+	UIDs []uint32  `json:",omitempty"`
+	IDs  []LocalID `json:",omitempty"`
 }
 
 // SystemFlags is a set of IMAP system flags.
