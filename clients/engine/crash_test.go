@@ -275,6 +275,21 @@ func DescribeCrashSafety(kind storeKind) bool {
 			Entry("after a UIDVALIDITY reset", fakeserver.UIDValidityReset{User: user, Mailbox: "INBOX"}),
 		)
 
+		It("leaves no record under a stale UID when a crash cuts the round that re-matched a reset mailbox", func() {
+			w, phone, cut, laptop := crashPair(fakeserver.Options{Seed: 1}, kind)
+			w.create("Zed")
+			w.deliver("INBOX", "m1", "m2", "m3", "m4")
+			settle(phone, laptop)
+			// Renumbered from 1, the three left take UIDs 1 to 3: m3's old UID is taken.
+			Expect(w.srv.Apply(fakeserver.ExpungeMessages{User: user, Mailbox: "INBOX", UIDs: []uint32{w.uid("INBOX", "m3")}})).To(Succeed())
+			Expect(w.srv.Apply(fakeserver.UIDValidityReset{User: user, Mailbox: "INBOX"})).To(Succeed())
+			w.deliver("Zed", "z1")
+			// INBOX is committed (m3 found nowhere yet); the crash comes while Zed's new
+			// message downloads, before the round settles m3.
+			crashAfter(phone, cut, "BODY.PEEK[]")
+			w.expectConverged([]string{"INBOX: m1 m2 m4", "Zed: z1"}, phone, laptop)
+		})
+
 		DescribeTable("deletes a message the user removed after a crash that hid its move's answer",
 			func(opts fakeserver.Options, cutOn string) {
 				w, phone, cut, laptop := crashPair(opts, kind)

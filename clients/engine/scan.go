@@ -505,6 +505,15 @@ func (r *round) commitScan(p *scanPlan) error {
 		mb.UIDValidity = p.data.UIDValidity
 		mb.UIDNext = uint32(p.data.UIDNext)
 		mb.HighestModSeq = p.data.HighestModSeq
+		for _, m := range p.orphans {
+			if _, left := r.vanished[m.ID]; left {
+				// An orphan keeps its old UID until the end of the round settles it: till
+				// then the old UIDVALIDITY stays, so that a round cut short matches again.
+				mb.UIDValidity = p.mb.UIDValidity
+				r.settleValidity[name] = p.data.UIDValidity
+				break
+			}
+		}
 		return tx.PutMailbox(mb)
 	})
 }
@@ -712,10 +721,23 @@ func (r *round) quarantine(tx Tx, m MessageRecord) error {
 // adopted: a copy downloaded earlier this round takes over their local changes; the rest is
 // deleted locally (the server expunged it: delete beats flag and move). Never re-uploaded.
 func (r *round) finishVanished() error {
-	if len(r.vanished) == 0 {
+	if len(r.vanished) == 0 && len(r.settleValidity) == 0 {
 		return nil
 	}
 	return r.update(func(tx Tx) error {
+		defer func() { r.settleValidity = map[string]uint32{} }()
+		for name, v := range r.settleValidity {
+			mb, ok, err := tx.Mailbox(name)
+			if err != nil {
+				return err
+			}
+			if ok {
+				mb.UIDValidity = v
+				if err := tx.PutMailbox(mb); err != nil {
+					return err
+				}
+			}
+		}
 		byHash := map[[32]byte][]MessageRecord{}
 		for _, c := range r.created {
 			byHash[c.Hash] = append(byHash[c.Hash], c)

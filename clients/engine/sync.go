@@ -40,6 +40,9 @@ type round struct {
 	// echoed marks records whose flags a move without MOVE just took from the original as
 	// its expunge saw them: newer than the copy's, which the scan brings in line.
 	echoed map[LocalID]bool
+	// settleValidity holds the new UIDVALIDITY of mailboxes whose orphans finishVanished
+	// settles: only then is it recorded.
+	settleValidity map[string]uint32
 	// moveEcho holds, for moves without MOVE left in flight for the scan to find, the
 	// original's flags as the expunge's STORE saw them.
 	moveEcho map[LocalID]Flags
@@ -52,7 +55,8 @@ func newRound(e *Engine, ctx context.Context, st *clients.SyncStats) *round {
 	return &round{e: e, ctx: ctx, st: st, vanished: map[LocalID]MessageRecord{},
 		orphans: map[LocalID]bool{}, marked: map[LocalID]bool{},
 		located: map[LocalID]Flags{}, blocked: map[string]bool{}, movedOut: map[LocalID]bool{},
-		quarantined: map[LocalID]MessageRecord{}, moveEcho: map[LocalID]Flags{}, echoed: map[LocalID]bool{}}
+		quarantined: map[LocalID]MessageRecord{}, moveEcho: map[LocalID]Flags{}, echoed: map[LocalID]bool{},
+		settleValidity: map[string]uint32{}}
 }
 
 // Sync runs one full round: mailbox list, journal replay, then every mailbox's new messages,
