@@ -290,6 +290,18 @@ func DescribeCrashSafety(kind storeKind) bool {
 			w.expectConverged([]string{"INBOX: m1 m2 m4", "Zed: z1"}, phone, laptop)
 		})
 
+		It("puts a message back where the user moved it after a crash hid its first move's COPY and its source's UIDVALIDITY changed", func() {
+			w, phone, cut, laptop := crashPair(fakeserver.Options{Seed: 1, DisabledCaps: []string{"MOVE"}}, kind)
+			w.create("Sent") // scanned after INBOX
+			w.deliver("INBOX", "m1", "m2")
+			settle(phone, laptop)
+			do(phone, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m1"}, Dest: "Sent"})
+			crashAfter(phone, cut, "COPY")
+			Expect(w.srv.Apply(fakeserver.UIDValidityBump{User: user, Mailbox: "INBOX"})).To(Succeed())
+			do(phone, clients.Action{Kind: clients.ActMove, Mailbox: "Sent", Labels: []string{"m1"}, Dest: "INBOX"})
+			w.expectConverged([]string{"INBOX: m1 m2", "Sent:"}, phone, laptop)
+		})
+
 		DescribeTable("deletes a message the user removed after a crash that hid its move's answer",
 			func(opts fakeserver.Options, cutOn string) {
 				w, phone, cut, laptop := crashPair(opts, kind)

@@ -618,7 +618,13 @@ func (r *round) adopt(tx Tx, id LocalID, mailbox string, s *serverMsg, moved boo
 		}
 	}
 	if m.MoveTo == mailbox {
-		m.MoveTo = ""
+		// Here already, unless a move in flight may have taken it away: then the user
+		// moved it back, and that waits until the move is found.
+		if en, ok, err := findEntry(tx, OpMove, id); err != nil {
+			return err
+		} else if !ok || en.State != EntryInFlight {
+			m.MoveTo = ""
+		}
 	}
 	m.Mailbox, m.UID, m.EverUID = mailbox, s.uid, true
 	if m.State == MsgDeleted {
