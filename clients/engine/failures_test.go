@@ -487,25 +487,6 @@ func DescribeFailureCatalogue(kind storeKind) bool {
 				w.expectConverged([]string{`Archive: m2[\Seen]`, "Bin:", "INBOX: m1 m3"}, phone, laptop)
 			})
 
-			It("moves without MOVE and writes to the copy a change back that another client made after the COPY", func() {
-				tablet, cut := w.cutDevice("tablet", kind.open())
-				settle(tablet)
-				read(phone, "INBOX", "m1")
-				syncOK(phone) // the original is read, the tablet does not know yet
-				var raced atomic.Bool
-				cut.setBefore(func(cmd string) {
-					if strings.Contains(cmd, `+FLAGS (\Deleted)`) && raced.CompareAndSwap(false, true) {
-						// After the COPY: the copy is read, the original unread again.
-						do(phone, clients.Action{Kind: clients.ActUnread, Mailbox: "INBOX", Labels: []string{"m1"}})
-						syncOK(phone)
-					}
-				})
-				move(tablet, "INBOX", "m1", "Archive")
-				syncOK(tablet)
-				Expect(raced.Load()).To(BeTrue())
-				w.expectConverged([]string{"Archive: m1", "Bin:", "INBOX: m2 m3"}, tablet, phone, laptop)
-			})
-
 			It("moves without MOVE and leaves alone a flag another client wrote on the original before the EXPUNGE and carried to the copy", func() {
 				tablet, cut := w.cutDevice("tablet", kind.open())
 				settle(tablet)

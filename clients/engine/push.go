@@ -639,7 +639,6 @@ func (r *round) adoptMoved(source, dest string, found map[LocalID]uint32, entrie
 				if m.Flags, err = mergeEcho(tx, m, e); err != nil {
 					return err
 				}
-				r.echoed[m.ID] = true
 			}
 			if err := tx.PutMessage(m); err != nil {
 				return err

@@ -75,14 +75,6 @@ type scanPlan struct {
 	copies       map[LocalID]bool // in-flight appends that are local copies
 	msgs         []*serverMsg     // new server messages
 	headersOnly  bool
-	echoed       map[LocalID]bool // see round.echoed
-}
-
-// stale reports whether the server flags s of known record m call for a merge: they
-// differ from the last agreed ones, or m's flags came from a move's echo and the copy
-// differs from them.
-func (p *scanPlan) stale(m MessageRecord, s Flags) bool {
-	return s != m.Base || (p.echoed[m.ID] && s != m.Flags)
 }
 
 func (p *scanPlan) has(uid uint32) bool {
@@ -120,7 +112,7 @@ func (p *scanPlan) idle() bool {
 		if !p.has(m.UID) {
 			return false
 		}
-		if s, ok := p.serverFlags[m.UID]; ok && p.stale(m, s) {
+		if s, ok := p.serverFlags[m.UID]; ok && s != m.Base {
 			return false
 		}
 	}
@@ -139,7 +131,7 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &scanPlan{mb: mb, data: data, present: map[uint32]bool{}, echoed: r.echoed,
+	p := &scanPlan{mb: mb, data: data, present: map[uint32]bool{},
 		serverFlags: map[uint32]Flags{}, inflightFrom: map[LocalID]uint32{}, copies: map[LocalID]bool{}}
 	quirks := r.e.opts.Quirks
 	var recs []MessageRecord
@@ -395,7 +387,7 @@ func (r *round) commitScan(p *scanPlan) error {
 				continue // in the vanished pool
 			}
 			s, ok := p.serverFlags[m.UID]
-			if !ok || !p.stale(m, s) {
+			if !ok || s == m.Base {
 				continue
 			}
 			// The commit of another mailbox this round may have changed the record (a move
@@ -408,19 +400,6 @@ func (r *round) commitScan(p *scanPlan) error {
 				continue
 			}
 			m = cur
-			if p.echoed[m.ID] && m.State == MsgSynced {
-				// The copy a move without MOVE made has the original's flags of the COPY's
-				// time; the record has them as of the expunge, newer: write them. All but
-				// \Deleted, which the expunge set itself: the copy has the original's.
-				m.Flags, m.Base = m.Flags.withDeletedOf(s), s
-				if err := tx.PutMessage(m); err != nil {
-					return err
-				}
-				if err := journalFlags(tx, m); err != nil {
-					return err
-				}
-				continue
-			}
 			if err := r.mergeFlags(tx, m, s); err != nil {
 				return err
 			}
@@ -670,15 +649,13 @@ func (r *round) adoptMoveIn(tx Tx, id LocalID, mailbox string, s *serverMsg) err
 	}
 	next := m.MoveTo // the user may have moved it on while the move was in flight
 	m.Mailbox, m.UID, m.MoveTo, m.EverUID = mailbox, s.uid, "", true
-	var nf Flags
 	if e, ok := r.moveEcho[id]; ok {
-		// The original's flags as the expunge saw them are newer than the copy's, but for
-		// \Deleted, which the expunge set itself.
-		nf, err = mergeEcho(tx, m, e)
-		nf = nf.withDeletedOf(s.flags)
-	} else {
-		nf, err = mergeLocal(tx, m, s.flags)
+		// Changes that reached the original after the COPY, as the expunge saw them.
+		if m.Flags, err = mergeEcho(tx, m, e); err != nil {
+			return err
+		}
 	}
+	nf, err := mergeLocal(tx, m, s.flags)
 	if err == nil {
 		// Writes that reached the original after the COPY, kept for the copy.
 		nf, err = withCarry(tx, id, nf)

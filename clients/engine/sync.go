@@ -37,9 +37,6 @@ type round struct {
 	// quarantined holds the quarantined records the scan came across: a message that turns
 	// up again (moved while its mailbox's UIDVALIDITY changed) is adopted back.
 	quarantined map[LocalID]MessageRecord
-	// echoed marks records whose flags a move without MOVE just took from the original as
-	// its expunge saw them: newer than the copy's, which the scan brings in line.
-	echoed map[LocalID]bool
 	// settleValidity holds the new UIDVALIDITY of mailboxes whose orphans finishVanished
 	// settles: only then is it recorded.
 	settleValidity map[string]uint32
@@ -55,7 +52,7 @@ func newRound(e *Engine, ctx context.Context, st *clients.SyncStats) *round {
 	return &round{e: e, ctx: ctx, st: st, vanished: map[LocalID]MessageRecord{},
 		orphans: map[LocalID]bool{}, marked: map[LocalID]bool{},
 		located: map[LocalID]Flags{}, blocked: map[string]bool{}, movedOut: map[LocalID]bool{},
-		quarantined: map[LocalID]MessageRecord{}, moveEcho: map[LocalID]Flags{}, echoed: map[LocalID]bool{},
+		quarantined: map[LocalID]MessageRecord{}, moveEcho: map[LocalID]Flags{},
 		settleValidity: map[string]uint32{}}
 }
 
