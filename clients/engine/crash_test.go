@@ -221,16 +221,26 @@ func DescribeCrashSafety(kind storeKind) bool {
 				fakeserver.Options{Seed: 1, DisabledCaps: []string{"MOVE", "UIDPLUS"}}, "APPEND"),
 		)
 
-		It("finishes a move without MOVE cut before its EXPUNGE into a mailbox whose UIDVALIDITY had changed", func() {
-			w, phone, cut, laptop := crashPair(fakeserver.Options{Seed: 1, DisabledCaps: []string{"MOVE", "UIDPLUS"}}, kind)
-			w.create("Archive")
-			w.deliver("INBOX", "m1", "m2")
-			settle(phone, laptop)
-			do(phone, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m1"}, Dest: "Archive"})
-			Expect(w.srv.Apply(fakeserver.UIDValidityReset{User: user, Mailbox: "Archive"})).To(Succeed())
-			crashAfter(phone, cut, "DELETED") // the UID SEARCH before the EXPUNGE
-			w.expectConverged([]string{"Archive: m1", "INBOX: m2"}, phone, laptop)
-		})
+		DescribeTable("finishes a move without MOVE cut before its EXPUNGE into a mailbox whose UIDVALIDITY had changed",
+			func(change fakeserver.Fault, flagAfter bool, want []string) {
+				w, phone, cut, laptop := crashPair(fakeserver.Options{Seed: 1, DisabledCaps: []string{"MOVE", "UIDPLUS"}}, kind)
+				w.create("Archive")
+				w.deliver("INBOX", "m1", "m2")
+				settle(phone, laptop)
+				do(phone, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m1"}, Dest: "Archive"})
+				Expect(w.srv.Apply(change)).To(Succeed())
+				crashAfter(phone, cut, "DELETED") // the UID SEARCH before the EXPUNGE
+				if flagAfter {
+					// The flag reaches the original, still there; the scan then finds the copy.
+					do(phone, clients.Action{Kind: clients.ActFlag, Mailbox: "Archive", Labels: []string{"m1"}, Flag: "$Work"})
+				}
+				w.expectConverged(want, phone, laptop)
+			},
+			Entry("after a reset", fakeserver.UIDValidityReset{User: user, Mailbox: "Archive"}, false,
+				[]string{"Archive: m1", "INBOX: m2"}),
+			Entry("after a bump, with a flag set after the crash", fakeserver.UIDValidityBump{User: user, Mailbox: "Archive"}, true,
+				[]string{"Archive: m1[$Work]", "INBOX: m2"}),
+		)
 
 		It("ties the UID of a message appended before the mailbox's first scan to the UIDVALIDITY it came with", func() {
 			w, phone, cut, laptop := crashPair(fakeserver.Options{Seed: 1, DisabledCaps: []string{"UIDPLUS"}}, kind)
@@ -241,19 +251,6 @@ func DescribeCrashSafety(kind storeKind) bool {
 			crashAfterNext(phone, cut, "UID FETCH 4:*")
 			Expect(w.srv.Apply(fakeserver.UIDValidityReset{User: user, Mailbox: "INBOX"})).To(Succeed())
 			w.expectConverged([]string{"INBOX: d1 m1 m2 m3"}, phone, laptop)
-		})
-
-		It("keeps a flag set on a message whose move without MOVE a crash cut before its EXPUNGE, into a mailbox whose UIDVALIDITY had changed", func() {
-			w, phone, cut, laptop := crashPair(fakeserver.Options{Seed: 1, DisabledCaps: []string{"MOVE", "UIDPLUS"}}, kind)
-			w.create("Archive")
-			w.deliver("INBOX", "m1", "m2")
-			settle(phone, laptop)
-			do(phone, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m1"}, Dest: "Archive"})
-			Expect(w.srv.Apply(fakeserver.UIDValidityBump{User: user, Mailbox: "Archive"})).To(Succeed())
-			crashAfter(phone, cut, "DELETED")
-			// The flag reaches the original, still there; the scan then finds the copy.
-			do(phone, clients.Action{Kind: clients.ActFlag, Mailbox: "Archive", Labels: []string{"m1"}, Flag: "$Work"})
-			w.expectConverged([]string{"Archive: m1[$Work]", "INBOX: m2"}, phone, laptop)
 		})
 
 		DescribeTable("marks another client's message \\Deleted again after a crash cut the expunge without UIDPLUS",
