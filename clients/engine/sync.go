@@ -48,7 +48,7 @@ type round struct {
 	movedOut map[LocalID]bool
 }
 
-func newRound(e *Engine, ctx context.Context, st *clients.SyncStats) *round {
+func newRound(ctx context.Context, e *Engine, st *clients.SyncStats) *round {
 	return &round{e: e, ctx: ctx, st: st, vanished: map[LocalID]MessageRecord{},
 		orphans: map[LocalID]bool{}, marked: map[LocalID]bool{},
 		located: map[LocalID]Flags{}, blocked: map[string]bool{}, movedOut: map[LocalID]bool{},
@@ -65,7 +65,7 @@ func (e *Engine) Sync(ctx context.Context) (clients.SyncStats, error) {
 		return st, err
 	}
 	defer e.mu.Unlock()
-	r := newRound(e, ctx, &st)
+	r := newRound(ctx, e, &st)
 	err := r.run()
 	var se *storeError
 	if err != nil && !isProtocolRefusal(err) && !errors.As(err, &se) && ctx.Err() == nil && !e.closing() {
@@ -73,7 +73,7 @@ func (e *Engine) Sync(ctx context.Context) (clients.SyncStats, error) {
 		// the store is consistent, so the round starts again once on a new connection.
 		e.log.Info("connection lost; retrying the round", "err", err)
 		e.dropConn()
-		r = newRound(e, ctx, &st)
+		r = newRound(ctx, e, &st)
 		err = r.run()
 	}
 	if err != nil {
