@@ -71,6 +71,9 @@ func (s instState) equal(o instState) bool {
 type version struct {
 	at int // the clock of the cluster that produced it
 	st instState
+	// from is the first clock at which the state may have been on the server: earlier than
+	// at when work in flight since then took part.
+	from int
 }
 
 type instance struct {
@@ -470,6 +473,11 @@ func (m *model) view(d *deviceModel, id int) instState {
 	s := x.at(d.lastSync)
 	if d.raced {
 		s = s.union(x.at(d.lastSync - 1))
+	}
+	for _, v := range x.hist {
+		if v.at > d.lastSync && v.from <= d.lastSync {
+			s = s.union(v.st) // work then in flight may have shown already
+		}
 	}
 	return s
 }

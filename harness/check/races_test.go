@@ -487,3 +487,33 @@ var _ = Describe("A race of more devices than the model orders exhaustively", fu
 		Expect(rs[0].Message).To(Equal("m1 is in Fd2 and Fd5 on the server; the history allows once"))
 	})
 })
+
+var _ = Describe("A device that synced while another device's work was in flight", func() {
+	// The tablet's read is in flight when the laptop syncs: the laptop may see m1 read, and
+	// its own read then writes nothing. The phone's unread, last, stands.
+	history := func() []check.Op {
+		return hist(
+			op("setup", "deliver", "INBOX", "m1"),
+			sync("phone"), sync("laptop"), sync("tablet"),
+			op("tablet", "read", "INBOX", "m1"), failed(sync("tablet")),
+			sync("laptop"),
+			sync("tablet"),
+			sync("phone"),
+			op("phone", "unread", "INBOX", "m1"),
+			op("laptop", "read", "INBOX", "m1"),
+			sync("phone"), sync("laptop"),
+		)
+	}
+
+	It("may have seen that work and written nothing for the same value", func() {
+		rs := check.Check(input(serverOf(box("INBOX", m("m1"))), history(), "phone", "laptop", "tablet"))
+		Expect(rs).To(BeEmpty())
+	})
+
+	It("still wrote a value it had not seen", func() {
+		h := history()
+		h[len(h)-3].Kind, h[len(h)-3].Flag = "flag", `\Flagged` // the laptop flags instead
+		rs := check.Check(input(serverOf(box("INBOX", m("m1"))), h, "phone", "laptop", "tablet"))
+		Expect(ids(rs)).To(Equal([]string{"I6"}))
+	})
+})

@@ -333,6 +333,12 @@ func (m *model) spreadToCopies(acc map[int]instState, src int, before, after fla
 
 // commit records the outcome of cluster c.
 func (m *model) commit(evs []event, acc map[int]instState, accMB map[string]bits, c int) {
+	from := c
+	for _, ev := range evs {
+		if ev.inflight >= 0 && ev.inflight+1 < from {
+			from = ev.inflight + 1
+		}
+	}
 	for id, s := range acc {
 		x := m.insts[id]
 		x.touched = c
@@ -348,7 +354,7 @@ func (m *model) commit(evs []event, acc map[int]instState, accMB map[string]bits
 			}
 		}
 		x.st = s
-		x.hist = append(x.hist, version{at: c, st: s})
+		x.hist = append(x.hist, version{at: c, st: s, from: from})
 	}
 	for mb, v := range accMB {
 		mm := m.mboxes[mb]
