@@ -172,7 +172,7 @@ func (m *model) apply(evs []event) {
 		}
 	}
 	// Work of a failed sync (or a watching device) may have arrived at any time since it
-	// started: on the state as it was then, with everything since applied on top of it.
+	// started: its early part is replayed before each cluster since in turn, the rest last.
 	for _, ev := range evs {
 		if ev.inflight < 0 {
 			continue
