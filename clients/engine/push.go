@@ -682,7 +682,8 @@ func (r *round) retarget(m MessageRecord) error {
 // move without MOVE reported: the changes other devices made after the COPY. The echo has
 // the \Deleted the expunge set; the copy has the original's.
 func mergeEcho(tx Tx, m MessageRecord, e Flags) (Flags, error) {
-	return mergeLocal(tx, m, e.withDeletedOf(m.Base))
+	deleted := Flags{System: FlagDeleted}
+	return mergeLocal(tx, m, e.Minus(deleted).Union(m.Base.Intersect(deleted)))
 }
 
 // pinValidity records validity as the UIDVALIDITY of mailbox if no scan has recorded one

@@ -780,7 +780,7 @@ func (r *round) finishVanished() error {
 						return err
 					}
 				}
-			} else if carrying, err := hasEntry(tx, OpCarry, id); err != nil {
+			} else if _, carrying, err := findEntry(tx, OpCarry, id); err != nil {
 				return err
 			} else if m.State == MsgSynced && (m.Flags != m.Base || carrying) {
 				// Moved elsewhere and downloaded there in an earlier round (the move was
@@ -873,11 +873,6 @@ func withCarry(tx Tx, id LocalID, f Flags) (Flags, error) {
 		return f, err
 	}
 	return f.Minus(en.Touched).Union(en.Want), nil
-}
-
-func hasEntry(tx Tx, op JournalOp, id LocalID) (bool, error) {
-	_, ok, err := findEntry(tx, op, id)
-	return ok, err
 }
 
 // movedCopy finds the one synced record of m's content in another mailbox, not itself

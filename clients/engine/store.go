@@ -334,12 +334,6 @@ func (f Flags) Minus(o Flags) Flags {
 	return Flags{System: f.System &^ o.System, Keywords: joinKeywords(kws)}
 }
 
-// withDeletedOf returns f with o's \Deleted in place of its own.
-func (f Flags) withDeletedOf(o Flags) Flags {
-	f.System = f.System&^FlagDeleted | o.System&FlagDeleted
-	return f
-}
-
 // Intersect returns f ∩ o.
 func (f Flags) Intersect(o Flags) Flags { return f.Minus(f.Minus(o)) }
 
