@@ -59,7 +59,9 @@ func runCLI(args ...string) cliResult {
 // resetFlags sets every flag of c and its subcommands back to its default.
 func resetFlags(c *cobra.Command) {
 	reset := func(f *pflag.Flag) {
-		if sv, ok := f.Value.(pflag.SliceValue); ok {
+		if r, ok := f.Value.(interface{ resetDefault() }); ok {
+			r.resetDefault() // its default may be a value Set refuses
+		} else if sv, ok := f.Value.(pflag.SliceValue); ok {
 			Expect(sv.Replace(nil)).To(Succeed())
 		} else {
 			Expect(f.Value.Set(f.DefValue)).To(Succeed())

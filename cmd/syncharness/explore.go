@@ -89,20 +89,20 @@ usage error.`,
 	}
 	fl := cmd.Flags()
 	fl.Int64Var(&f.seed, "seed", 0, "seed of the exploration (default: picked from the clock and printed)")
-	fl.IntVar(&f.devices, "devices", 3, "devices per scenario, 2 to 4")
-	fl.IntVar(&f.steps, "steps", 30, "steps per scenario after the setup")
-	fl.IntVar(&f.runs, "runs", 0, "runs over all shards (default: until --duration or Ctrl-C; 1000 when neither is given)")
-	fl.DurationVar(&f.duration, "duration", 0, "stop after this long")
+	intVar(fl, &f.devices, "devices", 3, 2, 4, "devices per scenario, 2 to 4")
+	intVar(fl, &f.steps, "steps", 30, 1, 0, "steps per scenario after the setup")
+	intVar(fl, &f.runs, "runs", 0, 1, 0, "runs over all shards (default: until --duration or Ctrl-C; 1000 when neither is given)")
+	durationVar(fl, &f.duration, "duration", 0, time.Millisecond, "stop after this long")
 	fl.StringVar(&f.faults, "faults", strings.Join(explore.AllFaults, ","), "faults the scenarios may use, comma-separated, or \"none\"")
 	fl.StringVar(&f.shard, "shard", "", "explore only shard K of N (K/N, from 1/N to N/N)")
-	fl.IntVar(&f.parallel, "parallel", 0, "scenarios run at once (default: number of CPUs)")
+	intVar(fl, &f.parallel, "parallel", 0, 1, 0, "scenarios run at once, at least 1 (default: number of CPUs)")
 	fl.StringVar(&f.out, "out", "explore-failures", "directory for the shrunk failing scenarios")
 	fl.StringVar(&f.json, "json", "", "write the failures' results as JSON to this file (for report merge)")
 	fl.StringVar(&f.store, "store", "memory", "device store: memory or disk")
 	fl.StringVar(&f.broken, "broken-engine", "", "explore a deliberately broken engine: "+quirkNames())
 	fl.StringVar(&f.serverBug, "server-bug", "", "switch on a known-bad mode of the fake server: reuse-expunged-uids, omit-expunge-notifications")
-	fl.IntVar(&f.budget, "shrink-budget", 400, "runs spent at most on shrinking one failure (0: report failures unshrunk)")
-	fl.IntVar(&f.maxFailures, "max-failures", 0, "stop after this many failures (default: no limit)")
+	intVar(fl, &f.budget, "shrink-budget", 400, 0, 0, "runs spent at most on shrinking one failure (0: report failures unshrunk)")
+	intVar(fl, &f.maxFailures, "max-failures", 0, 1, 0, "stop after this many failures (default: no limit)")
 	return cmd
 }
 

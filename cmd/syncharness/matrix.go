@@ -50,7 +50,7 @@ or connection error.`,
 	fl.StringVar(&f.label, "label", "", "column title of the --server target (default: its URL)")
 	fl.StringVar(&f.out, "out", "", "write the table to this file instead of standard output")
 	fl.StringVar(&f.filter, "filter", "", "only scenarios whose name or category matches this regular expression")
-	fl.IntVar(&f.parallel, "parallel", 0, "scenarios run at once (default: number of CPUs)")
+	intVar(fl, &f.parallel, "parallel", 0, 1, 0, "scenarios run at once, at least 1 (default: number of CPUs)")
 	fl.Int64Var(&f.seed, "seed", 1, "seed of the runs")
 	f.remote.register(cmd, true)
 	return cmd

@@ -83,7 +83,7 @@ usage or setup error (a malformed scenario, an unwritable report file).`,
 	fl := cmd.Flags()
 	fl.Int64Var(&f.seed, "seed", 1, "seed of the run: the same seed reproduces the same run on the fake server")
 	fl.StringVar(&f.filter, "filter", "", "run only scenarios whose name or category matches this regular expression")
-	fl.IntVar(&f.parallel, "parallel", 0, "scenarios run at once (default: number of CPUs)")
+	intVar(fl, &f.parallel, "parallel", 0, 1, 0, "scenarios run at once, at least 1 (default: number of CPUs)")
 	fl.StringVar(&f.store, "store", "memory", "device store: memory or disk")
 	fl.StringVar(&f.json, "json", "", "write the results as JSON to this file")
 	fl.StringVar(&f.junit, "junit", "", "write the results as JUnit XML to this file")
@@ -91,7 +91,7 @@ usage or setup error (a malformed scenario, an unwritable report file).`,
 	fl.StringVar(&f.reportDir, "report-dir", "", "write a report directory (results, and transcripts, history and replicas of failed scenarios)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "print every scenario, not only failures")
 	fl.StringVar(&f.broken, "broken-engine", "", "run a deliberately broken engine, to see what the checker reports: "+quirkNames())
-	fl.IntVar(&f.rounds, "settle-rounds", 8, "sync rounds allowed for the devices to settle before \"did not converge\"")
+	intVar(fl, &f.rounds, "settle-rounds", 8, 1, 0, "sync rounds allowed for the devices to settle before \"did not converge\"")
 	f.remote.register(cmd, true)
 	fl.StringVar(&f.skip, "skip", "", "leave out scenarios whose name matches this regular expression (known exceptions of a server, listed as not run)")
 	return cmd
@@ -356,7 +356,7 @@ func (f *remoteFlags) register(cmd *cobra.Command, run bool) {
 	fl.StringVar(&f.ca, "ca", "", "trust the PEM certificates in this file for TLS")
 	fl.BoolVar(&f.insecure, "insecure-skip-verify", false, "accept any TLS certificate (test servers only)")
 	fl.BoolVar(&f.starttls, "starttls", false, "upgrade imap:// connections with STARTTLS")
-	fl.DurationVar(&f.timeout, "connect-timeout", 10*time.Second, "bound on connecting and the server's greeting")
+	durationVar(fl, &f.timeout, "connect-timeout", 10*time.Second, time.Millisecond, "bound on connecting and the server's greeting")
 	if !run {
 		return
 	}

@@ -56,7 +56,7 @@ Exit status: 0 after a signal, 2 on bad flags or when the address cannot be used
 	fl.StringArrayVar(&f.users, "user", nil, "a user as NAME:PASSWORD (repeatable, at least one)")
 	fl.Int64Var(&f.seed, "seed", 0, "seed for UIDVALIDITY values")
 	fl.StringArrayVar(&f.disable, "disable", nil, "a capability to switch off: UIDPLUS, MOVE, IDLE, ESEARCH, LIST-EXTENDED, LIST-STATUS, SPECIAL-USE, LITERAL+ or NAMESPACE (repeatable)")
-	fl.Int64Var(&f.maxLiteral, "max-literal", fakeserver.DefaultMaxLiteralSize, "largest message APPEND accepts, in bytes")
+	intVar(fl, &f.maxLiteral, "max-literal", fakeserver.DefaultMaxLiteralSize, 1, 0, "largest message APPEND accepts, in bytes")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log protocol errors to stderr")
 	return cmd
 }
