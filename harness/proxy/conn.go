@@ -28,13 +28,14 @@ type conn struct {
 	cancel context.CancelFunc
 
 	mu        sync.Mutex
-	server    net.Conn  // nil until the upstream is dialled
-	cutDone   bool      // cut has run
-	authTag   string    // tag of an AUTHENTICATE in progress: client lines are SASL data
-	switchTag string    // tag of a STARTTLS or COMPRESS awaiting the server's answer
-	verdict   chan bool // the answer to switchTag: true when the stream turns opaque
-	litTag    string    // tag of a command waiting to send a synchronizing literal
-	litGo     chan bool // the answer to litTag: true for "+", false for a tagged refusal
+	server    net.Conn    // nil until the upstream is dialled
+	cutDone   bool        // cut has run
+	authTag   string      // tag of an AUTHENTICATE in progress: client lines are SASL data
+	switchTag string      // tag of a STARTTLS or COMPRESS awaiting the server's answer
+	verdict   chan bool   // the answer to switchTag: true when the stream turns opaque
+	litTag    string      // tag of a command waiting to send a synchronizing literal
+	litGo     chan bool   // the answer to litTag: true for "+", false for a tagged refusal
+	lost      *lostAnswer // the command whose answer is being dropped (LoseAnswer), or nil
 
 	toClientMu sync.Mutex    // held while a whole line is written to the client
 	toClient   *bufio.Writer // to the client; guarded by toClientMu
@@ -72,6 +73,8 @@ func (c *conn) run() {
 	}
 	c.server = server
 	c.mu.Unlock()
+	c.p.idle.opened(c.id, server)
+	defer c.p.idle.forget(c.id)
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -297,6 +300,12 @@ func (c *conn) clientPump(server net.Conn) {
 			}
 		}
 
+		if isCommand && c.losing() {
+			// The answer to an earlier command is being dropped: nothing more reaches
+			// the server on this connection, which is cut once that command completes.
+			c.holdUntilCut(w)
+			return
+		}
 		if isCommand && c.p.gate != nil {
 			if err := w.Flush(); err != nil {
 				c.cut(endReason("server", err))
@@ -320,7 +329,8 @@ func (c *conn) clientPump(server net.Conn) {
 					continue
 				}
 			}
-			if !c.p.admit() {
+			verdict, gen := c.p.admit()
+			if verdict == admitCut {
 				if err := w.Flush(); err != nil {
 					c.cut(endReason("server", err))
 					return
@@ -336,11 +346,15 @@ func (c *conn) clientPump(server net.Conn) {
 			case "STARTTLS", "COMPRESS":
 				c.switchTag = tag
 			}
+			if verdict == admitLose {
+				c.lost = &lostAnswer{tag: tag, gen: gen, command: lt.String()}
+			}
 			c.mu.Unlock()
 			idle = name == "IDLE"
 		}
 
 		idx := c.p.transcript.add(arrival, c.id, DirClient, lt.String())
+		c.p.idle.client(c.id, isCommand, name, seg)
 		if isCommand {
 			c.expectContinuation(tag, seg)
 		}
@@ -463,6 +477,9 @@ func (c *conn) forwardServerLine(lr *lineReader, seg []byte, arrival time.Time) 
 			switchOK = c.completed(string(first), bytes.EqualFold(second, []byte("OK")))
 		}
 	}
+	if !(len(first) == 1 && first[0] == '+') && c.losing() {
+		return c.dropServerLine(lr, seg, data)
+	}
 	if m := c.p.mask.Load(); m != nil {
 		seg = m.apply(seg)
 	}
@@ -475,6 +492,7 @@ func (c *conn) forwardServerLine(lr *lineReader, seg []byte, arrival time.Time) 
 	var lt lineText
 	lt.segment(seg)
 	idx := c.p.transcript.add(arrival, c.id, DirServer, lt.String())
+	c.p.idle.server(c.id, first)
 	if _, err := w.Write(seg); err != nil {
 		c.cut(endReason("client", err))
 		return false

@@ -1,8 +1,9 @@
 // Package proxy is the in-process IMAP fault proxy that sits between every simulated device
 // and the server. It speaks IMAP at the line level in both directions (literals, IDLE,
 // AUTHENTICATE, STARTTLS and COMPRESS included), forwards bytes exactly as received, and
-// injects network faults: latency, dropped connections, a device going offline, and a cut
-// after a number of commands. It can hide capabilities (MaskCaps), answering commands of a
+// injects network faults: latency, dropped connections, a device going offline, a cut
+// after a number of commands, and a cut that loses the answer to a command the server
+// carried out (LoseAnswer). It can hide capabilities (MaskCaps), answering commands of a
 // hidden extension itself as a server without it would. It keeps a transcript per device
 // with credentials redacted, and can hold each command at a Gate so that concurrent devices
 // interleave in a reproducible order.
@@ -43,6 +44,10 @@ type Options struct {
 	// since Start: a logical clock makes transcripts of a deterministic run reproducible
 	// byte for byte. It must be safe for concurrent use.
 	Clock func() time.Duration
+	// OnIdle, if not nil, is called whenever a connection starts or stops idling, or is
+	// woken by the server while idling (see Idling). It must not call back into the proxy
+	// synchronously with a lock held that the proxy's users take.
+	OnIdle func()
 }
 
 // Gate is called before each client command line is forwarded (deterministic scheduling).
@@ -64,6 +69,7 @@ type Proxy struct {
 	gate       Gate                                        // immutable
 	ln         net.Listener                                // immutable
 	transcript *transcript                                 // immutable pointer
+	idle       *idleTracker                                // immutable pointer
 
 	ctx    context.Context // ends on Close
 	cancel context.CancelFunc
@@ -78,9 +84,11 @@ type Proxy struct {
 	offline  bool
 	closed   bool
 	commands int           // client commands forwarded
-	cutArmed bool          // a CutAfter is pending
+	cutArmed bool          // a CutAfter or LoseAnswer is pending
 	cutLeft  int           // commands still to forward before the cut
 	cutStays bool          // the proxy goes offline when the cut fires (CutAfterOffline)
+	cutLose  bool          // the last command forwarded loses its answer (LoseAnswer)
+	cutGen   uint64        // counts armings, so a lost answer fires only its own
 	cutCh    chan struct{} // closed when the armed CutAfter fires
 }
 
@@ -104,6 +112,7 @@ func New(opts Options) (*Proxy, error) {
 		gate:       opts.Gate,
 		ln:         ln,
 		transcript: &transcript{start: start, clock: opts.Clock},
+		idle:       newIdleTracker(opts.OnIdle),
 		ctx:        ctx,
 		cancel:     cancel,
 		conns:      map[*conn]struct{}{},
@@ -176,29 +185,32 @@ func (p *Proxy) SetOffline(off bool) {
 // CutAfter arms a cut: the next n client commands (counted across all connections) are
 // forwarded, and the connection that sends the one after them is cut before that command
 // reaches the server. CutAfter(0) (or a negative n) disarms a pending cut. Each call
-// replaces the previous arming.
+// replaces the previous arming, LoseAnswer's too.
 func (p *Proxy) CutAfter(n int) {
-	p.arm(n, false)
+	p.arm(n, false, false)
 }
 
 // CutAfterOffline is CutAfter, and when the cut fires the proxy also goes offline, in the
 // same instant, until SetOffline(false): the device cannot reconnect and finish its work
 // behind the cut, as a process that crashed there could not.
 func (p *Proxy) CutAfterOffline(n int) {
-	p.arm(n, true)
+	p.arm(n, true, false)
 }
 
-func (p *Proxy) arm(n int, offline bool) {
+func (p *Proxy) arm(n int, offline, lose bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cutArmed = n > 0
 	p.cutLeft = max(n, 0)
 	p.cutStays = offline && n > 0
+	p.cutLose = lose && n > 0
+	p.cutGen++
 	p.cutCh = make(chan struct{})
 }
 
-// Cut returns a channel that is closed when the cut armed by the latest CutAfter fires. It
-// is never closed if that CutAfter disarmed, or if it is replaced before firing.
+// Cut returns a channel that is closed when the cut armed by the latest CutAfter or
+// LoseAnswer fires. It is never closed if that call disarmed, or if it is replaced before
+// firing.
 func (p *Proxy) Cut() <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -268,24 +280,47 @@ func (p *Proxy) cutAll(reason string) {
 	}
 }
 
+// admission is admit's verdict on a client command.
+type admission int
+
+const (
+	admitForward admission = iota // forward it
+	admitCut                      // cut the connection before it reaches the server
+	admitLose                     // forward it, drop its answer, then cut (LoseAnswer)
+)
+
 // admit decides whether a client command may be forwarded now, counting it if so. It
-// returns false when an armed CutAfter fires on this command.
-func (p *Proxy) admit() bool {
+// returns admitCut when an armed cut fires on this command, and admitLose, with the
+// arming's generation for loseFired, when this is the command whose answer LoseAnswer
+// loses. After that one, the cut stays armed so that a command sent meanwhile on another
+// connection is cut before it reaches the server.
+func (p *Proxy) admit() (admission, uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cutArmed {
 		if p.cutLeft == 0 {
-			p.cutArmed = false
-			if p.cutStays {
-				p.offline = true // new connections are refused from now on
-			}
-			close(p.cutCh)
-			return false
+			p.fireLocked()
+			return admitCut, 0
 		}
 		p.cutLeft--
+		if p.cutLeft == 0 && p.cutLose {
+			p.cutLose = false
+			p.commands++
+			return admitLose, p.cutGen
+		}
 	}
 	p.commands++
-	return true
+	return admitForward, 0
+}
+
+// fireLocked fires the armed cut: it disarms it, takes the proxy offline if it was armed
+// to, and closes the Cut channel. p.mu must be held.
+func (p *Proxy) fireLocked() {
+	p.cutArmed = false
+	if p.cutStays {
+		p.offline = true // new connections are refused from now on
+	}
+	close(p.cutCh)
 }
 
 func (p *Proxy) acceptLoop() {
