@@ -1,7 +1,7 @@
 // Package check decides whether a scenario run converged: it compares the server's state
 // (read over IMAP, so the same code serves the fake server and third-party servers), every
 // device's view and sync state, and the history of what users and the server did, against
-// the invariants I1–I10 and the server invariants seen on the wire (DESIGN.md §2).
+// the invariants I1–I11 and the server invariants seen on the wire (DESIGN.md §2).
 //
 // The expected-state model behind I3–I7 replays the history under the sync engine's
 // conflict rules. Where actions on one message race, it allows every outcome the rules
@@ -113,6 +113,7 @@ func Check(in Input) []Result {
 	out = append(out, c.idempotent()...)
 	out = append(out, c.journals()...)
 	out = append(out, c.watermarks()...)
+	out = append(out, c.quarantine()...)
 	out = append(out, CheckWire(in.Wire)...)
 	return out
 }
