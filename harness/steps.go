@@ -356,18 +356,23 @@ func (r *runner) deviceStep(ctx context.Context, d *device, st *scenarios.Step, 
 
 // syncDevice runs one sync round of d, with the interrupt or crash the step asks for.
 func (r *runner) syncDevice(ctx context.Context, d *device, st *scenarios.Step, group int) error {
-	cut, crash := 0, false
-	if v, ok := st.Options["interrupt-after"]; ok {
-		cut, _ = strconv.Atoi(v)
-	}
-	if v, ok := st.Options["crash-after"]; ok {
-		cut, _ = strconv.Atoi(v)
-		crash = true
+	cut, crash, lose := 0, false, false
+	for _, o := range []struct {
+		name        string
+		crash, lose bool
+	}{{"interrupt-after", false, false}, {"crash-after", true, false}, {"lose-answer", false, true}, {"crash-lose-answer", true, true}} {
+		if v, ok := st.Options[o.name]; ok {
+			cut, _ = strconv.Atoi(v)
+			crash, lose = o.crash, o.lose
+		}
 	}
 	if t := threadOf(ctx); t != nil {
 		t.at(d.name)
 	}
-	if cut > 0 {
+	switch {
+	case cut > 0 && lose:
+		d.proxy.LoseAnswerOffline(cut)
+	case cut > 0:
 		// Once cut, the device stays off the network until this round returns: an
 		// interrupted round cannot quietly reconnect and finish behind the cut, and a
 		// crash happens where the cut fell.
@@ -380,7 +385,7 @@ func (r *runner) syncDevice(ctx context.Context, d *device, st *scenarios.Step, 
 		d.proxy.SetOffline(d.offline)
 	}
 	text := d.name + " sync"
-	for _, o := range []string{"interrupt-after", "crash-after"} {
+	for _, o := range []string{"interrupt-after", "crash-after", "lose-answer", "crash-lose-answer"} {
 		if v, ok := st.Options[o]; ok {
 			text += " " + o + "=" + v
 		}

@@ -271,6 +271,10 @@ func (lp *lineParser) options() {
 			lp.st.InterruptAfter = lp.number(val, "interrupt-after", 1)
 		case "crash-after":
 			lp.st.CrashAfter = lp.number(val, "crash-after", 1)
+		case "lose-answer":
+			lp.st.LoseAnswer = lp.number(val, "lose-answer", 1)
+		case "crash-lose-answer":
+			lp.st.CrashLoseAnswer = lp.number(val, "crash-lose-answer", 1)
 		case "within":
 			lp.st.Duration = lp.duration(val, "within", time.Nanosecond)
 			if lp.st.Expect != nil {
@@ -283,8 +287,26 @@ func (lp *lineParser) options() {
 			lp.st.Command = strings.ToUpper(val)
 		}
 	}
-	if lp.st.InterruptAfter > 0 && lp.st.CrashAfter > 0 {
-		lp.errorf("interrupt-after and crash-after exclude each other")
+	lp.oneCut()
+}
+
+// oneCut reports sync options that each end the round at a command of their own and so
+// cannot be combined: interrupt-after, crash-after, lose-answer, crash-lose-answer.
+func (lp *lineParser) oneCut() {
+	var given []string
+	for _, o := range []struct {
+		name string
+		n    int
+	}{
+		{"interrupt-after", lp.st.InterruptAfter}, {"crash-after", lp.st.CrashAfter},
+		{"lose-answer", lp.st.LoseAnswer}, {"crash-lose-answer", lp.st.CrashLoseAnswer},
+	} {
+		if o.n > 0 {
+			given = append(given, o.name)
+		}
+	}
+	if n := len(given); n > 1 {
+		lp.errorf("%s and %s exclude each other", strings.Join(given[:n-1], ", "), given[n-1])
 	}
 }
 

@@ -39,7 +39,7 @@ type Step struct {
 	SpecialUse  string            // mailbox NAME \Trash
 	Caps        []string          // caps: "-MOVE", "+CONDSTORE"
 	N           int               // repeat N, fail N, expect count N, size=N
-	Options     map[string]string // every key=value option as written (flags, size, interrupt-after, crash-after, within, command)
+	Options     map[string]string // every key=value option as written (flags, size, interrupt-after, crash-after, lose-answer, crash-lose-answer, within, command)
 	Duration    time.Duration     // latency D; within=D for expect
 	Response    string            // fail N "RESPONSE"
 	File        string            // deliver MAILBOX LABEL < FILE (name of an attached file)
@@ -52,6 +52,12 @@ type Step struct {
 	// crashes, after N IMAP commands of that sync.
 	InterruptAfter int
 	CrashAfter     int
+	// LoseAnswer and CrashLoseAnswer are the sync options lose-answer=N and
+	// crash-lose-answer=N (0 when not given): the server carries out command N of that
+	// sync, its answer is lost and the connection cut; with the second the device then
+	// crashes.
+	LoseAnswer      int
+	CrashLoseAnswer int
 	// Command is the fail option command=NAME: only commands with that name fail ("" for
 	// any command).
 	Command string

@@ -322,10 +322,13 @@ var specList = []*spec{
 
 	// Device connection and lifecycle.
 	{doc: Command{Name: "sync", Actor: deviceWord, Section: secConn,
-		Usage:   "DEVICE sync [interrupt-after=N | crash-after=N]",
-		Summary: "Runs one sync round on the device. `interrupt-after=N` cuts its connection after N IMAP commands of that round (the round fails; the next one must finish the work); `crash-after=N` crashes the device after N commands: what it had not committed is lost.",
-		Example: "phone sync\nlaptop sync interrupt-after=3\ntablet sync crash-after=5"},
-		opts: []string{"interrupt-after", "crash-after"}, parse: parseNothing},
+		Usage: "DEVICE sync [interrupt-after=N | crash-after=N | lose-answer=N | crash-lose-answer=N]",
+		Summary: "Runs one sync round on the device. `interrupt-after=N` cuts its connection after N IMAP commands of that round (the round fails; the next one must finish the work); `crash-after=N` crashes the device after N commands: what it had not committed is lost. " +
+			"Both cut before command N+1 reaches the server, so the device has seen the answers to the N before. " +
+			"`lose-answer=N` lets command N reach the server and be carried out, then loses its answer: the proxy drops all the server sends after it and cuts the connection once the server has completed it (the round fails, the device never learns what its last command did: an APPEND's new UID, a MOVE's COPYUID); " +
+			"`crash-lose-answer=N` does the same and crashes the device. At most one of the four is given.",
+		Example: "phone sync\nlaptop sync interrupt-after=3\ntablet sync crash-after=5\nphone sync lose-answer=4\nlaptop sync crash-lose-answer=6"},
+		opts: []string{"interrupt-after", "crash-after", "lose-answer", "crash-lose-answer"}, parse: parseNothing},
 	{doc: Command{Name: "offline", Actor: deviceWord, Section: secConn,
 		Usage:   "DEVICE offline",
 		Summary: "Takes the device off the network: its syncs fail until `online`. Local actions still work. The settle at the end brings every device back online.",

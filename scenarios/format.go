@@ -255,6 +255,12 @@ func optionWords(st *Step) []string {
 	if st.CrashAfter > 0 {
 		w = append(w, "crash-after="+strconv.Itoa(st.CrashAfter))
 	}
+	if st.LoseAnswer > 0 {
+		w = append(w, "lose-answer="+strconv.Itoa(st.LoseAnswer))
+	}
+	if st.CrashLoseAnswer > 0 {
+		w = append(w, "crash-lose-answer="+strconv.Itoa(st.CrashLoseAnswer))
+	}
 	if st.Command != "" {
 		w = append(w, "command="+quoteValue(st.Command))
 	}

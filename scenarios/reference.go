@@ -168,6 +168,8 @@ const referenceIntro = "# The scenario language\n\n" +
 	"| `< FILE` | `deliver` | the message is the attached file FILE, as it is |\n" +
 	"| `interrupt-after=N` | `DEVICE sync` | cut the connection after N IMAP commands of this round |\n" +
 	"| `crash-after=N` | `DEVICE sync` | crash the device after N IMAP commands of this round |\n" +
+	"| `lose-answer=N` | `DEVICE sync` | the server carries out command N of this round; its answer is lost and the connection cut |\n" +
+	"| `crash-lose-answer=N` | `DEVICE sync` | as `lose-answer=N`, then crash the device |\n" +
 	"| `command=NAME` | `server fail` | fail only commands named NAME |\n" +
 	"| `within=DURATION` | every `expect` | retry the check until it holds or DURATION has passed |\n\n" +
 	"## Guards\n\n" +

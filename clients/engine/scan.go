@@ -690,6 +690,9 @@ func (r *round) quarantine(tx Tx, m MessageRecord) error {
 		}
 		return tx.DeleteMessage(m.ID)
 	}
+	if quirked, err := r.quirkOrphan(tx, m); quirked || err != nil {
+		return err
+	}
 	r.e.log.Warn("message not found after a UIDVALIDITY change; quarantined", "mailbox", m.Mailbox, "label", m.Label)
 	m.State, m.UID, m.MoveTo = MsgQuarantined, 0, ""
 	if err := dropEntries(tx, m.ID); err != nil {
