@@ -21,9 +21,38 @@ const (
 	QuirkWatermarkFirst
 	// QuirkForgetJournalOnCrash loses the journal of offline changes when the device crashes.
 	QuirkForgetJournalOnCrash
-	// QuirkReupload uploads again the messages that disappeared from the server (F7).
+	// QuirkReupload uploads again the messages that disappeared from the server (F7), also
+	// those not found again after a UIDVALIDITY change, instead of quarantining them (F2).
 	QuirkReupload
+	// QuirkDropOrphans forgets the messages not found again after a UIDVALIDITY change:
+	// they vanish from the device unreported instead of being quarantined (F1).
+	QuirkDropOrphans
 )
 
 // Has reports whether q includes every quirk of o.
 func (q Quirks) Has(o Quirks) bool { return q&o == o && o != 0 }
+
+// quirkOrphan applies QuirkReupload or QuirkDropOrphans to a message not found again after
+// a UIDVALIDITY change, reporting whether it did (the message is then not quarantined).
+func (r *round) quirkOrphan(tx Tx, m MessageRecord) (bool, error) {
+	switch {
+	case r.e.opts.Quirks.Has(QuirkReupload):
+		// Deliberately wrong: push it back up as new mail.
+		m.UID, m.State, m.MoveTo = 0, MsgNew, ""
+		if err := dropEntries(tx, m.ID); err != nil {
+			return true, err
+		}
+		if err := tx.PutMessage(m); err != nil {
+			return true, err
+		}
+		_, err := tx.AddJournal(JournalEntry{Op: OpAppend, Message: m.ID, Mailbox: m.Mailbox})
+		return true, err
+	case r.e.opts.Quirks.Has(QuirkDropOrphans):
+		// Deliberately wrong: forget it without a word.
+		if err := dropEntries(tx, m.ID); err != nil {
+			return true, err
+		}
+		return true, tx.DeleteMessage(m.ID)
+	}
+	return false, nil
+}

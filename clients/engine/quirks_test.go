@@ -60,6 +60,25 @@ var _ = Describe("quirks", func() {
 		Expect(w.server()).To(ContainElement("INBOX: m1 m2 m3 m4 m5 m6"))
 	})
 
+	DescribeTable("a message not found again after a UIDVALIDITY reset",
+		func(q engine.Quirks, wantServer string, wantQuarantined int) {
+			setup(q)
+			Expect(w.srv.Apply(fakeserver.ExpungeMessages{User: user, Mailbox: "INBOX", UIDs: []uint32{w.uid("INBOX", "m2")}})).To(Succeed())
+			Expect(w.srv.Apply(fakeserver.UIDValidityReset{User: user, Mailbox: "INBOX"})).To(Succeed())
+			st := syncOK(phone)
+			syncOK(phone)
+			Expect(st.Quarantined).To(Equal(wantQuarantined))
+			Expect(w.server()).To(ContainElement(wantServer))
+			state, err := phone.SyncState(context.Background())
+			Expect(err).NotTo(HaveOccurred())
+			Expect(state.Quarantined).To(HaveLen(wantQuarantined))
+			Expect(replica(phone)).To(ContainElement(wantServer), "the phone shows what the server has")
+		},
+		Entry("is quarantined by the correct engine", engine.Quirks(0), "INBOX: m1 m3 m4 m5 m6", 1),
+		Entry("is uploaded again under QuirkReupload (F2)", engine.QuirkReupload, "INBOX: m1 m2 m3 m4 m5 m6", 0),
+		Entry("is forgotten unreported under QuirkDropOrphans (F1)", engine.QuirkDropOrphans, "INBOX: m1 m3 m4 m5 m6", 0),
+	)
+
 	It("QuirkForgetJournalOnCrash loses an offline change when the device crashes", func() {
 		setup(engine.QuirkForgetJournalOnCrash)
 		do(phone, clients.Action{Kind: clients.ActFlag, Mailbox: "INBOX", Labels: []string{"m1"}, Flag: `\Flagged`})
