@@ -3,7 +3,8 @@
 // passwords and Maildirs, and administration helpers that produce the server-side faults
 // the harness needs (UIDVALIDITY bump and reset).
 //
-// The server runs in the foreground (dovecot -F) as a child of the test process. The
+// The server runs in the foreground (dovecot -F) as a child of the test process, in a
+// process group of its own, and dies with the test process (see package proc). The
 // master process must start as root (as it does in CI): mail processes then run as the
 // dovecot user and login processes as dovenull, as the configuration says. Where the
 // binary is missing or the process is not root, Start returns an error for which
@@ -26,6 +27,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/syncharness/syncharness/testsupport/proc"
 )
 
 // Errors for which a caller skips instead of failing.
@@ -208,8 +211,10 @@ func (s *Server) launch(ctx context.Context, bin string, timeout time.Duration) 
 	cmd.Dir = s.dir
 	cmd.Stdout = &stderr
 	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	// The master runs in a process group of its own, which Stop kills, and gets SIGKILL
+	// when the test process dies however it dies; its children (running as the dovecot
+	// users) exit when the master is gone and the dead process's connections are closed.
+	if err := proc.Start(cmd); err != nil {
 		return fmt.Errorf("dovecot: start %s: %w", bin, err)
 	}
 	s.cmd = cmd
@@ -321,9 +326,18 @@ func (s *Server) Stop() error {
 
 // kill kills the master's whole process group.
 func (s *Server) kill() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL) // already gone is fine
+	if s.cmd != nil {
+		_ = proc.KillGroup(s.cmd) // already gone is fine
 	}
+}
+
+// ProcessGroup returns the process group of the server's processes (the master's pid),
+// or 0 before the server started.
+func (s *Server) ProcessGroup() int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
 }
 
 func freePort() (int, error) {
