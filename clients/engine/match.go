@@ -34,8 +34,10 @@ func describeMsgs(bufs []*imapclient.FetchMessageBuffer, min uint32) []*serverMs
 		if uint32(b.UID) < min || b.UID == 0 {
 			continue // `n:*` also returns the last message when n is beyond it
 		}
-		s := &serverMsg{uid: uint32(b.UID), size: uint32(b.RFC822Size), date: b.InternalDate.Unix(),
-			flags: ParseFlags(flagStrings(b.Flags))}
+		s := &serverMsg{uid: uint32(b.UID), size: uint32(b.RFC822Size), flags: ParseFlags(flagStrings(b.Flags))}
+		if !b.InternalDate.IsZero() {
+			s.date = b.InternalDate.Unix()
+		}
 		for _, sec := range b.BodySection {
 			if len(sec.Section.HeaderFields) > 0 {
 				s.msgID = clients.MessageID(sec.Bytes)
@@ -92,6 +94,43 @@ func pairByID(recs []MessageRecord, msgs []*serverMsg) map[LocalID]*serverMsg {
 		out[m.ID] = mc[k][0]
 	}
 	return out
+}
+
+// confirmedByDate reports whether server message s, paired with record m by (Message-ID,
+// size), is m's content without a download: its INTERNALDATE is the one m has. COPY and
+// MOVE keep a message's INTERNALDATE (RFC 3501 §6.4.7; a MOVE is a COPY and an EXPUNGE,
+// RFC 6851), and so do the UIDVALIDITY changes servers make; a new APPEND gets the time it
+// is made, or the date its client gives. So a draft saved again under the same Message-ID
+// and at the same size is told from its old text (unless both were saved in the same
+// second with the same date), and a move or a UIDVALIDITY change costs no download.
+func confirmedByDate(m MessageRecord, s *serverMsg) bool {
+	return s.date != 0 && s.date == m.InternalDate
+}
+
+// unconfirmed returns the server messages of pairs (made by pairByID for recs) whose
+// content the INTERNALDATE does not vouch for and whose body is not here yet: their bodies
+// must be downloaded and compared (dropMismatched) before the pairs stand.
+func unconfirmed(recs []MessageRecord, pairs map[LocalID]*serverMsg) []*serverMsg {
+	var out []*serverMsg
+	for _, m := range recs {
+		if s, ok := pairs[m.ID]; ok && !s.hashed && !confirmedByDate(m, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// dropMismatched undoes the pairs of recs whose server message, downloaded, has other
+// content than the record: the same Message-ID and size but other bytes (a draft saved
+// again). The server message is then free for pairByHash or is a new message; the record
+// is not that message.
+func dropMismatched(recs []MessageRecord, pairs map[LocalID]*serverMsg) {
+	for _, m := range recs {
+		if s, ok := pairs[m.ID]; ok && s.hashed && s.hash != m.Hash {
+			delete(pairs, m.ID)
+			s.taken = false
+		}
+	}
 }
 
 // pairByHash pairs records with hashed server messages of the same content, as multisets
@@ -206,7 +245,7 @@ func (r *round) locate(mailbox string, entries []JournalEntry, recs map[LocalID]
 		return nil, err
 	}
 	set := imap.UIDSet{imap.UIDRange{Start: imap.UID(from), Stop: 0}}
-	bufs, err := r.cn.fetch(mailbox, set, &imap.FetchOptions{RFC822Size: true, Flags: true,
+	bufs, err := r.cn.fetch(mailbox, set, &imap.FetchOptions{RFC822Size: true, Flags: true, InternalDate: true,
 		BodySection: []*imap.FetchItemBodySection{msgIDSection}})
 	if err != nil {
 		return nil, err
@@ -224,8 +263,8 @@ func (r *round) locate(mailbox string, entries []JournalEntry, recs map[LocalID]
 		sizes[recs[en.Message].Size] = true
 	}
 	pairs := pairByID(want, cands)
-	if len(pairs) < len(want) {
-		var need []*serverMsg
+	need := unconfirmed(want, pairs)
+	if len(pairs) < len(want) || len(need) > 0 {
 		for _, s := range cands {
 			if !s.taken && sizes[s.size] {
 				need = append(need, s)
@@ -234,6 +273,7 @@ func (r *round) locate(mailbox string, entries []JournalEntry, recs map[LocalID]
 		if err := r.fetchBodies(mailbox, need); err != nil {
 			return nil, err
 		}
+		dropMismatched(want, pairs)
 		pairByHash(want, cands, pairs)
 	}
 	for id, s := range pairs {

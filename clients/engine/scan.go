@@ -348,7 +348,16 @@ func (r *round) commitScan(p *scanPlan) error {
 		for k, v := range pairByID(vanishedRecs, p.msgs) {
 			movedPairs[k] = v
 		}
+		// A pair by (Message-ID, size) stands once its content is confirmed: a draft saved
+		// again keeps both, with other bytes.
+		var groups [][]MessageRecord
+		var pairs []map[LocalID]*serverMsg
+		groups = append(groups, p.inflight, p.movesIn, p.orphans, marked, vanishedRecs)
+		pairs = append(pairs, inflightPairs, movesInPairs, orphanPairs, movedPairs, movedPairs)
 		var rest []*serverMsg
+		for i, g := range groups {
+			rest = append(rest, unconfirmed(g, pairs[i])...)
+		}
 		for _, s := range p.msgs {
 			if !s.taken {
 				rest = append(rest, s)
@@ -361,6 +370,9 @@ func (r *round) commitScan(p *scanPlan) error {
 			if err := r.fetchBodies(name, rest); err != nil {
 				return err
 			}
+		}
+		for i, g := range groups {
+			dropMismatched(g, pairs[i])
 		}
 		for _, m := range p.inflight {
 			if _, ok := inflightPairs[m.ID]; !ok {
