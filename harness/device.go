@@ -170,6 +170,7 @@ var Quirks = map[string]engine.Quirks{
 	"watermark-first": engine.QuirkWatermarkFirst,
 	"forget-journal":  engine.QuirkForgetJournalOnCrash,
 	"reupload":        engine.QuirkReupload,
+	"drop-orphans":    engine.QuirkDropOrphans,
 }
 
 // ParseQuirks turns a comma-separated list of Quirks names into engine quirks.
