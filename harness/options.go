@@ -31,6 +31,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Command is the command line recorded in reports.
 	Command string
+	// ReproduceFlags are the arguments a scenario's reproduce line adds after the scenario
+	// and the seed: every flag that changed the run's behaviour, one argument per element
+	// ("--store", "disk"). They are quoted for a POSIX shell when the line is built.
+	ReproduceFlags []string
 	// KeepArtifacts keeps transcripts, history and replicas of failed scenarios in the
 	// result (see Result.Artifacts).
 	KeepArtifacts bool

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -109,7 +111,7 @@ func RunScenario(ctx context.Context, scn *scenarios.Scenario, opts Options) *Re
 		Description: scn.Description,
 		Seed:        opts.Seed,
 		Source:      string(scn.Source),
-		Reproduce:   reproduceCommand(scn, opts.Seed),
+		Reproduce:   ReproduceCommand(scn, opts.Seed, opts.ReproduceFlags),
 	}
 	if !opts.FreeInterleaving {
 		r.gate = NewScheduler(SchedulerOptions{Seed: seed, Stall: opts.GateStall})
@@ -170,11 +172,42 @@ func (r *runner) since() time.Duration {
 	return time.Since(r.start)
 }
 
-func reproduceCommand(scn *scenarios.Scenario, seed int64) string {
+// ReproduceCommand is the command line that runs scn again with seed and flags: a
+// catalogue scenario by name (--filter '^NAME$'), any other by its file. Every argument is
+// quoted for a POSIX shell.
+func ReproduceCommand(scn *scenarios.Scenario, seed int64, flags []string) string {
+	args := []string{"syncharness", "run"}
 	if strings.HasPrefix(scn.File, "catalog:") || scn.File == "" {
-		return fmt.Sprintf("syncharness run --filter '^%s$' --seed %d", scn.Name, seed)
+		args = append(args, "--filter", "^"+regexp.QuoteMeta(scn.Name)+"$")
+	} else {
+		args = append(args, scn.File)
 	}
-	return fmt.Sprintf("syncharness run %s --seed %d", scn.File, seed)
+	args = append(args, "--seed", strconv.FormatInt(seed, 10))
+	return ShellJoin(append(args, flags...))
+}
+
+// ShellJoin joins args into one POSIX shell command line, quoting each argument that
+// needs it.
+func ShellJoin(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = ShellQuote(a)
+	}
+	return strings.Join(out, " ")
+}
+
+// ShellQuote quotes s for a POSIX shell: unchanged when it holds only characters no shell
+// treats specially, else in single quotes, a single quote inside closed, escaped and reopened.
+func ShellQuote(s string) string {
+	if s == "" {
+		return "''"
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:@%+=,", r)) {
+			return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+		}
+	}
+	return s
 }
 
 func (r *runner) cleanup() {

@@ -22,7 +22,9 @@ type jsonRun struct {
 	Started       string          `json:"started"`
 	DurationMS    millis          `json:"duration_ms"`
 	Command       string          `json:"command"`
+	Interrupted   bool            `json:"interrupted,omitempty"`
 	OK            bool            `json:"ok"`
+	ExitStatus    int             `json:"exit_status"`
 	Counts        jsonCounts      `json:"counts"`
 	Scenarios     []*jsonScenario `json:"scenarios"`
 }
@@ -33,6 +35,8 @@ type jsonCounts struct {
 	Failed  int `json:"failed"`
 	Skipped int `json:"skipped"`
 	Errored int `json:"errored"`
+	// Unconfirmed counts explore failures a second run did not reproduce.
+	Unconfirmed int `json:"unconfirmed"`
 }
 
 type jsonScenario struct {
@@ -218,9 +222,12 @@ func toJSONRun(r *Run) *jsonRun {
 		Started:       jsonTime(r.Started),
 		DurationMS:    millis(r.Duration),
 		Command:       r.Command,
+		Interrupted:   r.Interrupted,
 		OK:            r.OK(),
-		Counts:        jsonCounts{Total: c.Total, Passed: c.Passed, Failed: c.Failed, Skipped: c.Skipped, Errored: c.Errored},
-		Scenarios:     make([]*jsonScenario, 0, len(r.Scenarios)),
+		ExitStatus:    r.ExitStatus(),
+		Counts: jsonCounts{Total: c.Total, Passed: c.Passed, Failed: c.Failed, Skipped: c.Skipped, Errored: c.Errored,
+			Unconfirmed: c.Unconfirmed},
+		Scenarios: make([]*jsonScenario, 0, len(r.Scenarios)),
 	}
 	if jr.SchemaVersion == 0 {
 		jr.SchemaVersion = SchemaVersion
@@ -361,6 +368,7 @@ func fromJSONRun(jr *jsonRun) (*Run, error) {
 		Started:       started,
 		Duration:      time.Duration(jr.DurationMS),
 		Command:       jr.Command,
+		Interrupted:   jr.Interrupted,
 	}
 	for i, js := range jr.Scenarios {
 		if js == nil {

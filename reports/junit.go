@@ -123,7 +123,7 @@ func WriteJUnit(w io.Writer, r *Run) error {
 		case Failed:
 			suite.Failures++
 			doc.Failures++
-		case Errored:
+		case Errored, Unconfirmed:
 			suite.Errors++
 			doc.Errors++
 		case Skipped:
@@ -177,8 +177,11 @@ func junitTestcase(s *Scenario, classname string) (junitCase, error) {
 	if err := WriteScenarioText(&details, s, TextOptions{}); err != nil {
 		return c, err
 	}
-	if s.Status == Errored {
+	if s.Status == Errored || s.Status == Unconfirmed {
 		msg := firstLine(s.Error)
+		if s.Status == Unconfirmed {
+			msg = "not confirmed by a second run: the harness was not deterministic"
+		}
 		if msg == "" {
 			msg = "error"
 		}

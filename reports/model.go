@@ -29,12 +29,16 @@ const (
 	// Errored: the scenario could not be run to the end because of a setup or runtime
 	// error that is not a verdict about the engine or the server (see Scenario.Error).
 	Errored Status = "error"
+	// Unconfirmed: a failure that a second run of the same scenario with the same seed did
+	// not reproduce (syncharness explore). It says the harness was not deterministic, not
+	// that the engine or the server broke a guarantee; Failures hold what the first run saw.
+	Unconfirmed Status = "unconfirmed"
 )
 
-// Valid reports whether s is one of the four statuses.
+// Valid reports whether s is one of the five statuses.
 func (s Status) Valid() bool {
 	switch s {
-	case Passed, Failed, Skipped, Errored:
+	case Passed, Failed, Skipped, Errored, Unconfirmed:
 		return true
 	}
 	return false
@@ -49,10 +53,13 @@ type Run struct {
 	Seed          int64  // the run's seed; each scenario records the seed it actually used
 	// Started is when the run began, best in UTC (time.Now().UTC()): JSON keeps the
 	// instant to the nanosecond, in UTC, without a monotonic clock reading.
-	Started   time.Time
-	Duration  time.Duration // wall time of the whole run
-	Command   string        // the command line that produced the run
-	Scenarios []*Scenario   // in the order they were listed, not the order they finished
+	Started  time.Time
+	Duration time.Duration // wall time of the whole run
+	Command  string        // the command line that produced the run
+	// Interrupted reports that the run was stopped (Ctrl-C) before every scenario ran: its
+	// exit status was 2, whatever the scenarios that ran say.
+	Interrupted bool
+	Scenarios   []*Scenario // in the order they were listed, not the order they finished
 }
 
 // Scenario is the result of one scenario file.
@@ -221,7 +228,7 @@ type TranscriptLine struct {
 
 // Counts tallies the scenarios of a run by status.
 type Counts struct {
-	Passed, Failed, Skipped, Errored, Total int
+	Passed, Failed, Skipped, Errored, Unconfirmed, Total int
 }
 
 // Counts tallies r's scenarios by status. A nil scenario or one whose status is not one of
@@ -241,6 +248,8 @@ func (r *Run) Counts() Counts {
 			c.Failed++
 		case Skipped:
 			c.Skipped++
+		case Unconfirmed:
+			c.Unconfirmed++
 		default:
 			c.Errored++
 		}
@@ -248,11 +257,36 @@ func (r *Run) Counts() Counts {
 	return c
 }
 
-// OK reports whether no scenario failed or errored. Skipped scenarios do not make a run
-// fail; a run without scenarios is OK.
+// OK reports whether no scenario failed or errored. Skipped and unconfirmed scenarios do
+// not make a run fail (see ExitStatus); a run without scenarios is OK.
 func (r *Run) OK() bool {
 	c := r.Counts()
 	return c.Failed == 0 && c.Errored == 0
+}
+
+// The exit statuses of syncharness, for a run and for "syncharness report DIR" that shows
+// it again.
+const (
+	ExitOK          = 0 // every scenario passed or was skipped
+	ExitFailed      = 1 // a scenario failed or errored
+	ExitUsage       = 2 // a usage or setup error, or an interrupted run
+	ExitUnconfirmed = 3 // nothing failed, but a failure did not replay: the harness was not deterministic
+)
+
+// ExitStatus is the exit status the run had: ExitUsage when it was interrupted, else
+// ExitFailed when a scenario failed or errored, else ExitUnconfirmed when a failure was not
+// confirmed by a second run, else ExitOK.
+func (r *Run) ExitStatus() int {
+	c := r.Counts()
+	switch {
+	case r.Interrupted:
+		return ExitUsage
+	case c.Failed > 0 || c.Errored > 0:
+		return ExitFailed
+	case c.Unconfirmed > 0:
+		return ExitUnconfirmed
+	}
+	return ExitOK
 }
 
 // Validate reports the first thing in r that no writer can represent faithfully: a nil

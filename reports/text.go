@@ -113,6 +113,10 @@ func (t *textWriter) scenario(s *Scenario) {
 	case Failed:
 		t.separate()
 		t.printf("%s %s (%s)  seed %d\n", p.fail("FAIL"), p.bold(name), seconds(s.Duration), s.Seed)
+	case Unconfirmed:
+		t.separate()
+		t.printf("%s %s (%s)  seed %d: a second run did not fail, the harness was not deterministic\n",
+			p.skip("UNCONFIRMED"), p.bold(name), seconds(s.Duration), s.Seed)
 	default:
 		t.separate()
 		t.printf("%s %s (%s)  seed %d\n", p.fail("ERROR"), p.bold(name), seconds(s.Duration), s.Seed)
@@ -132,7 +136,9 @@ func (t *textWriter) scenario(s *Scenario) {
 	if len(s.Transcript) > 0 {
 		t.transcript(s.Transcript)
 	}
-	t.printf("  %s %s\n", p.dim("reproduce:"), clean(reproduce(s)))
+	if s.Status != Unconfirmed {
+		t.printf("  %s %s\n", p.dim("reproduce:"), clean(reproduce(s)))
+	}
 	t.printf("\n")
 }
 
@@ -287,6 +293,9 @@ func (t *textWriter) summary(r *Run) {
 	}
 	if c.Errored > 0 {
 		parts = append(parts, fmt.Sprintf("%d errored", c.Errored))
+	}
+	if c.Unconfirmed > 0 {
+		parts = append(parts, fmt.Sprintf("%d unconfirmed", c.Unconfirmed))
 	}
 	if c.Skipped > 0 {
 		parts = append(parts, fmt.Sprintf("%d skipped", c.Skipped))

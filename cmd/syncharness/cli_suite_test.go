@@ -44,7 +44,7 @@ func runCLI(args ...string) cliResult {
 	if err != nil {
 		var f failedError
 		if errors.As(err, &f) {
-			code = exitFailed
+			code = f.exitCode()
 			if f.msg != "" {
 				fmt.Fprintln(&errOut, f.msg)
 			}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,6 +44,36 @@ var serverBugs = map[string]func(*harness.FakeTarget){
 	"omit-expunge-notifications": func(t *harness.FakeTarget) { t.OmitExpungeNotifications = true },
 }
 
+func serverBugNames() string {
+	names := make([]string, 0, len(serverBugs))
+	for n := range serverBugs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// parseServerBugs reads --server-bug: known-bad modes of the fake server, comma-separated.
+func parseServerBugs(s string) (harness.FakeTarget, error) {
+	var target harness.FakeTarget
+	for _, name := range strings.Split(s, ",") {
+		set, ok := serverBugs[strings.TrimSpace(name)]
+		if !ok {
+			return target, usagef("--server-bug %q: want one of %s", name, serverBugNames())
+		}
+		set(&target)
+	}
+	return target, nil
+}
+
+// exploreOnly are the flags of explore that shape the exploration, not a run: the replay
+// line of a written scenario leaves them out. Every other flag explore has is also a flag
+// of run, and the replay line repeats it when it is set.
+var exploreOnly = map[string]bool{
+	"seed": true, "devices": true, "steps": true, "runs": true, "duration": true, "faults": true, "shard": true,
+	"parallel": true, "out": true, "json": true, "shrink-budget": true, "max-failures": true,
+}
+
 func newExploreCmd() *cobra.Command {
 	var f exploreFlags
 	cmd := &cobra.Command{
@@ -55,9 +86,10 @@ blocks), run each against the embedded fake server in deterministic mode and che
 invariant.
 
 A failing scenario is shrunk (steps, blocks, devices, messages, mailboxes and options are
-removed while the same invariant still fails), written to --out as a formatted NAME.scn
-whose first comment line names the invariant and the seed, and run again to confirm it
-before it is reported. "syncharness run FILE --seed S" replays it exactly.
+removed while the same invariant still fails), run again from its formatted text to confirm
+it, and only then written to --out as NAME.scn, whose first comment lines name the
+invariant, the seed and the command that replays it exactly: "syncharness run FILE --seed S"
+with every flag that changed the runs (--store, --broken-engine, --server-bug).
 
 Without --seed a seed is picked from the clock and printed, so any exploration can be
 repeated. --shard K/N explores the K-th of N interleaved shares of the same runs, so that
@@ -67,9 +99,15 @@ combines their --json results.
 With --broken-engine or --server-bug the exploration is differential: a run counts only if
 the correct engine on a correct server does not break the same invariant.
 
+A failure whose shrunk scenario, run again from its file with the same seed, does not
+fail the same way is not confirmed: the harness was not deterministic. It is reported as
+UNCONFIRMED, counted apart, kept in --json with the status "unconfirmed", and no file is
+written for it.
+
 A live progress line shows runs, failures and rate on a terminal; Ctrl-C stops cleanly
-with a summary. Exit status: 0 when nothing failed, 1 when a failure was found, 2 for a
-usage error.`,
+with a summary. Exit status: 0 when nothing failed, 1 when a confirmed failure was found,
+2 for a usage error, 3 when the only failures found were not confirmed (a defect of the
+harness, not of the engine).`,
 		Example: `  # five minutes of exploration, three devices, thirty steps each
   syncharness explore --duration 5m
 
@@ -190,13 +228,9 @@ func runExplore(cmd *cobra.Command, f exploreFlags) error {
 		differential = true
 	}
 	if f.serverBug != "" {
-		var target harness.FakeTarget
-		for _, name := range strings.Split(f.serverBug, ",") {
-			set, ok := serverBugs[strings.TrimSpace(name)]
-			if !ok {
-				return usagef("--server-bug %q: want reuse-expunged-uids or omit-expunge-notifications", name)
-			}
-			set(&target)
+		target, err := parseServerBugs(f.serverBug)
+		if err != nil {
+			return err
 		}
 		opts.Target = target
 		differential = true
@@ -228,14 +262,7 @@ func runExplore(cmd *cobra.Command, f exploreFlags) error {
 	}
 
 	// The flags that make `run` replay the exploration's runs.
-	var replayFlags []string
-	if f.broken != "" {
-		replayFlags = append(replayFlags, "--broken-engine", f.broken)
-	}
-	if f.store != "memory" {
-		replayFlags = append(replayFlags, "--store", f.store)
-	}
-	cfg.ReplayFlags = strings.Join(replayFlags, " ")
+	cfg.ReplayFlags = reproduceFlags(cmd.Flags(), exploreOnly)
 
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -267,16 +294,18 @@ func runExplore(cmd *cobra.Command, f exploreFlags) error {
 	if err != nil {
 		return err
 	}
-	replay := ""
-	if f.serverBug != "" {
-		replay = "  (needs the fake server's " + f.serverBug + " mode, which run cannot switch on)"
-	}
 	for _, fl := range sum.Failures {
-		printFailure(out, fl, replay)
+		printFailure(out, fl)
+	}
+	for _, fl := range sum.Unconfirmed {
+		printUnconfirmed(out, fl)
 	}
 	verdict := "ok  "
-	if len(sum.Failures) > 0 {
+	switch {
+	case len(sum.Failures) > 0:
 		verdict = "FAIL"
+	case len(sum.Unconfirmed) > 0:
+		verdict = "UNCONFIRMED"
 	}
 	interrupted := ""
 	if ctx.Err() != nil && (f.duration == 0 || time.Since(started) < f.duration) {
@@ -301,26 +330,38 @@ func runExplore(cmd *cobra.Command, f exploreFlags) error {
 			return err
 		}
 	}
-	if len(sum.Failures) > 0 {
+	switch {
+	case len(sum.Failures) > 0:
 		return failedError{}
+	case len(sum.Unconfirmed) > 0:
+		return failedError{code: reports.ExitUnconfirmed,
+			msg: fmt.Sprintf("syncharness: %d failure(s) not confirmed by a second run: the harness was not deterministic (nothing written)", len(sum.Unconfirmed))}
 	}
 	return nil
 }
 
-func printFailure(w io.Writer, f *explore.Failure, replay string) {
-	state := "confirmed"
-	if !f.Confirmed {
-		state = "NOT confirmed by a second run"
-	}
+func printFailure(w io.Writer, f *explore.Failure) {
 	fmt.Fprintf(w, "FAIL %s %s (run %d): %s\n", f.Invariant, f.Title, f.Run, f.Message)
-	fmt.Fprintf(w, "  shrunk from %d to %d steps in %d runs, %s\n", f.OriginalSteps, f.ShrunkSteps, f.ShrinkRuns, state)
+	fmt.Fprintf(w, "  shrunk from %d to %d steps in %d runs, confirmed by a second run\n", f.OriginalSteps, f.ShrunkSteps, f.ShrinkRuns)
 	if f.File != "" {
 		fmt.Fprintf(w, "  wrote %s\n", f.File)
 	}
 	for _, l := range strings.Split(strings.TrimRight(string(f.Shrunk), "\n"), "\n") {
 		fmt.Fprintf(w, "    %s\n", l)
 	}
-	fmt.Fprintf(w, "  reproduce: %s%s\n", f.Reproduce, replay)
+	fmt.Fprintf(w, "  reproduce: %s\n", f.Reproduce)
+}
+
+// printUnconfirmed reports a failure that did not replay: a defect of the harness (it was
+// not deterministic), not a finding about the engine, so nothing was written for it.
+func printUnconfirmed(w io.Writer, f *explore.Failure) {
+	fmt.Fprintf(w, "UNCONFIRMED %s %s (run %d): %s\n", f.Invariant, f.Title, f.Run, f.Message)
+	fmt.Fprintf(w, "  shrunk from %d to %d steps in %d runs; the shrunk scenario did not fail again with the same seed:\n",
+		f.OriginalSteps, f.ShrunkSteps, f.ShrinkRuns)
+	fmt.Fprintf(w, "  the harness was not deterministic. Not a finding; no file written. The scenario:\n")
+	for _, l := range strings.Split(strings.TrimRight(string(f.Shrunk), "\n"), "\n") {
+		fmt.Fprintf(w, "    %s\n", l)
+	}
 }
 
 // progressLine redraws one status line on a terminal; elsewhere it prints nothing.

@@ -30,8 +30,20 @@ func usagef(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
 
-// failedError marks a run in which at least one scenario failed: exit code 1.
-type failedError struct{ msg string }
+// failedError marks a run in which at least one scenario failed: exit code 1, or code
+// when it is set (3: a failure was not confirmed by a second run).
+type failedError struct {
+	msg  string
+	code int
+}
+
+// exitCode is the exit status of f.
+func (f failedError) exitCode() int {
+	if f.code != 0 {
+		return f.code
+	}
+	return exitFailed
+}
 
 func (e failedError) Error() string { return e.msg }
 
@@ -64,7 +76,7 @@ func execute() int {
 		if f.msg != "" {
 			fmt.Fprintln(os.Stderr, f.msg)
 		}
-		return exitFailed
+		return f.exitCode()
 	}
 	fmt.Fprintln(os.Stderr, "syncharness:", err)
 	return exitUsage

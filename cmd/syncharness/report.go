@@ -20,7 +20,12 @@ func newReportCmd() *cobra.Command {
 		Long: `Read the run.json of a report directory written by "syncharness run --report-dir DIR"
 and print its summary, with every failure in full. --junit and --json write it again in
 those formats (for example to feed a CI system after the fact), --html renders the
-self-contained HTML report again.`,
+self-contained HTML report again.
+
+Exit status: the status the run had, so that a CI step can rely on it: 0 when every
+scenario passed (or was skipped), 1 when one failed or errored, 2 when the run was
+interrupted or the directory cannot be read, 3 when the only failures were not confirmed
+by a second run (syncharness explore).`,
 		Example: `  syncharness run --report-dir report/
   syncharness report report/
   syncharness report report/ --junit junit.xml
@@ -39,7 +44,10 @@ self-contained HTML report again.`,
 			if err := reports.WriteText(out, run, reports.TextOptions{Color: color, Verbose: verbose}); err != nil {
 				return err
 			}
-			return writeOutputs(run, nil, runFlags{json: jsonOut, junit: junit, html: html})
+			if err := writeOutputs(run, nil, runFlags{json: jsonOut, junit: junit, html: html}); err != nil {
+				return err
+			}
+			return runStatus(run)
 		},
 	}
 	cmd.Flags().StringVar(&junit, "junit", "", "also write the results as JUnit XML to this file")
@@ -50,3 +58,16 @@ self-contained HTML report again.`,
 }
 
 func init() { rootCmd.AddCommand(reportCmd) }
+
+// runStatus is the error that makes syncharness exit with the status run had (see
+// reports.Run.ExitStatus); nil when it passed.
+func runStatus(run *reports.Run) error {
+	switch code := run.ExitStatus(); code {
+	case reports.ExitOK:
+		return nil
+	case reports.ExitUsage:
+		return usagef("the run was interrupted")
+	default:
+		return failedError{code: code}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/syncharness/syncharness/harness"
 	"github.com/syncharness/syncharness/reports"
@@ -33,6 +34,7 @@ type runFlags struct {
 	verbose   bool
 	rounds    int
 	broken    string
+	serverBug string
 	remote    remoteFlags
 	skip      string
 }
@@ -77,7 +79,7 @@ usage or setup error (a malformed scenario, an unwritable report file).`,
   SYNCHARNESS_PASSWORD=secret syncharness run --server imap://alice@127.0.0.1:143 \
       --admin dovecot --admin-doveadm "doveadm -c /etc/dovecot/dovecot.conf"`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRun(cmd, args, f)
+			return runRun(cmd, args, f, reproduceFlags(cmd.Flags(), runNotReplayed))
 		},
 	}
 	fl := cmd.Flags()
@@ -91,6 +93,7 @@ usage or setup error (a malformed scenario, an unwritable report file).`,
 	fl.StringVar(&f.reportDir, "report-dir", "", "write a report directory (results, and transcripts, history and replicas of failed scenarios)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "print every scenario, not only failures")
 	fl.StringVar(&f.broken, "broken-engine", "", "run a deliberately broken engine, to see what the checker reports: "+quirkNames())
+	fl.StringVar(&f.serverBug, "server-bug", "", "switch on known-bad modes of the fake server, comma-separated: "+serverBugNames())
 	intVar(fl, &f.rounds, "settle-rounds", 8, 1, 0, "sync rounds allowed for the devices to settle before \"did not converge\"")
 	f.remote.register(cmd, true)
 	fl.StringVar(&f.skip, "skip", "", "leave out scenarios whose name matches this regular expression (known exceptions of a server, listed as not run)")
@@ -163,7 +166,46 @@ func filterScenarios(list []*scenarios.Scenario, expr string) ([]*scenarios.Scen
 	return out, nil
 }
 
-func runRun(cmd *cobra.Command, args []string, f runFlags) error {
+// runNotReplayed are the flags of run that do not change what a scenario does: where the
+// results go, how much is printed, how many scenarios run at once, which scenarios run (the
+// reproduce line names its one scenario itself) and the seed (always written). Every other
+// flag a user sets is repeated in the reproduce line of each scenario.
+var runNotReplayed = map[string]bool{
+	"json": true, "junit": true, "html": true, "report-dir": true, "verbose": true, "parallel": true,
+	"filter": true, "skip": true, "seed": true,
+	// A fresh folder name for the replay: the old one is removed after the run.
+	"run-id": true,
+}
+
+// reproduceFlags returns the flags set on fs that are not in notReplayed, as arguments
+// ("--store", "disk"), in the flag set's order: what a reproduce line must repeat.
+func reproduceFlags(fs *pflag.FlagSet, notReplayed map[string]bool) []string {
+	var out []string
+	fs.VisitAll(func(fl *pflag.Flag) {
+		if !fl.Changed || notReplayed[fl.Name] {
+			return
+		}
+		switch v := fl.Value.(type) {
+		case pflag.SliceValue:
+			for _, x := range v.GetSlice() {
+				out = append(out, "--"+fl.Name, x)
+			}
+		default:
+			if fl.Value.Type() == "bool" {
+				if fl.Value.String() == "true" {
+					out = append(out, "--"+fl.Name)
+				} else {
+					out = append(out, "--"+fl.Name+"=false")
+				}
+				return
+			}
+			out = append(out, "--"+fl.Name, fl.Value.String())
+		}
+	})
+	return out
+}
+
+func runRun(cmd *cobra.Command, args []string, f runFlags, replay []string) error {
 	if f.store != "memory" && f.store != "disk" {
 		return usagef("--store %q: want memory or disk", f.store)
 	}
@@ -176,6 +218,17 @@ func runRun(cmd *cobra.Command, args []string, f runFlags) error {
 		}
 		factory = harness.BrokenEngineDevice(q)
 		engineName = "syncharness-engine (broken: " + f.broken + ")"
+	}
+	var fake *harness.FakeTarget
+	if f.serverBug != "" {
+		if f.remote.server != "" {
+			return usagef("--server-bug switches on modes of the fake server; it cannot be used with --server")
+		}
+		t, err := parseServerBugs(f.serverBug)
+		if err != nil {
+			return err
+		}
+		fake = &t
 	}
 	list, err := loadScenarios(args)
 	if err != nil {
@@ -233,6 +286,9 @@ func runRun(cmd *cobra.Command, args []string, f runFlags) error {
 		}()
 		target = rt
 	}
+	if fake != nil {
+		target = *fake
+	}
 
 	out := cmd.OutOrStdout()
 	color := false
@@ -248,20 +304,22 @@ func runRun(cmd *cobra.Command, args []string, f runFlags) error {
 	fmt.Fprintf(stderr, "running %d scenario(s), seed %d\n", len(list), f.seed)
 	run, results := harness.RunAll(ctx, list, harness.RunOptions{
 		Options: harness.Options{
-			Seed:          f.seed,
-			Store:         f.store,
-			SettleRounds:  f.rounds,
-			Command:       strings.Join(os.Args, " "),
-			KeepArtifacts: f.reportDir != "",
-			NewDevice:     factory,
-			EngineName:    engineName,
-			Target:        target,
+			Seed:           f.seed,
+			Store:          f.store,
+			SettleRounds:   f.rounds,
+			Command:        harness.ShellJoin(os.Args),
+			ReproduceFlags: replay,
+			KeepArtifacts:  f.reportDir != "",
+			NewDevice:      factory,
+			EngineName:     engineName,
+			Target:         target,
 		},
 		Parallel: f.parallel,
 		OnStart:  progress.Start,
 		OnDone:   func(res *harness.Result) { progress.Done(res.Report) },
 	})
 	progress.Finish()
+	run.Interrupted = ctx.Err() != nil
 	if err := reports.WriteText(out, run, reports.TextOptions{Color: color, Verbose: f.verbose}); err != nil {
 		return err
 	}
@@ -271,10 +329,7 @@ func runRun(cmd *cobra.Command, args []string, f runFlags) error {
 	if ctx.Err() != nil {
 		return usagef("interrupted")
 	}
-	if !run.OK() {
-		return failedError{}
-	}
-	return nil
+	return runStatus(run)
 }
 
 func writeOutputs(run *reports.Run, results []*harness.Result, f runFlags) error {

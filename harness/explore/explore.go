@@ -60,9 +60,10 @@ type Config struct {
 	ShrinkBudget int
 	// MaxFailures ends the exploration after this many failures; 0 means no limit.
 	MaxFailures int
-	// ReplayFlags are added to the replay command written in each file and in
-	// Failure.Reproduce (say "--broken-engine reupload").
-	ReplayFlags string
+	// ReplayFlags are the arguments added to the replay command written in each file and
+	// in Failure.Reproduce, one argument per element (say "--broken-engine", "reupload");
+	// they are quoted for a POSIX shell.
+	ReplayFlags []string
 	// Progress, if set, is called after every run, from several goroutines but never at
 	// the same time.
 	Progress func(Progress)
@@ -72,9 +73,12 @@ type Config struct {
 type Progress struct {
 	Run      int           // the number of the run that just finished
 	Runs     int           // runs finished
-	Failures int           // runs that broke an invariant
+	Failures int           // runs that broke an invariant, confirmed by a second run
 	Errored  int           // runs that could not run to the end (reported, not failures)
 	Elapsed  time.Duration // since the exploration started
+	// Unconfirmed counts runs that broke an invariant once but not when run again from the
+	// shrunk file: the harness was not deterministic. They are not failures of the engine.
+	Unconfirmed int
 }
 
 // Rate is the number of runs per second so far.
@@ -99,17 +103,21 @@ type Failure struct {
 	ShrinkRuns       int    // runs spent shrinking
 	File             string // where Shrunk was written ("" when Config.Dir is "")
 	// Confirmed is true when the shrunk file, parsed from its formatted text, broke the same
-	// invariant again; Report is that run's report.
+	// invariant again; Report is that run's report. An unconfirmed failure is a defect of
+	// the harness (a run that did not replay), not a finding: it is not written to Dir,
+	// and Report is the first failing run's, with the status reports.Unconfirmed.
 	Confirmed bool
 	Report    *reports.Scenario
-	// Reproduce is the command line that replays the failure.
+	// Reproduce is the command line that replays a confirmed failure ("" when unconfirmed).
 	Reproduce string
 }
 
 // Summary is the outcome of an exploration.
 type Summary struct {
 	Progress
-	Failures []*Failure // in run order
+	Failures []*Failure // confirmed failures, in run order
+	// Unconfirmed are the failures a second run did not confirm, in run order.
+	Unconfirmed []*Failure
 	// ErroredRuns names the first few runs that errored, with the error.
 	ErroredRuns []string
 }
@@ -209,8 +217,10 @@ func Explore(ctx context.Context, cfg Config) (*Summary, error) {
 				case err != nil:
 					werr = errors.Join(werr, err)
 					stopped = true
-				case f != nil:
+				case f != nil && f.Confirmed:
 					sum.Failures = append(sum.Failures, f)
+				case f != nil:
+					sum.Unconfirmed = append(sum.Unconfirmed, f)
 				case errored != "":
 					sum.Errored++
 					if len(sum.ErroredRuns) < 10 {
@@ -218,6 +228,7 @@ func Explore(ctx context.Context, cfg Config) (*Summary, error) {
 					}
 				}
 				sum.Progress.Failures = len(sum.Failures)
+				sum.Progress.Unconfirmed = len(sum.Unconfirmed)
 				sum.Elapsed = time.Since(start)
 				if cfg.Progress != nil {
 					cfg.Progress(sum.Progress)
@@ -229,6 +240,7 @@ func Explore(ctx context.Context, cfg Config) (*Summary, error) {
 	wg.Wait()
 	sum.Elapsed = time.Since(start)
 	sort.Slice(sum.Failures, func(i, j int) bool { return sum.Failures[i].Run < sum.Failures[j].Run })
+	sort.Slice(sum.Unconfirmed, func(i, j int) bool { return sum.Unconfirmed[i].Run < sum.Unconfirmed[j].Run })
 	return sum, werr
 }
 
@@ -286,33 +298,23 @@ func exploreOne(ctx context.Context, cfg Config, i int, onFound func()) (*Failur
 	}
 	f.ShrinkRuns = sh.tries
 	f.ShrunkSteps = small.steps()
+	file := name + ".scn"
+	if cfg.Dir != "" {
+		file = filepath.Join(cfg.Dir, name+".scn")
+	}
+	replay := harness.ShellJoin(append([]string{"syncharness", "run", file, "--seed", strconv.FormatInt(cfg.Seed, 10)}, cfg.ReplayFlags...))
 	small.header = []string{
 		fmt.Sprintf("%s %s: found by syncharness explore --seed %d (run %d), shrunk from %d steps to %d.",
 			f.Invariant, f.Title, cfg.Seed, i, f.OriginalSteps, f.ShrunkSteps),
-		strings.TrimSpace("Replay: syncharness run " + name + ".scn --seed " + strconv.FormatInt(cfg.Seed, 10) + " " + cfg.ReplayFlags),
+		"Replay: " + harness.ShellJoin(append([]string{"syncharness", "run", name + ".scn", "--seed", strconv.FormatInt(cfg.Seed, 10)}, cfg.ReplayFlags...)),
 	}
 	shrunk, err := small.parse(name)
 	if err != nil {
 		return nil, "", err
 	}
 	f.Shrunk = scenarios.Format(shrunk)
-	flags := ""
-	if cfg.ReplayFlags != "" {
-		flags = " " + cfg.ReplayFlags
-	}
-	f.Reproduce = fmt.Sprintf("syncharness run %s.scn --seed %d%s", name, cfg.Seed, flags)
-	if cfg.Dir != "" {
-		f.File = filepath.Join(cfg.Dir, name+".scn")
-		if err := os.WriteFile(f.File, f.Shrunk, 0o644); err != nil {
-			return nil, "", fmt.Errorf("explore: write %s: %w", f.File, err)
-		}
-		f.Reproduce = fmt.Sprintf("syncharness run %s --seed %d%s", f.File, cfg.Seed, flags)
-	}
-	// Confirm from the text as written, exactly as `syncharness run FILE --seed S` reads it.
-	file := name + ".scn"
-	if f.File != "" {
-		file = f.File
-	}
+	// Confirm from the text as written, exactly as `syncharness run FILE --seed S` reads it,
+	// before writing anything: a failure that does not replay is not a finding.
 	again, err := scenarios.Parse(file, f.Shrunk)
 	if err != nil {
 		return nil, "", fmt.Errorf("explore: the shrunk scenario %s does not parse: %w", name, err)
@@ -322,6 +324,20 @@ func exploreOne(ctx context.Context, cfg Config, i int, onFound func()) (*Failur
 	f.Confirmed = breaks(rep, f.Invariant)
 	if f.Confirmed && cfg.Baseline != nil {
 		f.Confirmed = !breaks(harness.RunScenario(ctx, again, base).Report, f.Invariant)
+	}
+	if !f.Confirmed {
+		first := *res.Report
+		first.Status = reports.Unconfirmed
+		first.Reproduce = ""
+		f.Report = &first
+		return f, "", nil
+	}
+	f.Reproduce = replay
+	if cfg.Dir != "" {
+		f.File = file
+		if err := os.WriteFile(f.File, f.Shrunk, 0o644); err != nil {
+			return nil, "", fmt.Errorf("explore: write %s: %w", f.File, err)
+		}
 	}
 	return f, "", nil
 }
@@ -367,10 +383,11 @@ func atoi(s string) int {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-// Reports returns the reports of the confirmed failures, for JSON output.
+// Reports returns the reports of the failures, confirmed ones first, then the unconfirmed
+// ones (status reports.Unconfirmed), for JSON output.
 func (s *Summary) Reports() []*reports.Scenario {
 	var out []*reports.Scenario
-	for _, f := range s.Failures {
+	for _, f := range append(append([]*Failure(nil), s.Failures...), s.Unconfirmed...) {
 		if f.Report != nil {
 			out = append(out, f.Report)
 		}
@@ -382,6 +399,9 @@ func (s *Summary) Reports() []*reports.Scenario {
 func (p Progress) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d runs, %d failures", p.Runs, p.Failures)
+	if p.Unconfirmed > 0 {
+		fmt.Fprintf(&b, ", %d unconfirmed", p.Unconfirmed)
+	}
 	if p.Errored > 0 {
 		fmt.Fprintf(&b, ", %d errored", p.Errored)
 	}
