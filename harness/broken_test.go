@@ -52,5 +52,48 @@ var _ = Describe("The catalogue against deliberately broken engines", func() {
 			engine.QuirkForgetJournalOnCrash, "crash_local_changes_survive", "I6"),
 		Entry("re-uploading mail that disappeared from the server resurrects it (F7)",
 			engine.QuirkReupload, "delete_stale_device", "I5"),
+		Entry("re-uploading mail not found after a UIDVALIDITY reset breaks the quarantine (F2)",
+			engine.QuirkReupload, "uidvalidity_reset_lost_mail_quarantined", "I11"),
+		Entry("forgetting mail not found after a UIDVALIDITY reset breaks the quarantine (F1)",
+			engine.QuirkDropOrphans, "uidvalidity_reset_lost_mail_quarantined", "I11"),
 	)
+})
+
+// Without any `expect` line, the invariants alone catch an engine that gets the quarantine
+// after a UIDVALIDITY reset wrong.
+var _ = Describe("The quarantine invariant against broken engines", func() {
+	const lost = `# m2 is expunged while INBOX's UIDVALIDITY is reset: the devices must quarantine it.
+devices phone laptop
+deliver INBOX m1 m2 m3
+sync
+server uidvalidity-reset INBOX
+server expunge INBOX m2
+phone sync
+`
+	DescribeTable("fails with I11 naming the device and the label",
+		func(ctx SpecContext, q engine.Quirks, want string) {
+			scn, err := scenarios.Parse("lost.scn", []byte(lost))
+			Expect(err).NotTo(HaveOccurred())
+			res := harness.RunScenario(ctx, scn, harness.Options{Seed: 1, NewDevice: harness.BrokenEngineDevice(q)})
+			Expect(res.Report.Status).To(Equal(reports.Failed))
+			var found []string
+			for _, f := range res.Report.Failures {
+				if f.Invariant == "I11" {
+					found = append(found, f.Message)
+					Expect(f.Labels).To(Equal([]string{"m2"}))
+				}
+			}
+			Expect(found).To(ConsistOf(HavePrefix("phone"+want), HavePrefix("laptop"+want)))
+		},
+		Entry("forgotten (F1)", engine.QuirkDropOrphans, " dropped m2 without quarantining it"),
+		Entry("uploaded again (F2)", engine.QuirkReupload, ": m2 is on the server again, in INBOX"),
+	)
+
+	It("passes with the correct engine", func(ctx SpecContext) {
+		scn, err := scenarios.Parse("lost.scn", []byte(lost))
+		Expect(err).NotTo(HaveOccurred())
+		res := harness.RunScenario(ctx, scn, harness.Options{Seed: 1})
+		Expect(res.Report.Failures).To(BeEmpty())
+		Expect(res.Report.Status).To(Equal(reports.Passed))
+	})
 })

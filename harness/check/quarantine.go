@@ -356,7 +356,7 @@ func (c *checker) quarantine() []Result {
 			var what string
 			switch {
 			case onServer[l] != "":
-				what = fmt.Sprintf("%s is on the server again, in %s: uploaded again", l, onServer[l])
+				what = fmt.Sprintf("%s: %s is on the server again, in %s: uploaded again instead of quarantined", d.Name, l, onServer[l])
 			case inView[l] != "":
 				what = fmt.Sprintf("%s shows %s in %s as live mail", d.Name, l, inView[l])
 			case !quarantined:

@@ -67,7 +67,7 @@ var _ = Describe("The quarantine invariant (I11)", func() {
 		device(&in, "laptop").State.Quarantined = []string{"m2"}
 		rs := quarantineResults(check.Check(in))
 		Expect(rs).To(HaveLen(2))
-		Expect(rs[0].Message).To(HavePrefix("m2 is on the server again, in INBOX: uploaded again"))
+		Expect(rs[0].Message).To(HavePrefix("phone: m2 is on the server again, in INBOX: uploaded again instead of quarantined (it was in INBOX when"))
 		Expect(rs[0].Table.Rows).To(Equal([][]string{{"m2", "INBOX", "quarantined", "INBOX", "in INBOX"}}))
 	})
 
