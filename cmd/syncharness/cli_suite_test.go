@@ -12,12 +12,17 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/syncharness/syncharness/testsupport/skipreport"
 )
 
 func TestCLI(t *testing.T) {
 	RegisterFailHandler(Fail)
 	RunSpecs(t, "syncharness CLI")
 }
+
+// The specs this suite skipped, with their reasons, show without -ginkgo.v too.
+var _ = ReportAfterSuite("skipped specs", skipreport.Print)
 
 // cliResult is what one run of the command line printed and its exit code.
 type cliResult struct {

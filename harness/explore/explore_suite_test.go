@@ -5,9 +5,14 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+
+	"github.com/syncharness/syncharness/testsupport/skipreport"
 )
 
 func TestExplore(t *testing.T) {
 	RegisterFailHandler(Fail)
 	RunSpecs(t, "explore")
 }
+
+// The specs this suite skipped, with their reasons, show without -ginkgo.v too.
+var _ = ReportAfterSuite("skipped specs", skipreport.Print)
