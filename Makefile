@@ -9,9 +9,14 @@ all: lint test
 run:
 	$(GO) run ./cmd/syncharness run
 
+# A bound well above what the tests take (about 5 minutes on 2 idle cores, 16 on busy
+# ones) and well under CI's 90: a hung test fails with its goroutines dumped instead of
+# the job being killed. -v shows each suite's skipped specs and their reasons.
+TEST_TIMEOUT ?= 30m
+
 ## test: every test, with the race detector (what CI runs)
 test:
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -v ./...
 
 ## lint: scenario files and Go vet
 lint: vet

@@ -257,8 +257,16 @@ var _ = Describe("A private Dovecot server", func() {
 
 var _ = Describe("Starting Dovecot", func() {
 	It("reports a missing binary as unavailable, for the caller to skip", func() {
+		GinkgoT().Setenv(dovecot.RequireEnv, "")
 		_, err := dovecot.Start(context.Background(), dovecot.Options{Binary: filepath.Join(GinkgoT().TempDir(), "dovecot")})
 		Expect(err).To(MatchError(dovecot.ErrNotInstalled))
 		Expect(dovecot.Unavailable(err)).To(BeTrue())
+	})
+
+	It("reports it as a failure, not a reason to skip, where Dovecot is required (CI)", func() {
+		GinkgoT().Setenv(dovecot.RequireEnv, "1")
+		_, err := dovecot.Start(context.Background(), dovecot.Options{Binary: filepath.Join(GinkgoT().TempDir(), "dovecot")})
+		Expect(err).To(MatchError(dovecot.ErrNotInstalled))
+		Expect(dovecot.Unavailable(err)).To(BeFalse())
 	})
 })
