@@ -83,7 +83,8 @@ func check(s *Scenario) ErrorList {
 			c.errorf(first.Line, "", "no devices line: a scenario starts with \"devices NAME…\"")
 		}
 	}
-	c.walk(s.Steps, nil)
+	c.walk(s.Steps, enclosing{})
+	checkLimits(c)
 	return c.errs
 }
 
@@ -94,7 +95,26 @@ func (c *checker) errorf(line int, command, format string, args ...any) {
 	c.errs = append(c.errs, &Error{File: c.s.File, Line: line, Command: command, Msg: fmt.Sprintf(format, args...)})
 }
 
-func (c *checker) walk(steps []*Step, blocks []*Step) {
+// enclosing is what the blocks around a step are, as far as the checks care: the outermost
+// and the concurrently block, if any. Kept small so that deep nesting costs no more than
+// its lines.
+type enclosing struct {
+	outer        *Step // nil at the top level
+	concurrently *Step
+}
+
+// inside returns the blocks around the steps of blk.
+func (e enclosing) inside(blk *Step) enclosing {
+	if e.outer == nil {
+		e.outer = blk
+	}
+	if blk.Verb == "concurrently" && e.concurrently == nil {
+		e.concurrently = blk
+	}
+	return e
+}
+
+func (c *checker) walk(steps []*Step, blocks enclosing) {
 	for _, st := range steps {
 		c.mute = st.invalid && st.Verb != "devices" // its problems are not cascades
 		if st.Actor == "" && setupVerbs[st.Verb] {
@@ -113,17 +133,17 @@ func (c *checker) walk(steps []*Step, blocks []*Step) {
 			c.other(st, blocks)
 		}
 		if len(st.Body) > 0 {
-			c.walk(st.Body, append(blocks[:len(blocks):len(blocks)], st))
+			c.walk(st.Body, blocks.inside(st))
 		} else if !st.invalid && st.Verb == "concurrently" || st.Verb == "repeat" {
 			c.errorf(st.Line, st.Verb, "empty block: put the steps to run between %s and end", st.Verb)
 		}
 	}
 }
 
-func (c *checker) setup(st *Step, blocks []*Step) {
+func (c *checker) setup(st *Step, blocks enclosing) {
 	switch {
-	case len(blocks) > 0:
-		c.errorf(st.Line, st.Verb, "setup command inside %s (line %d): setup comes before every other step", blocks[0].Verb, blocks[0].Line)
+	case blocks.outer != nil:
+		c.errorf(st.Line, st.Verb, "setup command inside %s (line %d): setup comes before every other step", blocks.outer.Verb, blocks.outer.Line)
 	case c.setupDone && st.Verb == "deliver":
 		c.errorf(st.Line, st.Verb, "setup command after the first step: use \"server deliver\" for mail that arrives later")
 	case c.setupDone && st.Verb == "caps":
@@ -142,7 +162,7 @@ func (c *checker) setup(st *Step, blocks []*Step) {
 			c.errorf(st.Line, st.Verb, "devices given twice: list every device on one line")
 			return
 		}
-		if st != c.s.Steps[0] && !c.setupDone && len(blocks) == 0 {
+		if st != c.s.Steps[0] && !c.setupDone && blocks.outer == nil {
 			c.errorf(st.Line, st.Verb, "devices must be the first command")
 		}
 		c.hasDevices = true
@@ -384,7 +404,7 @@ func (c *checker) sync(device string) {
 }
 
 // other checks server, flow and check steps.
-func (c *checker) other(st *Step, blocks []*Step) {
+func (c *checker) other(st *Step, blocks enclosing) {
 	switch {
 	case st.Actor == ActorServer:
 		c.serverStep(st)
@@ -415,13 +435,10 @@ func (c *checker) serverStep(st *Step) {
 	}
 }
 
-func (c *checker) expect(st *Step, blocks []*Step) {
+func (c *checker) expect(st *Step, blocks enclosing) {
 	e := st.Expect
-	for _, b := range blocks {
-		if b.Verb == "concurrently" {
-			c.errorf(st.Line, st.Verb, "expect inside concurrently (line %d): checks run between steps", b.Line)
-			break
-		}
+	if b := blocks.concurrently; b != nil {
+		c.errorf(st.Line, st.Verb, "expect inside concurrently (line %d): checks run between steps", b.Line)
 	}
 	if e == nil {
 		return

@@ -9,13 +9,19 @@ import (
 // An Error is one problem in a scenario file, at a line, in a command.
 type Error struct {
 	File    string // the path given to Parse
-	Line    int    // 1-based line of the script
+	Line    int    // 1-based line of the script; 0 when the error is about the whole file
 	Command string // the command the line runs ("move", "expect"), "" if it has none
 	Msg     string
+
+	fatal bool // the file is rejected as a whole: no semantic checks follow
 }
 
-// Error returns `file.scn:12: move: unknown mailbox "Arhive"`.
+// Error returns `file.scn:12: move: unknown mailbox "Arhive"`, or `file.scn: not a text
+// file (binary data at byte 3)` for an error about the whole file.
 func (e *Error) Error() string {
+	if e.Line == 0 {
+		return fmt.Sprintf("%s: %s", e.File, e.Msg)
+	}
 	if e.Command == "" {
 		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
 	}

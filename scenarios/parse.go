@@ -17,6 +17,12 @@ import (
 // holds every step that could be parsed.
 func Parse(file string, data []byte) (*Scenario, error) {
 	s, errs := parseSyntax(file, data)
+	for _, e := range errs {
+		if e.fatal {
+			errs.sort()
+			return s, errs.Err()
+		}
+	}
 	errs = append(errs, check(s)...)
 	errs.sort()
 	return s, errs.Err()
@@ -87,6 +93,10 @@ func parseSyntax(file string, data []byte) (*Scenario, ErrorList) {
 		Source:   data,
 	}
 	p := &parser{file: file, devices: map[string]bool{}}
+	if at := binaryAt(data, len(ar.Comment)); at >= 0 {
+		// One error for the whole file: its lines would be noise.
+		return s, ErrorList{{File: file, Msg: fmt.Sprintf("not a text file (binary data at byte %d)", at), fatal: true}}
+	}
 	for _, f := range ar.Files {
 		if _, dup := s.Files[f.Name]; dup {
 			p.errorf(1, "", "file %q attached twice", f.Name)
@@ -113,7 +123,9 @@ func parseSyntax(file string, data []byte) (*Scenario, ErrorList) {
 		}
 	}
 
-	var stack []*Step // open blocks
+	var stack []*Step          // open blocks
+	var openConcurrently *Step // the open concurrently block, if any
+	tooDeep := false
 	var pending []string
 	add := func(st *Step) {
 		if n := len(stack); n > 0 {
@@ -158,6 +170,9 @@ func parseSyntax(file string, data []byte) (*Scenario, ErrorList) {
 				}
 				blk := stack[len(stack)-1]
 				stack = stack[:len(stack)-1]
+				if blk == openConcurrently {
+					openConcurrently = nil
+				}
 				blk.EndBefore = pending
 				blk.EndComment = comment
 				pending = nil
@@ -176,14 +191,20 @@ func parseSyntax(file string, data []byte) (*Scenario, ErrorList) {
 		add(st)
 		if st.Verb == "concurrently" || st.Verb == "repeat" {
 			if st.Verb == "concurrently" {
-				for _, open := range stack {
-					if open.Verb == "concurrently" {
-						p.errorf(n, "concurrently", "concurrently inside concurrently (line %d): blocks of this kind do not nest", open.Line)
-						break
-					}
+				if openConcurrently != nil {
+					p.errorf(n, "concurrently", "concurrently inside concurrently (line %d): blocks of this kind do not nest", openConcurrently.Line)
+				} else {
+					openConcurrently = st
 				}
 			}
 			stack = append(stack, st)
+			if len(stack) > MaxDepth && !tooDeep {
+				// Reported once, and the semantic checks are left out: the file is
+				// rejected without walking what it nests.
+				tooDeep = true
+				p.errs = append(p.errs, &Error{File: file, Line: n, Command: st.Verb, fatal: true,
+					Msg: fmt.Sprintf("blocks nested %d deep (at most %d)", len(stack), MaxDepth)})
+			}
 		}
 	}
 	for _, open := range stack {

@@ -31,6 +31,7 @@ func Reference() string {
 		}
 		fmt.Fprintf(&b, "\n### %s\n\n```\n%s\n```\n\n%s\n\nExample:\n\n```\n%s\n```\n", title, c.Usage, c.Summary, c.Example)
 	}
+	b.WriteString(limitsReference())
 	b.WriteString(referenceErrors)
 	return b.String()
 }
