@@ -1,6 +1,8 @@
 package harness_test
 
 import (
+	"strings"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
@@ -93,6 +95,54 @@ phone sync
 		scn, err := scenarios.Parse("lost.scn", []byte(lost))
 		Expect(err).NotTo(HaveOccurred())
 		res := harness.RunScenario(ctx, scn, harness.Options{Seed: 1})
+		Expect(res.Report.Failures).To(BeEmpty())
+		Expect(res.Report.Status).To(Equal(reports.Passed))
+	})
+})
+
+// withoutLostAnswers parses scn again without its lose-answer and crash-lose-answer rounds:
+// what the crash sweep of the catalogue was before it lost answers.
+func withoutLostAnswers(scn *scenarios.Scenario) *scenarios.Scenario {
+	var kept []string
+	for _, l := range strings.Split(string(scn.Source), "\n") {
+		if !strings.Contains(l, "lose-answer=") {
+			kept = append(kept, l)
+		}
+	}
+	Expect(len(kept)).To(BeNumerically("<", strings.Count(string(scn.Source), "\n")), "%s has no lost answers", scn.Name)
+	out, err := scenarios.Parse(scn.Name+".scn", []byte(strings.Join(kept, "\n")))
+	Expect(err).NotTo(HaveOccurred())
+	return out
+}
+
+// F5 as it happens in the field: the server stores an APPEND whose answer never arrives.
+// With UIDPLUS on, a crash after N commands always comes after the APPENDUID was saved, so
+// only the rounds of the catalogue's crash sweep that lose an answer catch these engines.
+var _ = Describe("The crash sweep with lost answers against broken appends (F5)", func() {
+	const sweep = "crash_append_no_duplicate"
+
+	It("runs with UIDPLUS on", func() {
+		for _, st := range catalogScenario(sweep).Steps {
+			Expect(st.Verb).NotTo(Equal("caps"), "the sweep must not need UIDPLUS masked to catch them")
+		}
+	})
+
+	DescribeTable("finds the draft uploaded twice",
+		func(ctx SpecContext, q engine.Quirks) {
+			opts := harness.Options{Seed: 1, NewDevice: harness.BrokenEngineDevice(q)}
+			res := harness.RunScenario(ctx, catalogScenario(sweep), opts)
+			Expect(res.Report.Status).To(Equal(reports.Failed))
+			Expect(invariantsOf(res.Report)).To(ContainElement("I4"))
+
+			before := harness.RunScenario(ctx, withoutLostAnswers(catalogScenario(sweep)), opts)
+			Expect(before.Report.Failures).To(BeEmpty(), "crashes after N commands alone do not catch it")
+		},
+		Entry("searching for an APPEND in flight from one past its saved UIDNEXT", engine.QuirkSearchPastInFlight),
+		Entry("sending an APPEND before its in-flight mark is committed", engine.QuirkUnmarkedAppend),
+	)
+
+	It("passes with the correct engine", func(ctx SpecContext) {
+		res := harness.RunScenario(ctx, catalogScenario(sweep), harness.Options{Seed: 1})
 		Expect(res.Report.Failures).To(BeEmpty())
 		Expect(res.Report.Status).To(Equal(reports.Passed))
 	})

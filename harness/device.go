@@ -164,13 +164,15 @@ func (d *device) close() {
 // Quirks names the deliberately broken engine behaviours that `syncharness run
 // --broken-engine` and the checker's own tests use, after the failures they reproduce.
 var Quirks = map[string]engine.Quirks{
-	"pair-by-uid":     engine.QuirkPairByUID,
-	"whole-flag-set":  engine.QuirkWholeFlagSet,
-	"plain-expunge":   engine.QuirkPlainExpunge,
-	"watermark-first": engine.QuirkWatermarkFirst,
-	"forget-journal":  engine.QuirkForgetJournalOnCrash,
-	"reupload":        engine.QuirkReupload,
-	"drop-orphans":    engine.QuirkDropOrphans,
+	"pair-by-uid":        engine.QuirkPairByUID,
+	"whole-flag-set":     engine.QuirkWholeFlagSet,
+	"plain-expunge":      engine.QuirkPlainExpunge,
+	"watermark-first":    engine.QuirkWatermarkFirst,
+	"forget-journal":     engine.QuirkForgetJournalOnCrash,
+	"reupload":           engine.QuirkReupload,
+	"drop-orphans":       engine.QuirkDropOrphans,
+	"append-search-past": engine.QuirkSearchPastInFlight,
+	"append-unmarked":    engine.QuirkUnmarkedAppend,
 }
 
 // ParseQuirks turns a comma-separated list of Quirks names into engine quirks.

@@ -758,7 +758,7 @@ func (r *round) pushAppends(mailbox string, entries []JournalEntry) error {
 		}
 	}
 	if len(inflight) > 0 {
-		found, err := r.locate(mailbox, inflight, recs)
+		found, err := r.locate(mailbox, r.quirkInFlight(inflight), recs)
 		if isGone(err) || err == errSkip {
 			return nil // gone, or its UIDs are being re-matched: the scan decides first
 		}
@@ -790,7 +790,7 @@ func (r *round) pushAppends(mailbox string, entries []JournalEntry) error {
 	if len(todo) == 0 {
 		return nil
 	}
-	st, err := r.markInFlight(mailbox, todo)
+	st, err := r.quirkMark()(mailbox, todo)
 	if st == nil || err != nil {
 		return err
 	}

@@ -1,5 +1,7 @@
 package engine
 
+import "github.com/emersion/go-imap/v2"
+
 // Quirks switches on deliberately wrong behaviour. Each quirk reproduces one bug real sync
 // engines have (DESIGN.md §5), so that the harness can prove its checkers catch it. A correct
 // engine runs with none.
@@ -27,6 +29,14 @@ const (
 	// QuirkDropOrphans forgets the messages not found again after a UIDVALIDITY change:
 	// they vanish from the device unreported instead of being quarantined (F1).
 	QuirkDropOrphans
+	// QuirkSearchPastInFlight looks for an APPEND found in flight after a crash from the
+	// UIDNEXT saved with it plus one, instead of that UIDNEXT: the message the server stored
+	// under it, its answer lost, is not found and is appended again (F5).
+	QuirkSearchPastInFlight
+	// QuirkUnmarkedAppend sends an APPEND before committing its in-flight mark: a crash
+	// after the server stored the message, before its answer arrived, leaves the entry
+	// pending, and the message is appended again (F5).
+	QuirkUnmarkedAppend
 )
 
 // Has reports whether q includes every quirk of o.
@@ -55,4 +65,43 @@ func (r *round) quirkOrphan(tx Tx, m MessageRecord) (bool, error) {
 		return true, tx.DeleteMessage(m.ID)
 	}
 	return false, nil
+}
+
+// quirkInFlight applies QuirkSearchPastInFlight to the append entries found in flight: the
+// copy it returns is what the search for them starts from.
+func (r *round) quirkInFlight(inflight []JournalEntry) []JournalEntry {
+	if !r.e.opts.Quirks.Has(QuirkSearchPastInFlight) {
+		return inflight
+	}
+	// Deliberately wrong: one past the first UID the APPEND could have been given.
+	past := append([]JournalEntry(nil), inflight...)
+	for i := range past {
+		if past[i].UIDNext != 0 {
+			past[i].UIDNext++
+		}
+	}
+	return past
+}
+
+// quirkMark applies QuirkUnmarkedAppend: it returns the function that marks appends in
+// flight before they are sent.
+func (r *round) quirkMark() func(mailbox string, todo []JournalEntry) (*imap.StatusData, error) {
+	if !r.e.opts.Quirks.Has(QuirkUnmarkedAppend) {
+		return r.markInFlight
+	}
+	return func(mailbox string, todo []JournalEntry) (*imap.StatusData, error) {
+		st, err := r.cn.status(mailbox)
+		if isGone(err) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		// Deliberately wrong: the mark is kept in memory only; the journal still says
+		// pending until the answer is recorded.
+		for i := range todo {
+			todo[i].State, todo[i].UIDNext, todo[i].UIDValidity = EntryInFlight, uint32(st.UIDNext), st.UIDValidity
+		}
+		return st, nil
+	}
 }
