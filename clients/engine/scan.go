@@ -131,6 +131,7 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.scanned[name] = data
 	p := &scanPlan{mb: mb, data: data, present: map[uint32]bool{},
 		serverFlags: map[uint32]Flags{}, inflightFrom: map[LocalID]uint32{}, copies: map[LocalID]bool{}}
 	quirks := r.e.opts.Quirks
@@ -722,6 +723,10 @@ func (r *round) finishVanished() error {
 	if len(r.vanished) == 0 && len(r.settleValidity) == 0 {
 		return nil
 	}
+	unsettled, err := r.movedDuringScan()
+	if err != nil {
+		return err
+	}
 	return r.update(func(tx Tx) error {
 		defer func() { r.settleValidity = map[string]uint32{} }()
 		for name, v := range r.settleValidity {
@@ -809,6 +814,13 @@ func (r *round) finishVanished() error {
 					if err := carryFlags(tx, m, c); err != nil {
 						return err
 					}
+				} else if unsettled {
+					// Found nowhere, but a mailbox took new messages after it was scanned:
+					// the message may have moved there behind the scan. The record is held
+					// as it is, pending work and all; the next round finds it or lets it go.
+					r.e.log.Info("message with pending changes found nowhere while mail moved; held for the next round",
+						"mailbox", m.Mailbox, "label", m.Label)
+					continue
 				} else {
 					r.st.Conflicts++ // expunge beats flag
 				}
@@ -822,6 +834,51 @@ func (r *round) finishVanished() error {
 		r.vanished = map[LocalID]MessageRecord{}
 		return nil
 	})
+}
+
+// movedDuringScan reports whether a message may have moved behind this round's scan: a
+// vanished record with pending flag work was found nowhere, and a mailbox scanned this
+// round has taken new messages since (its UIDNEXT grew, or its UIDVALIDITY changed). Only
+// then does it ask the server, with a STATUS of each mailbox scanned.
+func (r *round) movedDuringScan() (bool, error) {
+	pending := false
+	if err := r.view(func(tx Tx) error {
+		for id, m := range r.vanished {
+			if r.orphans[id] || m.State != MsgSynced {
+				continue
+			}
+			_, carrying, err := findEntry(tx, OpCarry, id)
+			if err != nil {
+				return err
+			}
+			if m.Flags != m.Base || carrying {
+				pending = true
+				return nil
+			}
+		}
+		return nil
+	}); err != nil || !pending {
+		return false, err
+	}
+	names := make([]string, 0, len(r.scanned))
+	for name := range r.scanned {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		st, err := r.cn.status(name)
+		if isGone(err) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		seen := r.scanned[name]
+		if st.UIDValidity != seen.UIDValidity || uint32(st.UIDNext) > uint32(seen.UIDNext) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // forget deletes the record of a message gone from the server, with its journal entries.

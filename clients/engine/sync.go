@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"github.com/emersion/go-imap/v2"
+
 	"github.com/syncharness/syncharness/clients"
 )
 
@@ -43,6 +45,9 @@ type round struct {
 	// moveEcho holds, for moves without MOVE left in flight for the scan to find, the
 	// original's flags as the expunge's STORE saw them.
 	moveEcho map[LocalID]Flags
+	// scanned holds what the scan's SELECT of each mailbox said, so that the end of the
+	// round can tell whether mail moved behind it (movedDuringScan).
+	scanned map[string]*imap.SelectData
 	// movedOut marks orphans whose move in flight the scan finished in their destination
 	// before their source was matched again: the source's match is the original, to expunge.
 	movedOut map[LocalID]bool
@@ -53,7 +58,7 @@ func newRound(ctx context.Context, e *Engine, st *clients.SyncStats) *round {
 		orphans: map[LocalID]bool{}, marked: map[LocalID]bool{},
 		located: map[LocalID]Flags{}, blocked: map[string]bool{}, movedOut: map[LocalID]bool{},
 		quarantined: map[LocalID]MessageRecord{}, moveEcho: map[LocalID]Flags{},
-		settleValidity: map[string]uint32{}}
+		settleValidity: map[string]uint32{}, scanned: map[string]*imap.SelectData{}}
 }
 
 // Sync runs one full round: mailbox list, journal replay, then every mailbox's new messages,
