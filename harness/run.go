@@ -137,12 +137,14 @@ func RunScenario(ctx context.Context, scn *scenarios.Scenario, opts Options) *Re
 	default:
 		rep.Status = reports.Passed
 	}
+	// Every scenario that got to its end shows its final state, passed ones too: what
+	// happened is worth seeing without writing a wrong expect line to learn it.
+	rep.FinalState = r.final
 	if rep.Status == reports.Failed || rep.Status == reports.Errored {
 		rep.Transcript = r.transcriptExcerpt(40)
 		sort.SliceStable(r.timeline, func(i, j int) bool { return r.timeline[i].Time < r.timeline[j].Time })
 		rep.Timeline = r.timeline
 		rep.States = r.states
-		rep.FinalState = r.final
 		rep.DivergedAt = divergedAt(r.states, r.final)
 		if opts.KeepArtifacts {
 			res.Artifacts = r.artifacts()
@@ -311,7 +313,7 @@ func (r *runner) finish(ctx context.Context) error {
 		}
 	}
 	results := check.Check(in)
-	defer func() { r.final = finalState(in.Devices, in.Server, r.failures) }()
+	r.final = finalState(in.Devices, in.Server, check.Expected(in))
 	for _, res := range results {
 		if res.NotApplicable {
 			continue

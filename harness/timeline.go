@@ -3,8 +3,6 @@ package harness
 import (
 	"context"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/syncharness/syncharness/clients"
@@ -150,15 +148,17 @@ func sameCell(a, b reports.StateCell) bool {
 // finalState builds the table of every lane after settling. A device cell that differs
 // from the server's is divergent; so is any cell that differs from what a failure says
 // was expected (failure tables with label, mailbox and expected columns).
-func finalState(devices []check.Device, server check.ServerState, failures []reports.Failure) *reports.StateTable {
+func finalState(devices []check.Device, server check.ServerState, exp check.Expectation) *reports.StateTable {
 	var lanes []reports.LaneState
 	t := &reports.StateTable{}
 	for _, d := range devices {
 		t.Lanes = append(t.Lanes, d.Name)
 		lanes = append(lanes, laneState(d.Name, d.View))
+		t.Mailboxes = append(t.Mailboxes, mailboxNames(d.View))
 	}
 	t.Lanes = append(t.Lanes, reports.ServerLane)
 	lanes = append(lanes, laneState(reports.ServerLane, serverReplica(server)))
+	t.Mailboxes = append(t.Mailboxes, mailboxNames(serverReplica(server)))
 	cells := make([]map[cellKey]reports.StateCell, len(lanes))
 	keys := map[cellKey]bool{}
 	for i, l := range lanes {
@@ -167,7 +167,7 @@ func finalState(devices []check.Device, server check.ServerState, failures []rep
 			keys[k] = true
 		}
 	}
-	expected := expectedCells(failures)
+	expected, known := expectedCells(exp)
 	for k := range expected {
 		keys[k] = true
 	}
@@ -185,17 +185,15 @@ func finalState(devices []check.Device, server check.ServerState, failures []rep
 	for _, k := range sorted {
 		row := reports.StateTableRow{Mailbox: k.mailbox, Label: k.label}
 		if e, ok := expected[k]; ok {
-			e := e
 			row.Expected = &e
+		} else if known[k.label] {
+			row.Expected = &reports.StateCell{} // the model has it nowhere here: absent
 		}
 		for i := range lanes {
 			c := cells[i][k]
-			switch {
-			case row.Expected != nil:
-				c.Divergent = !sameCell(c, *row.Expected)
-			case i != srv:
-				c.Divergent = !sameCell(c, cells[srv][k])
-			}
+			// A cell the model does not admit is divergent, and so is a device's cell that
+			// differs from the server's (I1), even where the model admits both.
+			c.Divergent = (row.Expected != nil && !row.Expected.Allows(c)) || (i != srv && !sameCell(c, cells[srv][k]))
 			row.Cells = append(row.Cells, c)
 		}
 		t.Rows = append(t.Rows, row)
@@ -203,43 +201,29 @@ func finalState(devices []check.Device, server check.ServerState, failures []rep
 	return t
 }
 
-// expectedCells reads what failures say was expected of a message, from tables with
-// label, mailbox and expected columns: a count ("0" absent, else present) or flags.
-func expectedCells(failures []reports.Failure) map[cellKey]reports.StateCell {
+// expectedCells turns the model's expectation into expected cells, and returns the labels
+// the model knows: where it has no cell for one of them, it expects the message absent.
+func expectedCells(exp check.Expectation) (map[cellKey]reports.StateCell, map[string]bool) {
 	out := map[cellKey]reports.StateCell{}
-	for _, f := range failures {
-		t := f.Table
-		if t == nil {
-			continue
-		}
-		col := map[string]int{}
-		for i, c := range t.Columns {
-			col[c] = i
-		}
-		li, ok1 := col["label"]
-		mi, ok2 := col["mailbox"]
-		ei, ok3 := col["expected"]
-		if !ok1 || !ok2 || !ok3 {
-			continue
-		}
-		for _, row := range t.Rows {
-			if len(row) <= max(li, mi, ei) {
-				continue
-			}
-			k := cellKey{row[mi], row[li]}
-			v := row[ei]
-			if n, err := strconv.Atoi(v); err == nil {
-				out[k] = reports.StateCell{Present: n > 0}
-				continue
-			}
-			var flags []string
-			if v != "(none)" {
-				flags = strings.Fields(v)
-			}
-			out[k] = reports.StateCell{Present: true, Flags: flags}
-		}
+	for _, c := range exp.Cells {
+		out[cellKey{c.Mailbox, c.Label}] = reports.StateCell{Present: true, Flags: c.Flags, MayBeAbsent: !c.MustBePresent,
+			OptionalFlags: c.Optional, AnyFlags: c.AnyFlags}
 	}
-	return out
+	known := map[string]bool{}
+	for _, l := range exp.Labels {
+		known[l] = true
+	}
+	return out, known
+}
+
+// mailboxNames lists a replica's mailboxes, sorted.
+func mailboxNames(v clients.Replica) []string {
+	names := make([]string, 0, len(v.Mailboxes))
+	for _, mb := range v.Mailboxes {
+		names = append(names, mb.Name)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // divergedAt finds the first step after which a divergent cell of the final state took

@@ -446,6 +446,7 @@ func finalDiff(t *StateTable) *htmlDiff {
 			c := htmlDiffCell{Lane: "expected", Text: "no expectation", Class: "cell expected absent"}
 			if r.Expected != nil {
 				c = diffCell("expected", *r.Expected)
+				c.Text = r.Expected.ExpectedText()
 				c.Class += " expected"
 			}
 			row.Cells = append(row.Cells, c)

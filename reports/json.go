@@ -92,8 +92,9 @@ type jsonMessageState struct {
 }
 
 type jsonStateTable struct {
-	Lanes []string       `json:"lanes"`
-	Rows  []jsonStateRow `json:"rows"`
+	Lanes     []string       `json:"lanes"`
+	Rows      []jsonStateRow `json:"rows"`
+	Mailboxes [][]string     `json:"mailboxes,omitempty"`
 }
 
 type jsonStateRow struct {
@@ -107,6 +108,10 @@ type jsonStateCell struct {
 	Present   bool     `json:"present"`
 	Flags     []string `json:"flags"`
 	Divergent bool     `json:"divergent"`
+	// Expected cells only.
+	MayBeAbsent   bool     `json:"may_be_absent,omitempty"`
+	OptionalFlags []string `json:"optional_flags,omitempty"`
+	AnyFlags      bool     `json:"any_flags,omitempty"`
 }
 
 type jsonStep struct {
@@ -314,6 +319,9 @@ func toJSONScenario(s *Scenario) *jsonScenario {
 			}
 			jt.Rows = append(jt.Rows, jr)
 		}
+		for _, mbs := range t.Mailboxes {
+			jt.Mailboxes = append(jt.Mailboxes, strs(mbs))
+		}
 		js.FinalState = jt
 	}
 	return js
@@ -328,11 +336,13 @@ func fromJSONTranscript(t jsonTranscript) TranscriptLine {
 }
 
 func toJSONStateCell(c StateCell) jsonStateCell {
-	return jsonStateCell{Present: c.Present, Flags: strs(c.Flags), Divergent: c.Divergent}
+	return jsonStateCell{Present: c.Present, Flags: strs(c.Flags), Divergent: c.Divergent,
+		MayBeAbsent: c.MayBeAbsent, OptionalFlags: nilIfEmpty(c.OptionalFlags), AnyFlags: c.AnyFlags}
 }
 
 func fromJSONStateCell(c jsonStateCell) StateCell {
-	return StateCell{Present: c.Present, Flags: nilIfEmpty(c.Flags), Divergent: c.Divergent}
+	return StateCell{Present: c.Present, Flags: nilIfEmpty(c.Flags), Divergent: c.Divergent,
+		MayBeAbsent: c.MayBeAbsent, OptionalFlags: nilIfEmpty(c.OptionalFlags), AnyFlags: c.AnyFlags}
 }
 
 // strs returns s, or an empty non-nil slice so that JSON has [] instead of null.
@@ -454,6 +464,9 @@ func fromJSONScenario(js *jsonScenario) *Scenario {
 				row.Cells = append(row.Cells, fromJSONStateCell(c))
 			}
 			t.Rows = append(t.Rows, row)
+		}
+		for _, mbs := range jt.Mailboxes {
+			t.Mailboxes = append(t.Mailboxes, nilIfEmpty(mbs))
 		}
 		s.FinalState = t
 	}

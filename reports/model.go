@@ -8,6 +8,7 @@ package reports
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -155,26 +156,107 @@ type MessageState struct {
 }
 
 // StateTable is the state of every lane side by side: a row per mailbox and label, a cell per
-// lane. It is the final state diff of a failed scenario.
+// lane. It is the final state of a scenario, with the divergent cells marked when it failed.
 type StateTable struct {
 	Lanes []string        // the columns: the devices, then the server
 	Rows  []StateTableRow // sorted by mailbox, then label
+	// Mailboxes lists each lane's mailboxes, empty ones included, sorted: one list per
+	// entry of Lanes; nil when not recorded.
+	Mailboxes [][]string
 }
 
 // StateTableRow is one message label in one mailbox across lanes.
 type StateTableRow struct {
 	Mailbox string
 	Label   string
-	// Expected is what the model of the scenario expects, nil when it has no expectation.
+	// Expected is what the checker's expected-state model allows, nil when it has no
+	// expectation (a label the history did not make). Its MayBeAbsent, OptionalFlags and
+	// AnyFlags say where the model admits several outcomes.
 	Expected *StateCell
 	Cells    []StateCell // one per column of StateTable.Lanes
 }
 
-// StateCell is what one lane holds for one row.
+// StateCell is what one lane holds for one row, or what is expected there.
 type StateCell struct {
 	Present   bool     // the message is in the mailbox; false shows as "absent"
-	Flags     []string // its flags when present
+	Flags     []string // its flags when present (expected: the flags set for sure)
 	Divergent bool     // this cell differs from the expected state, or from the others
+
+	// Only in an expected cell: the outcomes the model admits besides Present and Flags.
+	MayBeAbsent   bool     // the message may be absent too
+	OptionalFlags []string // flags that may be set or not
+	AnyFlags      bool     // any flags: the model does not know them
+}
+
+// Allows reports whether the expected cell e admits what cell c holds (\Recent aside).
+func (e StateCell) Allows(c StateCell) bool {
+	if !c.Present {
+		return !e.Present || e.MayBeAbsent
+	}
+	if !e.Present {
+		return false
+	}
+	if e.AnyFlags {
+		return true
+	}
+	has := map[string]bool{}
+	for _, f := range c.Flags {
+		if !strings.EqualFold(f, `\Recent`) {
+			has[strings.ToLower(f)] = true
+		}
+	}
+	for _, f := range e.Flags {
+		if !has[strings.ToLower(f)] {
+			return false
+		}
+		delete(has, strings.ToLower(f))
+	}
+	for _, f := range e.OptionalFlags {
+		delete(has, strings.ToLower(f))
+	}
+	return len(has) == 0
+}
+
+// ExpectedText shows an expected cell with every outcome it admits: "absent", "no flags",
+// "\Seen", "\Deleted or no flags", "\Seen or absent", "any flags".
+func (e StateCell) ExpectedText() string {
+	if !e.Present {
+		return "absent"
+	}
+	var alts []string
+	switch {
+	case e.AnyFlags:
+		alts = []string{"any flags"}
+	case len(e.OptionalFlags) <= 2:
+		// Every combination, the ones with more flags first.
+		n := len(e.OptionalFlags)
+		for mask := (1 << n) - 1; mask >= 0; mask-- {
+			fs := append([]string(nil), e.Flags...)
+			for i, f := range e.OptionalFlags {
+				if mask&(1<<i) != 0 {
+					fs = append(fs, f)
+				}
+			}
+			alts = append(alts, flagText(fs))
+		}
+	default:
+		alts = []string{flagText(e.Flags) + " with or without any of " + strings.Join(e.OptionalFlags, " ")}
+	}
+	if e.MayBeAbsent {
+		alts = append(alts, "absent")
+	}
+	if len(alts) == 1 {
+		return alts[0]
+	}
+	return strings.Join(alts[:len(alts)-1], ", ") + " or " + alts[len(alts)-1]
+}
+
+// flagText shows a message's flags, or "no flags".
+func flagText(flags []string) string {
+	if len(flags) == 0 {
+		return "no flags"
+	}
+	return strings.Join(flags, " ")
 }
 
 // Divergent reports whether any cell of the row is marked divergent.

@@ -102,6 +102,9 @@ func (t *textWriter) scenario(s *Scenario) {
 	switch s.Status {
 	case Passed:
 		t.printf("%s %s (%s)\n", p.pass("PASS"), name, seconds(s.Duration))
+		if t.verbose {
+			t.finalState(s.FinalState)
+		}
 		return
 	case Skipped:
 		reason := clean(s.SkipReason)
@@ -132,6 +135,9 @@ func (t *textWriter) scenario(s *Scenario) {
 	}
 	if t.verbose && len(s.Steps) > 0 {
 		t.steps(s.Steps)
+	}
+	if t.verbose {
+		t.finalState(s.FinalState)
 	}
 	if len(s.Transcript) > 0 {
 		t.transcript(s.Transcript)
@@ -183,6 +189,45 @@ func (t *textWriter) failure(f Failure) {
 	if f.Table != nil {
 		t.table(f.Table, "       ")
 	}
+}
+
+// finalState writes the state of every lane after settling: each lane's mailboxes, then a
+// row per mailbox and label with what the model expects and what each lane holds, a "*"
+// after a divergent cell.
+func (t *textWriter) finalState(st *StateTable) {
+	if st == nil {
+		return
+	}
+	t.printf("  final state:\n")
+	for i, mbs := range st.Mailboxes {
+		if i < len(st.Lanes) {
+			t.printf("    %s mailboxes: %s\n", clean(st.Lanes[i]), clean(strings.Join(mbs, " ")))
+		}
+	}
+	tb := &Table{Columns: append([]string{"mailbox", "label", "expected"}, st.Lanes...)}
+	for _, r := range st.Rows {
+		exp := "-"
+		if r.Expected != nil {
+			exp = r.Expected.ExpectedText()
+		}
+		row := []string{r.Mailbox, r.Label, exp}
+		for i := range st.Lanes {
+			var c StateCell
+			if i < len(r.Cells) {
+				c = r.Cells[i]
+			}
+			text := "absent"
+			if c.Present {
+				text = flagText(c.Flags)
+			}
+			if c.Divergent {
+				text += " *"
+			}
+			row = append(row, text)
+		}
+		tb.Rows = append(tb.Rows, row)
+	}
+	t.table(tb, "    ")
 }
 
 // table writes tb with left-aligned columns two spaces apart and the header in bold.

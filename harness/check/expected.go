@@ -461,3 +461,91 @@ func presence(b bool) string {
 	}
 	return "absent"
 }
+
+// ExpectedCell is what the expected-state model allows for one message label in one
+// mailbox on the server after settling.
+type ExpectedCell struct {
+	Mailbox, Label string
+	// MustBePresent: some message of the label can be nowhere else; otherwise it may be
+	// there or not (a race the model cannot decide).
+	MustBePresent bool
+	// Flags are set for sure; Optional may be set or not. AnyFlags: the model does not know
+	// the flags (a reply or forward made by the engine).
+	Flags, Optional []string
+	AnyFlags        bool
+}
+
+// Expectation is the model's expected final state on the server.
+type Expectation struct {
+	// Cells are the places where a message may be, sorted by mailbox and label.
+	Cells []ExpectedCell
+	// Labels are every label the history made: a label of Labels with no cell in a
+	// mailbox is expected absent there.
+	Labels []string
+}
+
+// Expected replays in's history under the model behind I3–I7 and returns what it allows
+// on the server: for each mailbox and label, whether the message must or may be there and
+// which flags it must or may have. Reports show it next to what each lane holds.
+func Expected(in Input) Expectation {
+	m := newModel(in.Devices)
+	m.replay(in.History)
+	type key struct{ mailbox, label string }
+	type acc struct {
+		must  bool
+		flags flagMap
+		seen  bool
+		any   bool
+	}
+	cells := map[key]*acc{}
+	var exp Expectation
+	for l, ids := range m.byLabel {
+		made := false
+		for _, id := range ids {
+			x := m.insts[id]
+			if len(x.hist) == 0 {
+				continue
+			}
+			made = true
+			for _, mb := range x.st.loc.mailboxes() {
+				k := key{mb, l}
+				a := cells[k]
+				if a == nil {
+					a = &acc{}
+					cells[k] = a
+				}
+				a.must = a.must || x.st.loc.only(mb)
+				a.any = a.any || x.st.free
+				if a.seen {
+					a.flags = a.flags.union(x.st.flags)
+				} else {
+					a.flags, a.seen = x.st.flags, true
+				}
+			}
+		}
+		if made {
+			exp.Labels = append(exp.Labels, l)
+		}
+	}
+	for k, a := range cells {
+		c := ExpectedCell{Mailbox: k.mailbox, Label: k.label, MustBePresent: a.must, AnyFlags: a.any}
+		for _, f := range a.flags {
+			switch f.v {
+			case mayBeTrue:
+				c.Flags = append(c.Flags, f.name)
+			case eitherValue:
+				c.Optional = append(c.Optional, f.name)
+			}
+		}
+		exp.Cells = append(exp.Cells, c)
+	}
+	sort.Slice(exp.Cells, func(i, j int) bool {
+		a, b := exp.Cells[i], exp.Cells[j]
+		if a.Mailbox != b.Mailbox {
+			return a.Mailbox < b.Mailbox
+		}
+		return naturalLess(a.Label, b.Label)
+	})
+	sort.Slice(exp.Labels, func(i, j int) bool { return naturalLess(exp.Labels[i], exp.Labels[j]) })
+	return exp
+}
