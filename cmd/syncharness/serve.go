@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -33,7 +34,8 @@ func newServeCmd() *cobra.Command {
 against it. Every user starts with an empty INBOX. The server speaks IMAP4rev1 with
 UIDPLUS, MOVE, IDLE, ESEARCH, LIST-STATUS, SPECIAL-USE, LITERAL+, NAMESPACE and UNSELECT,
 without TLS, and accepts LOGIN and AUTHENTICATE PLAIN in clear text: listen on loopback
-only.
+only (the default). On any other address (":1143", "0.0.0.0:1143", a public address) it
+still serves, after a warning on standard error.
 
 Once ready it prints "listening on ADDR". It stops on SIGINT or SIGTERM, closing every
 connection; all mail is held in memory and is lost then.
@@ -52,7 +54,7 @@ Exit status: 0 after a signal, 2 on bad flags or when the address cannot be used
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.listen, "listen", "127.0.0.1:1143", "address to listen on")
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:1143", "address to listen on (a non-loopback address gets a warning)")
 	fl.StringArrayVar(&f.users, "user", nil, "a user as NAME:PASSWORD (repeatable, at least one)")
 	fl.Int64Var(&f.seed, "seed", 0, "seed for UIDVALIDITY values")
 	fl.StringArrayVar(&f.disable, "disable", nil, "a capability to switch off: UIDPLUS, MOVE, IDLE, ESEARCH, LIST-EXTENDED, LIST-STATUS, SPECIAL-USE, LITERAL+ or NAMESPACE (repeatable)")
@@ -62,6 +64,13 @@ Exit status: 0 after a signal, 2 on bad flags or when the address cannot be used
 }
 
 func init() { rootCmd.AddCommand(newServeCmd()) }
+
+// isLoopback reports whether addr only accepts connections from this machine. An
+// unspecified address (":1143", "0.0.0.0:1143", "[::]:1143") listens on every interface.
+func isLoopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
+}
 
 // runServe runs the fake server until ctx is done.
 func runServe(ctx context.Context, out, errOut io.Writer, f serveFlags) error {
@@ -91,6 +100,11 @@ func runServe(ctx context.Context, out, errOut io.Writer, f serveFlags) error {
 	addr, err := srv.Listen(f.listen)
 	if err != nil {
 		return usagef("serve: %v", err)
+	}
+	if !isLoopback(addr) {
+		fmt.Fprintf(errOut, "serve: warning: %s is not a loopback address: any client on the network can connect. "+
+			"The fake server is for tests: no TLS (passwords and mail cross the network in clear text), "+
+			"no limit on login attempts. Use --listen 127.0.0.1:PORT to keep it on this machine.\n", addr)
 	}
 	fmt.Fprintf(out, "listening on %s\n", addr)
 	<-ctx.Done()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -56,6 +57,53 @@ var _ = Describe("syncharness serve", func() {
 		Entry("an unknown capability", serveFlags{listen: "127.0.0.1:0", users: []string{"a:b"}, disable: []string{"FROB"}, maxLiteral: 1}, `unknown capability "FROB"`),
 		Entry("a bad address", serveFlags{listen: "127.0.0.1:notaport", users: []string{"a:b"}, maxLiteral: 1}, "listen"),
 	)
+
+	Describe("--listen", func() {
+		// serve starts runServe on listen and returns its port, what it printed on stderr
+		// once listening, and a function that stops it.
+		serve := func(listen string) (port string, errOut *gbytes.Buffer) {
+			GinkgoHelper()
+			ctx, cancel := context.WithCancel(context.Background())
+			out, errOut := gbytes.NewBuffer(), gbytes.NewBuffer()
+			done := make(chan error, 1)
+			go func() {
+				defer GinkgoRecover()
+				done <- runServe(ctx, out, errOut, serveFlags{listen: listen, users: []string{"alice:secret"}, maxLiteral: 1 << 20})
+			}()
+			DeferCleanup(func() {
+				cancel()
+				Eventually(done).Should(Receive(BeNil()))
+			})
+			Eventually(out).Should(gbytes.Say(`listening on \S+\n`))
+			addr := listeningRE.FindStringSubmatch(string(out.Contents()))[1]
+			_, port, err := net.SplitHostPort(addr)
+			Expect(err).NotTo(HaveOccurred())
+			return port, errOut
+		}
+
+		DescribeTable("on every interface warns on stderr and still serves",
+			func(listen string) {
+				port, errOut := serve(listen)
+				Expect(string(errOut.Contents())).To(MatchRegexp(`^serve: warning: \S+:%s is not a loopback address: any client on the network can connect\. .*no TLS.*--listen 127\.0\.0\.1:PORT.*\n$`, port))
+				c, err := imapclient.DialInsecure(net.JoinHostPort("127.0.0.1", port), nil)
+				Expect(err).NotTo(HaveOccurred())
+				DeferCleanup(c.Close)
+				Expect(c.Login("alice", "secret").Wait()).To(Succeed())
+			},
+			Entry("only a port", ":0"),
+			Entry("0.0.0.0", "0.0.0.0:0"),
+		)
+
+		DescribeTable("on loopback says nothing on stderr",
+			func(listen string) {
+				_, errOut := serve(listen)
+				// The warning comes before "listening on", which serve waited for.
+				Expect(errOut.Contents()).To(BeEmpty())
+			},
+			Entry("127.0.0.1", "127.0.0.1:0"),
+			Entry("localhost", "localhost:0"),
+		)
+	})
 
 	Describe("as a process", Ordered, func() {
 		var (
