@@ -3,6 +3,7 @@ package explore
 import (
 	"fmt"
 	"math/rand"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -63,6 +64,7 @@ type gen struct {
 	server   map[string]bool              // mailboxes on the server
 	srvOwned []string                     // mailboxes the server created (it may rename or remove them)
 	devOwned map[string][]string          // device → mailboxes it created
+	used     map[string]bool              // every mailbox name given, as a script word
 	offline  map[string]bool
 }
 
@@ -82,6 +84,7 @@ func generate(seed int64, opts GenOptions) *script {
 		server:   map[string]bool{"INBOX": true, "Archive": true, "Trash": true, "Sent": true},
 		devOwned: map[string][]string{},
 		offline:  map[string]bool{},
+		used:     map[string]bool{"INBOX": true, "Archive": true, "Trash": true, "Sent": true},
 	}
 	if g.opts.Devices <= 0 {
 		g.opts.Devices = 3
@@ -113,6 +116,15 @@ func generate(seed int64, opts GenOptions) *script {
 	case 2:
 		s.setup = append(s.setup, []string{"caps", "-MOVE", "-UIDPLUS"})
 	}
+	if g.rng.Intn(3) == 0 {
+		// A mailbox whose name tests the engine's and the server's handling of names: it
+		// differs from Archive only in case, is not ASCII, or has a space.
+		name := g.pick(setupNames)
+		g.used[name] = true
+		g.server[name] = true
+		g.srvOwned = append(g.srvOwned, name)
+		s.setup = append(s.setup, []string{"mailbox", name})
+	}
 	inbox := []string{"deliver", "INBOX"}
 	for range 2 + g.rng.Intn(4) {
 		inbox = append(inbox, g.newLabel("INBOX", g.pickOwner()))
@@ -135,6 +147,51 @@ func generate(seed int64, opts GenOptions) *script {
 		}
 	}
 	return s
+}
+
+// setupNames are the names a scenario's one extra setup mailbox may have, as script words.
+var setupNames = []string{"archive", "Entwürfe", `"My Folder"`, "Отправленные", "日本"}
+
+// nameStems are the stems of the names newMailboxName gives besides PREFIXn.
+var nameStems = []string{"Entwürfe", "Отправленные", "日本", "Élément", `"My Folder"`, `"Old Mail"`}
+
+// newMailboxName returns a mailbox name not given before, as a script word: mostly
+// prefix and a number ("D3"), sometimes a name that differs from a mailbox on the server
+// only in case, a name that is not ASCII, or one with a space (quoted).
+func (g *gen) newMailboxName(prefix string) string {
+	g.mailbox++
+	var name string
+	switch r := g.rng.Intn(8); r {
+	case 0:
+		for _, m := range g.sortedMailboxes(g.server) {
+			if strings.EqualFold(m, "INBOX") {
+				continue
+			}
+			v := strings.ToLower(m)
+			if v == m {
+				v = strings.ToUpper(m)
+			}
+			if !g.used[v] {
+				name = v
+				break
+			}
+		}
+	case 1, 2:
+		stem := nameStems[g.rng.Intn(len(nameStems))]
+		name = stem
+		if g.used[name] {
+			if q, ok := strings.CutSuffix(stem, `"`); ok {
+				name = fmt.Sprintf("%s %d\"", q, g.mailbox)
+			} else {
+				name = fmt.Sprintf("%s%d", stem, g.mailbox)
+			}
+		}
+	}
+	if name == "" || g.used[name] {
+		name = fmt.Sprintf("%s%d", prefix, g.mailbox)
+	}
+	g.used[name] = true
+	return name
 }
 
 func copySet(m map[string]bool) map[string]bool {
@@ -356,8 +413,7 @@ func (g *gen) mailboxStep(d string) *item {
 		}
 	}
 	if len(own) == 0 || g.rng.Intn(3) == 0 {
-		g.mailbox++
-		name := fmt.Sprintf("D%d", g.mailbox)
+		name := g.newMailboxName("D")
 		g.devOwned[d] = append(g.devOwned[d], name)
 		g.views[d][name] = true
 		g.pending[d] = append(g.pending[d], func() { g.server[name] = true })
@@ -381,8 +437,7 @@ func (g *gen) mailboxStep(d string) *item {
 		})
 		return &item{words: []string{d, "remove", old}}
 	}
-	g.mailbox++
-	name := fmt.Sprintf("D%d", g.mailbox)
+	name := g.newMailboxName("D")
 	g.devOwned[d] = append(g.devOwned[d], name)
 	g.views[d][name] = true
 	g.pending[d] = append(g.pending[d], func() {
@@ -469,7 +524,7 @@ func (g *gen) serverStep() *item {
 		}
 		var dests []string
 		for _, m := range mbs {
-			if m != from && (m == "INBOX" || m == "Archive" || strings.HasPrefix(m, "S")) {
+			if m != from && (m == "INBOX" || m == "Archive" || slices.Contains(g.srvOwned, m)) {
 				dests = append(dests, m)
 			}
 		}
@@ -482,8 +537,7 @@ func (g *gen) serverStep() *item {
 		return &item{words: []string{"server", "move", from, l, to}}
 	default:
 		if len(g.srvOwned) == 0 || g.rng.Intn(2) == 0 {
-			g.mailbox++
-			name := fmt.Sprintf("S%d", g.mailbox)
+			name := g.newMailboxName("S")
 			g.srvOwned = append(g.srvOwned, name)
 			g.server[name] = true
 			return &item{words: []string{"server", "create", name}}
@@ -500,8 +554,7 @@ func (g *gen) serverStep() *item {
 			}
 			return &item{words: []string{"server", "remove", old}}
 		}
-		g.mailbox++
-		name := fmt.Sprintf("S%d", g.mailbox)
+		name := g.newMailboxName("S")
 		g.srvOwned[i] = name
 		g.server[name] = true
 		for l, mb := range g.where {

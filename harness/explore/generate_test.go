@@ -100,3 +100,55 @@ var _ = Describe("Generated scenarios", func() {
 		}
 	})
 })
+
+// mailboxNames collects every mailbox name scn's steps name.
+func mailboxNames(scn *scenarios.Scenario) []string {
+	var out []string
+	var walk func([]*scenarios.Step)
+	walk = func(steps []*scenarios.Step) {
+		for _, st := range steps {
+			switch st.Verb {
+			case "mailbox", "create", "rename", "remove", "move", "copy", "deliver":
+				out = append(out, st.Mailbox)
+				if st.Dest != "" && st.Verb != "deliver" {
+					out = append(out, st.Dest)
+				}
+			}
+			walk(st.Body)
+		}
+	}
+	walk(scn.Steps)
+	return out
+}
+
+var _ = Describe("Generated mailbox names", func() {
+	It("include names that differ only in case, names that are not ASCII and names with spaces, all of which format and parse back", func() {
+		var caseOnly, nonASCII, spaced bool
+		for i := range 300 {
+			scn, err := explore.Generate(1, i, explore.GenOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			names := mailboxNames(scn)
+			lower := map[string]string{}
+			for _, n := range names {
+				if o, ok := lower[strings.ToLower(n)]; ok && o != n {
+					caseOnly = true
+				}
+				lower[strings.ToLower(n)] = n
+				for _, r := range n {
+					if r > 127 {
+						nonASCII = true
+					}
+				}
+				if strings.Contains(n, " ") {
+					spaced = true
+				}
+			}
+			again, err := scenarios.Parse(scn.Name+".scn", scenarios.Format(scn))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(mailboxNames(again)).To(Equal(names), string(scn.Source))
+		}
+		Expect(caseOnly).To(BeTrue(), "two names that differ only in case")
+		Expect(nonASCII).To(BeTrue(), "a name that is not ASCII")
+		Expect(spaced).To(BeTrue(), "a name with a space")
+	})
+})
