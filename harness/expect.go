@@ -272,17 +272,25 @@ func (r *runner) expectConverged(ctx context.Context) (*reports.Failure, error) 
 	if err != nil {
 		return nil, err
 	}
-	want := replicaKeys(server)
 	for _, d := range r.devices {
 		v, err := d.dev.View(ctx)
 		if err != nil {
 			return nil, err
 		}
-		got := replicaKeys(v)
+		// Content counts too (a draft saved again keeps its label), where the device shows it.
+		content := showsContent(v)
+		want, got := replicaKeys(server, content), replicaKeys(v, content)
 		if diff := diffKeys(want, got); len(diff) > 0 {
 			t := &reports.Table{Columns: []string{"mailbox", "label", "flags", "server", d.name}}
+			if content {
+				t.Columns = []string{"mailbox", "label", "flags", "content", "server", d.name}
+			}
 			for _, k := range diff {
-				t.Rows = append(t.Rows, []string{k.mailbox, k.label, k.flags, strconv.Itoa(want[k]), strconv.Itoa(got[k])})
+				row := []string{k.mailbox, k.label, k.flags}
+				if content {
+					row = append(row, shortContent(k.hash))
+				}
+				t.Rows = append(t.Rows, append(row, strconv.Itoa(want[k]), strconv.Itoa(got[k])))
 			}
 			return &reports.Failure{Devices: []string{d.name},
 				Message: fmt.Sprintf("%s differs from the server in %d places", d.name, len(diff)), Table: t}, nil
@@ -291,17 +299,41 @@ func (r *runner) expectConverged(ctx context.Context) (*reports.Failure, error) 
 	return nil, nil
 }
 
-type replicaKey struct{ mailbox, label, flags string }
+type replicaKey struct{ mailbox, label, flags, hash string }
 
-func replicaKeys(v clients.Replica) map[replicaKey]int {
+// replicaKeys counts v's mailboxes and messages, these with their content hash if content.
+func replicaKeys(v clients.Replica, content bool) map[replicaKey]int {
 	out := map[replicaKey]int{}
 	for _, mb := range v.Mailboxes {
-		out[replicaKey{mb.Name, "", "(mailbox)"}]++
+		out[replicaKey{mb.Name, "", "(mailbox)", ""}]++
 		for _, m := range mb.Messages {
-			out[replicaKey{mb.Name, m.Label, flagList(m.Flags)}]++
+			k := replicaKey{mb.Name, m.Label, flagList(m.Flags), ""}
+			if content {
+				k.hash = m.Hash
+			}
+			out[k]++
 		}
 	}
 	return out
+}
+
+// showsContent reports whether a view gives every message's content hash.
+func showsContent(v clients.Replica) bool {
+	for _, mb := range v.Mailboxes {
+		for _, m := range mb.Messages {
+			if m.Hash == "" {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func shortContent(h string) string {
+	if len(h) > 8 {
+		return h[:8]
+	}
+	return h
 }
 
 func diffKeys(a, b map[replicaKey]int) []replicaKey {
@@ -340,7 +372,7 @@ func (r *runner) expectIdempotent(ctx context.Context) (*reports.Failure, error)
 		if err != nil {
 			return nil, err
 		}
-		if stats.Mutations > 0 || len(diffKeys(replicaKeys(before), replicaKeys(after))) > 0 {
+		if stats.Mutations > 0 || len(diffKeys(replicaKeys(before, true), replicaKeys(after, true))) > 0 {
 			return &reports.Failure{Devices: []string{d.name},
 				Message: fmt.Sprintf("%s: one more round sent %d mutating commands and changed %d local items", d.name, stats.Mutations, stats.LocalChanges)}, nil
 		}

@@ -72,6 +72,9 @@ var _ = Describe("Check", func() {
 			mb := viewBox(device(in, "laptop"), "INBOX")
 			mb.Messages = mb.Messages[:1]
 		}, "laptop lacks m3 in INBOX"),
+		Entry("I1 converged: a device shows another text under a label", "I1", func(in *check.Input) {
+			viewBox(device(in, "laptop"), "INBOX").Messages[1].Hash = "hash-m3-old"
+		}, "laptop has m3 in INBOX with other content than the server"),
 		Entry("I2 UID integrity: a device holds an old UIDVALIDITY", "I2", func(in *check.Input) {
 			stateBox(device(in, "phone"), "Archive").UIDValidity = 7
 		}, "phone holds UIDVALIDITY 7 for Archive, the server has 100"),
@@ -182,6 +185,23 @@ var _ = Describe("Check", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(check.Check(in)).To(BeEmpty())
 		Expect(json.Marshal(in)).To(MatchJSON(before))
+	})
+
+	// A draft saved again under the same Message-ID and at the same size: an engine that
+	// kept the old text must be caught even when it shows no sync state.
+	It("compares content on a device without sync state, and not where a device shows no hashes", func() {
+		in := baseline()
+		laptop := device(&in, "laptop")
+		laptop.State = nil
+		viewBox(laptop, "INBOX").Messages[1].Hash = "hash-m3-old"
+		rs := check.Check(in)
+		Expect(ids(rs)).To(Equal([]string{"I1", "I2", "I9", "I10"}))
+		Expect(rs[0].Message).To(Equal("laptop has m3 in INBOX with other content than the server"))
+		Expect(rs[0].Table.Rows).To(Equal([][]string{{"m3", "INBOX", "none content hash-m3", "none content hash-m3-"}}))
+		for i := range viewBox(laptop, "INBOX").Messages {
+			viewBox(laptop, "INBOX").Messages[i].Hash = ""
+		}
+		Expect(ids(check.Check(in))).To(Equal([]string{"I2", "I9", "I10"}))
 	})
 
 	It("flags a device whose view differs from the server even when the server is right", func() {

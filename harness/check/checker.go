@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -54,30 +55,52 @@ func (c *checker) viewIndex(di int) map[string]map[string][]clients.Message {
 	return c.views[di]
 }
 
-// serverKeys returns the sorted (label, flags) keys of a server mailbox.
-func (c *checker) serverKeys(mb *ServerMailbox) []string {
+// serverKeys returns the sorted (label, flags) keys of a server mailbox, or (label, flags,
+// content hash) keys with content.
+func (c *checker) serverKeys(mb *ServerMailbox, content bool) []string {
 	if c.keys == nil {
 		c.keys = map[string][]string{}
 	}
-	if k, ok := c.keys[mb.Name]; ok {
+	name := mb.Name
+	if content {
+		name += "\x00content"
+	}
+	if k, ok := c.keys[name]; ok {
 		return k
 	}
 	k := make([]string, len(mb.Messages))
 	for i, m := range mb.Messages {
 		k[i] = m.Label + "\x00" + describeFlags(m.Flags)
+		if content {
+			k[i] += "\x00" + m.Hash
+		}
 	}
 	sort.Strings(k)
-	c.keys[mb.Name] = k
+	c.keys[name] = k
 	return k
 }
 
-func viewKeys(mb *clients.Mailbox) []string {
+func viewKeys(mb *clients.Mailbox, content bool) []string {
 	k := make([]string, len(mb.Messages))
 	for i, m := range mb.Messages {
 		k[i] = m.Label + "\x00" + describeFlags(m.Flags)
+		if content {
+			k[i] += "\x00" + m.Hash
+		}
 	}
 	sort.Strings(k)
 	return k
+}
+
+// hashesAll reports whether a device shows the content hash of every message of mb: only
+// then does I1 compare content (a device may leave Hash empty when it cannot tell).
+func hashesAll(mb *clients.Mailbox) bool {
+	for _, m := range mb.Messages {
+		if m.Hash == "" {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *checker) result(id, msg string) Result {
@@ -128,7 +151,8 @@ func (c *checker) notApplicable(id string) []Result {
 }
 
 // converged is I1: every device has the server's mailboxes and, in each, the same multiset
-// of (label, flags).
+// of (label, flags, content hash). A device that shows no hashes is compared on (label,
+// flags) alone.
 func (c *checker) converged() []Result {
 	var out []Result
 	for di, d := range c.in.Devices {
@@ -165,7 +189,8 @@ func (c *checker) converged() []Result {
 				add(fmt.Sprintf("%s has mailbox %s, the server does not", d.Name, mb), []string{"", mb, "—", "mailbox"})
 				continue
 			}
-			if equalStrings(c.serverKeys(smb), viewKeys(dmb)) {
+			content := hashesAll(dmb)
+			if equalStrings(c.serverKeys(smb, content), viewKeys(dmb, content)) {
 				continue
 			}
 			sv, dv := c.serverIndex()[mb], c.viewIndex(di)[mb]
@@ -179,10 +204,19 @@ func (c *checker) converged() []Result {
 			for _, l := range sortedLabels(ls) {
 				s := serverFlagKeys(sv[l])
 				v := viewFlagKeys(dv[l])
-				if equalStrings(s, v) {
+				if !equalStrings(s, v) {
+					add(convergeMessage(d.Name, mb, l, s, v)+c.deletedNote(l, sv[l], dv[l]),
+						[]string{l, mb, strings.Join(s, " | "), strings.Join(v, " | ")})
 					continue
 				}
-				add(convergeMessage(d.Name, mb, l, s, v), []string{l, mb, strings.Join(s, " | "), strings.Join(v, " | ")})
+				if !content {
+					continue
+				}
+				s, v = serverContentKeys(sv[l]), viewContentKeys(dv[l])
+				if !equalStrings(s, v) {
+					add(fmt.Sprintf("%s has %s in %s with other content than the server", d.Name, labelName(l), mb),
+						[]string{l, mb, strings.Join(s, " | "), strings.Join(v, " | ")})
+				}
 			}
 		}
 		if len(rows) == 0 {
@@ -243,6 +277,43 @@ func convergeMessage(dev, mb, l string, server, view []string) string {
 	return fmt.Sprintf("%s has %s in %s with other flags than the server", dev, l, mb)
 }
 
+// deletedNote names the guarantee a device broke when it lacks a message, or its \Deleted,
+// that the server holds marked \Deleted: such mail is mail until someone expunges it, and
+// new mail that arrives already marked \Deleted is downloaded with the flag (F17).
+func (c *checker) deletedNote(l string, server []ServerMessage, view []clients.Message) string {
+	count := func(n int, flags func(int) []string) int {
+		k := 0
+		for i := 0; i < n; i++ {
+			if slices.ContainsFunc(flags(i), isDeleted) {
+				k++
+			}
+		}
+		return k
+	}
+	onServer := count(len(server), func(i int) []string { return server[i].Flags })
+	if onServer == 0 || count(len(view), func(i int) []string { return view[i].Flags }) >= onServer {
+		return ""
+	}
+	how := "the server holds it marked \\Deleted"
+	if line := c.arrivedDeleted(l); line > 0 {
+		how = fmt.Sprintf("it arrived marked \\Deleted (line %d)", line)
+	}
+	return "; " + how + ": mail marked \\Deleted is still mail until expunged and is downloaded with the flag (F17)"
+}
+
+func isDeleted(f string) bool { return strings.EqualFold(f, `\Deleted`) }
+
+// arrivedDeleted returns the line of the step that delivered or appended l already marked
+// \Deleted, or 0.
+func (c *checker) arrivedDeleted(l string) int {
+	for _, o := range c.in.History {
+		if (o.Kind == "deliver" || o.Kind == "append") && slices.Contains(o.Labels, l) && slices.ContainsFunc(o.Flags, isDeleted) {
+			return o.Line
+		}
+	}
+	return 0
+}
+
 func serverFlagKeys(ms []ServerMessage) []string {
 	out := make([]string, len(ms))
 	for i, m := range ms {
@@ -256,6 +327,25 @@ func viewFlagKeys(ms []clients.Message) []string {
 	out := make([]string, len(ms))
 	for i, m := range ms {
 		out[i] = describeFlags(m.Flags)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// serverContentKeys describes each message's flags and content, sorted.
+func serverContentKeys(ms []ServerMessage) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = describeFlags(m.Flags) + " content " + shortHash(m.Hash)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func viewContentKeys(ms []clients.Message) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = describeFlags(m.Flags) + " content " + shortHash(m.Hash)
 	}
 	sort.Strings(out)
 	return out

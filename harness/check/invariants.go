@@ -20,7 +20,7 @@ const (
 )
 
 var infos = []Info{
-	{I1Converged, "converged", "Every device has the server's mailboxes and, in each, the same multiset of (label, flags)."},
+	{I1Converged, "converged", "Every device has the server's mailboxes and, in each, the same multiset of (label, flags, content hash); a device that shows no content hashes is compared on (label, flags)."},
 	{I2UIDIntegrity, "UID integrity", "Every UID a device holds belongs to the server's current UIDVALIDITY and to the same content."},
 	{I3NoLoss, "no loss", "Every message the history says is alive is on the server, in a mailbox the history allows."},
 	{I4NoDuplicates, "no duplicates", "No label appears more often than the history allows, on the server or on a device."},
