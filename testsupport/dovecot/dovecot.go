@@ -25,7 +25,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/syncharness/syncharness/testsupport/proc"
@@ -302,30 +301,18 @@ func (s *Server) LogTail() string {
 	return strings.Join(lines, "\n")
 }
 
-// stopGrace is how long Stop lets the master shut down before it kills the process group.
-const stopGrace = 500 * time.Millisecond
-
-// Stop stops the server (SIGTERM to the master, then SIGKILL to every process left in its
-// process group after half a second), waits for the master and removes the server's
-// directory. It is safe to call more than once; later calls return the
-// first call's result.
+// Stop stops the server: it kills every process of its process group (SIGKILL), waits for
+// the master and removes the server's directory. Nothing of the server is kept, so there
+// is nothing to shut down gently: on SIGTERM the master took more than half a second,
+// waiting for its imap processes, and tests start many servers. It is safe to call more
+// than once; later calls return the first call's result.
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
 		if s.cmd != nil && s.cmd.Process != nil {
-			// The master stops its children on SIGTERM.
-			if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-				s.stopErr = fmt.Errorf("dovecot: stop: %w", err)
-			}
-			select {
-			case <-s.exited:
-			case <-time.After(stopGrace):
-			}
-			// The master waits for busy imap processes; nothing of the server is kept,
-			// so whatever is left of its process group is killed.
 			s.kill()
 			<-s.exited
 		}
-		if err := os.RemoveAll(s.dir); err != nil && s.stopErr == nil {
+		if err := os.RemoveAll(s.dir); err != nil {
 			s.stopErr = fmt.Errorf("dovecot: remove %q: %w", s.dir, err)
 		}
 	})
