@@ -37,6 +37,9 @@ const (
 	// after the server stored the message, before its answer arrived, leaves the entry
 	// pending, and the message is appended again (F5).
 	QuirkUnmarkedAppend
+	// QuirkSkipDeleted does not download new messages already marked \Deleted, as if they
+	// were gone: devices disagree about what the mailbox holds (F17).
+	QuirkSkipDeleted
 )
 
 // Has reports whether q includes every quirk of o.
@@ -104,4 +107,19 @@ func (r *round) quirkMark() func(mailbox string, todo []JournalEntry) (*imap.Sta
 		}
 		return st, nil
 	}
+}
+
+// quirkNewMail applies QuirkSkipDeleted to the new messages a scan fetched.
+func (r *round) quirkNewMail(msgs []*serverMsg) []*serverMsg {
+	if !r.e.opts.Quirks.Has(QuirkSkipDeleted) {
+		return msgs
+	}
+	// Deliberately wrong: leave out what is marked \Deleted.
+	out := msgs[:0:0]
+	for _, s := range msgs {
+		if s.flags.System&FlagDeleted == 0 {
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -79,6 +79,17 @@ var _ = Describe("quirks", func() {
 		Entry("is forgotten unreported under QuirkDropOrphans (F1)", engine.QuirkDropOrphans, "INBOX: m1 m3 m4 m5 m6", 0),
 	)
 
+	It("QuirkSkipDeleted leaves out new mail already marked \\Deleted (F17)", func() {
+		setup(engine.QuirkSkipDeleted)
+		w.deliver("INBOX", "n1")
+		Expect(w.srv.Apply(fakeserver.Store{User: user, Mailbox: "INBOX", UIDs: []uint32{w.uid("INBOX", "n1")},
+			Add: true, Flags: []string{`\Deleted`}})).To(Succeed())
+		syncOK(phone)
+		syncOK(laptop)
+		Expect(replica(phone)).To(ContainElement(`INBOX: m1 m2 m3 m4 m5 m6`))
+		Expect(replica(laptop)).To(ContainElement(`INBOX: m1 m2 m3 m4 m5 m6 n1[\Deleted]`))
+	})
+
 	It("QuirkForgetJournalOnCrash loses an offline change when the device crashes", func() {
 		setup(engine.QuirkForgetJournalOnCrash)
 		do(phone, clients.Action{Kind: clients.ActFlag, Mailbox: "INBOX", Labels: []string{"m1"}, Flag: `\Flagged`})

@@ -276,7 +276,7 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 		if err != nil {
 			return nil, err
 		}
-		p.msgs = msgs
+		p.msgs = r.quirkNewMail(msgs)
 	}
 	return p, nil
 }
