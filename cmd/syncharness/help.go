@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -26,7 +29,7 @@ func newHelpCmd() *cobra.Command {
 Topics:
   scenarios   the scenario language: file format, every command with an example, errors`,
 		Example: `  syncharness help run
-  syncharness help scenarios | less`,
+  syncharness help scenarios`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			target, rest, err := cmd.Root().Find(args)
 			if err != nil || target == nil || len(rest) > 0 {
@@ -46,9 +49,15 @@ func newHelpScenariosCmd() *cobra.Command {
 		Use:   "scenarios",
 		Short: "The scenario language: every command, with examples",
 		Long: `Print the reference of the scenario language: the file format, the words, options
-and guards, every command with its usage and an example, and the errors lint reports.
-The reference is Markdown; --markdown adds the header of the generated docs/scenarios.md.`,
-		Example: `  syncharness help scenarios | less
+and guards, every command with its usage and an example, the limits, and the errors lint
+reports.
+
+It is laid out as text: paragraphs wrapped to 80 columns, examples indented. On a
+terminal, headings are bold, text is wrapped to the terminal's width, and a reference
+longer than the terminal is shown through $PAGER ("less -R" when PAGER is not set and
+less is installed; PAGER=cat prints it as it is). --markdown prints the Markdown source
+instead, with the header of the generated docs/scenarios.md.`,
+		Example: `  syncharness help scenarios
   syncharness help scenarios --markdown > docs/scenarios.md`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -59,15 +68,76 @@ The reference is Markdown; --markdown adds the header of the generated docs/scen
 	return cmd
 }
 
+// writeReference writes the scenario reference to w: the Markdown of docs/scenarios.md
+// with markdown, else laid out as text, and on a terminal with bold headings, wrapped to
+// its width and paged when it is longer than the terminal.
 func writeReference(w io.Writer, markdown bool) error {
 	text := scenarios.Reference()
 	if markdown {
-		text = docsHeader + text
+		return write(w, docsHeader+text)
 	}
+	term, ok := outputTerminal(w)
+	if !ok {
+		return write(w, renderText(text, textStyle{width: 80}))
+	}
+	width := term.cols
+	if width <= 0 {
+		width = 80
+	}
+	text = renderText(text, textStyle{width: min(width, 100), bold: true})
+	if term.rows > 0 && strings.Count(text, "\n") < term.rows {
+		return write(w, text)
+	}
+	return page(w, text)
+}
+
+func write(w io.Writer, text string) error {
 	if _, err := io.WriteString(w, text); err != nil {
 		return fmt.Errorf("help scenarios: %w", err)
 	}
 	return nil
+}
+
+// termSize is the size of a terminal; 0 when not known.
+type termSize struct{ cols, rows int }
+
+// outputTerminal reports whether w is a terminal, and its size. Tests replace it.
+var outputTerminal = func(w io.Writer) (termSize, bool) {
+	f, ok := w.(*os.File)
+	if !ok || !isTerminal(f) {
+		return termSize{}, false
+	}
+	cols, rows := terminalSize(f)
+	return termSize{cols, rows}, true
+}
+
+// page shows text through $PAGER (run by sh), or "less -R" when PAGER is not set and
+// less is installed; PAGER set to "" or "cat" writes text as it is.
+func page(w io.Writer, text string) error {
+	pager, set := os.LookupEnv("PAGER")
+	if !set {
+		if _, err := exec.LookPath("less"); err == nil {
+			pager = "less -R"
+		}
+	}
+	if strings.TrimSpace(pager) == "" || strings.TrimSpace(pager) == "cat" {
+		return write(w, text)
+	}
+	cmd := exec.Command("sh", "-c", pager)
+	cmd.Stdin = strings.NewReader(text)
+	cmd.Stdout = w
+	cmd.Stderr = os.Stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &exit) && exit.ExitCode() == 127, errors.Is(err, exec.ErrNotFound):
+		// The pager (or sh) is not there: print without one.
+		return write(w, text)
+	default:
+		return fmt.Errorf("help scenarios: pager %q: %w", pager, err)
+	}
 }
 
 func init() { rootCmd.SetHelpCommand(newHelpCmd()) }
