@@ -173,6 +173,7 @@ var Quirks = map[string]engine.Quirks{
 	"drop-orphans":       engine.QuirkDropOrphans,
 	"append-search-past": engine.QuirkSearchPastInFlight,
 	"append-unmarked":    engine.QuirkUnmarkedAppend,
+	"skip-deleted":       engine.QuirkSkipDeleted,
 }
 
 // ParseQuirks turns a comma-separated list of Quirks names into engine quirks.

@@ -53,7 +53,7 @@ by a second run (syncharness explore).`,
 	cmd.Flags().StringVar(&junit, "junit", "", "also write the results as JUnit XML to this file")
 	cmd.Flags().StringVar(&jsonOut, "json", "", "also write the results as JSON to this file")
 	cmd.Flags().StringVar(&html, "html", "", "also write the self-contained HTML report to this file")
-	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print every scenario, not only failures")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print every scenario, not only failures, with its final state (each lane's mailboxes, messages and flags, and what the checker expects)")
 	return cmd
 }
 

@@ -49,8 +49,7 @@ all devices converged with the server without losing, duplicating or resurrectin
 Without arguments, run the built-in conformance catalogue.
 
 Each scenario gets a fresh in-process fake IMAP server, seeded from --seed and the
-scenario's name, so the same seed reproduces the same run. Every failure prints the
-command line that reproduces it.
+scenario's name, so the same seed reproduces the same run.
 
 With --server, the scenarios run against a real IMAP server instead. Everything happens
 under a fresh folder syncharness-RUNID of the account: each scenario's INBOX and mailboxes
@@ -61,8 +60,12 @@ Faults that need the administrator (UIDVALIDITY bump) run through --admin; a UID
 reset is made over IMAP by re-creating the mailbox, unless --admin-cmd gives one. Scenarios
 that need a fault the server cannot do are skipped with the reason.
 
+Every failure prints the command line that reproduces it: the scenario, the seed and every
+flag that changed what the run did, quoted for the shell.
+
 Exit status: 0 when every scenario passed (or was skipped), 1 when one failed, 2 for a
-usage or setup error (a malformed scenario, an unwritable report file).`,
+usage or setup error (a malformed scenario, an unwritable report file) or an interrupted
+run.`,
 		Example: `  # the built-in catalogue, against the embedded fake server
   syncharness run
 
@@ -91,7 +94,7 @@ usage or setup error (a malformed scenario, an unwritable report file).`,
 	fl.StringVar(&f.junit, "junit", "", "write the results as JUnit XML to this file")
 	fl.StringVar(&f.html, "html", "", "write a self-contained HTML report (timelines and state diffs of failures) to this file")
 	fl.StringVar(&f.reportDir, "report-dir", "", "write a report directory (results, and transcripts, history and replicas of failed scenarios)")
-	fl.BoolVarP(&f.verbose, "verbose", "v", false, "print every scenario, not only failures")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "print every scenario, not only failures, with its final state (each lane's mailboxes, messages and flags, and what the checker expects)")
 	fl.StringVar(&f.broken, "broken-engine", "", "run a deliberately broken engine, to see what the checker reports: "+quirkNames())
 	fl.StringVar(&f.serverBug, "server-bug", "", "switch on known-bad modes of the fake server, comma-separated: "+serverBugNames())
 	intVar(fl, &f.rounds, "settle-rounds", 8, 1, 0, "sync rounds allowed for the devices to settle before \"did not converge\"")
