@@ -58,6 +58,8 @@ var _ = Describe("The catalogue against deliberately broken engines", func() {
 			engine.QuirkReupload, "uidvalidity_reset_lost_mail_quarantined", "I11"),
 		Entry("forgetting mail not found after a UIDVALIDITY reset breaks the quarantine (F1)",
 			engine.QuirkDropOrphans, "uidvalidity_reset_lost_mail_quarantined", "I11"),
+		Entry("skipping new mail already marked \\Deleted leaves devices apart (F17)",
+			engine.QuirkSkipDeleted, "delete_new_mail_already_deleted", "I1"),
 	)
 })
 
