@@ -148,4 +148,19 @@ var _ = Describe("The crash sweep with lost answers against broken appends (F5)"
 		Expect(res.Report.Failures).To(BeEmpty())
 		Expect(res.Report.Status).To(Equal(reports.Passed))
 	})
+
+	// The proxy loses the answer on the wire, so a real server acts the same: it stores the
+	// draft, and the broken engine appends it again.
+	It("catches them on Dovecot too, where the correct engine passes", Label("dovecot"), func(ctx SpecContext) {
+		srv := startDovecot(ctx)
+		target := dovecotTarget(srv, "")
+		DeferCleanup(func(ctx SpecContext) { Expect(target.Close(ctx)).To(Succeed()) })
+		for _, q := range []engine.Quirks{engine.QuirkSearchPastInFlight, engine.QuirkUnmarkedAppend} {
+			res := harness.RunScenario(ctx, catalogScenario(sweep), harness.Options{Seed: 1, Target: target, NewDevice: harness.BrokenEngineDevice(q)})
+			Expect(invariantsOf(res.Report)).To(ContainElement("I4"), "quirk %v", q)
+		}
+		res := harness.RunScenario(ctx, catalogScenario(sweep), harness.Options{Seed: 1, Target: target})
+		Expect(res.Report.Failures).To(BeEmpty())
+		Expect(res.Report.Status).To(Equal(reports.Passed))
+	})
 })
