@@ -330,6 +330,22 @@ func (r *runner) deviceStep(ctx context.Context, d *device, st *scenarios.Step, 
 		body, date := r.nextMessage(label, st.NoMessageID, 0)
 		err = d.dev.Do(ctx, clients.Action{Kind: clients.ActAppend, Mailbox: st.Mailbox, Labels: []string{label},
 			Message: body, Flags: st.Flags, Date: date})
+	case "resave":
+		// Deleted, then a new text appended in its place: the same label (so the same
+		// Message-ID) and size, a later Date. The history has both steps.
+		size := 0
+		if v, ok := st.Options["size"]; ok {
+			size, _ = strconv.Atoi(v)
+		}
+		hist.Kind = "delete"
+		if err = d.dev.Do(ctx, clients.Action{Kind: clients.ActDelete, Mailbox: st.Mailbox, Labels: st.Labels}); err == nil {
+			r.record(hist)
+			hist = check.Op{Line: st.Line, Actor: d.name, Kind: "append", Mailbox: st.Mailbox, Labels: st.Labels,
+				Flags: st.Flags, Group: group}
+			body, date := r.nextMessage(st.Labels[0], false, size)
+			err = d.dev.Do(ctx, clients.Action{Kind: clients.ActAppend, Mailbox: st.Mailbox, Labels: st.Labels,
+				Message: body, Flags: st.Flags, Date: date})
+		}
 	case "reply", "forward":
 		flag := `\Answered`
 		if st.Verb == "forward" {

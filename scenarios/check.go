@@ -318,6 +318,9 @@ func (c *checker) device(st *Step) {
 		c.mailboxKnown(st, view, st.Dest)
 	case "append":
 		c.deliver(st, view)
+	case "resave":
+		c.mailboxKnown(st, view, st.Mailbox)
+		c.labelsKnown(st, st.Labels)
 	case "reply", "forward":
 		c.mailboxKnown(st, view, st.Mailbox)
 		c.labelsKnown(st, st.Labels)

@@ -148,7 +148,7 @@ func StepString(st *Step) string {
 	case "deliver", "append":
 		w = append(w, quote(st.Mailbox))
 		labels()
-	case "read", "unread", "delete", "trash", "expunge":
+	case "read", "unread", "delete", "trash", "expunge", "resave":
 		w = append(w, quote(st.Mailbox))
 		labels()
 	case "flag", "unflag":

@@ -451,7 +451,9 @@ func (c *checker) uidIntegrity() []Result {
 					}
 					rows = append(rows, []string{ms.Name, fmt.Sprint(msg.UID), labelName(msg.Label), "—"})
 				case !sameContent(msg, s):
-					if first == "" {
+					if first == "" && msg.Label == s.Label {
+						first = fmt.Sprintf("%s holds UID %d in %s for %s, on the server it is another text of %s", d.Name, msg.UID, ms.Name, labelName(msg.Label), labelName(s.Label))
+					} else if first == "" {
 						first = fmt.Sprintf("%s holds UID %d in %s for %s, on the server it is %s", d.Name, msg.UID, ms.Name, labelName(msg.Label), labelName(s.Label))
 					}
 					rows = append(rows, []string{ms.Name, fmt.Sprint(msg.UID), labelName(msg.Label), labelName(s.Label)})
