@@ -36,11 +36,15 @@ func (n Namespace) sep() string {
 	return string(n.Sep)
 }
 
-// ToServer maps a client mailbox name to the server's name under Root. INBOX (in any case,
-// also as the first level of a hierarchy) maps to Root/INBOX. Empty names, empty or "."
-// or ".." levels, leading or trailing delimiters, wildcards, control characters, and names
-// starting with '#' or '~' (other namespaces, home directories) are refused with an error
-// wrapping ErrEscape.
+// ToServer maps a client mailbox name to the server's name under Root. INBOX (in any case)
+// maps to Root/INBOX. The name is checked as the server will read it, decoded from
+// modified UTF-7 (RFC 3501 §5.1.3; "&AC4-&AC4-" is refused rather than read as ".."), and
+// refused with an error wrapping ErrEscape when it is empty, is not valid modified UTF-7,
+// has empty or "." or ".." levels, leading or trailing delimiters, wildcards or control
+// characters, starts with '#' or '~' (other namespaces, home directories), or spells INBOX
+// in another case with levels below it ("inbox/sub"): RFC 3501 §5.1 leaves it to the
+// server whether that is INBOX's child, and below the run's folder the server would tell
+// it from INBOX/sub.
 func (n Namespace) ToServer(name string) (string, error) {
 	if err := n.valid(name, false); err != nil {
 		return "", err
@@ -63,19 +67,29 @@ func (n Namespace) pattern(ref, pat string) (string, error) {
 
 func (n Namespace) valid(name string, wildcards bool) error {
 	bad := func(why string) error { return fmt.Errorf("%w: %q %s", ErrEscape, name, why) }
-	switch {
-	case name == "":
-		return bad("is empty")
-	case name[0] == '#' || name[0] == '~':
-		return bad("names another namespace")
-	case strings.ContainsAny(name, "\x00\r\n"):
-		return bad("holds a control character")
-	case !wildcards && strings.ContainsAny(name, "*%"):
-		return bad("holds a wildcard")
+	decoded, err := decodeMailbox(name)
+	if err != nil {
+		return bad(err.Error())
 	}
-	for _, level := range strings.Split(name, n.sep()) {
-		if level == "" || level == "." || level == ".." {
-			return bad("has an empty, '.' or '..' level")
+	for _, s := range []string{name, decoded} {
+		switch {
+		case s == "":
+			return bad("is empty")
+		case s[0] == '#' || s[0] == '~':
+			return bad("names another namespace")
+		case strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f }):
+			return bad("holds a control character")
+		case !wildcards && strings.ContainsAny(s, "*%"):
+			return bad("holds a wildcard")
+		}
+		levels := strings.Split(s, n.sep())
+		for _, level := range levels {
+			if level == "" || level == "." || level == ".." {
+				return bad("has an empty, '.' or '..' level")
+			}
+		}
+		if len(levels) > 1 && levels[0] != "INBOX" && strings.EqualFold(levels[0], "INBOX") {
+			return bad("spells INBOX in another case above a level: write INBOX" + n.sep() + "…")
 		}
 	}
 	return nil

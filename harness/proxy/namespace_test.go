@@ -47,6 +47,24 @@ var _ = Describe("Namespace", func() {
 		Entry("a home directory", "~bob/INBOX"),
 		Entry("a wildcard", "Wo*"),
 		Entry("a CR LF", "Work\r\nx"),
+		Entry("a parent level in modified UTF-7, one run a dot", "&AC4-&AC4-/other/INBOX"),
+		Entry("a parent level in modified UTF-7, one run", "&AC4ALg-/other/INBOX"),
+		Entry("a delimiter in modified UTF-7", "Work&AC8-..&AC8-x"),
+		Entry("a control character in modified UTF-7", "Work&AAo-x"),
+		Entry("a wildcard in modified UTF-7", "Wo&ACo-"),
+		Entry("an unterminated modified UTF-7 run", "Work&AOQ"),
+		Entry("modified UTF-7 with a lone surrogate", "Work&2D0-"),
+		Entry("INBOX in lower case above a level", "inbox/sub"),
+		Entry("INBOX in mixed case above a level", "Inbox/Sub"),
+	)
+
+	DescribeTable("decodes modified UTF-7 and keeps the name as sent",
+		func(client, server string) {
+			Expect(ns.ToServer(client)).To(Equal(server))
+		},
+		Entry("an umlaut", "&AOQ-rger", "syncharness-r1/scn/&AOQ-rger"),
+		Entry("an ampersand", "Tom &- Jerry", "syncharness-r1/scn/Tom &- Jerry"),
+		Entry("raw UTF-8 (UTF8=ACCEPT)", "Ärger/2026", "syncharness-r1/scn/Ärger/2026"),
 	)
 
 	It("sees nothing outside the root, nor the root itself", func() {
@@ -148,6 +166,20 @@ var _ = Describe("Confine", func() {
 		Entry("STARTTLS, which would hide the stream", `STARTTLS`),
 		Entry("COMPRESS, which would hide the stream", `COMPRESS DEFLATE`),
 		Entry("APPEND CATENATE, whose URLs name mailboxes", `APPEND INBOX CATENATE (URL "/Private;UID=1")`),
+	)
+
+	DescribeTable("decodes mailbox names before it checks them, and says why it refuses",
+		func(command, why string) {
+			r := raw(proxy.ConfineOptions{})
+			r.send("A1 " + command)
+			line := r.readLine()
+			Expect(line).To(HavePrefix("A1 BAD mailbox name not allowed inside the confinement"))
+			Expect(line).To(ContainSubstring(why))
+			Expect(mailboxes(addr)).To(ConsistOf("INBOX", "Private", "jail", "jail/INBOX", "jail/Work"))
+		},
+		Entry("SELECT of ../other/INBOX in modified UTF-7", `SELECT "&AC4-&AC4-/other/INBOX"`, "not valid modified UTF-7"),
+		Entry("CREATE x/../../Outside with the dots encoded", `CREATE "x/&AC4ALg-/&AC4ALg-/Outside"`, "not valid modified UTF-7"),
+		Entry("CREATE below INBOX spelt in lower case", `CREATE "inbox/sub"`, "spells INBOX in another case"),
 	)
 
 	It("answers a command itself when Intercept says so, and a BYE ends the connection", func() {
