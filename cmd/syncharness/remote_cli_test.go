@@ -17,6 +17,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/syncharness/syncharness/fakeserver"
+	testproc "github.com/syncharness/syncharness/testsupport/proc"
 )
 
 const remotePassword = "Tr0ub4dor&3-not-in-any-output"
@@ -178,7 +179,7 @@ var _ = Describe("the syncharness binary", func() {
 		cmd.Env = append(os.Environ(), "SYNCHARNESS_PASSWORD="+remotePassword)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
-		Expect(cmd.Start()).To(Succeed())
+		Expect(testproc.Start(cmd)).To(Succeed()) // it dies with the test process
 		exited := make(chan error, 1)
 		go func() {
 			defer GinkgoRecover()

@@ -15,6 +15,8 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gbytes"
 	"github.com/onsi/gomega/gexec"
+
+	testproc "github.com/syncharness/syncharness/testsupport/proc"
 )
 
 var listeningRE = regexp.MustCompile(`listening on (\S+)`)
@@ -117,9 +119,12 @@ var _ = Describe("syncharness serve", func() {
 			Expect(err).NotTo(HaveOccurred(), "go build: %s", out)
 		})
 		BeforeEach(func() {
-			var err error
-			proc, err = gexec.Start(exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--user", "alice:secret", "--seed", "3"), GinkgoWriter, GinkgoWriter)
-			Expect(err).NotTo(HaveOccurred())
+			// Started as testproc starts it, the server dies with the test process.
+			cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--user", "alice:secret", "--seed", "3")
+			Expect(testproc.Launch(cmd, func() (err error) {
+				proc, err = gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
+				return err
+			})).To(Succeed())
 			DeferCleanup(func() { proc.Kill().Wait() })
 			Eventually(proc.Out).WithTimeout(10 * time.Second).Should(gbytes.Say(`listening on \S+\n`))
 			addr = listeningRE.FindStringSubmatch(string(proc.Out.Contents()))[1]
