@@ -82,8 +82,8 @@ func newExploreCmd() *cobra.Command {
 		Long: `Generate random scenarios from a seed over the whole scenario language (device
 actions on messages and mailboxes, server changes, UIDVALIDITY bumps and resets, dropped
 connections, interrupted and crashing syncs, offline periods, wiped devices, concurrently
-blocks), run each against the embedded fake server in deterministic mode and check every
-invariant.
+blocks, mailbox names that differ only in case, are not ASCII or have spaces), run each
+against the embedded fake server in deterministic mode and check every invariant.
 
 A failing scenario is shrunk (steps, blocks, devices, messages, mailboxes and options are
 removed while the same invariant still fails), run again from its formatted text to confirm
