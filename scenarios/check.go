@@ -85,6 +85,7 @@ func check(s *Scenario) ErrorList {
 	}
 	c.walk(s.Steps, enclosing{})
 	checkLimits(c)
+	checkMailboxNames(c)
 	return c.errs
 }
 
