@@ -58,7 +58,7 @@ var _ = Describe("syncharness explore", func() {
 			Expect(res.Code).To(Equal(exitUsage))
 			Expect(res.Stderr).To(ContainSubstring(message))
 		},
-		Entry("too many devices", []string{"--devices", "5"}, "--devices 5: want 2 to 4"),
+		Entry("too many devices", []string{"--devices", "5"}, "--devices: want 2 to 4, not 5"),
 		Entry("a shard beyond N", []string{"--shard", "4/3"}, `--shard "4/3"`),
 		Entry("a shard that is not K/N", []string{"--shard", "2"}, `--shard "2"`),
 		Entry("an unknown fault", []string{"--faults", "crash,meteor"}, `unknown fault "meteor"`),

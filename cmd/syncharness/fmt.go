@@ -29,7 +29,7 @@ files are kept. Formatting is idempotent.
 
 With -w each file is rewritten in place, and only when its canonical form differs. With
 -l only the names of files whose canonical form differs are printed. A file with a syntax
-error is reported and left alone; fmt does not check devices, mailboxes or labels (that is
+error, or that is not text, is reported and left alone; fmt does not check devices, mailboxes or labels (that is
 "syncharness lint").
 
 Exit status: 0 on success, 2 when a file could not be read, parsed or written.`,

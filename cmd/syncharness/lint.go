@@ -23,10 +23,14 @@ func newLintCmd() *cobra.Command {
 		Short: "Check scenario files without running them",
 		Long: `Check scenario files (or every *.scn file under the given directories) without
 running them: syntax, unknown devices, mailboxes and labels, flags that are not flags,
-setup order, attachments. Without arguments, check the built-in catalogue.
+setup order, attachments, and the limits of the language (steps with repeat blocks
+expanded, size=, nesting, devices, mailbox names; counted, never expanded). Without
+arguments, check the built-in catalogue.
 
 Every error of every file is printed to standard error, one a line, as
-FILE:LINE: COMMAND: what is wrong. See "syncharness help scenarios" for the language.
+FILE:LINE: COMMAND: what is wrong; a file that is not text is one line,
+FILE: not a text file (binary data at byte N). See "syncharness help scenarios" for the
+language and its limits.
 
 Exit status: 0 when every file is clean, 2 when any has an error.`,
 		Example: `  # one file
