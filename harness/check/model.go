@@ -124,6 +124,10 @@ type pendingOp struct {
 	// sync: pending when a sync failed, or made while the device watched the server.
 	// Work made after that waits for the sync.
 	early bool
+	// earlyAt is the clock after which early work may have reached the server: the last
+	// cluster before the failed sync (or the watch) that first sent it. Work a device made
+	// after a failed sync, that its next failed sync sent, cannot have arrived before that.
+	earlyAt int
 	// halfDone marks a wiped device's work cut short: a delete may have marked its
 	// messages \Deleted without expunging them.
 	halfDone bool
@@ -377,7 +381,7 @@ func (m *model) step(op *Op) []event {
 			if d.inflight < 0 && len(d.pending) > 0 {
 				d.inflight = m.clock
 			}
-			d.markEarly()
+			d.markEarly(m.clock)
 			return nil
 		}
 		ev := m.flush(d)
@@ -408,7 +412,7 @@ func (m *model) step(op *Op) []event {
 		if d.inflight < 0 && len(d.pending) > 0 {
 			d.inflight = m.clock
 		}
-		d.markEarly()
+		d.markEarly(m.clock)
 		return nil
 	case "unwatch":
 		d.watching = false
@@ -422,7 +426,7 @@ func (m *model) step(op *Op) []event {
 		if d.inflight < 0 {
 			d.inflight = m.clock
 		}
-		d.markEarly()
+		d.markEarly(m.clock)
 	}
 	return nil
 }
@@ -445,10 +449,13 @@ func (d *deviceModel) movedFrom(id int) string {
 	return ""
 }
 
-// markEarly marks the device's pending work as possibly on the server already.
-func (d *deviceModel) markEarly() {
+// markEarly marks the device's pending work as possibly on the server already, after the
+// cluster at clock t for the work not marked before.
+func (d *deviceModel) markEarly(t int) {
 	for i := range d.pending {
-		d.pending[i].early = true
+		if !d.pending[i].early {
+			d.pending[i].early, d.pending[i].earlyAt = true, t
+		}
 	}
 }
 

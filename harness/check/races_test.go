@@ -245,6 +245,40 @@ var (
 		dest(op("server", "copy", "INBOX", "m1"), "A"),
 		sync("phone"),
 	)
+	// The phone's read reached the server in a round cut short; the laptop then copied m1
+	// (with \Seen), and the phone's unread went out in another cut round: the read is a
+	// fact from the laptop's sync on, the unread cannot have arrived before that sync.
+	readCutUnreadCut = start(
+		op("phone", "read", "INBOX", "m1"),
+		failed(sync("phone")),
+		op("phone", "unread", "INBOX", "m1"),
+		dest(op("laptop", "copy", "INBOX", "m1"), "A"), sync("laptop"),
+		failed(sync("phone")),
+	)
+	// As readCutUnreadCut, but the unread was made before the first cut round: read and
+	// unread went out together, and no copy can have seen \Seen between them.
+	readUnreadCut = start(
+		op("phone", "read", "INBOX", "m1"),
+		op("phone", "unread", "INBOX", "m1"),
+		failed(sync("phone")),
+		dest(op("laptop", "copy", "INBOX", "m1"), "A"), sync("laptop"),
+		failed(sync("phone")),
+	)
+	// The server copies m1 to A and expunges the original while the phone, offline, flags
+	// m1 in INBOX: to the phone that is a move (a COPY and an EXPUNGE), and the flag may
+	// follow the copy.
+	copiedThenExpunged = start(
+		flag(op("phone", "flag", "INBOX", "m1"), "$Work"),
+		dest(op("server", "copy", "INBOX", "m1"), "A"),
+		op("server", "expunge", "INBOX", "m1"),
+		sync("phone"),
+	)
+	// As copiedThenExpunged, with the original left in place.
+	copiedOnly = start(
+		flag(op("phone", "flag", "INBOX", "m1"), "$Work"),
+		dest(op("server", "copy", "INBOX", "m1"), "A"),
+		sync("phone"),
+	)
 	stale = start(
 		op("phone", "delete", "INBOX", "m1"), sync("phone"),
 		op("laptop", "read", "INBOX", "m1"), sync("laptop"),
@@ -382,6 +416,14 @@ var _ = Describe("The expected-state model", func() {
 			box("A", m("m1")), box("B"), box("INBOX", m("m1"), m("m2"))),
 		Entry("a flag set on a message deleted elsewhere is lost with it", stale,
 			box("A"), box("B"), box("INBOX", m("m2"))),
+		Entry("a copy made after a cut round's read reached the server, before a later cut round's unread", readCutUnreadCut,
+			box("A", m("m1", `\Seen`)), box("B"), box("INBOX", m("m1"), m("m2"))),
+		Entry("a flag on a message copied and then expunged since the device looked follows the copy", copiedThenExpunged,
+			box("A", m("m1", "$Work")), box("B"), box("INBOX", m("m2"))),
+		Entry("a flag on a message copied and then expunged since the device looked may be lost with it", copiedThenExpunged,
+			box("A", m("m1")), box("B"), box("INBOX", m("m2"))),
+		Entry("a copy made before a cut round's read reached the server", readCutUnreadCut,
+			box("A", m("m1")), box("B"), box("INBOX", m("m1"), m("m2"))),
 	)
 
 	DescribeTable("rejects what no order of arrival explains",
@@ -437,6 +479,12 @@ var _ = Describe("The expected-state model", func() {
 			box("A", m("m1", `\Seen`)), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
 		Entry("two moves, the second into a removed mailbox: lost", chainToRemoved, []string{"I3"},
 			box("A"), box("INBOX", m("m2"))),
+		Entry("a later cut round's unread that arrived before the earlier one's read", readCutUnreadCut, []string{"I6"},
+			box("A", m("m1", `\Seen`)), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
+		Entry("a flag that went to a copy while the original stayed", copiedOnly, []string{"I6", "I6"},
+			box("A", m("m1", "$Work")), box("B"), box("INBOX", m("m1"), m("m2"))),
+		Entry("a copy that saw a read its unread undid in the same cut round", readUnreadCut, []string{"I6"},
+			box("A", m("m1", `\Seen`)), box("B"), box("INBOX", m("m1"), m("m2"))),
 		Entry("a stale device's flag resurrects a deleted message", stale, []string{"I5"},
 			box("A"), box("B"), box("INBOX", m("m1", `\Seen`), m("m2"))),
 	)

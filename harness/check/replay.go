@@ -173,34 +173,34 @@ func (m *model) apply(evs []event) {
 	}
 	// Work of a failed sync (or a watching device) may have arrived at any time since it
 	// started: its early part is replayed before each cluster since in turn, the rest last.
+	// Early work comes in waves, one per failed sync that first sent it: a wave arrives
+	// after the clusters before its sync and not before the waves ahead of it, so the
+	// work of a cut round is a fact from any cluster on, while what the device did after
+	// that round (and a later failed sync sent) is not.
 	for _, ev := range evs {
 		if ev.inflight < 0 {
 			continue
 		}
-		early, late := ev, ev
-		early.ops, late.ops = nil, nil
-		for _, p := range ev.ops {
-			if p.early {
-				early.ops = append(early.ops, p)
-			} else {
-				late.ops = append(late.ops, p)
-			}
-		}
+		waves, late := splitWaves(ev)
 		// The clusters since, then the events racing it now; the early work may have
 		// arrived before any of them.
 		var since [][]event
+		var sinceAt []int
 		for _, lc := range m.log {
 			if lc.at > ev.inflight {
 				since = append(since, lc.evs)
+				sinceAt = append(sinceAt, lc.at)
 			}
 		}
 		since = append(since, evs)
-		for k := 0; k < len(since); k++ {
+		sinceAt = append(sinceAt, c)
+		for _, slots := range waveSlots(waves, sinceAt) {
 			ov := m.overlayAt(ev.inflight)
 			ov.racing = true
+			w := 0
 			for i, evs := range since {
-				if i == k {
-					m.applyEvent(ov, early)
+				for ; w < len(waves) && slots[w] == i; w++ {
+					m.applyEvent(ov, waves[w].ev)
 				}
 				for _, e := range evs {
 					if e.dev != ev.dev {
@@ -213,6 +213,78 @@ func (m *model) apply(evs []event) {
 		}
 	}
 	m.commit(evs, acc, accMB, c)
+}
+
+// wave is early work of one device that a failed sync after the cluster at clock at first
+// sent.
+type wave struct {
+	at int
+	ev event
+}
+
+// splitWaves splits ev's ops into its early waves, in journal order, and the late rest.
+func splitWaves(ev event) ([]wave, event) {
+	late := ev
+	late.ops = nil
+	var waves []wave
+	for _, p := range ev.ops {
+		if !p.early {
+			late.ops = append(late.ops, p)
+			continue
+		}
+		if n := len(waves); n == 0 || waves[n-1].at != p.earlyAt {
+			w := ev
+			w.ops = nil
+			waves = append(waves, wave{at: p.earlyAt, ev: w})
+		}
+		w := &waves[len(waves)-1]
+		w.ev.ops = append(w.ev.ops, p)
+	}
+	return waves, late
+}
+
+// maxWaveReplays bounds the replays of work in flight: past it, every wave arrives with
+// the first (the model before waves), which is looser.
+const maxWaveReplays = 256
+
+// waveSlots returns the ways waves may have arrived among clusters at clocks sinceAt: for
+// each, the index of the cluster each wave arrived before. A wave arrives before a cluster
+// after its own clock, and not before the wave ahead of it.
+func waveSlots(waves []wave, sinceAt []int) [][]int {
+	first := make([]int, len(waves))
+	for w, wv := range waves {
+		for first[w] < len(sinceAt)-1 && sinceAt[first[w]] <= wv.at {
+			first[w]++
+		}
+	}
+	var out [][]int
+	cur := make([]int, len(waves))
+	var rec func(w, from int) bool
+	rec = func(w, from int) bool {
+		if w == len(waves) {
+			out = append(out, append([]int(nil), cur...))
+			return len(out) <= maxWaveReplays
+		}
+		for k := max(from, first[w]); k < len(sinceAt); k++ {
+			cur[w] = k
+			if !rec(w+1, k) {
+				return false
+			}
+		}
+		return true
+	}
+	if rec(0, 0) {
+		return out
+	}
+	out = nil
+	for k := first[0]; k < len(sinceAt); k++ {
+		slots := make([]int, len(waves))
+		for w := range slots {
+			slots[w] = k
+		}
+		out = append(out, slots)
+	}
+	return out
 }
 
 // logCluster keeps cluster c for replays of work in flight. Only clusters after the start
@@ -413,6 +485,17 @@ func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
 			if s.loc.only(gone) {
 				if x := m.insts[id]; fromDevice && len(x.hist) == 0 {
 					x.early = x.early.set(name, x.early.get(name)|bitOf(v))
+				}
+				if fromDevice && len(m.insts[id].hist) > 0 {
+					// Copied and then expunged (or removed with its mailbox) since the
+					// device last looked: to the device that is a move, and the change may
+					// follow the copy, which shares Message-ID and content.
+					for _, y := range m.copiesSince(ov, id, m.devs[op.Actor].lastSync) {
+						ys := ov.get(y)
+						ya := ys
+						ya.flags = ys.flags.set(name, ys.flags.get(name)|bitOf(v))
+						keep(y, ys, ya)
+					}
 				}
 				continue
 			}
