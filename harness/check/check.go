@@ -9,6 +9,8 @@
 package check
 
 import (
+	"time"
+
 	"github.com/syncharness/syncharness/clients"
 )
 
@@ -83,6 +85,9 @@ type Result struct {
 	// Server reports a server invariant seen on the wire: the server, not a device, is at
 	// fault.
 	Server bool
+	// At is when the first line that broke a server invariant crossed the proxy (WireLine
+	// Time); zero for the other invariants.
+	At time.Duration
 	// NotApplicable reports an invariant that could not be checked (e.g. a device without
 	// sync state): neither passed nor failed.
 	NotApplicable bool
@@ -101,6 +106,16 @@ type Info struct {
 	Doc   string // what the invariant guarantees, one or two sentences
 }
 
+// injectsFailures reports whether the history makes the server fail commands on purpose.
+func injectsFailures(h []Op) bool {
+	for _, op := range h {
+		if op.Actor == "server" && op.Kind == "fail" {
+			return true
+		}
+	}
+	return false
+}
+
 // Check runs every invariant on in and returns every failed or not applicable one, in the
 // order of Invariants and, within one invariant, by device, mailbox and label. An empty
 // result means every invariant holds. Check does not modify in.
@@ -114,6 +129,6 @@ func Check(in Input) []Result {
 	out = append(out, c.journals()...)
 	out = append(out, c.watermarks()...)
 	out = append(out, c.quarantine()...)
-	out = append(out, CheckWire(in.Wire)...)
+	out = append(out, CheckWireWith(in.Wire, WireOptions{Injected: injectsFailures(in.History)})...)
 	return out
 }

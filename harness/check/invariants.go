@@ -2,21 +2,17 @@ package check
 
 // The invariant IDs.
 const (
-	I1Converged     = "I1"
-	I2UIDIntegrity  = "I2"
-	I3NoLoss        = "I3"
-	I4NoDuplicates  = "I4"
-	I5NoResurrect   = "I5"
-	I6Flags         = "I6"
-	I7Mailboxes     = "I7"
-	I8Idempotent    = "I8"
-	I9Journals      = "I9"
-	I10Watermarks   = "I10"
-	I11Quarantine   = "I11"
-	S1UIDsAscending = "S1"
-	S2UIDNext       = "S2"
-	S3UIDReuse      = "S3"
-	S4Expunge       = "S4"
+	I1Converged    = "I1"
+	I2UIDIntegrity = "I2"
+	I3NoLoss       = "I3"
+	I4NoDuplicates = "I4"
+	I5NoResurrect  = "I5"
+	I6Flags        = "I6"
+	I7Mailboxes    = "I7"
+	I8Idempotent   = "I8"
+	I9Journals     = "I9"
+	I10Watermarks  = "I10"
+	I11Quarantine  = "I11"
 )
 
 var infos = []Info{
@@ -31,19 +27,24 @@ var infos = []Info{
 	{I9Journals, "journals drained", "Nothing is pending or in flight in any device's journal."},
 	{I10Watermarks, "watermarks", "No device skipped a server UID below its saved UIDNEXT: for every mailbox whose saved UIDVALIDITY equals the server's, the saved UIDNEXT is not above the server's, and every message now on the server with a UID below it is in the device's sync state. Messages expunged on the server are not on it, so a device that dropped them skipped nothing."},
 	{I11Quarantine, "quarantine", "A message a device had synced that is gone from the server after a UIDVALIDITY change is quarantined on that device and reported, never dropped, uploaded again or paired with other mail (F1, F2)."},
-	{S1UIDsAscending, "UIDs ascending", "Within one selection, UIDs ascend with sequence numbers."},
-	{S2UIDNext, "UIDNEXT above every UID", "No message of a selection has a UID at or above the UIDNEXT announced for it, until new messages are announced."},
-	{S3UIDReuse, "no UID reused", "A mailbox name, its UIDVALIDITY and a UID name one immutable message forever (RFC 3501 §2.3.1.1): the same UID never shows two different contents."},
-	{S4Expunge, "EXPUNGE consistent", "An EXPUNGE names a sequence number within the mailbox's current message count."},
 }
 
 // Invariants returns the description of every invariant Check knows, in report order.
 func Invariants() []Info {
-	return append([]Info(nil), infos...)
+	out := append([]Info(nil), infos...)
+	for _, s := range serverInvariants {
+		out = append(out, s.Info())
+	}
+	return out
 }
 
 func title(id string) string {
 	for _, i := range infos {
+		if i.ID == id {
+			return i.Title
+		}
+	}
+	for _, i := range serverInvariants {
 		if i.ID == id {
 			return i.Title
 		}

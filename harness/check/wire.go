@@ -2,8 +2,10 @@ package check
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // WireLine is one line of a device's proxy transcript: a command or response with each
@@ -13,8 +15,24 @@ import (
 type WireLine struct {
 	Device string
 	Conn   int  // connection number within the device
-	Dir    byte // 'C' client to server, 'S' server to client; anything else is an event
+	Dir    byte // 'C' client to server, 'S' server to client, 'M' see End; anything else is an event
 	Text   string
+	// Time is when the line crossed the proxy, on one clock for every device; lines of all
+	// devices are judged in this order (ties keep the order given). All zero: the order
+	// given.
+	Time time.Duration
+	// End, on a line with Dir 'M', closes the span from Time in which the server's state
+	// changed outside the transcripts (a scenario's server step; an instant when End is
+	// not after Time); Text says what it was.
+	End time.Duration
+}
+
+// WireOptions say what the scenario did on purpose, so that CheckWireWith does not blame
+// the server for it.
+type WireOptions struct {
+	// Injected reports that the scenario made the server fail commands (server fail): S9 and
+	// S10 are then not judged, since the failures may be the injected ones.
+	Injected bool
 }
 
 // maxWireRows bounds the rows of one wire result's table.
@@ -40,19 +58,32 @@ const maxWireRows = 10
 // named by a literal, a line cut short) stops the judgement that needs it, so a correct
 // server is never reported.
 func CheckWire(lines []WireLine) []Result {
-	w := &wireChecker{conns: map[connKey]*connState{}, contents: map[uidKey]*uidContent{}, found: map[string]*Result{}}
-	for _, l := range lines {
+	return CheckWireWith(lines, WireOptions{})
+}
+
+// CheckWireWith is CheckWire with the server invariants S5–S13 of ServerInvariants as well
+// (see wire_rfc.go), judged as opts allows.
+func CheckWireWith(lines []WireLine, opts WireOptions) []Result {
+	w := newWireChecker(opts)
+	sorted := append([]WireLine(nil), lines...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Time < sorted[j].Time })
+	for _, l := range sorted {
 		w.line(l)
 	}
 	var out []Result
-	for _, id := range []string{S1UIDsAscending, S2UIDNext, S3UIDReuse, S4Expunge} {
+	for _, inv := range serverInvariants {
 		for _, dev := range w.order {
-			if r := w.found[id+"\x00"+dev]; r != nil {
+			if r := w.found[inv.ID+"\x00"+dev]; r != nil {
 				out = append(out, *r)
 			}
 		}
 	}
 	return out
+}
+
+func newWireChecker(opts WireOptions) *wireChecker {
+	return &wireChecker{opts: opts, conns: map[connKey]*connState{}, contents: map[uidKey]*uidContent{},
+		found: map[string]*Result{}, uidNext: map[mbKey]uidNextSeen{}, expunged: map[uidKey]expungeSeen{}}
 }
 
 type connKey struct {
@@ -84,6 +115,9 @@ type selection struct {
 }
 
 type connState struct {
+	key         connKey
+	cmds        map[string]sentCommand // commands sent and not completed, by tag
+	rfc         rfcState
 	sel         selection
 	outstanding []string // tags sent and not completed, in order
 	selectTag   string   // tag of the SELECT/EXAMINE whose selection is current
@@ -97,6 +131,11 @@ type pendingSelect struct {
 }
 
 type wireChecker struct {
+	opts     WireOptions
+	now      time.Duration // the Time of the line being judged
+	spans    []span        // mutating commands and server steps
+	uidNext  map[mbKey]uidNextSeen
+	expunged map[uidKey]expungeSeen
 	conns    map[connKey]*connState
 	contents map[uidKey]*uidContent
 	found    map[string]*Result
@@ -104,12 +143,27 @@ type wireChecker struct {
 }
 
 func (w *wireChecker) report(id string, l WireLine, mailbox, problem string) {
+	w.reportCmd(id, l, "", mailbox, problem)
+}
+
+// reportCmd records a finding of invariant id on line l, in answer to command cmd ("" when
+// unknown: the command the line answers is then looked up).
+func (w *wireChecker) reportCmd(id string, l WireLine, cmd, mailbox, problem string) {
+	if cmd == "" {
+		if c := w.conns[connKey{l.Device, l.Conn}]; c != nil {
+			cmd = c.commandFor(l.Text)
+		}
+	}
 	key := id + "\x00" + l.Device
 	r := w.found[key]
 	if r == nil {
+		msg := fmt.Sprintf("%s (%s, connection %d", problem, l.Device, l.Conn)
+		if rfc := ServerRFC(id); rfc != "" {
+			msg += "; " + rfc
+		}
 		r = &Result{Invariant: id, Title: title(id), Server: true, Devices: []string{l.Device},
-			Message: fmt.Sprintf("%s (%s, connection %d)", problem, l.Device, l.Conn),
-			Table:   &Table{Columns: []string{"device", "conn", "mailbox", "response", "problem"}}}
+			Message: msg + ")", At: l.Time,
+			Table: &Table{Columns: []string{"device", "conn", "mailbox", "command", "response", "problem"}}}
 		w.found[key] = r
 		known := false
 		for _, d := range w.order {
@@ -120,24 +174,30 @@ func (w *wireChecker) report(id string, l WireLine, mailbox, problem string) {
 		}
 	}
 	if len(r.Table.Rows) < maxWireRows {
-		r.Table.Rows = append(r.Table.Rows, []string{l.Device, strconv.Itoa(l.Conn), dashed(mailbox), l.Text, problem})
+		r.Table.Rows = append(r.Table.Rows, []string{l.Device, strconv.Itoa(l.Conn), dashed(mailbox), dashed(cmd), l.Text, problem})
 	}
 }
 
 func (w *wireChecker) line(l WireLine) {
+	w.now = l.Time
+	if l.Dir == 'M' {
+		w.spans = append(w.spans, span{start: l.Time, end: max(l.End, l.Time)})
+		return
+	}
 	k := connKey{l.Device, l.Conn}
 	c := w.conns[k]
 	if c == nil || (l.Dir != 'C' && l.Dir != 'S') {
 		if l.Dir != 'C' && l.Dir != 'S' {
 			if strings.Contains(strings.ToLower(l.Text), "open") {
+				w.closeConn(k)
 				delete(w.conns, k) // a new connection with a reused number
 			}
 			return
 		}
-		c = &connState{sel: selection{count: -1}}
-		w.conns[k] = c
+		c = w.newConn(k)
 	}
-	if strings.Contains(l.Text, "... (") && strings.HasSuffix(l.Text, " more bytes)") {
+	cut := strings.Contains(l.Text, "... (") && strings.HasSuffix(l.Text, " more bytes)")
+	if cut {
 		// Cut short: its end is unknown. Keep following the connection, judge nothing.
 		if l.Dir == 'S' && strings.HasPrefix(l.Text, "* ") {
 			if strings.Contains(strings.ToUpper(l.Text), " FETCH ") {
@@ -147,8 +207,10 @@ func (w *wireChecker) line(l WireLine) {
 	}
 	if l.Dir == 'C' {
 		w.client(c, l)
+		w.rfcClient(c, l)
 		return
 	}
+	w.rfcServer(c, l, cut)
 	w.server(c, l)
 }
 
@@ -162,7 +224,8 @@ func (w *wireChecker) client(c *connState, l WireLine) {
 	case "LOGIN", "AUTHENTICATE", "STARTTLS":
 		// Only the start of a connection: a transcript without connection events may
 		// reuse a connection number.
-		*c = connState{sel: selection{count: -1}}
+		w.closeConn(c.key)
+		*c = *w.newConn(c.key)
 	}
 	c.outstanding = append(c.outstanding, tag)
 	switch strings.ToUpper(cmd) {
@@ -182,6 +245,7 @@ func (w *wireChecker) maybeStartSelect(c *connState) {
 		return
 	}
 	c.sel = selection{active: true, mailbox: p.mailbox, count: -1}
+	c.rfc.reset()
 	c.selectTag = p.tag
 	c.waiting = nil
 }
@@ -329,19 +393,28 @@ func (w *wireChecker) exists(c *connState, n int) {
 
 func (w *wireChecker) expunge(c *connState, l WireLine, seq uint32) {
 	s := &c.sel
+	if seq == 0 {
+		w.report(S6SeqNumber, l, s.mailbox, fmt.Sprintf("the server expunged message 0 in %s: sequence numbers start at 1", dashed(s.mailbox)))
+		return
+	}
 	if !s.active || s.count < 0 {
 		return
 	}
-	if seq == 0 || int(seq) > s.count {
+	if int(seq) > s.count {
 		w.report(S4Expunge, l, s.mailbox, fmt.Sprintf("the server expunged message %d of %d in %s", seq, s.count, dashed(s.mailbox)))
 		return
 	}
+	w.noteExpunged(c, l, s.uids[seq-1])
 	s.uids = append(s.uids[:seq-1], s.uids[seq:]...)
 	s.count--
 }
 
 func (w *wireChecker) fetch(c *connState, l WireLine, seq uint32, items string) {
 	s := &c.sel
+	if seq == 0 {
+		w.report(S6SeqNumber, l, s.mailbox, fmt.Sprintf("the server sent a FETCH for message 0 in %s: sequence numbers start at 1", dashed(s.mailbox)))
+		return
+	}
 	if !s.active {
 		return
 	}
@@ -349,11 +422,12 @@ func (w *wireChecker) fetch(c *connState, l WireLine, seq uint32, items string) 
 	if f.uid == 0 {
 		return
 	}
+	w.fetchFlags(c, l, f.uid, items)
 	mb := dashed(s.mailbox)
 	if s.uidNext != 0 && !s.grown && f.uid >= s.uidNext {
 		w.report(S2UIDNext, l, s.mailbox, fmt.Sprintf("the server reported UID %d in %s, not below the UIDNEXT %d it announced", f.uid, mb, s.uidNext))
 	}
-	if s.count >= 0 && seq >= 1 && int(seq) <= s.count {
+	if s.count >= 0 && int(seq) <= s.count {
 		s.uids[seq-1] = f.uid
 		for i, steps := int(seq)-2, 0; i >= 0 && steps < 64; i, steps = i-1, steps+1 {
 			if u := s.uids[i]; u != 0 {
@@ -382,7 +456,14 @@ func (w *wireChecker) fetch(c *connState, l WireLine, seq uint32, items string) 
 		prev = &uidContent{size: -1, sections: map[string]int64{}, where: where}
 		w.contents[k] = prev
 	}
+	reused := false
+	defer func() {
+		if !reused { // a UID that came back with other content is S3's
+			w.checkAlive(c, l, f.uid)
+		}
+	}()
 	reuse := func(what string) {
+		reused = true
 		w.report(S3UIDReuse, l, s.mailbox, fmt.Sprintf("UID %d in %s (UIDVALIDITY %d) names two messages: %s (first seen on %s)", f.uid, mb, s.uidValidity, what, prev.where))
 	}
 	if f.size >= 0 {

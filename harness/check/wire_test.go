@@ -87,7 +87,7 @@ S * 1 FETCH (UID 3 FLAGS ())
 S * 2 FETCH (UID 2 FLAGS ())
 S * 3 FETCH (UID 4 FLAGS ())
 S a3 OK done
-`, "UIDs not ascending in INBOX: message 1 has UID 3, message 2 has UID 2 (phone, connection 2)"),
+`, "UIDs not ascending in INBOX: message 1 has UID 3, message 2 has UID 2 (phone, connection 2; RFC 3501 §2.3.1.1)"),
 		Entry("S2: a UID at UIDNEXT before any new message", "S2", `
 C a2 EXAMINE Archive
 S * 1 EXISTS
@@ -97,7 +97,7 @@ S a2 OK [READ-ONLY] done
 C a3 FETCH 1 (UID)
 S * 1 FETCH (UID 5)
 S a3 OK done
-`, "the server reported UID 5 in Archive, not below the UIDNEXT 5 it announced (phone, connection 2)"),
+`, "the server reported UID 5 in Archive, not below the UIDNEXT 5 it announced (phone, connection 2; RFC 3501 §2.3.1.1)"),
 		Entry("S3: a UID reused for other content", "S3", `
 C a2 SELECT INBOX
 S * 1 EXISTS
@@ -116,7 +116,7 @@ S a5 OK done
 C a6 UID FETCH 1:* (UID RFC822.SIZE)
 S * 1 FETCH (UID 4 RFC822.SIZE 333)
 S a6 OK done
-`, "UID 4 in INBOX (UIDVALIDITY 7) names two messages: RFC822.SIZE 120, then 333 (first seen on phone connection 2) (phone, connection 2)"),
+`, "UID 4 in INBOX (UIDVALIDITY 7) names two messages: RFC822.SIZE 120, then 333 (first seen on phone connection 2) (phone, connection 2; RFC 3501 §2.3.1.1)"),
 		Entry("S4: an EXPUNGE beyond the message count", "S4", `
 C a2 SELECT INBOX
 S * 2 EXISTS
@@ -126,7 +126,7 @@ S a2 OK [READ-WRITE] done
 C a3 UID EXPUNGE 4
 S * 3 EXPUNGE
 S a3 OK done
-`, "the server expunged message 3 of 2 in INBOX (phone, connection 2)"),
+`, "the server expunged message 3 of 2 in INBOX (phone, connection 2; RFC 3501 §7.4.1)"),
 	)
 
 	It("stops judging counts after a VANISHED response it cannot follow", func() {
