@@ -44,8 +44,11 @@ func (p palette) pass(s string) string { return p.style(ansiGreen, s) }
 func (p palette) fail(s string) string { return p.style(ansiRed, s) }
 func (p palette) skip(s string) string { return p.style(ansiYellow, s) }
 func (p palette) warn(s string) string { return p.style(ansiMagenta, s) }
-func (p palette) bold(s string) string { return p.style(ansiBold, s) }
-func (p palette) dim(s string) string  { return p.style(ansiDim, s) }
+
+// server colours what is the server's fault: a scenario attributed to it.
+func (p palette) server(s string) string { return p.style(ansiMagenta, s) }
+func (p palette) bold(s string) string   { return p.style(ansiBold, s) }
+func (p palette) dim(s string) string    { return p.style(ansiDim, s) }
 
 // clean makes s safe to print on one terminal line: control characters (escape sequences
 // included, from a server's transcript for instance), newlines and invalid UTF-8 are shown

@@ -197,6 +197,9 @@ func newHTMLPage(r *Run) (*htmlPage, error) {
 		verdict = "FAIL"
 	}
 	p.Title = fmt.Sprintf("%s: %d failed, %d passed of %d (syncharness)", verdict, c.Failed+c.Errored, c.Passed, c.Total)
+	if c.Server > 0 {
+		p.Title = fmt.Sprintf("%s: %d failed, %d server findings, %d passed of %d (syncharness)", verdict, c.Failed+c.Errored, c.Server, c.Passed, c.Total)
+	}
 	for i, s := range r.Scenarios {
 		hs := &htmlScenario{
 			Scenario:  s,
@@ -221,10 +224,13 @@ func newHTMLPage(r *Run) (*htmlPage, error) {
 }
 
 func statusRank(s Status) int {
-	if s == Failed {
+	switch s {
+	case Failed:
 		return 0
+	case ServerFinding:
+		return 1
 	}
-	return 1
+	return 2
 }
 
 // build prepares the details of a failed or errored scenario.

@@ -37,6 +37,8 @@ type jsonCounts struct {
 	Errored int `json:"errored"`
 	// Unconfirmed counts explore failures a second run did not reproduce.
 	Unconfirmed int `json:"unconfirmed"`
+	// Server counts scenarios attributed to the server (status "server").
+	Server int `json:"server"`
 }
 
 type jsonScenario struct {
@@ -47,6 +49,7 @@ type jsonScenario struct {
 	Status      Status           `json:"status"`
 	SkipReason  string           `json:"skip_reason,omitempty"`
 	Error       string           `json:"error,omitempty"`
+	Attribution string           `json:"attribution,omitempty"`
 	Seed        int64            `json:"seed"`
 	DurationMS  millis           `json:"duration_ms"`
 	Devices     []string         `json:"devices"`
@@ -231,7 +234,7 @@ func toJSONRun(r *Run) *jsonRun {
 		OK:            r.OK(),
 		ExitStatus:    r.ExitStatus(),
 		Counts: jsonCounts{Total: c.Total, Passed: c.Passed, Failed: c.Failed, Skipped: c.Skipped, Errored: c.Errored,
-			Unconfirmed: c.Unconfirmed},
+			Unconfirmed: c.Unconfirmed, Server: c.Server},
 		Scenarios: make([]*jsonScenario, 0, len(r.Scenarios)),
 	}
 	if jr.SchemaVersion == 0 {
@@ -252,6 +255,7 @@ func toJSONScenario(s *Scenario) *jsonScenario {
 		Status:      s.Status,
 		SkipReason:  s.SkipReason,
 		Error:       s.Error,
+		Attribution: s.Attribution,
 		Seed:        s.Seed,
 		DurationMS:  millis(s.Duration),
 		Devices:     strs(s.Devices),
@@ -401,6 +405,7 @@ func fromJSONScenario(js *jsonScenario) *Scenario {
 		Status:      js.Status,
 		SkipReason:  js.SkipReason,
 		Error:       js.Error,
+		Attribution: js.Attribution,
 		Seed:        js.Seed,
 		Duration:    time.Duration(js.DurationMS),
 		Devices:     nilIfEmpty(js.Devices),

@@ -120,7 +120,7 @@ func WriteJUnit(w io.Writer, r *Run) error {
 		doc.Tests++
 		secs[i] += s.Duration.Seconds()
 		switch s.Status {
-		case Failed:
+		case Failed, ServerFinding:
 			suite.Failures++
 			doc.Failures++
 		case Errored, Unconfirmed:
@@ -158,6 +158,10 @@ func junitProperties(r *Run) []junitProperty {
 	if r.Command != "" {
 		props = append(props, junitProperty{Name: "command", Value: r.Command})
 	}
+	if c := r.Counts(); c.Server > 0 {
+		// Reported as failures of type "server finding …"; counted here apart.
+		props = append(props, junitProperty{Name: "server_findings", Value: strconv.Itoa(c.Server)})
+	}
 	for i := range props {
 		props[i].Value = xmlSafe(clean(props[i].Value))
 	}
@@ -187,7 +191,11 @@ func junitTestcase(s *Scenario, classname string) (junitCase, error) {
 		}
 		c.Error = &junitResult{Message: xmlSafe(clean(msg)), Type: "error", Text: xmlSafe(strings.TrimRight(details.String(), "\n") + "\n")}
 	} else {
-		c.Failure = &junitResult{Message: xmlSafe(clean(failureMessage(s.Failures))), Type: xmlSafe(clean(failureType(s.Failures))),
+		typ := failureType(s.Failures)
+		if s.Status == ServerFinding {
+			typ = "server finding " + typ
+		}
+		c.Failure = &junitResult{Message: xmlSafe(clean(failureMessage(s.Failures))), Type: xmlSafe(clean(typ)),
 			Text: xmlSafe(strings.TrimRight(details.String(), "\n") + "\n")}
 	}
 	if len(s.Steps) > 0 {

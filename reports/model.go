@@ -34,12 +34,17 @@ const (
 	// not reproduce (syncharness explore). It says the harness was not deterministic, not
 	// that the engine or the server broke a guarantee; Failures hold what the first run saw.
 	Unconfirmed Status = "unconfirmed"
+	// ServerFinding: the scenario did not pass because the server broke an IMAP rule (a
+	// server invariant S1… seen on the wire), not because of the engine: every failure is
+	// a server finding, or the first server finding came before the states diverged and
+	// the same scenario and seed pass on a correct server (see Scenario.Attribution).
+	ServerFinding Status = "server"
 )
 
-// Valid reports whether s is one of the five statuses.
+// Valid reports whether s is one of the six statuses.
 func (s Status) Valid() bool {
 	switch s {
-	case Passed, Failed, Skipped, Errored, Unconfirmed:
+	case Passed, Failed, Skipped, Errored, Unconfirmed, ServerFinding:
 		return true
 	}
 	return false
@@ -73,6 +78,9 @@ type Scenario struct {
 	Status     Status
 	SkipReason string // why the scenario was skipped (Status Skipped)
 	Error      string // the setup or runtime error (Status Errored)
+	// Attribution says why a scenario that did not pass is a server finding (Status
+	// ServerFinding), or why its server findings did not make it one; "" when it has none.
+	Attribution string
 
 	Seed     int64         // the seed that reproduces this scenario
 	Duration time.Duration // wall time of the scenario, setup to last invariant
@@ -311,6 +319,8 @@ type TranscriptLine struct {
 // Counts tallies the scenarios of a run by status.
 type Counts struct {
 	Passed, Failed, Skipped, Errored, Unconfirmed, Total int
+	// Server counts scenarios attributed to the server (Status ServerFinding).
+	Server int
 }
 
 // Counts tallies r's scenarios by status. A nil scenario or one whose status is not one of
@@ -332,6 +342,8 @@ func (r *Run) Counts() Counts {
 			c.Skipped++
 		case Unconfirmed:
 			c.Unconfirmed++
+		case ServerFinding:
+			c.Server++
 		default:
 			c.Errored++
 		}
@@ -339,8 +351,9 @@ func (r *Run) Counts() Counts {
 	return c
 }
 
-// OK reports whether no scenario failed or errored. Skipped and unconfirmed scenarios do
-// not make a run fail (see ExitStatus); a run without scenarios is OK.
+// OK reports whether no scenario failed or errored. Skipped and unconfirmed scenarios and
+// server findings do not make a run fail (see ExitStatus for how they show); a run without
+// scenarios is OK.
 func (r *Run) OK() bool {
 	c := r.Counts()
 	return c.Failed == 0 && c.Errored == 0
@@ -353,11 +366,16 @@ const (
 	ExitFailed      = 1 // a scenario failed or errored
 	ExitUsage       = 2 // a usage or setup error, or an interrupted run
 	ExitUnconfirmed = 3 // nothing failed, but a failure did not replay: the harness was not deterministic
+	// ExitServer: nothing failed or errored, but scenarios are server findings: the server
+	// broke IMAP rules, the engine did not fail. An engine's CI run against a third-party
+	// server may accept it; a server's may not.
+	ExitServer = 4
 )
 
 // ExitStatus is the exit status the run had: ExitUsage when it was interrupted, else
 // ExitFailed when a scenario failed or errored, else ExitUnconfirmed when a failure was not
-// confirmed by a second run, else ExitOK.
+// confirmed by a second run, else ExitServer when scenarios are server findings, else
+// ExitOK.
 func (r *Run) ExitStatus() int {
 	c := r.Counts()
 	switch {
@@ -367,6 +385,8 @@ func (r *Run) ExitStatus() int {
 		return ExitFailed
 	case c.Unconfirmed > 0:
 		return ExitUnconfirmed
+	case c.Server > 0:
+		return ExitServer
 	}
 	return ExitOK
 }

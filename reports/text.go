@@ -120,6 +120,9 @@ func (t *textWriter) scenario(s *Scenario) {
 		t.separate()
 		t.printf("%s %s (%s)  seed %d: a second run did not fail, the harness was not deterministic\n",
 			p.skip("UNCONFIRMED"), p.bold(name), seconds(s.Duration), s.Seed)
+	case ServerFinding:
+		t.separate()
+		t.printf("%s %s (%s)  seed %d: the server broke IMAP rules\n", p.server("SERVER"), p.bold(name), seconds(s.Duration), s.Seed)
 	default:
 		t.separate()
 		t.printf("%s %s (%s)  seed %d\n", p.fail("ERROR"), p.bold(name), seconds(s.Duration), s.Seed)
@@ -129,6 +132,9 @@ func (t *textWriter) scenario(s *Scenario) {
 	}
 	if s.Error != "" {
 		t.block("  ", p.fail("error: "), s.Error)
+	}
+	if s.Attribution != "" {
+		t.block("  ", p.server("attribution: "), s.Attribution)
 	}
 	for _, f := range s.Failures {
 		t.failure(f)
@@ -341,6 +347,9 @@ func (t *textWriter) summary(r *Run) {
 	}
 	if c.Unconfirmed > 0 {
 		parts = append(parts, fmt.Sprintf("%d unconfirmed", c.Unconfirmed))
+	}
+	if c.Server > 0 {
+		parts = append(parts, fmt.Sprintf("%d server findings", c.Server))
 	}
 	if c.Skipped > 0 {
 		parts = append(parts, fmt.Sprintf("%d skipped", c.Skipped))
