@@ -41,6 +41,11 @@ func renderConfig(p configParams) string {
 	w("first_valid_uid = 1")
 	w("first_valid_gid = 1")
 	w("mail_location = maildir:~/Maildir")
+	// Dovecot's default, 10 connections per user and address, is reached by two scenarios
+	// of four devices side by side, each also with the harness's own connections.
+	w("protocol imap {")
+	w("  mail_max_userip_connections = 1000")
+	w("}")
 	w("namespace inbox {")
 	w("  inbox = yes")
 	w("  separator = /")
