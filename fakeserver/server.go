@@ -53,6 +53,10 @@ type Server struct {
 	capsGen     uint64
 	fails       []*failRule
 
+	bugMu       sync.Mutex      // guards bugs, brokenNames
+	bugs        map[string]bool // wire bugs switched on (fault_wire.go)
+	brokenNames map[string]bool // serverbug-on-rename: mailbox names every SELECT fails on
+
 	capsGenA  atomic.Uint64 // capsGen, readable without mu
 	failsLeft atomic.Int64  // number of installed fail rules, readable without mu
 
@@ -230,7 +234,7 @@ func (s *Server) Close() error {
 // handleConn serves one connection with its own imapserver.Server, so that its
 // capability set can change without racing with other connections.
 func (s *Server) handleConn(nc net.Conn) {
-	tc := &trackedConn{Conn: nc, srv: s}
+	tc := &trackedConn{Conn: s.wrapBugs(nc), srv: s}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

@@ -22,6 +22,14 @@ type FakeTarget struct {
 	// OmitExpungeNotifications hides expunges from other sessions
 	// (fakeserver.OmitExpungeNotifications).
 	OmitExpungeNotifications bool
+	// Bugs are wire bugs to switch on (fakeserver.WireBugNames): answers as servers were
+	// seen to give in the field, each breaking one server invariant.
+	Bugs []string
+}
+
+// correct reports whether t is the fake server without any known-bad mode.
+func (t FakeTarget) correct() bool {
+	return !t.ReuseExpungedUIDs && !t.OmitExpungeNotifications && len(t.Bugs) == 0
 }
 
 const (
@@ -48,6 +56,9 @@ func (t FakeTarget) Open(ctx context.Context, cfg ServerConfig) (Server, error) 
 	}
 	if t.OmitExpungeNotifications {
 		modes = append(modes, fakeserver.OmitExpungeNotifications{User: fakeUser, On: true})
+	}
+	for _, b := range t.Bugs {
+		modes = append(modes, fakeserver.WireBug{Bug: b, On: true})
 	}
 	for _, f := range modes {
 		if err := srv.Apply(f); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/syncharness/syncharness/fakeserver"
 	"github.com/syncharness/syncharness/harness"
 	"github.com/syncharness/syncharness/harness/explore"
 	"github.com/syncharness/syncharness/reports"
@@ -42,6 +43,12 @@ type exploreFlags struct {
 var serverBugs = map[string]func(*harness.FakeTarget){
 	"reuse-expunged-uids":        func(t *harness.FakeTarget) { t.ReuseExpungedUIDs = true },
 	"omit-expunge-notifications": func(t *harness.FakeTarget) { t.OmitExpungeNotifications = true },
+}
+
+func init() {
+	for _, name := range fakeserver.WireBugNames() {
+		serverBugs[name] = func(t *harness.FakeTarget) { t.Bugs = append(t.Bugs, name) }
+	}
 }
 
 func serverBugNames() string {
@@ -138,7 +145,7 @@ harness, not of the engine).`,
 	fl.StringVar(&f.json, "json", "", "write the failures' results as JSON to this file (for report merge)")
 	fl.StringVar(&f.store, "store", "memory", "device store: memory or disk")
 	fl.StringVar(&f.broken, "broken-engine", "", "explore a deliberately broken engine: "+quirkNames())
-	fl.StringVar(&f.serverBug, "server-bug", "", "switch on a known-bad mode of the fake server: reuse-expunged-uids, omit-expunge-notifications")
+	fl.StringVar(&f.serverBug, "server-bug", "", "switch on known-bad modes of the fake server, comma-separated: "+serverBugNames())
 	intVar(fl, &f.budget, "shrink-budget", 400, 0, 0, "runs spent at most on shrinking one failure (0: report failures unshrunk)")
 	intVar(fl, &f.maxFailures, "max-failures", 0, 1, 0, "stop after this many failures (default: no limit)")
 	return cmd

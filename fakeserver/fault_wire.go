@@ -1,0 +1,395 @@
+package fakeserver
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Wire bugs are known-bad modes that make the fake server answer as servers were seen to
+// answer in the field, so that the server invariants seen on the wire (S5–S13) and the
+// attribution of failures to the server are tested without those servers. Each rewrites
+// the IMAP stream of every connection opened while it is on; the model underneath stays
+// correct unless the bug says otherwise.
+var wireBugDocs = map[string]string{
+	"search-lies":                "UID SEARCH by a flag also lists a message the session was told lacks it (S13)",
+	"malformed-copyuid":          "COPY and MOVE answer [COPYUID v T<uid> NO [SERVERBUG] Internal server error (S5)",
+	"double-expunge":             "MOVE and EXPUNGE announce their first expunged message twice (S8 or S4)",
+	"seq-zero":                   "the first FETCH answering each UID FETCH names message 0 (S6)",
+	"serverbug-on-rename":        "a session whose selected mailbox was renamed away and re-created gets NO [SERVERBUG], and so does every later SELECT of it, as Dovecot 2.3.19 does (S9)",
+	"no-on-vanished-store":       "UID STORE of UIDs that are all gone answers NO No messages matched (S10)",
+	"create-exists-without-code": "CREATE of an existing mailbox answers NO without [ALREADYEXISTS] (S11)",
+	"lowercase-keywords":         "keywords are stored lower-cased (S12)",
+}
+
+// WireBugNames returns the names of the wire bugs, sorted.
+func WireBugNames() []string {
+	out := make([]string, 0, len(wireBugDocs))
+	for n := range wireBugDocs {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// WireBugDoc returns what the wire bug name does, or "" for an unknown name.
+func WireBugDoc(name string) string { return wireBugDocs[name] }
+
+// WireBug switches a wire bug on or off, for connections opened from then on.
+type WireBug struct {
+	Bug string
+	On  bool
+}
+
+// Name returns "wire-bug".
+func (WireBug) Name() string { return "wire-bug" }
+
+func (f WireBug) apply(s *Server) error {
+	if _, ok := wireBugDocs[f.Bug]; !ok {
+		return fmt.Errorf("fakeserver: wire bug %q: want one of %s", f.Bug, strings.Join(WireBugNames(), ", "))
+	}
+	s.bugMu.Lock()
+	if s.bugs == nil {
+		s.bugs = map[string]bool{}
+	}
+	s.bugs[f.Bug] = f.On
+	s.bugMu.Unlock()
+	s.record(Event{Kind: "wire-bug", Detail: fmt.Sprintf("%s %v", f.Bug, f.On)})
+	return nil
+}
+
+// wrapBugs returns nc, rewritten by the wire bugs that are on.
+func (s *Server) wrapBugs(nc net.Conn) net.Conn {
+	s.bugMu.Lock()
+	defer s.bugMu.Unlock()
+	on := map[string]bool{}
+	for b, v := range s.bugs {
+		if v {
+			on[b] = true
+		}
+	}
+	if len(on) == 0 {
+		return nc
+	}
+	return &bugConn{Conn: nc, srv: s, on: on, cmds: map[string]bugCmd{}, fail: map[string]string{}, flags: map[uint32][]string{}}
+}
+
+type bugCmd struct {
+	verb, args string
+	fetched    bool // a FETCH answered it
+	expunged   bool // an EXPUNGE answered it
+}
+
+// bugConn rewrites one connection's IMAP stream. Lines are rewritten whole; literals pass
+// through untouched.
+type bugConn struct {
+	net.Conn
+	srv *Server
+	on  map[string]bool
+
+	rmu  sync.Mutex
+	rin  []byte // read from the client, not yet parsed
+	rout []byte // parsed, not yet returned
+	rlit int    // literal bytes still to pass from the client
+
+	wmu  sync.Mutex
+	win  []byte
+	wlit int
+
+	mu        sync.Mutex
+	cmds      map[string]bugCmd
+	fail      map[string]string // tag → the tagged answer to send instead
+	pending   map[string]string // SELECT tag → mailbox
+	selected  string
+	selClock  uint64
+	flags     map[uint32][]string
+	lastFetch string // tag of the UID FETCH whose first FETCH was rewritten
+	lastTag   string // the command sent last
+}
+
+var literalEnd = regexp.MustCompile(`\{(\d+)\+?\}$`)
+
+func (c *bugConn) Read(p []byte) (int, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	for len(c.rout) == 0 {
+		buf := make([]byte, 32<<10)
+		n, err := c.Conn.Read(buf)
+		c.rin = append(c.rin, buf[:n]...)
+		c.rout = c.stream(c.rout, &c.rin, &c.rlit, c.clientLine)
+		if err != nil && len(c.rout) == 0 {
+			return 0, err
+		}
+	}
+	n := copy(p, c.rout)
+	c.rout = c.rout[n:]
+	return n, nil
+}
+
+func (c *bugConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.win = append(c.win, p...)
+	out := c.stream(nil, &c.win, &c.wlit, c.serverLine)
+	if len(out) > 0 {
+		if _, err := c.Conn.Write(out); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// stream moves complete lines (rewritten by line) and literals from in to out.
+func (c *bugConn) stream(out []byte, in *[]byte, lit *int, line func(string) string) []byte {
+	for len(*in) > 0 {
+		if *lit > 0 {
+			n := min(*lit, len(*in))
+			out = append(out, (*in)[:n]...)
+			*in, *lit = (*in)[n:], *lit-n
+			continue
+		}
+		i := bytes.Index(*in, []byte("\r\n"))
+		if i < 0 {
+			break
+		}
+		l := string((*in)[:i])
+		*in = (*in)[i+2:]
+		if m := literalEnd.FindStringSubmatch(l); m != nil {
+			*lit, _ = strconv.Atoi(m[1])
+			out = append(out, l...)
+		} else {
+			out = append(out, line(l)...)
+		}
+		out = append(out, "\r\n"...)
+	}
+	return out
+}
+
+func splitCommand(l string) (tag, verb, args string) {
+	tag, rest, _ := strings.Cut(l, " ")
+	verb, args, _ = strings.Cut(rest, " ")
+	verb = strings.ToUpper(verb)
+	if verb == "UID" {
+		v, a, _ := strings.Cut(args, " ")
+		verb, args = "UID "+strings.ToUpper(v), a
+	}
+	return tag, verb, args
+}
+
+func unquote(s string) string {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, `"`) {
+		if u, err := strconv.Unquote(s); err == nil {
+			return u
+		}
+		return strings.Trim(s, `"`)
+	}
+	if strings.EqualFold(s, "INBOX") {
+		return "INBOX"
+	}
+	return s
+}
+
+var keywordList = regexp.MustCompile(`\(([^()]*)\)`)
+
+func (c *bugConn) clientLine(l string) string {
+	tag, verb, args := splitCommand(l)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cmds[tag] = bugCmd{verb: verb, args: args}
+	c.lastTag = tag
+	switch verb {
+	case "SELECT", "EXAMINE":
+		if c.pending == nil {
+			c.pending = map[string]string{}
+		}
+		c.pending[tag] = unquote(args)
+	}
+	if c.on["lowercase-keywords"] && (verb == "STORE" || verb == "UID STORE" || verb == "APPEND") {
+		l = keywordList.ReplaceAllStringFunc(l, func(list string) string {
+			f := strings.Fields(strings.Trim(list, "()"))
+			for i, k := range f {
+				if !strings.HasPrefix(k, `\`) {
+					f[i] = strings.ToLower(k)
+				}
+			}
+			return "(" + strings.Join(f, " ") + ")"
+		})
+	}
+	if c.on["serverbug-on-rename"] && verb != "LOGOUT" && c.brokenLocked(verb, args) {
+		c.fail[tag] = "NO [SERVERBUG] Internal error occurred. Refer to server log for more information."
+		return tag + " NOOP"
+	}
+	return l
+}
+
+// brokenLocked reports whether a command meets the Dovecot rename bug: its session's
+// selected mailbox was renamed away and a mailbox re-created under its name since it was
+// selected (the name is then broken for good), or it selects a broken name.
+func (c *bugConn) brokenLocked(verb, args string) bool {
+	s := c.srv
+	switch verb {
+	case "SELECT", "EXAMINE", "STATUS":
+		s.bugMu.Lock()
+		broken := s.brokenNames[unquote(firstArg(args))]
+		s.bugMu.Unlock()
+		if broken {
+			return true
+		}
+	}
+	if c.selected == "" {
+		return false
+	}
+	renamed := false
+	for _, e := range s.History() {
+		if e.Clock <= c.selClock {
+			continue
+		}
+		switch {
+		case e.Kind == "rename" && e.Mailbox == c.selected:
+			renamed = true
+		case renamed && (e.Kind == "create" && e.Mailbox == c.selected || e.Kind == "rename" && e.Dest == c.selected):
+			s.bugMu.Lock()
+			if s.brokenNames == nil {
+				s.brokenNames = map[string]bool{}
+			}
+			s.brokenNames[c.selected] = true
+			s.bugMu.Unlock()
+			return true
+		}
+	}
+	return false
+}
+
+func firstArg(args string) string {
+	args = strings.TrimSpace(args)
+	if strings.HasPrefix(args, `"`) {
+		for i := 1; i < len(args); i++ {
+			if args[i] == '\\' {
+				i++
+			} else if args[i] == '"' {
+				return args[:i+1]
+			}
+		}
+	}
+	a, _, _ := strings.Cut(args, " ")
+	return a
+}
+
+var (
+	fetchUID   = regexp.MustCompile(`\bUID (\d+)`)
+	fetchFlags = regexp.MustCompile(`\bFLAGS \(([^)]*)\)`)
+	copyUID    = regexp.MustCompile(`\[COPYUID (\d+) (\S+) (\S+)\].*$`)
+)
+
+var searchFlag = map[string]string{"DELETED": `\Deleted`, "FLAGGED": `\Flagged`, "SEEN": `\Seen`, "ANSWERED": `\Answered`, "DRAFT": `\Draft`}
+
+func (c *bugConn) serverLine(l string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !strings.HasPrefix(l, "* ") {
+		return c.taggedLocked(l)
+	}
+	cur, curTag := c.currentLocked()
+	fields := strings.Fields(l)
+	switch {
+	case len(fields) >= 3 && fields[2] == "FETCH":
+		if _, ok := c.cmds[curTag]; ok {
+			cur.fetched = true
+			c.cmds[curTag] = cur
+		}
+		if m := fetchUID.FindStringSubmatch(l); m != nil {
+			uid, _ := strconv.ParseUint(m[1], 10, 32)
+			if f := fetchFlags.FindStringSubmatch(l); f != nil {
+				c.flags[uint32(uid)] = strings.Fields(f[1])
+			}
+		}
+		if c.on["seq-zero"] && cur.verb == "UID FETCH" && c.lastFetch != curTag {
+			c.lastFetch = curTag
+			return "* 0 " + strings.Join(fields[2:], " ")
+		}
+	case len(fields) == 3 && fields[2] == "EXPUNGE":
+		if c.on["double-expunge"] && !cur.expunged && (strings.HasSuffix(cur.verb, "MOVE") || strings.HasSuffix(cur.verb, "EXPUNGE")) {
+			cur.expunged = true
+			c.cmds[curTag] = cur
+			return l + "\r\n" + l
+		}
+	case len(fields) >= 2 && fields[1] == "SEARCH" && c.on["search-lies"] && cur.verb == "UID SEARCH":
+		return c.lieLocked(l, cur.args)
+	case c.on["malformed-copyuid"] && strings.Contains(l, "[COPYUID "):
+		return copyUID.ReplaceAllString(l, "[COPYUID $1 T$2 NO [SERVERBUG] Internal server error")
+	}
+	return l
+}
+
+// currentLocked returns the command in progress the untagged line answers (the one sent
+// last: the engine sends one at a time).
+func (c *bugConn) currentLocked() (bugCmd, string) {
+	return c.cmds[c.lastTag], c.lastTag
+}
+
+// lieLocked adds to a SEARCH by a flag the lowest UID the session was told lacks it.
+func (c *bugConn) lieLocked(l, args string) string {
+	var flag string
+	for _, t := range strings.Fields(strings.ToUpper(args)) {
+		if f := searchFlag[t]; f != "" {
+			flag = f
+		}
+	}
+	if flag == "" {
+		return l
+	}
+	listed := map[string]bool{}
+	for _, f := range strings.Fields(l)[2:] {
+		listed[f] = true
+	}
+	var lie uint32
+	for uid, flags := range c.flags {
+		if listed[strconv.FormatUint(uint64(uid), 10)] || slices.ContainsFunc(flags, func(f string) bool { return strings.EqualFold(f, flag) }) {
+			continue
+		}
+		if lie == 0 || uid < lie {
+			lie = uid
+		}
+	}
+	if lie == 0 {
+		return l
+	}
+	return l + " " + strconv.FormatUint(uint64(lie), 10)
+}
+
+func (c *bugConn) taggedLocked(l string) string {
+	tag, rest, _ := strings.Cut(l, " ")
+	cmd, ok := c.cmds[tag]
+	delete(c.cmds, tag)
+	if answer, bad := c.fail[tag]; bad {
+		delete(c.fail, tag)
+		return tag + " " + answer
+	}
+	if !ok {
+		return l
+	}
+	status, text, _ := strings.Cut(rest, " ")
+	switch {
+	case (cmd.verb == "SELECT" || cmd.verb == "EXAMINE") && status == "OK":
+		c.selected = c.pending[tag]
+		c.srv.histMu.Lock()
+		c.selClock = c.srv.clock
+		c.srv.histMu.Unlock()
+		c.flags = map[uint32][]string{}
+	case cmd.verb == "SELECT" || cmd.verb == "EXAMINE":
+		c.selected = ""
+	case c.on["no-on-vanished-store"] && cmd.verb == "UID STORE" && status == "OK" && !cmd.fetched && !strings.Contains(strings.ToUpper(cmd.args), ".SILENT"):
+		return tag + " NO No messages matched"
+	case c.on["create-exists-without-code"] && cmd.verb == "CREATE" && status == "NO" && strings.HasPrefix(text, "[ALREADYEXISTS]"):
+		return tag + " NO Mailbox already exists"
+	case c.on["malformed-copyuid"] && strings.Contains(l, "[COPYUID "):
+		return copyUID.ReplaceAllString(l, "[COPYUID $1 T$2 NO [SERVERBUG] Internal server error")
+	}
+	return l
+}

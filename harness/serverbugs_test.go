@@ -1,0 +1,51 @@
+package harness_test
+
+import (
+	"context"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/syncharness/syncharness/fakeserver"
+	"github.com/syncharness/syncharness/harness"
+	"github.com/syncharness/syncharness/reports"
+	"github.com/syncharness/syncharness/scenarios"
+)
+
+func wireBugScenario(name string) *scenarios.Scenario {
+	GinkgoHelper()
+	list, err := harness.Catalog()
+	Expect(err).NotTo(HaveOccurred())
+	for _, s := range list {
+		if s.Name == name {
+			return s
+		}
+	}
+	Fail("no catalogue scenario " + name)
+	return nil
+}
+
+var _ = Describe("The fake server's wire bugs", func() {
+	It("are the eight classes seen in the field", func() {
+		Expect(fakeserver.WireBugNames()).To(HaveLen(8))
+	})
+
+	DescribeTable("each come out as its server finding, and the scenario as the server's",
+		func(bug, scenario, finding string) {
+			run, _ := harness.RunAll(context.Background(), []*scenarios.Scenario{wireBugScenario(scenario)},
+				harness.RunOptions{Options: harness.Options{Seed: 1, Target: harness.FakeTarget{Bugs: []string{bug}}}, Parallel: 1})
+			s := run.Scenarios[0]
+			var ids []string
+			for _, f := range s.Failures {
+				if f.Server {
+					ids = append(ids, f.Invariant)
+				}
+			}
+			Expect(ids).To(ContainElement(finding), "%s: %v", s.Status, s.Failures)
+			Expect(s.Status).To(Equal(reports.ServerFinding), s.Attribution)
+		},
+		Entry(nil, "malformed-copyuid", "move_first_move_wins", "S5"),
+		Entry(nil, "seq-zero", "flags_concurrent_read", "S6"),
+		Entry(nil, "lowercase-keywords", "flags_custom_keywords", "S12"),
+	)
+})
