@@ -11,6 +11,8 @@ import (
 
 type checker struct {
 	in Input
+	// policies are the policy relaxations the devices' engine follows (nil: every one).
+	policies Policies
 	// Indexes by mailbox and label, built on first use (only failures need them).
 	server map[string]map[string][]ServerMessage
 	views  []map[string]map[string][]clients.Message

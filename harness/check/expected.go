@@ -130,10 +130,27 @@ func (mt *match) solve() {
 	}
 }
 
-// modelResults replays the history and checks I3–I7 on the server's state.
+// modelResults replays the history and checks I3–I7 on the server's state, with the
+// relaxations the policies of the devices' engine allow.
 func (c *checker) modelResults() []Result {
-	m := newModel(c.in.Devices)
+	return c.judge(allowed(c.policies)).results
+}
+
+// judgement is the outcome of the model under one set of relaxations.
+type judgement struct {
+	results []Result
+	used    relaxSet // the relaxations whose condition held
+}
+
+// judge replays the history with the relaxations allow and checks I3–I7.
+func (c *checker) judge(allow relaxSet) judgement {
+	m := newModel(c.in.Devices, allow)
 	m.replay(c.in.History)
+	return judgement{results: c.modelChecks(m), used: m.used}
+}
+
+// modelChecks checks I3–I7 on the server's state against the replayed model m.
+func (c *checker) modelChecks(m *model) []Result {
 
 	obs := map[string][]obsMsg{}
 	for _, mb := range c.in.Server.Mailboxes {
@@ -487,8 +504,11 @@ type Expectation struct {
 // Expected replays in's history under the model behind I3–I7 and returns what it allows
 // on the server: for each mailbox and label, whether the message must or may be there and
 // which flags it must or may have. Reports show it next to what each lane holds.
-func Expected(in Input) Expectation {
-	m := newModel(in.Devices)
+func Expected(in Input) Expectation { return ExpectedUnder(in, nil) }
+
+// ExpectedUnder is Expected for an engine that follows the policies p (nil: every policy).
+func ExpectedUnder(in Input, p Policies) Expectation {
+	m := newModel(in.Devices, allowed(p))
 	m.replay(in.History)
 	type key struct{ mailbox, label string }
 	type acc struct {

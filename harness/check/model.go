@@ -22,37 +22,76 @@ import (
 // an unknown part of its work: that work joins the device's next successful sync and may
 // have arrived at any time in between, so it is also applied to the state as it was when
 // the failed sync started, before each cluster since in turn, with the clusters replayed
-// around it, and every outcome is allowed. The same holds for the work of a
+// around it, and every outcome is allowed (R2). The same holds for the work of a
 // device that watches the server (IDLE): it syncs by itself whenever woken.
 //
-// The rules, per op reaching the server:
-//   - flag/unflag/read/unread: the flag takes the written value (last write wins, the
-//     per-flag three-way merge). If the device already saw that value, its engine may not
-//     write at all: then the value before is allowed too. A change to a message another
-//     device moved and then copied (both unseen by this device) may land on the moved
-//     message or on a copy: they share Message-ID and content, so no engine can tell
-//     them apart, and the model allows either value on each.
+// The rules, per op reaching the server, are deterministic (applyOp); every "may" is a
+// relaxation of the registry in relaxations.go, applied only under its narrow condition
+// and only where the engine's policies allow it:
+//   - flag/unflag/read/unread/reply/forward: the flag takes the written value (last write
+//     wins, the per-flag three-way merge) where the message is.
 //   - move/trash: applies only where the message still is where the device saw it (first
-//     move wins); a message that may be elsewhere keeps those places. A device's new
-//     message moved into a mailbox gone from the server may be rescued to INBOX.
+//     move wins); a move into a mailbox gone from the server leaves the message where it was.
 //   - delete: a device's delete removes the message wherever it is by then (expunge beats
 //     move: the delete follows a message moved meanwhile); the server's expunge removes it
 //     from the mailbox named only.
 //   - copy: a new instance in the destination with the source's flags, if the source is
-//     still there; if another device moved the source away, the copy may or may not be
-//     made. A device's copy into a mailbox gone from the server is rescued to INBOX, as
-//     its appends are.
+//     still there and the destination exists.
+//   - deliver/append: a new instance, if the mailbox exists.
 //   - remove: the mailbox's messages go with it; rename: they follow.
-//   - without UIDPLUS (caps), a device's expunge that races other events may take any
-//     message of that mailbox marked \Deleted by then (RFC 4549 §4.2.4 leaves that window
-//     open); without MOVE, a device wiped while a move was in flight may leave both the
-//     copy and the original, marked \Deleted; a wiped device's delete in flight may leave
-//     the message marked \Deleted.
 //   - uidvalidity-bump/-reset and renumber-silently change nothing: no message is lost.
-//   - an op whose step reported an error may or may not have taken effect.
 
 // maxExactRace is the largest number of racing events applied in every order.
 const maxExactRace = 5
+
+// opKind is the kind of an operation, read once from Op.Kind.
+type opKind uint8
+
+const (
+	kIgnored opKind = iota // not a change the model follows (crash, offline, uidvalidity-bump…)
+	kDeliver
+	kAppend
+	kRead
+	kUnread
+	kFlag
+	kUnflag
+	kReply
+	kForward
+	kMove
+	kTrash
+	kCopy
+	kDelete // a device's delete, the server's expunge
+	kCreate
+	kRemove
+	kRename
+	kSync
+	kWipe
+	kWatch
+	kUnwatch
+	kCaps
+)
+
+var opKinds = map[string]opKind{
+	"deliver": kDeliver, "append": kAppend, "read": kRead, "unread": kUnread, "flag": kFlag,
+	"unflag": kUnflag, "reply": kReply, "forward": kForward, "move": kMove, "trash": kTrash,
+	"copy": kCopy, "delete": kDelete, "expunge": kDelete, "create": kCreate, "remove": kRemove,
+	"rename": kRename, "sync": kSync, "wipe": kWipe, "watch": kWatch, "unwatch": kUnwatch,
+	"caps": kCaps,
+}
+
+// kindOf returns op's kind (kIgnored for kinds the model does not follow).
+func kindOf(op *Op) opKind { return opKinds[op.Kind] }
+
+// isMove reports whether k moves a message (move or trash).
+func (k opKind) isMove() bool { return k == kMove || k == kTrash }
+
+// namesMailbox reports whether an op of kind k has a mailbox in Dest.
+func (k opKind) namesMailbox() bool { return k == kMove || k == kCopy || k == kRename }
+
+// isFlag reports whether k writes a flag of an existing message.
+func (k opKind) isFlag() bool {
+	return k == kRead || k == kUnread || k == kFlag || k == kUnflag || k == kReply || k == kForward
+}
 
 type instState struct {
 	loc   locSet
@@ -113,6 +152,7 @@ type mboxVersion struct {
 
 type pendingOp struct {
 	op      *Op
+	kind    opKind
 	targets []int  // instances acted on
 	newIDs  []int  // instances made (append, copy, reply/forward)
 	before  []bits // per target, for flag ops: the value the device saw before
@@ -167,6 +207,8 @@ type model struct {
 	// log holds the clusters applied, in order, so that work in flight can be replayed as
 	// if it had arrived before them.
 	log []loggedCluster
+	// allow holds the relaxations the model may use; used, those whose condition held.
+	allow, used relaxSet
 }
 
 type loggedCluster struct {
@@ -174,9 +216,9 @@ type loggedCluster struct {
 	evs []event
 }
 
-func newModel(devices []Device) *model {
+func newModel(devices []Device, allow relaxSet) *model {
 	m := &model{byLabel: map[string][]int{}, mboxes: map[string]*mailboxModel{}, devs: map[string]*deviceModel{},
-		lacking: map[string]bool{}}
+		lacking: map[string]bool{}, allow: allow}
 	m.mboxes["INBOX"] = &mailboxModel{exists: mayBeTrue, hist: []mboxVersion{{0, mayBeTrue}}}
 	for _, d := range devices {
 		m.device(d.Name)
@@ -221,9 +263,6 @@ func (m *model) newCopy(src int) int {
 	return id
 }
 
-// namesMailbox reports whether an op of kind has a mailbox in Dest.
-func namesMailbox(kind string) bool { return kind == "move" || kind == "copy" || kind == "rename" }
-
 func isServerActor(a string) bool { return a == "server" || a == "setup" || a == "" }
 
 func mailboxOf(name string) string {
@@ -235,25 +274,21 @@ func mailboxOf(name string) string {
 
 // replay runs the whole history, then the final settle.
 func (m *model) replay(history []Op) {
-	// Normalise INBOX's spelling and server "expunge" on a copy, and only when needed: the
-	// input is not modified.
+	// Normalise INBOX's spelling on a copy, and only when needed: the input is not modified.
 	needCopy, labels := false, 0
 	for i := range history {
 		o := &history[i]
 		labels += len(o.Labels)
-		needCopy = needCopy || o.Mailbox != mailboxOf(o.Mailbox) || o.Kind == "expunge" ||
-			(namesMailbox(o.Kind) && o.Dest != mailboxOf(o.Dest))
+		needCopy = needCopy || o.Mailbox != mailboxOf(o.Mailbox) ||
+			(kindOf(o).namesMailbox() && o.Dest != mailboxOf(o.Dest))
 	}
 	ops := history
 	if needCopy {
 		ops = append([]Op(nil), history...)
 		for i := range ops {
 			ops[i].Mailbox = mailboxOf(ops[i].Mailbox)
-			if namesMailbox(ops[i].Kind) {
+			if kindOf(&ops[i]).namesMailbox() {
 				ops[i].Dest = mailboxOf(ops[i].Dest)
-			}
-			if ops[i].Kind == "expunge" {
-				ops[i].Kind = "delete"
 			}
 		}
 	}
@@ -304,22 +339,24 @@ func (m *model) replay(history []Op) {
 // batchable reports whether op can join a run of server ops applied as one event: it
 // names no existing message, so nothing in it depends on the ops before it in the run.
 func batchable(op *Op) bool {
+	k := kindOf(op)
 	return isServerActor(op.Actor) && op.Group == 0 && op.Err == "" &&
-		(op.Kind == "deliver" || op.Kind == "append" || op.Kind == "create")
+		(k == kDeliver || k == kAppend || k == kCreate)
 }
 
 // step handles one op: server ops become events; device ops go to the device's journal;
 // a device's successful sync becomes an event with its journal.
 func (m *model) step(op *Op) []event {
+	k := kindOf(op)
 	// A mailbox an op names without creating it existed from the start, unless the step
 	// failed (it may not exist) or the acting device created it itself.
-	if op.Err == "" && op.Kind != "create" && op.Kind != "sync" {
+	if op.Err == "" && k != kCreate && k != kSync {
 		var created map[string]bits
 		if !isServerActor(op.Actor) {
 			created = m.device(op.Actor).localMB
 		}
 		names := []string{op.Mailbox, op.Trash, op.Sent}
-		if op.Kind == "move" || op.Kind == "copy" {
+		if k == kMove || k == kCopy {
 			names = append(names, op.Dest)
 		}
 		for _, mb := range names {
@@ -328,7 +365,7 @@ func (m *model) step(op *Op) []event {
 			}
 		}
 	}
-	if op.Kind == "sync" && (op.Actor == "" || op.Actor == "all" || op.Actor == "*") {
+	if k == kSync && (op.Actor == "" || op.Actor == "all" || op.Actor == "*") {
 		var evs []event
 		for _, name := range m.order {
 			o := *op
@@ -344,7 +381,7 @@ func (m *model) step(op *Op) []event {
 		}
 		return evs[len(evs)-1:]
 	}
-	if isServerActor(op.Actor) && op.Kind == "caps" {
+	if isServerActor(op.Actor) && k == kCaps {
 		for _, c := range op.Flags {
 			if name, ok := strings.CutPrefix(c, "-"); ok {
 				m.lacking[strings.ToUpper(name)] = true
@@ -355,18 +392,18 @@ func (m *model) step(op *Op) []event {
 		return nil
 	}
 	if isServerActor(op.Actor) {
-		p := pendingOp{op: op, maybe: op.Err != ""}
-		switch op.Kind {
-		case "deliver", "append":
+		p := pendingOp{op: op, kind: k, maybe: op.Err != ""}
+		switch k {
+		case kDeliver, kAppend:
 			for _, l := range op.Labels {
 				p.newIDs = append(p.newIDs, m.newInstance(l))
 			}
-		case "read", "unread", "flag", "unflag", "move", "copy", "delete", "trash":
+		case kRead, kUnread, kFlag, kUnflag, kMove, kCopy, kDelete, kTrash:
 			p.targets = m.serverTargets(op.Labels, op.Mailbox)
 			for range p.targets {
 				p.before = append(p.before, eitherValue)
 			}
-			if op.Kind == "copy" {
+			if k == kCopy {
 				for _, t := range p.targets {
 					p.newIDs = append(p.newIDs, m.newCopy(t))
 				}
@@ -375,8 +412,8 @@ func (m *model) step(op *Op) []event {
 		return []event{{ops: []pendingOp{p}, inflight: -1}}
 	}
 	d := m.device(op.Actor)
-	switch op.Kind {
-	case "sync":
+	switch k {
+	case kSync:
 		if op.Err != "" {
 			if d.inflight < 0 && len(d.pending) > 0 {
 				d.inflight = m.clock
@@ -386,14 +423,14 @@ func (m *model) step(op *Op) []event {
 		}
 		ev := m.flush(d)
 		return []event{ev}
-	case "wipe":
+	case kWipe:
 		var evs []event
 		if d.inflight >= 0 && len(d.pending) > 0 {
 			// Part of the journal may already have reached the server.
 			ev := m.flush(d)
 			for i := range ev.ops {
 				ev.ops[i].maybe, ev.ops[i].halfDone = true, true
-				if k := ev.ops[i].op.Kind; m.lacking["MOVE"] && (k == "move" || k == "trash") {
+				if m.lacking["MOVE"] && ev.ops[i].kind.isMove() {
 					// Without MOVE, a move cut between its COPY and its EXPUNGE leaves both,
 					// and with the journal wiped nobody finishes it.
 					for _, t := range ev.ops[i].targets {
@@ -407,20 +444,20 @@ func (m *model) step(op *Op) []event {
 		d.pending, d.local, d.localMB = nil, map[int]instState{}, map[string]bits{}
 		d.synced, d.inflight = false, -1
 		return evs
-	case "watch":
+	case kWatch:
 		d.watching = true
 		if d.inflight < 0 && len(d.pending) > 0 {
 			d.inflight = m.clock
 		}
 		d.markEarly(m.clock)
 		return nil
-	case "unwatch":
+	case kUnwatch:
 		d.watching = false
 		return nil
-	case "crash", "offline", "online", "drop", "fail", "latency":
+	case kIgnored:
 		return nil
 	}
-	m.local(d, op)
+	m.local(d, op, k)
 	if d.watching && len(d.pending) > 0 {
 		// A watching device pushes its work whenever the server wakes it: any time from now.
 		if d.inflight < 0 {
@@ -434,7 +471,7 @@ func (m *model) step(op *Op) []event {
 // movedFrom returns where the first pending move of instance id took it from, or "".
 func (d *deviceModel) movedFrom(id int) string {
 	for _, p := range d.pending {
-		if p.op.Kind != "move" && p.op.Kind != "trash" {
+		if !p.kind.isMove() {
 			continue
 		}
 		for i, t := range p.targets {
@@ -479,10 +516,12 @@ func (m *model) view(d *deviceModel, id int) instState {
 	}
 	s := x.at(d.lastSync)
 	if d.raced {
-		s = s.union(x.at(d.lastSync - 1))
+		if b := x.at(d.lastSync - 1); !b.equal(s) && m.relax(rSeenInFlight) {
+			s = s.union(b)
+		}
 	}
 	for _, v := range x.hist {
-		if v.at > d.lastSync && v.from <= d.lastSync {
+		if v.at > d.lastSync && v.from <= d.lastSync && m.relax(rSeenInFlight) {
 			s = s.union(v.st) // work then in flight may have shown already
 		}
 	}
@@ -531,26 +570,29 @@ func (m *model) everIn(id int, mb string) bool {
 // mayHaveArrived reports whether another device's work in flight (a failed sync's, or a
 // watching device's) may already have put instance id in mb on the server.
 func (m *model) mayHaveArrived(id int, mb string) bool {
+	if !m.allow[rSeenInFlight] {
+		return false
+	}
 	for _, name := range m.order {
 		d := m.devs[name]
 		if d.inflight < 0 {
 			continue
 		}
 		if s, ok := d.local[id]; ok && s.loc.has(mb) {
-			return true
+			return m.relax(rSeenInFlight)
 		}
 		for _, p := range d.pending {
 			if !p.early {
 				continue
 			}
-			switch k := p.op.Kind; {
-			case (k == "move" || k == "trash") && (p.op.Dest == mb || (k == "trash" && p.op.Trash == mb)):
+			switch k := p.kind; {
+			case k.isMove() && (p.op.Dest == mb || (k == kTrash && p.op.Trash == mb)):
 				if slices.Contains(p.targets, id) {
-					return true
+					return m.relax(rSeenInFlight)
 				}
-			case k == "append" || k == "copy" || k == "reply" || k == "forward":
+			case k == kAppend || k == kCopy || k == kReply || k == kForward:
 				if slices.Contains(p.newIDs, id) {
-					return true
+					return m.relax(rSeenInFlight)
 				}
 			}
 		}
@@ -562,6 +604,9 @@ func (m *model) mayHaveArrived(id int, mb string) bool {
 // work in flight may already have written on the server.
 func (m *model) othersMayHaveWritten(d *deviceModel, id int, name string) bits {
 	var out bits
+	if !m.allow[rSeenInFlight] {
+		return 0
+	}
 	for _, n := range m.order {
 		o := m.devs[n]
 		if o == d || o.inflight < 0 {
@@ -571,8 +616,9 @@ func (m *model) othersMayHaveWritten(d *deviceModel, id int, name string) bits {
 			if !p.early || !slices.Contains(p.targets, id) {
 				continue
 			}
-			if f, v := flagOfOp(p.op); f == name {
+			if f, v := flagOfOp(p.kind, p.op); f == name {
 				out |= bitOf(v)
+				m.used[rSeenInFlight] = true
 			}
 		}
 	}
@@ -591,38 +637,39 @@ func (m *model) serverTargets(labels []string, mb string) []int {
 	return ids
 }
 
-func flagOfOp(op *Op) (string, bool) {
-	switch op.Kind {
-	case "read":
+// flagOfOp returns the flag an op of kind k writes, and the value.
+func flagOfOp(k opKind, op *Op) (string, bool) {
+	switch k {
+	case kRead:
 		return `\Seen`, true
-	case "unread":
+	case kUnread:
 		return `\Seen`, false
-	case "flag":
+	case kFlag:
 		return canonFlag(op.Flag), true
-	case "unflag":
+	case kUnflag:
 		return canonFlag(op.Flag), false
-	case "reply":
+	case kReply:
 		return `\Answered`, true
-	case "forward":
+	case kForward:
 		return `$Forwarded`, true
 	}
 	return "", false
 }
 
 // local records a device's offline op in its journal and its own view.
-func (m *model) local(d *deviceModel, op *Op) {
-	p := pendingOp{op: op, maybe: op.Err != ""}
-	switch op.Kind {
-	case "append":
+func (m *model) local(d *deviceModel, op *Op, k opKind) {
+	p := pendingOp{op: op, kind: k, maybe: op.Err != ""}
+	switch k {
+	case kAppend:
 		for _, l := range op.Labels {
 			id := m.newInstance(l)
 			p.newIDs = append(p.newIDs, id)
 			d.local[id] = instState{loc: locSet{op.Mailbox}, flags: flagsOf(op.Flags)}
 		}
-	case "read", "unread", "flag", "unflag", "reply", "forward":
+	case kRead, kUnread, kFlag, kUnflag, kReply, kForward:
 		ids, sure := m.resolve(d, op.Labels, op.Mailbox)
 		p.maybe = p.maybe || !sure
-		name, v := flagOfOp(op)
+		name, v := flagOfOp(k, op)
 		for _, id := range ids {
 			s := m.view(d, id)
 			p.targets = append(p.targets, id)
@@ -630,7 +677,7 @@ func (m *model) local(d *deviceModel, op *Op) {
 			s.flags = s.flags.set(name, bitOf(v))
 			d.local[id] = s
 		}
-		if op.Kind == "reply" || op.Kind == "forward" {
+		if k == kReply || k == kForward {
 			sent := op.Sent
 			if sent == "" {
 				sent = "Sent"
@@ -640,8 +687,8 @@ func (m *model) local(d *deviceModel, op *Op) {
 			p.newIDs = append(p.newIDs, id)
 			d.local[id] = instState{loc: locSet{sent}, free: true}
 		}
-	case "move", "trash", "delete", "copy":
-		if (op.Kind == "trash" && op.Trash == "") || ((op.Kind == "move" || op.Kind == "copy") && op.Dest == "") {
+	case kMove, kTrash, kDelete, kCopy:
+		if (k == kTrash && op.Trash == "") || ((k == kMove || k == kCopy) && op.Dest == "") {
 			return // no destination: the step cannot have done anything
 		}
 		ids, sure := m.resolve(d, op.Labels, op.Mailbox)
@@ -650,17 +697,17 @@ func (m *model) local(d *deviceModel, op *Op) {
 			s := m.view(d, id)
 			p.targets = append(p.targets, id)
 			p.before = append(p.before, eitherValue)
-			if op.Kind == "move" || op.Kind == "trash" {
+			if k.isMove() {
 				p.chainFrom = append(p.chainFrom, d.movedFrom(id))
 			}
-			switch op.Kind {
-			case "move":
+			switch k {
+			case kMove:
 				s.loc = locSet{op.Dest}
-			case "trash":
+			case kTrash:
 				s.loc = locSet{op.Trash}
-			case "delete":
+			case kDelete:
 				s.loc = locSet{gone}
-			case "copy":
+			case kCopy:
 				nid := m.newCopy(id)
 				p.newIDs = append(p.newIDs, nid)
 				d.local[nid] = instState{loc: locSet{op.Dest}, flags: s.flags}
@@ -668,11 +715,11 @@ func (m *model) local(d *deviceModel, op *Op) {
 			}
 			d.local[id] = s
 		}
-	case "create":
+	case kCreate:
 		d.localMB[op.Mailbox] = mayBeTrue
-	case "remove":
+	case kRemove:
 		d.localMB[op.Mailbox] = mayBeFalse
-	case "rename":
+	case kRename:
 		d.localMB[op.Mailbox] = mayBeFalse
 		d.localMB[op.Dest] = mayBeTrue
 		for id := range m.insts {

@@ -1,6 +1,10 @@
 package check
 
-import "strings"
+import (
+	"slices"
+	"sort"
+	"strings"
+)
 
 // overlay is one order's tentative changes on top of the model's state.
 type overlay struct {
@@ -8,9 +12,26 @@ type overlay struct {
 	at   int // >= 0: on top of the state as of that clock, not the current one
 	inst map[int]instState
 	mb   map[string]bits
-	// racing is set while events that race are applied: a device's expunge without
-	// UIDPLUS may then take another device's message marked \Deleted meanwhile.
-	racing bool
+	// racing holds the events applied together in this overlay when they race (a
+	// cluster of several, or work in flight replayed among the clusters since): the
+	// narrow conditions of relaxations look for the event kinds that must race.
+	racing []event
+}
+
+// racesWith reports whether an event of ov's race other than one of actor holds an op
+// for which f holds.
+func (ov *overlay) racesWith(actor string, f func(ev event, p *pendingOp) bool) bool {
+	for _, ev := range ov.racing {
+		if ev.dev != nil && ev.dev.name == actor {
+			continue
+		}
+		for i := range ev.ops {
+			if f(ev, &ev.ops[i]) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (m *model) overlay() *overlay {
@@ -71,6 +92,7 @@ func (o *overlay) mailboxNames() []string {
 			names = append(names, n)
 		}
 	}
+	sort.Strings(names) // a rename may read what an earlier name's step wrote
 	return names
 }
 
@@ -144,7 +166,7 @@ func (m *model) apply(evs []event) {
 	touchedMB := map[string]int{}
 	for _, order := range orders {
 		ov := m.overlay()
-		ov.racing = true
+		ov.racing = evs
 		for _, i := range order {
 			m.applyEvent(ov, evs[i])
 		}
@@ -178,7 +200,7 @@ func (m *model) apply(evs []event) {
 	// work of a cut round is a fact from any cluster on, while what the device did after
 	// that round (and a later failed sync sent) is not.
 	for _, ev := range evs {
-		if ev.inflight < 0 {
+		if ev.inflight < 0 || !m.relax(rInFlight) {
 			continue
 		}
 		waves, late := splitWaves(ev)
@@ -194,9 +216,13 @@ func (m *model) apply(evs []event) {
 		}
 		since = append(since, evs)
 		sinceAt = append(sinceAt, c)
+		var racing []event
+		for _, evs := range since {
+			racing = append(racing, evs...)
+		}
 		for _, slots := range waveSlots(waves, sinceAt) {
 			ov := m.overlayAt(ev.inflight)
-			ov.racing = true
+			ov.racing = racing
 			w := 0
 			for i, evs := range since {
 				for ; w < len(waves) && slots[w] == i; w++ {
@@ -302,7 +328,13 @@ func (m *model) logCluster(c int, evs []event) {
 // uniteEarly adds to acc and accMB the outcome ov of work in flight since clock t that
 // arrived early.
 func (m *model) uniteEarly(acc map[int]instState, accMB map[string]bits, ov *overlay, t int) {
-	for id, early := range ov.inst {
+	ids := make([]int, 0, len(ov.inst))
+	for id := range ov.inst {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids) // spreadToCopies reads what it wrote for an earlier id
+	for _, id := range ids {
+		early := ov.inst[id]
 		x := m.insts[id]
 		cur, ok := acc[id]
 		if !ok {
@@ -315,8 +347,10 @@ func (m *model) uniteEarly(acc map[int]instState, accMB map[string]bits, ov *ove
 	}
 	// A copy made since then took its source's flags as they were on the server: with or
 	// without the in-flight flag changes.
-	for id, early := range ov.inst {
-		m.spreadToCopies(acc, id, m.insts[id].at(t).flags, early.flags, t)
+	for _, id := range ids {
+		if m.copyMadeSince(id, t) && m.relax(rCopyFlagsInFlight) {
+			m.spreadToCopies(acc, id, m.insts[id].at(t).flags, ov.inst[id].flags, t)
+		}
 	}
 	for mb, early := range ov.mb {
 		mm := m.mboxes[mb]
@@ -333,26 +367,48 @@ func (m *model) uniteEarly(acc map[int]instState, accMB map[string]bits, ov *ove
 
 // plainExpunge applies the side effect of a device's expunge in mb on a server without
 // UIDPLUS (RFC 4549 §4.2.4: clear \Deleted on the others, EXPUNGE, mark them again): a
-// message another device marked \Deleted while it raced may be expunged with ours.
-func (m *model) plainExpunge(ov *overlay, mb string, mine []int) {
-	if !m.lacking["UIDPLUS"] || !ov.racing {
+// message marked \Deleted may be expunged with ours when, in the race, another actor set
+// \Deleted on it (a flag, a move without MOVE) or expunged in mb the same way (R10).
+func (m *model) plainExpunge(ov *overlay, actor, mb string, mine []int) {
+	if !m.lacking["UIDPLUS"] || len(ov.racing) == 0 {
 		return
 	}
-	own := map[int]bool{}
-	for _, id := range mine {
-		own[id] = true
-	}
+	otherExpunge := ov.racesWith(actor, func(ev event, p *pendingOp) bool {
+		return ev.dev != nil && p.op.Mailbox == mb && (p.kind == kDelete || (p.kind.isMove() && m.lacking["MOVE"]))
+	})
 	for _, x := range m.insts {
-		if own[x.id] {
+		if slices.Contains(mine, x.id) {
 			continue
 		}
 		s := ov.get(x.id)
-		if s.loc.has(mb) && s.flags.get(`\Deleted`).allows(true) {
+		if !s.loc.has(mb) || !s.flags.get(`\Deleted`).allows(true) {
+			continue
+		}
+		marked := otherExpunge || ov.racesWith(actor, func(ev event, p *pendingOp) bool {
+			if !slices.Contains(p.targets, x.id) {
+				return false
+			}
+			if name, v := flagOfOp(p.kind, p.op); name == `\Deleted` && v {
+				return true
+			}
+			return ev.dev != nil && p.kind.isMove() && m.lacking["MOVE"]
+		})
+		if marked && m.relax(rExpungeNoUIDPlus) {
 			after := s
 			after.loc = s.loc.with(gone)
 			ov.put(x.id, after)
 		}
 	}
+}
+
+// copyMadeSince reports whether a copy of src was made after clock t.
+func (m *model) copyMadeSince(src, t int) bool {
+	for _, y := range m.insts {
+		if y.src == src && (len(y.hist) == 0 || y.hist[0].at > t) {
+			return true
+		}
+	}
+	return false
 }
 
 // copiesSince returns the copies of src (and their copies) made after clock t that are on
@@ -452,71 +508,70 @@ func (m *model) applyEvent(ov *overlay, ev event) {
 	}
 }
 
+// applyOp applies one op: the deterministic rule of its kind, widened by the
+// relaxations whose narrow condition holds (see relaxations.go).
 func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
 	op := p.op
 	mb := op.Mailbox
 	keep := func(id int, before, after instState) {
-		if p.maybe {
+		if p.maybe && m.relax(rFailedStep) {
 			after = after.union(before)
 		}
 		ov.put(id, after)
 	}
-	switch op.Kind {
-	case "deliver", "append":
+	switch p.kind {
+	case kDeliver, kAppend:
 		for _, id := range p.newIDs {
 			st := instState{loc: locSet{mb}, flags: flagsOf(op.Flags)}
 			for _, f := range m.insts[id].early {
-				st.flags = st.flags.set(f.name, st.flags.get(f.name)|f.v) // see instance.early
+				st.flags = st.flags.set(f.name, st.flags.get(f.name)|f.v) // R5, see instance.early
 			}
 			if ov.exists(mb) != mayBeTrue {
 				st.loc = st.loc.with(gone)
-				if fromDevice {
-					// A device's new message whose mailbox is gone from the server is
-					// not lost: the engine rescues it to INBOX.
+				if fromDevice && m.relax(rRescueInbox) {
 					st.loc = st.loc.with("INBOX")
 				}
 			}
 			keep(id, instState{loc: locSet{gone}}, st)
 		}
-	case "read", "unread", "flag", "unflag", "reply", "forward":
-		name, v := flagOfOp(op)
+	case kRead, kUnread, kFlag, kUnflag, kReply, kForward:
+		name, v := flagOfOp(p.kind, op)
 		for i, id := range p.targets {
 			s := ov.get(id)
 			if s.loc.only(gone) {
-				if x := m.insts[id]; fromDevice && len(x.hist) == 0 {
+				x := m.insts[id]
+				if fromDevice && len(x.hist) == 0 && m.relax(rEarlyFlag) {
 					x.early = x.early.set(name, x.early.get(name)|bitOf(v))
 				}
-				if fromDevice && len(m.insts[id].hist) > 0 {
-					// Copied and then expunged (or removed with its mailbox) since the
-					// device last looked: to the device that is a move, and the change may
-					// follow the copy, which shares Message-ID and content.
-					for _, y := range m.copiesSince(ov, id, m.devs[op.Actor].lastSync) {
-						ys := ov.get(y)
-						ya := ys
-						ya.flags = ys.flags.set(name, ys.flags.get(name)|bitOf(v))
-						keep(y, ys, ya)
+				if fromDevice && len(x.hist) > 0 {
+					copies := m.copiesSince(ov, id, m.devs[op.Actor].lastSync)
+					if len(copies) > 0 && m.relax(rFlagToCopyExpunged) {
+						for _, y := range copies {
+							ys := ov.get(y)
+							ya := ys
+							ya.flags = ys.flags.set(name, ys.flags.get(name)|bitOf(v))
+							keep(y, ys, ya)
+						}
 					}
 				}
 				continue
 			}
 			cur := s.flags.get(name)
 			nv := bitOf(v)
-			if fromDevice && i < len(p.before) && p.before[i]&bitOf(v) != 0 {
-				nv |= cur // the device saw the value already: its engine may write nothing
+			if fromDevice && i < len(p.before) && p.before[i]&bitOf(v) != 0 && cur&^nv != 0 && m.relax(rNoWriteSeen) {
+				nv |= cur
 			}
-			if fromDevice && name == `\Deleted` && v && m.lacking["MOVE"] && ov.racing {
-				// Another device's move without MOVE sets \Deleted too: a \Deleted that
-				// races it cannot be told apart from the mover's and may be lost on the copy.
+			if fromDevice && name == `\Deleted` && v && m.lacking["MOVE"] && cur&^nv != 0 &&
+				ov.racesWith(op.Actor, func(ev event, q *pendingOp) bool {
+					return ev.dev != nil && q.kind.isMove() && slices.Contains(q.targets, id)
+				}) && m.relax(rDeletedLostNoMove) {
 				nv |= cur
 			}
 			after := s
 			after.flags = s.flags.set(name, nv)
 			if fromDevice && !s.loc.only(mb) {
-				// Moved elsewhere and copied since the device last looked: the moved
-				// message and its copies share Message-ID and content, and the change
-				// may follow any of them.
 				since := m.devs[op.Actor].lastSync
-				if copies := m.copiesSince(ov, id, since); len(copies) > 0 {
+				if copies := m.copiesSince(ov, id, since); len(copies) > 0 && m.relax(rFlagToCopies) {
 					after.flags = s.flags.set(name, cur|nv)
 					for _, y := range copies {
 						ys := ov.get(y)
@@ -528,7 +583,7 @@ func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
 			}
 			keep(id, s, after)
 		}
-		if op.Kind == "reply" || op.Kind == "forward" {
+		if p.kind == kReply || p.kind == kForward {
 			sent := op.Sent
 			if sent == "" {
 				sent = "Sent"
@@ -536,24 +591,27 @@ func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
 			for _, id := range p.newIDs {
 				st := instState{loc: locSet{sent}, free: true}
 				if ov.exists(sent) != mayBeTrue {
-					st.loc = st.loc.with(gone).with("INBOX") // rescued to INBOX, as an append
+					st.loc = st.loc.with(gone)
+					if m.relax(rRescueInbox) {
+						st.loc = st.loc.with("INBOX")
+					}
 				}
 				keep(id, instState{loc: locSet{gone}}, st)
 			}
 		}
-	case "move", "trash":
+	case kMove, kTrash:
 		dest := op.Dest
-		if op.Kind == "trash" {
+		if p.kind == kTrash {
 			dest = op.Trash
 		}
 		if dest == "" {
 			break // no destination: the step cannot have done anything
 		}
 		if fromDevice && m.lacking["MOVE"] {
-			m.plainExpunge(ov, mb, p.targets)
+			m.plainExpunge(ov, op.Actor, mb, p.targets)
 		}
 		for i, id := range p.targets {
-			if i < len(p.leftovers) {
+			if i < len(p.leftovers) && m.relax(rWipedMoveNoMove) {
 				s := ov.get(id)
 				if s.loc.has(mb) {
 					keep(p.leftovers[i], instState{loc: locSet{gone}}, instState{loc: locSet{dest, gone}, flags: s.flags})
@@ -571,26 +629,22 @@ func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
 			after.loc = s.loc.without(mb).with(dest)
 			if ov.exists(dest) != mayBeTrue {
 				after.loc = after.loc.with(mb)
-				if fromDevice && i < len(p.chainFrom) && p.chainFrom[i] != "" {
-					// The engine may have folded this move and an earlier one into one,
-					// given up as a whole.
+				if fromDevice && i < len(p.chainFrom) && p.chainFrom[i] != "" && m.relax(rFoldMoves) {
 					after.loc = after.loc.with(p.chainFrom[i])
 				}
-				if fromDevice && len(m.insts[id].hist) == 0 {
-					// Not on the server yet: the device's new message, moved into a
-					// mailbox gone from the server, is rescued to INBOX as an append is.
+				if fromDevice && len(m.insts[id].hist) == 0 && m.relax(rRescueInbox) {
 					after.loc = after.loc.with("INBOX")
 				}
 			}
 			keep(id, s, after)
 		}
-	case "delete":
+	case kDelete:
 		if fromDevice {
-			m.plainExpunge(ov, mb, p.targets)
+			m.plainExpunge(ov, op.Actor, mb, p.targets)
 		}
 		for _, id := range p.targets {
 			s := ov.get(id)
-			if p.halfDone {
+			if p.halfDone && m.relax(rWipedDelete) {
 				s.flags = s.flags.set(`\Deleted`, s.flags.get(`\Deleted`)|mayBeTrue)
 			}
 			after := s
@@ -604,36 +658,35 @@ func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
 			}
 			keep(id, s, after)
 		}
-	case "copy":
+	case kCopy:
 		for i, id := range p.targets {
 			if i >= len(p.newIDs) {
 				break
 			}
 			s := ov.get(id)
-			if !s.loc.has(mb) && (!fromDevice || s.loc.only(gone)) {
+			if !s.loc.has(mb) && (!fromDevice || s.loc.only(gone) || !m.relax(rCopyFollowsMove)) {
 				continue
 			}
-			// A device's copy of a message moved away meanwhile may follow it or not.
 			st := instState{loc: locSet{op.Dest}, flags: s.flags, free: s.free}
 			if !s.loc.only(mb) || ov.exists(op.Dest) != mayBeTrue {
 				st.loc = st.loc.with(gone)
 			}
-			if fromDevice && ov.exists(op.Dest) != mayBeTrue {
-				st.loc = st.loc.with("INBOX") // rescued to INBOX, as an append
+			if fromDevice && ov.exists(op.Dest) != mayBeTrue && m.relax(rRescueInbox) {
+				st.loc = st.loc.with("INBOX")
 			}
 			keep(p.newIDs[i], instState{loc: locSet{gone}}, st)
 		}
-	case "create":
+	case kCreate:
 		v := mayBeTrue
-		if p.maybe {
+		if p.maybe && m.relax(rFailedStep) {
 			v |= ov.exists(mb)
 		}
 		ov.mb[mb] = v
-	case "remove":
+	case kRemove:
 		for _, name := range ov.mailboxNames() {
 			if _, ok := renamed(name, mb, ""); ok {
 				v := mayBeFalse
-				if p.maybe {
+				if p.maybe && m.relax(rFailedStep) {
 					v |= ov.exists(name)
 				}
 				ov.mb[name] = v
@@ -651,7 +704,8 @@ func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
 				keep(id, s, after)
 			}
 		}
-	case "rename":
+	case kRename:
+		maybe := p.maybe && m.relax(rFailedStep)
 		for _, name := range ov.mailboxNames() {
 			if nn, ok := renamed(name, mb, op.Dest); ok {
 				old := ov.exists(name)
@@ -660,10 +714,10 @@ func (m *model) applyOp(ov *overlay, fromDevice bool, p *pendingOp) {
 				}
 				prev := ov.exists(nn)
 				nv := mayBeTrue
-				if old != mayBeTrue || p.maybe {
+				if old != mayBeTrue || maybe {
 					nv |= prev
 				}
-				if p.maybe {
+				if maybe {
 					ov.mb[name] = old | mayBeFalse
 				} else {
 					ov.mb[name] = mayBeFalse
