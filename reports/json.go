@@ -63,6 +63,14 @@ type jsonScenario struct {
 	DivergedAt int             `json:"diverged_at,omitempty"`
 	States     []jsonSnapshot  `json:"states,omitempty"`
 	FinalState *jsonStateTable `json:"final_state,omitempty"`
+	// Relaxations the outcome of a passed scenario needed.
+	Relaxations []jsonRelaxation `json:"relaxations,omitempty"`
+}
+
+type jsonRelaxation struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Kind string `json:"kind"`
 }
 
 type jsonEvent struct {
@@ -258,6 +266,7 @@ func toJSONScenario(s *Scenario) *jsonScenario {
 		Attribution: s.Attribution,
 		Seed:        s.Seed,
 		DurationMS:  millis(s.Duration),
+		Relaxations: toJSONRelaxations(s.Relaxations),
 		Devices:     strs(s.Devices),
 		Steps:       make([]jsonStep, 0, len(s.Steps)),
 		Failures:    make([]jsonFailure, 0, len(s.Failures)),
@@ -396,6 +405,14 @@ func fromJSONRun(jr *jsonRun) (*Run, error) {
 	return r, nil
 }
 
+func toJSONRelaxations(rs []Relaxation) []jsonRelaxation {
+	var out []jsonRelaxation
+	for _, r := range rs {
+		out = append(out, jsonRelaxation(r))
+	}
+	return out
+}
+
 func fromJSONScenario(js *jsonScenario) *Scenario {
 	s := &Scenario{
 		Name:        js.Name,
@@ -408,6 +425,7 @@ func fromJSONScenario(js *jsonScenario) *Scenario {
 		Attribution: js.Attribution,
 		Seed:        js.Seed,
 		Duration:    time.Duration(js.DurationMS),
+		Relaxations: fromJSONRelaxations(js.Relaxations),
 		Devices:     nilIfEmpty(js.Devices),
 		Reproduce:   js.Reproduce,
 		Source:      js.Source,
@@ -476,4 +494,12 @@ func fromJSONScenario(js *jsonScenario) *Scenario {
 		s.FinalState = t
 	}
 	return s
+}
+
+func fromJSONRelaxations(rs []jsonRelaxation) []Relaxation {
+	var out []Relaxation
+	for _, r := range rs {
+		out = append(out, Relaxation(r))
+	}
+	return out
 }

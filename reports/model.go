@@ -106,6 +106,17 @@ type Scenario struct {
 	// FinalState is the state of every lane after the devices settled, with the divergent
 	// cells marked; nil when not recorded.
 	FinalState *StateTable
+	// Relaxations are the relaxations of the checker's model that the outcome of a passed
+	// scenario needed: without any one of them the checker would have failed it.
+	Relaxations []Relaxation
+}
+
+// Relaxation names one relaxation of the checker's expected-state model
+// (harness/check, docs/relaxations.md).
+type Relaxation struct {
+	ID   string // "R15"
+	Name string // "fold-moves"
+	Kind string // "protocol" or "policy"
 }
 
 // ServerLane is the lane of the server in a timeline and in state tables; every other lane

@@ -103,6 +103,7 @@ func (t *textWriter) scenario(s *Scenario) {
 	case Passed:
 		t.printf("%s %s (%s)\n", p.pass("PASS"), name, seconds(s.Duration))
 		if t.verbose {
+			t.relaxations(s.Relaxations)
 			t.finalState(s.FinalState)
 		}
 		return
@@ -458,4 +459,20 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// relaxations writes "  accepted under R15 fold-moves, R14 rescue-to-inbox (policy)": what
+// the checker's model needed to accept a passed scenario's outcome.
+func (t *textWriter) relaxations(rs []Relaxation) {
+	if len(rs) == 0 {
+		return
+	}
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = clean(r.ID + " " + r.Name)
+		if r.Kind == "policy" {
+			parts[i] += " (policy)"
+		}
+	}
+	t.printf("  accepted under %s\n", strings.Join(parts, ", "))
 }
