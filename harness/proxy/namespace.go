@@ -178,7 +178,8 @@ type ConfineOptions struct {
 // is read from it is upstream's responses, rewritten back. Closing the returned connection
 // closes upstream. Dial functions wrap their connections with it so that every client of a
 // target (devices through their proxies, the harness's own reads and server steps) sees
-// the same confined account.
+// the same confined account. Once upstream has advertised LOGINDISABLED, a LOGIN or
+// AUTHENTICATE is answered BAD and its password never forwarded.
 func Confine(upstream net.Conn, opts ConfineOptions) net.Conn {
 	local, remote := net.Pipe()
 	c := &confined{ns: opts.Namespace, opts: opts, client: remote, server: upstream,
@@ -197,6 +198,7 @@ type confined struct {
 
 	mu      sync.Mutex
 	authTag string        // an AUTHENTICATE in progress: client lines are SASL data
+	noLogin bool          // the server advertised LOGINDISABLED
 	litTag  string        // a command waiting for the server's answer to a synchronizing literal
 	litGo   chan bool     // true for "+", false for a tagged refusal
 	closed  bool          // close has run
@@ -244,6 +246,12 @@ func (c *confined) clientPump() {
 		idle = false
 		tag, name := commandName(seg)
 		out, refusal := c.rewriteCommand(seg, name)
+		c.mu.Lock()
+		noLogin := c.noLogin
+		c.mu.Unlock()
+		if refusal == "" && noLogin && (name == "LOGIN" || name == "AUTHENTICATE") {
+			refusal = "the server advertises LOGINDISABLED: the password is not sent (use TLS)"
+		}
 		if refusal == "" {
 			if capName, masked := confinedCaps.command(name); masked {
 				refusal = capName + " is not available inside the confinement"
@@ -531,6 +539,12 @@ func (c *confined) serverPump() {
 				}
 			}
 			continue
+		}
+		if string(first) == "*" && bytes.Contains(bytes.ToUpper(seg), []byte("LOGINDISABLED")) &&
+			bytes.Contains(bytes.ToUpper(seg), []byte("CAPABILITY")) {
+			c.mu.Lock()
+			c.noLogin = true
+			c.mu.Unlock()
 		}
 		seg = confinedCaps.apply(seg)
 		if bytes.Contains(seg, []byte("CAPABILITY")) || bytes.Contains(seg, []byte("ENABLED")) {

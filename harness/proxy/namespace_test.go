@@ -228,4 +228,45 @@ var _ = Describe("Confine", func() {
 		Expect(attrs["Work"]).To(ContainElement(imap.MailboxAttr(`\Trash`)))
 		Expect(attrs["INBOX"]).NotTo(ContainElement(imap.MailboxAttr(`\Trash`)))
 	})
+
+	It("never forwards a password after the server advertised LOGINDISABLED", func() {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(ln.Close)
+		got := make(chan string, 1)
+		go func() {
+			defer GinkgoRecover()
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			_, _ = c.Write([]byte("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] hi\r\n"))
+			br := bufio.NewReader(c)
+			var seen strings.Builder
+			for {
+				line, err := br.ReadString('\n')
+				seen.WriteString(line)
+				if err != nil || strings.HasPrefix(line, "A2 ") {
+					got <- seen.String()
+					return
+				}
+			}
+		}()
+		up, err := net.Dial("tcp", ln.Addr().String())
+		Expect(err).NotTo(HaveOccurred())
+		conn := proxy.Confine(up, proxy.ConfineOptions{Namespace: proxy.Namespace{Root: "jail"}})
+		DeferCleanup(conn.Close)
+		Expect(conn.SetDeadline(time.Now().Add(10 * time.Second))).To(Succeed())
+		r := &rawConn{conn: conn, r: bufio.NewReader(conn)}
+		Expect(r.readLine()).To(ContainSubstring("LOGINDISABLED"))
+		r.send(`A1 LOGIN "alice" "secret-password"`)
+		Expect(r.readLine()).To(HavePrefix("A1 BAD the server advertises LOGINDISABLED"))
+		r.send("A2 NOOP")
+		var seen string
+		Eventually(got).Should(Receive(&seen))
+		Expect(seen).To(ContainSubstring("A2 NOOP"))
+		Expect(seen).NotTo(ContainSubstring("secret-password"))
+		Expect(seen).NotTo(ContainSubstring("LOGIN"))
+	})
 })
