@@ -1,7 +1,7 @@
 # Everyday targets. The two set-up commands of the README are `make run` and `make test`.
 GO ?= go
 
-.PHONY: all run test test-short lint vet fmt docs bench install conformance-dovecot matrix readme-matrix
+.PHONY: all run test test-short lint vet fmt docs relaxations-unused bench install conformance-dovecot matrix readme-matrix
 
 all: lint test
 
@@ -31,9 +31,17 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 	$(GO) run ./cmd/syncharness fmt -w scenarios/catalog/*.scn
 
-## docs: regenerate the scenario language reference
+## docs: regenerate the scenario language reference and docs/relaxations.md
 docs:
 	$(GO) run ./cmd/syncharness help scenarios --markdown > docs/scenarios.md
+	$(GO) run ./cmd/syncharness help relaxations --markdown > docs/relaxations.md
+
+## relaxations-unused: list the checker's relaxations no catalogue scenario needs (both stores)
+relaxations-unused:
+	$(GO) run ./cmd/syncharness run --json .relax-memory.json >/dev/null; \
+	$(GO) run ./cmd/syncharness run --store disk --json .relax-disk.json >/dev/null; \
+	$(GO) run ./cmd/syncharness help relaxations --unused .relax-memory.json .relax-disk.json; \
+	rm -f .relax-memory.json .relax-disk.json
 
 ## bench: benchmarks of the fake server, the engine, the checker and the catalogue
 bench:

@@ -279,3 +279,33 @@ func withModelResults(rs, model []Result) []Result {
 	}
 	return append(out[:at:at], append(append([]Result(nil), model...), out[at:]...)...)
 }
+
+// RelaxationsMarkdown is the reference of the relaxations (docs/relaxations.md, without
+// its generated-file header): what each allows, when, and how it widens the outcome.
+func RelaxationsMarkdown() string {
+	var b strings.Builder
+	b.WriteString(`# Relaxations of the expected-state model
+
+The checker's expected-state model (behind I3–I7) replays a scenario's history under
+deterministic rules, one per kind of operation, and applies every order of arrival at the
+server of the events that race. Every other "may" is a relaxation listed here, applied only
+under its condition:
+
+- **protocol**: any correct engine may end there, because of what IMAP allows or because
+  the checker cannot know what a device saw. Always applied.
+- **policy**: a choice an engine makes. Applied only for an engine that declares it: the
+  syncharness engine declares every policy; an external engine declares what its profile
+  says (none by default). ` + "`syncharness run --strict`" + ` judges with the protocol
+  relaxations only, to show where a choice of ours is doing the work.
+
+A passed scenario lists the relaxations its outcome needed (without any one of them the
+checker would have failed it): ` + "`run -v`" + ` prints "accepted under R15 fold-moves", and
+the JSON report has them in ` + "`relaxations`" + `. ` + "`make relaxations-unused`" + ` lists those
+no scenario of the catalogue needs.
+
+`)
+	for _, r := range registry {
+		fmt.Fprintf(&b, "## %s %s (%s)\n\n%s\n\n- **When:** %s.\n- **Widens:** %s.\n\n", r.ID, r.Name, r.Kind, r.Doc, r.When, r.Widens)
+	}
+	return strings.TrimRight(b.String(), "\n") + "\n"
+}
