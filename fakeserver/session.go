@@ -35,6 +35,9 @@ type session struct {
 	queue  []update // pending notifications for the selected mailbox
 	gone   string   // non-empty: the selected mailbox vanished, why
 	notify chan struct{}
+	idle   idleState // guarded by qmu
+
+	written int // updates written by flush; only the session's goroutine uses it
 }
 
 var (
@@ -550,6 +553,7 @@ func (s *session) flush(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			if err := w.WriteNumMessages(uint32(len(s.view))); err != nil {
 				return err
 			}
+			s.written++
 		}
 		if up.kind == updateExpunge {
 			j := i + 1
@@ -566,9 +570,11 @@ func (s *session) flush(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			if err := w.WriteMessageFlags(uint32(j+1), imap.UID(up.uid), toFlags(up.flags)); err != nil {
 				return err
 			}
+			s.written++
 		}
 	}
 	if exists {
+		s.written++
 		return w.WriteNumMessages(uint32(len(s.view)))
 	}
 	return nil
@@ -599,6 +605,7 @@ func (s *session) expungeRun(w *imapserver.UpdateWriter, run []update) error {
 			if err := w.WriteExpunge(uint32(j + 1)); err != nil {
 				return err
 			}
+			s.written++
 		}
 		return nil
 	}
@@ -607,6 +614,7 @@ func (s *session) expungeRun(w *imapserver.UpdateWriter, run []update) error {
 		if err := w.WriteExpunge(uint32(j - k + 1)); err != nil {
 			return err
 		}
+		s.written++
 	}
 	kept := s.view[:0]
 	next := 0
@@ -621,7 +629,11 @@ func (s *session) expungeRun(w *imapserver.UpdateWriter, run []update) error {
 	return nil
 }
 
-// Idle writes notifications as they come until stop is closed.
+// Idle writes notifications as they come until stop is closed. While it runs, the session
+// tells IdleQuiet whether it has written anything since IDLE began or has updates still
+// to write: a change reaches an idling session's queue before the command that made it
+// completes, so the harness can wait until every watching client has been told of it and
+// has reacted (see IdleQuiet).
 func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 	if !s.srv.capOn(imap.CapIdle) {
 		return errBad("IDLE is disabled on this server")
@@ -629,12 +641,29 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 	if err := s.srv.takeFail(s, "IDLE"); err != nil {
 		return err
 	}
+	s.qmu.Lock()
+	s.idle = idleState{on: true}
+	s.qmu.Unlock()
+	defer func() {
+		s.qmu.Lock()
+		s.idle = idleState{}
+		s.qmu.Unlock()
+	}()
 	if s.mbox == nil {
 		<-stop
 		return nil
 	}
 	for {
-		if err := s.flush(w, true); err != nil {
+		s.qmu.Lock()
+		s.idle.flushing = true
+		s.qmu.Unlock()
+		before := s.written
+		err := s.flush(w, true)
+		s.qmu.Lock()
+		s.idle.flushing = false
+		s.idle.woken = s.idle.woken || s.written != before
+		s.qmu.Unlock()
+		if err != nil {
 			return err
 		}
 		select {

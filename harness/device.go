@@ -9,10 +9,13 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/syncharness/syncharness/clients"
 	"github.com/syncharness/syncharness/clients/engine"
+	"github.com/syncharness/syncharness/fakeserver"
 	"github.com/syncharness/syncharness/harness/proxy"
+	"github.com/syncharness/syncharness/scenarios"
 )
 
 // EngineDevice is the DeviceFactory of the syncharness engine: an in-memory or on-disk
@@ -62,6 +65,11 @@ type device struct {
 	wiped   bool
 	offline bool // the scenario took the device offline
 
+	// Deterministic push (nil otherwise): the scheduler that orders the watch loop's
+	// rounds, and whether the device is quiet in push mode (see runner.quiet).
+	gate  *Scheduler
+	quiet func() bool
+
 	mu          sync.Mutex
 	watchCancel context.CancelFunc
 	watchDone   chan error
@@ -71,6 +79,7 @@ func (r *runner) newDevice(ctx context.Context, name string) (*device, error) {
 	popts := proxy.Options{Name: name, Upstream: r.server.Dial, Start: r.start}
 	if r.gate != nil {
 		popts.Gate, popts.Clock = r.gate, r.gate.Now
+		popts.OnIdle = r.gate.Poke
 	}
 	p, err := proxy.New(popts)
 	if err != nil {
@@ -80,6 +89,10 @@ func (r *runner) newDevice(ctx context.Context, name string) (*device, error) {
 		p.MaskCaps(r.maskedCaps...)
 	}
 	d := &device{name: name, proxy: p}
+	if fs := r.fakeServer(); fs != nil && r.gate != nil {
+		d.gate = r.gate
+		d.quiet = func() bool { return idleQuiet(p, fs) }
+	}
 	if err := r.incarnate(ctx, d); err != nil {
 		p.Close()
 		return nil, err
@@ -137,20 +150,146 @@ func (d *device) startWatch(ctx context.Context, mailbox string) error {
 	d.mu.Lock()
 	d.watchCancel, d.watchDone = cancel, done
 	d.mu.Unlock()
+	if d.gate != nil {
+		d.gate.SetWatcher(d.name, d.quiet)
+	}
 	go func() { done <- w.Watch(wctx, mailbox) }()
 	return nil
 }
 
-// stopWatch ends push mode, if on, and waits for the watch loop to return.
+// watching reports whether the device is in push mode.
+func (d *device) watching() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.watchCancel != nil
+}
+
+// stopWatch ends push mode, if on, and waits for the watch loop to return. In
+// deterministic mode it first waits until the device is quiet, so that push mode always
+// ends at the same point of its work.
 func (d *device) stopWatch() {
 	d.mu.Lock()
 	cancel, done := d.watchCancel, d.watchDone
+	d.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	if d.gate != nil {
+		d.waitQuiet(context.Background())
+		d.gate.ClearWatcher(d.name)
+	}
+	d.mu.Lock()
 	d.watchCancel, d.watchDone = nil, nil
 	d.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
+	cancel()
+	<-done
+}
+
+// QuietStall bounds how long the harness waits for a device in push mode to become quiet
+// while its transcript does not grow: a device that stops talking without settling into
+// IDLE is let go after it, and the wait is counted as a scheduler fallback.
+const QuietStall = 5 * time.Second
+
+// waitQuiet waits until the device, in push mode with deterministic push, is quiet: its
+// IDLE connection is idling, the server has nothing it has not yet written to it, and the
+// device has not been woken since. It reports false when it gave up (see QuietStall).
+func (d *device) waitQuiet(ctx context.Context) bool {
+	if d.quiet == nil || !d.watching() {
+		return true
 	}
+	lines, last := len(d.proxy.Transcript()), time.Now()
+	for wait := 50 * time.Microsecond; !d.quiet(); wait = min(2*wait, 2*time.Millisecond) {
+		if ctx.Err() != nil {
+			return false
+		}
+		if n := len(d.proxy.Transcript()); n != lines {
+			lines, last = n, time.Now()
+		} else if time.Since(last) > QuietStall {
+			d.gate.CountFallback()
+			return false
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	return true
+}
+
+// idleQuiet reports whether a device in push mode is quiet, seen from its proxy and from
+// the fake server: it has a connection idling, and on every such connection the server
+// has written nothing since the IDLE began and has nothing waiting to be written.
+func idleQuiet(p *proxy.Proxy, fs *fakeserver.Server) bool {
+	conns := p.Idling()
+	if len(conns) == 0 {
+		return false
+	}
+	for _, c := range conns {
+		if c.Woken {
+			return false
+		}
+		if known, quiet := fs.IdleQuiet(c.Upstream); !known || !quiet {
+			return false
+		}
+	}
+	return true
+}
+
+// fakeServer returns the in-process fake server when the scenario runs on one, else nil.
+func (r *runner) fakeServer() *fakeserver.Server {
+	if f, ok := r.server.(interface{ Fake() *fakeserver.Server }); ok {
+		return f.Fake()
+	}
+	return nil
+}
+
+// quiesce waits until every device in push mode is quiet (deterministic push only): the
+// server's changes reached every watcher and every round they started has finished. A
+// watcher's round may wake another, so it goes round until all are quiet at once.
+func (r *runner) quiesce(ctx context.Context) {
+	for {
+		all := true
+		for _, d := range r.devices {
+			if d.quiet == nil || !d.watching() || d.quiet() {
+				continue
+			}
+			all = false
+			if !d.waitQuiet(ctx) {
+				return
+			}
+		}
+		if all || ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// pushStep prepares a top-level step in deterministic mode. It waits until every device in
+// push mode is quiet (an expectation with within= waits in its own time instead, so that
+// its report shows the wait), and while a device watches it makes the step's participant
+// active at the scheduler, so that the rounds the step sets off on watching devices
+// interleave with its commands by seed. done ends that.
+func (r *runner) pushStep(ctx context.Context, st *scenarios.Step) (_ context.Context, done func()) {
+	if st.Verb != "expect" || st.Expect == nil || st.Expect.Within <= 0 {
+		r.quiesce(ctx)
+	}
+	if threadOf(ctx) != nil || !r.watchingAny() {
+		return ctx, func() {}
+	}
+	t := &thread{gate: r.gate}
+	return withThread(ctx, t), t.done
+}
+
+// watchingAny reports whether a device is in push mode under the deterministic scheduler.
+func (r *runner) watchingAny() bool {
+	for _, d := range r.devices {
+		if d.gate != nil && d.watching() {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *device) close() {

@@ -21,6 +21,9 @@ func (r *runner) expect(ctx context.Context, st *scenarios.Step) error {
 	if e == nil {
 		return fatal(fmt.Errorf("expect without an expectation"))
 	}
+	if r.gate != nil && r.fakeServer() != nil {
+		return r.expectLogical(ctx, st)
+	}
 	deadline := time.Now().Add(e.Within)
 	for {
 		f, err := r.evaluate(ctx, st)
@@ -44,6 +47,40 @@ func (r *runner) expect(ctx context.Context, st *scenarios.Step) error {
 		case <-time.After(pollInterval(e)):
 		}
 	}
+}
+
+// expectLogical evaluates an expect line in deterministic mode on the fake server, where
+// nothing changes but through the scenario's steps and the rounds of devices in push mode.
+// With within= it first waits until every watching device is quiet (see runner.quiesce):
+// after that, nothing more can change until the next step, so the expectation is
+// evaluated once. The wait is measured on the logical clock, one tick per command, and
+// must not be longer than within.
+func (r *runner) expectLogical(ctx context.Context, st *scenarios.Step) error {
+	e := st.Expect
+	begin := r.since()
+	if e.Within > 0 {
+		r.quiesce(ctx)
+	}
+	waited := r.since() - begin
+	f, err := r.evaluate(ctx, st)
+	if err != nil {
+		return fatal(err)
+	}
+	if f == nil && waited > e.Within && e.Within > 0 {
+		f = &reports.Failure{Message: fmt.Sprintf("it held only after %s on the logical clock, beyond within=%s", waited, e.Within)}
+	}
+	if f == nil {
+		return nil
+	}
+	f.Invariant, f.Line = "expect", st.Line
+	if f.Title == "" {
+		f.Title = e.Kind
+	}
+	if e.Within > 0 {
+		f.Message += fmt.Sprintf(" (after waiting %s on the logical clock for the devices in push mode to settle)", waited)
+	}
+	r.fail(*f)
+	return fmt.Errorf("%s", f.Message)
 }
 
 // view returns the replica seen by where: "server" (or "") or a device name.

@@ -49,6 +49,14 @@ type SchedulerOptions struct {
 // on a lock another waiter holds, or an engine timeout) makes the scheduler release a
 // waiting command anyway (see Fallbacks).
 //
+// A device in push mode is a watcher (SetWatcher): while it is not quiet (its IDLE
+// connection was woken by the server, or it is running the round that follows, or it is
+// starting or reconnecting) it counts as active even outside a concurrently block, so its
+// rounds interleave with the other participants' commands by seed, not by timing. Whether
+// a watcher is quiet is asked again whenever Poke is called and, while commands wait,
+// every millisecond: quiet or not is a state, never a deadline, so the order of commands
+// does not depend on how fast anything runs.
+//
 // The scheduler also keeps a logical clock (Now) that advances by one tick per released
 // command and per Tick: transcripts and step times of a deterministic run use it instead of
 // the wall clock. All methods are safe for concurrent use.
@@ -66,6 +74,8 @@ type Scheduler struct {
 	ticks     int64
 	fallbacks int
 	order     []string
+	watchers  map[string]func() bool // device → is it quiet
+	recheck   *time.Timer
 }
 
 var _ proxy.Gate = (*Scheduler)(nil)
@@ -84,11 +94,75 @@ func NewScheduler(opts SchedulerOptions) *Scheduler {
 		stall = DefaultGateStall
 	}
 	return &Scheduler{
-		stall:  stall,
-		rng:    rand.New(rand.NewSource(opts.Seed)),
-		active: map[string]int{},
-		idle:   map[string]int{},
+		stall:    stall,
+		rng:      rand.New(rand.NewSource(opts.Seed)),
+		active:   map[string]int{},
+		idle:     map[string]int{},
+		watchers: map[string]func() bool{},
 	}
+}
+
+// SetWatcher makes device a watcher (push mode): while quiet returns false, device counts
+// as an active participant. quiet is called with the scheduler's lock held: it must not
+// call the scheduler, and must be quick.
+func (s *Scheduler) SetWatcher(device string, quiet func() bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.watchers[device] = quiet
+	s.changed()
+}
+
+// ClearWatcher ends push mode for device.
+func (s *Scheduler) ClearWatcher(device string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.watchers, device)
+	s.changed()
+}
+
+// Poke asks the watchers again whether they are quiet, and releases what can go. It is
+// called when a device's IDLE state changes.
+func (s *Scheduler) Poke() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.poke()
+}
+
+// poke releases what can be released without counting as progress (so the stall fallback
+// still fires for a participant that never comes); s.mu is held.
+func (s *Scheduler) poke() {
+	if s.ready() {
+		s.changed()
+		return
+	}
+	s.armRecheck()
+}
+
+// armRecheck asks the watchers again in a millisecond while commands wait on them.
+func (s *Scheduler) armRecheck() {
+	if s.recheck != nil || len(s.waiters) == 0 || len(s.watchers) == 0 {
+		return
+	}
+	s.recheck = time.AfterFunc(time.Millisecond, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.recheck = nil
+		s.poke()
+	})
+}
+
+// CountFallback counts a wait that was given up after its bound (a watcher that did not
+// become quiet): the run may then not be reproducible.
+func (s *Scheduler) CountFallback() {
+	s.mu.Lock()
+	s.fallbacks++
+	s.mu.Unlock()
+}
+
+// busyWatcher reports whether device is a watcher that is not quiet; s.mu is held.
+func (s *Scheduler) busyWatcher(device string) bool {
+	q, ok := s.watchers[device]
+	return ok && !q()
 }
 
 // Wait implements proxy.Gate: it returns when the command may go, or with ctx's error when
@@ -98,7 +172,7 @@ func (s *Scheduler) Wait(ctx context.Context, device, command string) error {
 	if s.idle[device] > 0 {
 		s.idle[device]--
 	}
-	if s.active[device] == 0 {
+	if s.active[device] == 0 && !s.busyWatcher(device) {
 		s.ticks++
 		s.mu.Unlock()
 		return nil
@@ -221,6 +295,11 @@ func (s *Scheduler) ready() bool {
 			return false
 		}
 	}
+	for p, quiet := range s.watchers {
+		if !waiting[p] && !quiet() {
+			return false
+		}
+	}
 	return true
 }
 
@@ -238,6 +317,7 @@ func (s *Scheduler) changed() {
 		p := s.progress
 		s.timer = time.AfterFunc(s.stall, func() { s.stalled(p) })
 	}
+	s.armRecheck()
 }
 
 // stalled fires when nothing changed for the Stall duration while commands were waiting.

@@ -23,6 +23,9 @@ func (r *runner) exec(ctx context.Context, st *scenarios.Step, group int) error 
 		return err
 	}
 	if r.gate != nil && group == 0 {
+		var done func()
+		ctx, done = r.pushStep(ctx, st)
+		defer done()
 		r.gate.Tick()
 	}
 	if t := threadOf(ctx); t != nil {

@@ -85,6 +85,10 @@ func (e *Engine) watchOnce(ctx context.Context, mailbox string, ok func()) error
 	if err != nil {
 		return fail("EXAMINE", mailbox, err)
 	}
+	// From here on the end of ctx ends IDLE with DONE, and the answer is awaited before the
+	// connection closes (the command timeout still bounds it): a watch that stops does so
+	// the same way every time, never by closing the connection under a DONE in flight.
+	cn.bind(context.WithoutCancel(ctx))
 	for {
 		select {
 		case <-changed:
@@ -104,8 +108,10 @@ func (e *Engine) watchOnce(ctx context.Context, mailbox string, ok func()) error
 		case <-c.Closed():
 		case <-e.done:
 		}
+		done := cn.watch()
 		cerr := idle.Close()
 		werr := idle.Wait()
+		done()
 		if ctx.Err() != nil || e.closing() {
 			return nil
 		}

@@ -307,6 +307,7 @@ func (c *conn) clientPump(server net.Conn) {
 			return
 		}
 		if isCommand && c.p.gate != nil {
+			c.p.idle.awaitGreeting(c.ctx, c.id)
 			if err := w.Flush(); err != nil {
 				c.cut(endReason("server", err))
 				return

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"sort"
 	"strings"
@@ -30,9 +31,10 @@ type idleTracker struct {
 
 type idleState struct {
 	upstream string
-	sent     bool // IDLE was forwarded, no DONE or other command since
-	idling   bool // the server's continuation request for it came back
-	woken    bool // untagged data arrived while idling
+	greeting chan struct{} // closed when the server's first line arrived
+	sent     bool          // IDLE was forwarded, no DONE or other command since
+	idling   bool          // the server's continuation request for it came back
+	woken    bool          // untagged data arrived while idling
 }
 
 func newIdleTracker(notify func()) *idleTracker {
@@ -42,7 +44,7 @@ func newIdleTracker(notify func()) *idleTracker {
 // opened notes a connection whose upstream connection is server.
 func (t *idleTracker) opened(id int, server net.Conn) {
 	t.mu.Lock()
-	t.conns[id] = &idleState{upstream: server.LocalAddr().String()}
+	t.conns[id] = &idleState{upstream: server.LocalAddr().String(), greeting: make(chan struct{})}
 	t.mu.Unlock()
 }
 
@@ -83,6 +85,10 @@ func (t *idleTracker) server(id int, first []byte) {
 	t.mu.Lock()
 	st := t.conns[id]
 	changed := false
+	if st != nil && st.greeting != nil {
+		close(st.greeting)
+		st.greeting = nil
+	}
 	if st != nil && st.sent {
 		switch {
 		case len(first) == 1 && first[0] == '+':
@@ -99,6 +105,26 @@ func (t *idleTracker) server(id int, first []byte) {
 	t.mu.Unlock()
 	if changed {
 		t.changed()
+	}
+}
+
+// awaitGreeting returns once the server's greeting on connection id has arrived, or ctx
+// ended. With a gate, a connection's first command waits for it: a client that does not wait
+// for the greeting itself (go-imap sends LOGIN at once) would otherwise have its command and
+// the greeting cross the proxy in an order that depends on timing.
+func (t *idleTracker) awaitGreeting(ctx context.Context, id int) {
+	t.mu.Lock()
+	var ch chan struct{}
+	if st := t.conns[id]; st != nil {
+		ch = st.greeting
+	}
+	t.mu.Unlock()
+	if ch == nil {
+		return
+	}
+	select {
+	case <-ch:
+	case <-ctx.Done():
 	}
 }
 

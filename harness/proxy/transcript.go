@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -75,6 +76,18 @@ func (t *transcript) copy(keep func(dir byte) bool) []Line {
 			out = append(out, l)
 		}
 	}
+	if t.clock != nil {
+		// Lines of different connections within one tick of a logical clock crossed the
+		// proxy in an order no scheduler decides (BYE sent to every connection at once, a
+		// greeting beside an IDLE's DONE): list them by connection, so that a seed gives
+		// the same transcript every time. Each connection's own lines keep their order.
+		sort.SliceStable(out, func(i, j int) bool {
+			if out[i].Time != out[j].Time {
+				return out[i].Time < out[j].Time
+			}
+			return out[i].Conn < out[j].Conn
+		})
+	}
 	return out
 }
 
@@ -83,7 +96,7 @@ func isEvent(dir byte) bool    { return dir == DirEvent }
 func allLines(byte) bool       { return true }
 
 // Transcript returns a copy of the protocol lines recorded so far (Dir 'C' or 'S'), in the
-// order they crossed the proxy. A line that grew by literals is recorded when its first
+// order they crossed the proxy (with Options.Clock, lines of one tick by connection). A line that grew by literals is recorded when its first
 // segment arrived, with its final text.
 func (p *Proxy) Transcript() []Line { return p.transcript.copy(isProtocol) }
 
