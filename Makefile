@@ -9,9 +9,9 @@ all: lint test
 run:
 	$(GO) run ./cmd/syncharness run
 
-# A bound well above what the tests take (about 5 minutes on 2 idle cores, 16 on busy
-# ones) and well under CI's 90: a hung test fails with its goroutines dumped instead of
-# the job being killed. -v shows each suite's skipped specs and their reasons.
+# A bound far above what the tests take (3 to 4 minutes on 2 cores; a package took 9 on
+# cores busy with other work) and well under CI's 90: a hung test fails with its goroutines
+# dumped instead of the job being killed. -v shows each suite's skipped specs and why.
 TEST_TIMEOUT ?= 30m
 
 ## test: every test, with the race detector (what CI runs)
