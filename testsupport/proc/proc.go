@@ -40,7 +40,8 @@ func launcher() {
 }
 
 // Start starts cmd in a process group of its own, with SIGKILL as its parent-death
-// signal. cmd.SysProcAttr is created if nil; its other fields are kept.
+// signal. cmd.SysProcAttr is created if nil; Setpgid, Pgid and Pdeathsig are set, its
+// other fields are kept.
 func Start(cmd *exec.Cmd) error {
 	return Launch(cmd, cmd.Start)
 }
