@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/syncharness/syncharness/clients"
+	"github.com/syncharness/syncharness/harness/check"
 )
 
 // Options configure a run.
@@ -23,6 +24,11 @@ type Options struct {
 	NewDevice DeviceFactory
 	// EngineName names the device implementation in reports.
 	EngineName string
+	// Policies are the policy relaxations of the checker's model that the devices' engine
+	// follows (docs/relaxations.md): nil means every one, the syncharness engine's; an
+	// external engine's profile sets what it declares (check.NoPolicies() for none, what
+	// run --strict uses). Protocol relaxations always apply.
+	Policies check.Policies
 	// Target is the server side; nil uses a fresh fake server per scenario.
 	Target Target
 	// SettleRounds bounds the settle phase; 0 means 8.

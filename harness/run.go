@@ -74,6 +74,7 @@ type runner struct {
 	timeline []reports.TimelineEvent
 	states   []reports.StateSnapshot
 	final    *reports.StateTable // after settling, for reports
+	relied   []check.Relaxation  // the relaxations the checker's verdict needed
 }
 
 // ScenarioSeed derives a scenario's seed from the run seed and its name, so that a scenario
@@ -140,6 +141,11 @@ func RunScenario(ctx context.Context, scn *scenarios.Scenario, opts Options) *Re
 	// Every scenario that got to its end shows its final state, passed ones too: what
 	// happened is worth seeing without writing a wrong expect line to learn it.
 	rep.FinalState = r.final
+	if rep.Status == reports.Passed {
+		for _, x := range r.relied {
+			rep.Relaxations = append(rep.Relaxations, reports.Relaxation{ID: x.ID, Name: x.Name, Kind: string(x.Kind)})
+		}
+	}
 	if rep.Status == reports.Failed || rep.Status == reports.Errored {
 		rep.Transcript = r.transcriptExcerpt(40)
 		sort.SliceStable(r.timeline, func(i, j int) bool { return r.timeline[i].Time < r.timeline[j].Time })
@@ -312,8 +318,10 @@ func (r *runner) finish(ctx context.Context) error {
 			in.Wire = append(in.Wire, check.WireLine{Device: d.name, Conn: l.Conn, Dir: l.Dir, Text: l.Text})
 		}
 	}
-	results := check.Check(in)
-	r.final = finalState(in.Devices, in.Server, check.Expected(in))
+	verdict := check.Judge(in, r.opts.Policies)
+	results := verdict.Results
+	r.relied = verdict.Relied
+	r.final = finalState(in.Devices, in.Server, check.ExpectedUnder(in, r.opts.Policies))
 	for _, res := range results {
 		if res.NotApplicable {
 			continue

@@ -79,3 +79,12 @@ relaxations that no passed scenario of them needed: candidates for removal.`,
 	cmd.Flags().BoolVar(&unused, "unused", false, "list the relaxations no passed scenario of the JSON reports given needed")
 	return cmd
 }
+
+// policiesOf returns the policies run judges with: every one of our engine's, or with
+// --strict none.
+func policiesOf(strict bool) check.Policies {
+	if strict {
+		return check.NoPolicies()
+	}
+	return nil
+}

@@ -99,6 +99,13 @@ var _ = Describe("reproduce lines", func() {
 		}
 	})
 
+	It("replay --strict, which changes the verdicts (protocol relaxations only)", func() {
+		Expect(runNotReplayed).NotTo(HaveKey("strict"))
+		fl := newRunCmd().Flags()
+		Expect(fl.Set("strict", "true")).To(Succeed())
+		Expect(reproduceFlags(fl, runNotReplayed)).To(Equal([]string{"--strict"}))
+	})
+
 	It("name every flag of explore that changes the runs, as a flag run takes too", func() {
 		runFlags := newRunCmd().Flags()
 		newExploreCmd().Flags().VisitAll(func(f *pflag.Flag) {

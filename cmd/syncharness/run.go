@@ -37,6 +37,7 @@ type runFlags struct {
 	serverBug string
 	remote    remoteFlags
 	skip      string
+	strict    bool
 }
 
 func newRunCmd() *cobra.Command {
@@ -99,6 +100,7 @@ run.`,
 	fl.StringVar(&f.serverBug, "server-bug", "", "switch on known-bad modes of the fake server, comma-separated: "+serverBugNames())
 	intVar(fl, &f.rounds, "settle-rounds", 8, 1, 0, "sync rounds allowed for the devices to settle before \"did not converge\"")
 	f.remote.register(cmd, true)
+	fl.BoolVar(&f.strict, "strict", false, "judge with the checker's protocol relaxations only, none of the engine's policies (help relaxations): shows where a choice of the engine is doing the work")
 	fl.StringVar(&f.skip, "skip", "", "leave out scenarios whose name matches this regular expression (known exceptions of a server, listed as not run)")
 	return cmd
 }
@@ -316,6 +318,7 @@ func runRun(cmd *cobra.Command, args []string, f runFlags, replay []string) erro
 			NewDevice:      factory,
 			EngineName:     engineName,
 			Target:         target,
+			Policies:       policiesOf(f.strict),
 		},
 		Parallel: f.parallel,
 		OnStart:  progress.Start,
@@ -404,6 +407,7 @@ type remoteFlags struct {
 	adminCmds    []string
 	runID        string
 	timeout      time.Duration
+	plaintext    bool
 }
 
 // register adds the remote server flags to cmd; run adds the flags of a run too.
@@ -414,7 +418,8 @@ func (f *remoteFlags) register(cmd *cobra.Command, run bool) {
 	fl.StringVar(&f.ca, "ca", "", "trust the PEM certificates in this file for TLS")
 	fl.BoolVar(&f.insecure, "insecure-skip-verify", false, "accept any TLS certificate (test servers only)")
 	fl.BoolVar(&f.starttls, "starttls", false, "upgrade imap:// connections with STARTTLS")
-	durationVar(fl, &f.timeout, "connect-timeout", 10*time.Second, time.Millisecond, "bound on connecting and the server's greeting")
+	durationVar(fl, &f.timeout, "connect-timeout", 10*time.Second, time.Millisecond, "bound on each connection's TCP connect, TLS handshake and greeting together")
+	fl.BoolVar(&f.plaintext, "allow-plaintext", false, "send the password without TLS to a server that is not on this machine (imap:// without ?starttls); refused otherwise")
 	if !run {
 		return
 	}
@@ -447,7 +452,7 @@ func (f *remoteFlags) options() (harness.RemoteOptions, error) {
 	}
 	opts := harness.RemoteOptions{URL: f.server, Password: pass, StartTLS: f.starttls, CAFile: f.ca,
 		InsecureSkipVerify: f.insecure, DedicatedAccount: f.dedicated, RunID: f.runID, DialTimeout: f.timeout,
-		User2: f.user2}
+		User2: f.user2, AllowPlaintext: f.plaintext}
 	if f.user2 != "" {
 		if opts.Password2, err = readSecret(f.password2, "SYNCHARNESS_PASSWORD2", "--password2-file"); err != nil {
 			return opts, err
