@@ -353,3 +353,141 @@ func fakeService(banner string) string {
 	}()
 	return ln.Addr().String()
 }
+
+// recorder is a TCP listener that greets each connection with greeting, answers a
+// CAPABILITY with caps (if set) and records every byte it receives.
+type recorder struct {
+	ln   net.Listener
+	mu   chan struct{}
+	seen strings.Builder
+}
+
+func (r *recorder) received() string {
+	<-r.mu
+	defer func() { r.mu <- struct{}{} }()
+	return r.seen.String()
+}
+
+func listenRecorder(host, greeting, caps string) *recorder {
+	GinkgoHelper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(ln.Close)
+	r := &recorder{ln: ln, mu: make(chan struct{}, 1)}
+	r.mu <- struct{}{}
+	go func() {
+		defer GinkgoRecover()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			DeferCleanup(c.Close)
+			go func() {
+				defer GinkgoRecover()
+				if greeting != "" {
+					_, _ = io.WriteString(c, greeting)
+				}
+				br := bufio.NewReader(c)
+				for {
+					line, err := br.ReadString('\n')
+					<-r.mu
+					r.seen.WriteString(line)
+					r.mu <- struct{}{}
+					if err != nil {
+						return
+					}
+					tag, cmd, _ := strings.Cut(strings.TrimSpace(line), " ")
+					if strings.EqualFold(cmd, "CAPABILITY") && caps != "" {
+						_, _ = io.WriteString(c, "* CAPABILITY "+caps+"\r\n"+tag+" OK done\r\n")
+					}
+				}
+			}()
+		}
+	}()
+	return r
+}
+
+// outsideAddress returns an address of this machine that is not loopback.
+func outsideAddress() string {
+	GinkgoHelper()
+	addrs, err := net.InterfaceAddrs()
+	Expect(err).NotTo(HaveOccurred())
+	for _, a := range addrs {
+		if ip, ok := a.(*net.IPNet); ok && !ip.IP.IsLoopback() && ip.IP.To4() != nil {
+			return ip.IP.String()
+		}
+	}
+	Skip("this machine has no address besides loopback")
+	return ""
+}
+
+var _ = Describe("Connecting to a remote server safely", func() {
+	const password = "pw-never-on-the-wire"
+
+	check := func(ctx context.Context, opts harness.RemoteOptions) error {
+		GinkgoHelper()
+		opts.Password = password
+		t := remoteTarget(opts)
+		errs := make(chan error, 1)
+		go func() {
+			defer GinkgoRecover()
+			errs <- t.Check(ctx)
+		}()
+		var err error
+		Eventually(errs).WithTimeout(10 * time.Second).Should(Receive(&err))
+		return err
+	}
+
+	DescribeTable("sends no password to a server that advertises LOGINDISABLED, and says how to use TLS",
+		func(ctx SpecContext, greeting, caps string) {
+			r := listenRecorder("127.0.0.1", greeting, caps)
+			err := check(ctx, harness.RemoteOptions{URL: "imap://alice@" + r.ln.Addr().String()})
+			Expect(err).To(MatchError(ContainSubstring("imap://" + r.ln.Addr().String() + " advertises LOGINDISABLED")))
+			Expect(err).To(MatchError(ContainSubstring("imaps://")))
+			Expect(err).To(MatchError(ContainSubstring("?starttls")))
+			Consistently(r.received).WithTimeout(200 * time.Millisecond).ShouldNot(ContainSubstring(password))
+			Expect(r.received()).NotTo(ContainSubstring("LOGIN "))
+		},
+		Entry("in its greeting", "* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready\r\n", ""),
+		Entry("when asked", "* OK ready\r\n", "IMAP4rev1 STARTTLS LOGINDISABLED"),
+	)
+
+	It("sends no password in clear to a server that is not on this machine, unless allowed", func(ctx SpecContext) {
+		r := listenRecorder(outsideAddress(), "* OK [CAPABILITY IMAP4rev1] ready\r\n", "")
+		err := check(ctx, harness.RemoteOptions{URL: "imap://alice@" + r.ln.Addr().String()})
+		Expect(err).To(MatchError(ContainSubstring("the password would cross the network in clear")))
+		Expect(err).To(MatchError(ContainSubstring("?starttls")))
+		Expect(err).To(MatchError(ContainSubstring("--allow-plaintext")))
+		Consistently(r.received).WithTimeout(200 * time.Millisecond).Should(BeEmpty())
+
+		fs := fakeserver.New(fakeserver.Options{Seed: 1})
+		DeferCleanup(fs.Close)
+		Expect(fs.AddUser("alice", password)).To(Succeed())
+		addr, err := fs.Listen(net.JoinHostPort(outsideAddress(), "0"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(check(ctx, harness.RemoteOptions{URL: "imap://alice@" + addr.String()})).To(MatchError(ContainSubstring("--allow-plaintext")))
+		Expect(check(ctx, harness.RemoteOptions{URL: "imap://alice@" + addr.String(), AllowPlaintext: true})).To(Succeed())
+	})
+
+	DescribeTable("bounds the connect, the TLS handshake and the greeting by the connect timeout, and names the step",
+		func(ctx SpecContext, scheme, step string) {
+			r := listenRecorder("127.0.0.1", "", "")
+			url := scheme + "://alice@" + r.ln.Addr().String()
+			err := check(ctx, harness.RemoteOptions{URL: url, DialTimeout: 300 * time.Millisecond, InsecureSkipVerify: scheme == "imaps"})
+			Expect(err).To(MatchError(ContainSubstring(r.ln.Addr().String() + ": " + step)))
+			Expect(err).To(MatchError(ContainSubstring("no answer within 300ms (--connect-timeout)")))
+
+			errs := make(chan error, 1)
+			go func() {
+				defer GinkgoRecover()
+				_, err := harness.CleanRemote(ctx, harness.CleanOptions{Remote: harness.RemoteOptions{URL: url, Password: password,
+					DialTimeout: 300 * time.Millisecond, InsecureSkipVerify: scheme == "imaps"}})
+				errs <- err
+			}()
+			Eventually(errs).WithTimeout(10 * time.Second).Should(Receive(MatchError(ContainSubstring(step))))
+		},
+		Entry("a silent server", "imap", "waiting for the IMAP greeting"),
+		Entry("a silent server with implicit TLS", "imaps", "TLS handshake failed"),
+	)
+})

@@ -53,8 +53,14 @@ type RemoteOptions struct {
 	Admin Admin
 	// RunID names the run's folder (syncharness-RUNID); empty: a fresh random one.
 	RunID string
-	// DialTimeout bounds each connection attempt and greeting; zero: 10 seconds.
+	// DialTimeout bounds each connection's TCP connect, TLS handshake and greeting
+	// together; zero: 10 seconds.
 	DialTimeout time.Duration
+	// HeartbeatInterval is how often the run refreshes its marker; zero: DefaultHeartbeat.
+	HeartbeatInterval time.Duration
+	// AllowPlaintext lets the password cross the network in clear: without it, imap://
+	// without STARTTLS is refused for a server that is not on this machine's loopback.
+	AllowPlaintext bool
 }
 
 // RemoteTarget runs scenarios against a third-party IMAP server, confined to a fresh
@@ -76,6 +82,9 @@ type RemoteTarget struct {
 	sep     byte
 	created bool // root exists on the server
 	closed  bool
+	started time.Time     // when the run folder was created
+	stopHB  chan struct{} // closed to stop the heartbeat
+	hbDone  chan struct{} // closed when the heartbeat has stopped
 }
 
 // NewRemoteTarget validates opts and returns the target. It does not connect: call Check
@@ -187,83 +196,197 @@ func (t *RemoteTarget) timeout() time.Duration {
 	return 10 * time.Second
 }
 
-// dial opens a connection to the server, TLS set up, and returns it before the greeting
-// is read (after STARTTLS, a greeting made up by the harness stands in for the server's).
+// dial opens a connection to the server, TLS set up, and returns it with the greeting
+// read and checked but still to be read by the client (after STARTTLS, a greeting made up
+// by the harness, with the capabilities the server gives over TLS, stands in for the
+// server's). DialTimeout bounds the TCP connect, the TLS handshake and the greeting
+// together. It sends no byte of a password and refuses the connection when a LOGIN would
+// be unsafe: the server advertises LOGINDISABLED, or the connection has no TLS and the
+// server is not on this machine (unless AllowPlaintext).
 func (t *RemoteTarget) dial(ctx context.Context) (net.Conn, error) {
-	d := net.Dialer{Timeout: t.timeout()}
-	conn, err := d.DialContext(ctx, "tcp", t.addr)
+	deadline := time.Now().Add(t.timeout())
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(dctx, "tcp", t.addr)
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+			return nil, fmt.Errorf("cannot connect to %s: no answer within %s (--connect-timeout)", t.addr, t.timeout())
+		}
 		return nil, fmt.Errorf("cannot connect to %s: %v", t.addr, errors.Unwrap(err))
 	}
-	if t.implicit {
-		tc := tls.Client(conn, t.tls)
-		hctx, cancel := context.WithTimeout(ctx, t.timeout())
-		defer cancel()
-		if err := tc.HandshakeContext(hctx); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("TLS with %s failed: %v", t.addr, err)
-		}
-		return tc, nil
+	if !t.implicit && !t.starttls && !t.opts.AllowPlaintext && !isLoopback(conn.RemoteAddr()) {
+		conn.Close()
+		return nil, fmt.Errorf("%s is not on this machine and imap:// without STARTTLS has no TLS: the password would cross the network in clear; "+
+			"use imaps://, add ?starttls to the URL (or --starttls), or pass --allow-plaintext to send it in clear anyway", t.Name())
 	}
-	if !t.starttls {
-		return conn, nil
+	// The deadline covers every step below; an interrupt cuts them short too.
+	_ = conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	c, err := t.greet(conn)
+	if !stop() && err == nil {
+		c.Close()
+		return nil, fmt.Errorf("connecting to %s: %w", t.addr, ctx.Err())
 	}
-	_ = conn.SetDeadline(time.Now().Add(t.timeout()))
-	br := bufio.NewReader(conn)
-	greeting, err := br.ReadString('\n')
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("%s closed the connection before its greeting", t.addr)
+		return nil, err
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// greet sets up TLS, reads the greeting and learns the capabilities, within conn's
+// deadline.
+func (t *RemoteTarget) greet(conn net.Conn) (net.Conn, error) {
+	step := func(what string, err error) error {
+		if isTimeout(err) {
+			return fmt.Errorf("%s: %s: no answer within %s (--connect-timeout)", t.addr, what, t.timeout())
+		}
+		return fmt.Errorf("%s: %s: %v", t.addr, what, err)
+	}
+	var tc net.Conn = conn
+	if t.implicit {
+		c := tls.Client(conn, t.tls)
+		if err := c.Handshake(); err != nil {
+			return nil, step("TLS handshake failed", err)
+		}
+		tc = c
+	}
+	br := bufio.NewReader(tc)
+	greeting, err := br.ReadString('\n')
+	if err != nil {
+		if isTimeout(err) {
+			return nil, step("waiting for the IMAP greeting", err)
+		}
+		return nil, fmt.Errorf("%s closed the connection before its greeting (is it an IMAP server?)", t.addr)
 	}
 	if !strings.HasPrefix(greeting, "* OK") {
-		conn.Close()
 		return nil, fmt.Errorf("%s does not greet like an IMAP server (%q)", t.addr, clip(greeting))
 	}
-	if _, err := io.WriteString(conn, "S0 STARTTLS\r\n"); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("STARTTLS with %s: %v", t.addr, err)
+	caps, ok := greetingCaps(greeting)
+	if !ok {
+		if caps, err = askCaps(tc, br, "S0"); err != nil {
+			return nil, step("CAPABILITY", err)
+		}
 	}
+	if t.starttls {
+		if _, err := io.WriteString(tc, "S1 STARTTLS\r\n"); err != nil {
+			return nil, step("STARTTLS", err)
+		}
+		line, err := untilTagged(br, "S1", nil)
+		if err != nil {
+			return nil, step("STARTTLS", err)
+		}
+		if !strings.HasPrefix(line, "S1 OK") {
+			return nil, fmt.Errorf("%s refused STARTTLS: %s", t.addr, clip(line))
+		}
+		if br.Buffered() > 0 {
+			return nil, fmt.Errorf("STARTTLS with %s: data after the answer (possible injection)", t.addr)
+		}
+		c := tls.Client(conn, t.tls)
+		if err := c.Handshake(); err != nil {
+			return nil, step("TLS handshake failed", err)
+		}
+		tc = c
+		br = bufio.NewReader(tc)
+		// RFC 3501 §6.2.1: capabilities learnt before TLS are void.
+		if caps, err = askCaps(tc, br, "S2"); err != nil {
+			return nil, step("CAPABILITY after STARTTLS", err)
+		}
+		greeting = "* OK [CAPABILITY " + strings.Join(caps, " ") + "] TLS established by syncharness\r\n"
+	}
+	for _, c := range caps {
+		if strings.EqualFold(c, "LOGINDISABLED") {
+			how := "use imaps:// or add ?starttls to the URL (or --starttls)"
+			if t.implicit || t.starttls {
+				how = "the server takes no LOGIN even over TLS; check its configuration"
+			}
+			return nil, fmt.Errorf("%s advertises LOGINDISABLED: it takes no password on this connection and syncharness sent none; %s", t.Name(), how)
+		}
+	}
+	return &greetedConn{Conn: tc, r: io.MultiReader(strings.NewReader(greeting), br)}, nil
+}
+
+// greetingCaps returns the capabilities of a greeting's [CAPABILITY …] code.
+func greetingCaps(greeting string) ([]string, bool) {
+	_, rest, ok := strings.Cut(greeting, "[")
+	if !ok {
+		return nil, false
+	}
+	code, _, ok := strings.Cut(rest, "]")
+	if !ok {
+		return nil, false
+	}
+	if after, ok := cutFold(code, "CAPABILITY "); ok {
+		return strings.Fields(after), true
+	}
+	return nil, false
+}
+
+func cutFold(s, prefix string) (string, bool) {
+	if len(s) < len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
+		return "", false
+	}
+	return s[len(prefix):], true
+}
+
+// askCaps sends CAPABILITY with tag and returns the capabilities the server lists.
+func askCaps(w io.Writer, br *bufio.Reader, tag string) ([]string, error) {
+	if _, err := io.WriteString(w, tag+" CAPABILITY\r\n"); err != nil {
+		return nil, err
+	}
+	var caps []string
+	line, err := untilTagged(br, tag, func(l string) {
+		if after, ok := cutFold(l, "* CAPABILITY "); ok {
+			caps = append(caps, strings.Fields(after)...)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(line, tag+" OK") {
+		return nil, fmt.Errorf("refused: %s", clip(line))
+	}
+	return caps, nil
+}
+
+// untilTagged reads lines up to the tagged completion of tag, which it returns; untagged
+// lines go to each.
+func untilTagged(br *bufio.Reader, tag string, each func(string)) (string, error) {
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("STARTTLS with %s: %v", t.addr, err)
+			return "", err
 		}
-		if strings.HasPrefix(line, "S0 ") {
-			if !strings.HasPrefix(line, "S0 OK") {
-				conn.Close()
-				return nil, fmt.Errorf("%s refused STARTTLS: %s", t.addr, clip(line))
-			}
-			break
+		if strings.HasPrefix(line, tag+" ") {
+			return line, nil
+		}
+		if each != nil {
+			each(strings.TrimRight(line, "\r\n"))
 		}
 	}
-	if br.Buffered() > 0 {
-		conn.Close()
-		return nil, fmt.Errorf("STARTTLS with %s: data after the answer (possible injection)", t.addr)
-	}
-	_ = conn.SetDeadline(time.Time{})
-	tc := tls.Client(conn, t.tls)
-	hctx, cancel := context.WithTimeout(ctx, t.timeout())
-	defer cancel()
-	if err := tc.HandshakeContext(hctx); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("TLS with %s failed: %v", t.addr, err)
-	}
-	return &greetedConn{Conn: tc, greeting: strings.NewReader("* OK TLS established by syncharness\r\n")}, nil
 }
 
-// greetedConn yields a greeting before the connection's own data.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// isLoopback reports whether addr is on this machine's loopback interface.
+func isLoopback(addr net.Addr) bool {
+	ta, ok := addr.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}
+
+// greetedConn yields a greeting, and what was read past it, before the connection's own
+// data.
 type greetedConn struct {
 	net.Conn
-	greeting *strings.Reader
+	r io.Reader
 }
 
-func (g *greetedConn) Read(b []byte) (int, error) {
-	if g.greeting.Len() > 0 {
-		return g.greeting.Read(b)
-	}
-	return g.Conn.Read(b)
-}
+func (g *greetedConn) Read(b []byte) (int, error) { return g.r.Read(b) }
 
 func clip(s string) string {
 	s = strings.TrimSpace(s)
@@ -405,6 +528,15 @@ func (t *RemoteTarget) ensureRoot(ctx context.Context) (byte, error) {
 		return 0, fmt.Errorf("create %s: %w", t.root, err)
 	}
 	t.created = true
+	t.started = time.Now()
+	if err := createMailbox(c, t.root+string(t.sep)+MarkerFolder, nil); err != nil {
+		return 0, fmt.Errorf("create %s%c%s: %w", t.root, t.sep, MarkerFolder, err)
+	}
+	if err := t.writeMarker(c, t.started); err != nil {
+		return 0, fmt.Errorf("run marker in %s: %w", t.root, err)
+	}
+	t.stopHB, t.hbDone = make(chan struct{}), make(chan struct{})
+	go t.heartbeat(t.stopHB, t.hbDone)
 	_ = c.Logout().Wait()
 	return t.sep, nil
 }
@@ -422,6 +554,9 @@ func (t *RemoteTarget) Open(ctx context.Context, cfg ServerConfig) (Server, erro
 		}
 		return r
 	}, cfg.Scenario)
+	if name == MarkerFolder {
+		name = "_" + name
+	}
 	s := &remoteServer{t: t, ns: proxy.Namespace{Root: t.root + string(sep) + name, Sep: sep}}
 	c, err := s.client(ctx)
 	if err != nil {
@@ -442,7 +577,13 @@ func (t *RemoteTarget) Close(ctx context.Context) error {
 	created := t.created
 	t.closed = true
 	t.created = false
+	stop, done := t.stopHB, t.hbDone
+	t.stopHB = nil
 	t.mu.Unlock()
+	if stop != nil {
+		close(stop)
+		<-done
+	}
 	if !created {
 		return nil
 	}
@@ -483,38 +624,6 @@ func removeTree(c *imapclient.Client, root string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// CleanRemote removes every folder named syncharness-* that earlier runs left on the
-// account (runs that were killed before they could clean up). It returns the names of the
-// run folders it removed. Nothing else is touched.
-func CleanRemote(ctx context.Context, opts RemoteOptions) ([]string, error) {
-	opts.RunID = "clean"
-	t, err := NewRemoteTarget(opts)
-	if err != nil {
-		return nil, err
-	}
-	c, err := t.admin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	list, err := c.List("", RunFolderPrefix+"%", nil).Collect()
-	if err != nil {
-		return nil, fmt.Errorf("LIST on %s: %v", t.addr, err)
-	}
-	var removed []string
-	for _, l := range list {
-		if !strings.HasPrefix(l.Mailbox, RunFolderPrefix) {
-			continue
-		}
-		if err := removeTree(c, l.Mailbox); err != nil {
-			return removed, err
-		}
-		removed = append(removed, l.Mailbox)
-	}
-	_ = c.Logout().Wait()
-	return removed, nil
 }
 
 // remoteServer is one scenario's view of the remote account: the folder ns.Root.

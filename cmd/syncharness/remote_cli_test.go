@@ -11,12 +11,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/syncharness/syncharness/clients"
 	"github.com/syncharness/syncharness/fakeserver"
+	"github.com/syncharness/syncharness/harness"
 	testproc "github.com/syncharness/syncharness/testsupport/proc"
 )
 
@@ -199,21 +202,74 @@ var _ = Describe("the syncharness binary", func() {
 })
 
 var _ = Describe("clean", func() {
-	It("removes the syncharness-* folders of killed runs and nothing else", func() {
+	It("removes only run folders it can prove are its own and not in progress, and says why it keeps the others", func(ctx SpecContext) {
 		addr := remoteServer()
 		c, err := imapclient.DialInsecure(addr, nil)
 		Expect(err).NotTo(HaveOccurred())
 		defer c.Close()
 		Expect(c.Login("alice", remotePassword).Wait()).To(Succeed())
-		for _, mb := range []string{"Private", "syncharness-old", "syncharness-old/scn", "syncharness-old/scn/INBOX"} {
+		put := func(mb string, raw []byte) {
+			cmd := c.Append(mb, int64(len(raw)), nil)
+			_, err := cmd.Write(raw)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(cmd.Close()).To(Succeed())
+			_, err = cmd.Wait()
+			Expect(err).NotTo(HaveOccurred())
+		}
+		long := time.Now().Add(-48 * time.Hour)
+		// The user's own folder, named like a run's, with a message of theirs.
+		for _, mb := range []string{"Private", "syncharness-old"} {
 			Expect(c.Create(mb, nil).Wait()).To(Succeed())
 		}
-		res := runCLI("clean", "--server", "imap://alice@"+addr, "--password-file", passwordFile(remotePassword))
+		put("syncharness-old", []byte("Message-ID: <mine@example.org>\r\nSubject: mine\r\n\r\nmine\r\n"))
+		// Runs killed two days ago: one holds only the harness's mail, the other also the
+		// user's (moved there by hand).
+		for _, id := range []string{"20200101T000000-dead", "20200101T000000-mixed"} {
+			root := "syncharness-" + id
+			for _, mb := range []string{root, root + "/syncharness-run", root + "/scn", root + "/scn/INBOX"} {
+				Expect(c.Create(mb, nil).Wait()).To(Succeed())
+			}
+			put(root+"/syncharness-run", harness.RunMarker(id, long, long))
+			put(root+"/scn/INBOX", clients.MakeMessage(clients.MessageSpec{Label: "m1", Run: "1"}))
+			put(root+"/scn/INBOX", clients.MakeMessage(clients.MessageSpec{Label: "m2", Run: "1", NoMessageID: true}))
+		}
+		put("syncharness-20200101T000000-mixed/scn/INBOX", []byte("Message-ID: <x@example.org>\r\nSubject: x\r\n\r\nx\r\n"))
+		// A run in progress.
+		live, err := harness.NewRemoteTarget(harness.RemoteOptions{URL: "imap://alice@" + addr, Password: remotePassword, RunID: "live"})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = live.Open(ctx, harness.ServerConfig{Scenario: "scn"})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(live.Close, context.Background())
+		before := folders(addr)
+
+		args := []string{"clean", "--server", "imap://alice@" + addr, "--password-file", passwordFile(remotePassword)}
+		res := runCLI(append(args, "--dry-run")...)
 		Expect(res.Code).To(Equal(exitOK), res.Stderr)
-		Expect(res.Stdout).To(Equal("removed syncharness-old\n"))
-		Expect(folders(addr)).To(ConsistOf("INBOX", "Private"))
-		res = runCLI("clean", "--server", "imap://alice@"+addr, "--password-file", passwordFile(remotePassword))
-		Expect(res.Stdout).To(Equal("nothing to remove\n"))
+		Expect(strings.Split(strings.TrimSpace(res.Stdout), "\n")).To(HaveExactElements(
+			MatchRegexp(`^would remove syncharness-20200101T000000-dead: run marker for 20200101T000000-dead, heartbeat 4[78]h\d+m\d+s old; 4 folders, 3 messages, all made by syncharness$`),
+			Equal(`kept syncharness-20200101T000000-mixed: holds mail syncharness did not make (message <x@example.org> in syncharness-20200101T000000-mixed/scn/INBOX)`),
+			MatchRegexp(`^kept syncharness-live: may be in progress: its heartbeat is \d+s old, younger than 10m0s \(--older-than; --force removes it anyway\)$`),
+			Equal(`kept syncharness-old: no run marker (syncharness-old/syncharness-run with a marker message for run old): not made by this version of syncharness, or not by syncharness`),
+		))
+		Expect(folders(addr)).To(ConsistOf(before))
+
+		res = runCLI(args...)
+		Expect(res.Code).To(Equal(exitOK), res.Stderr)
+		Expect(res.Stdout).To(HavePrefix("removed syncharness-20200101T000000-dead: "))
+		var want []string
+		for _, f := range before {
+			if !strings.HasPrefix(f, "syncharness-20200101T000000-dead") {
+				want = append(want, f)
+			}
+		}
+		Expect(folders(addr)).To(ConsistOf(want))
+
+		res = runCLI(append(args, "--force")...)
+		Expect(res.Code).To(Equal(exitOK), res.Stderr)
+		Expect(res.Stdout).To(ContainSubstring("removed syncharness-live: "))
+		Expect(folders(addr)).To(ConsistOf("INBOX", "Private", "syncharness-old",
+			"syncharness-20200101T000000-mixed", "syncharness-20200101T000000-mixed/syncharness-run",
+			"syncharness-20200101T000000-mixed/scn", "syncharness-20200101T000000-mixed/scn/INBOX"))
 	})
 })
 
