@@ -407,6 +407,7 @@ type remoteFlags struct {
 	adminCmds    []string
 	runID        string
 	timeout      time.Duration
+	plaintext    bool
 }
 
 // register adds the remote server flags to cmd; run adds the flags of a run too.
@@ -417,7 +418,8 @@ func (f *remoteFlags) register(cmd *cobra.Command, run bool) {
 	fl.StringVar(&f.ca, "ca", "", "trust the PEM certificates in this file for TLS")
 	fl.BoolVar(&f.insecure, "insecure-skip-verify", false, "accept any TLS certificate (test servers only)")
 	fl.BoolVar(&f.starttls, "starttls", false, "upgrade imap:// connections with STARTTLS")
-	durationVar(fl, &f.timeout, "connect-timeout", 10*time.Second, time.Millisecond, "bound on connecting and the server's greeting")
+	durationVar(fl, &f.timeout, "connect-timeout", 10*time.Second, time.Millisecond, "bound on each connection's TCP connect, TLS handshake and greeting together")
+	fl.BoolVar(&f.plaintext, "allow-plaintext", false, "send the password without TLS to a server that is not on this machine (imap:// without ?starttls); refused otherwise")
 	if !run {
 		return
 	}
@@ -450,7 +452,7 @@ func (f *remoteFlags) options() (harness.RemoteOptions, error) {
 	}
 	opts := harness.RemoteOptions{URL: f.server, Password: pass, StartTLS: f.starttls, CAFile: f.ca,
 		InsecureSkipVerify: f.insecure, DedicatedAccount: f.dedicated, RunID: f.runID, DialTimeout: f.timeout,
-		User2: f.user2}
+		User2: f.user2, AllowPlaintext: f.plaintext}
 	if f.user2 != "" {
 		if opts.Password2, err = readSecret(f.password2, "SYNCHARNESS_PASSWORD2", "--password2-file"); err != nil {
 			return opts, err
