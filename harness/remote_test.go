@@ -491,3 +491,43 @@ var _ = Describe("Connecting to a remote server safely", func() {
 		Entry("a silent server with implicit TLS", "imaps", "TLS handshake failed"),
 	)
 })
+
+var _ = Describe("Server steps on a server without UIDPLUS", func() {
+	DescribeTable("remove only the messages they name, never mail another client marked \\Deleted",
+		func(ctx SpecContext, disable []string, op harness.ServerOp, inbox []string) {
+			fs := fakeserver.New(fakeserver.Options{Seed: 1})
+			DeferCleanup(fs.Close)
+			Expect(fs.AddUser("alice", "pw-for-alice")).To(Succeed())
+			Expect(fs.Apply(fakeserver.SetCaps{Disable: disable})).To(Succeed())
+			addr, err := fs.Listen("127.0.0.1:0")
+			Expect(err).NotTo(HaveOccurred())
+			t := remoteTarget(harness.RemoteOptions{URL: "imap://alice@" + addr.String(), Password: "pw-for-alice"})
+			s, err := t.Open(ctx, harness.ServerConfig{Scenario: "no_uidplus"})
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(s.Close)
+			var msgs []harness.ServerMessage
+			for _, l := range []string{"m1", "m2", "m3"} {
+				msgs = append(msgs, harness.ServerMessage{Label: l, Body: []byte("Message-ID: <" + l + ".r@syncharness.invalid>\r\nSubject: " + l + "\r\n\r\n" + l + "\r\n")})
+			}
+			Expect(s.Do(ctx, harness.ServerOp{Kind: "deliver", Mailbox: "INBOX", Messages: msgs})).To(Succeed())
+			Expect(s.Do(ctx, harness.ServerOp{Kind: "create", Mailbox: "Archive"})).To(Succeed())
+			// A device marked m2 \Deleted and has not expunged it.
+			Expect(s.Do(ctx, harness.ServerOp{Kind: "flag", Mailbox: "INBOX", Labels: []string{"m2"}, Flag: `\Deleted`})).To(Succeed())
+
+			Expect(s.Do(ctx, op)).To(Succeed())
+			st, err := s.State(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			got := map[string][]string{}
+			for _, m := range st.Find("INBOX").Messages {
+				got[m.Label] = m.Flags
+			}
+			Expect(got).To(HaveLen(len(inbox)))
+			for _, l := range inbox {
+				Expect(got).To(HaveKey(l))
+			}
+			Expect(got["m2"]).To(Equal([]string{`\Deleted`}), "the device's \\Deleted mail stays, marked")
+		},
+		Entry("server expunge", []string{"UIDPLUS"}, harness.ServerOp{Kind: "expunge", Mailbox: "INBOX", Labels: []string{"m1"}}, []string{"m2", "m3"}),
+		Entry("server move without MOVE", []string{"UIDPLUS", "MOVE"}, harness.ServerOp{Kind: "move", Mailbox: "INBOX", Labels: []string{"m3"}, Dest: "Archive"}, []string{"m1", "m2"}),
+	)
+})

@@ -923,18 +923,60 @@ func (s *remoteServer) do(c *imapclient.Client, op ServerOp) error {
 		}
 		return c.Store(set, sf, nil).Close()
 	case "move":
-		_, err := c.Move(set, op.Dest).Wait()
-		return err
+		if c.Caps().Has(imap.CapMove) {
+			_, err := c.Move(set, op.Dest).Wait()
+			return err
+		}
+		// go-imap's fallback would EXPUNGE other clients' \Deleted mail without UIDPLUS.
+		if _, err := c.Copy(set, op.Dest).Wait(); err != nil {
+			return err
+		}
+		return expungeOnly(c, set)
 	case "copy":
 		_, err := c.Copy(set, op.Dest).Wait()
 		return err
 	case "expunge":
-		if err := c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
-			return err
-		}
-		return c.UIDExpunge(set).Close()
+		return expungeOnly(c, set)
 	}
 	return fmt.Errorf("%w", ErrUnsupported)
+}
+
+// expungeOnly marks the messages set of the selected mailbox \Deleted and expunges them,
+// and only them: with UID EXPUNGE where the server has UIDPLUS, else as RFC 4549 §4.2.4
+// says (clear \Deleted on the other messages that have it, EXPUNGE, set it back), so that
+// a server step never removes mail a device marked \Deleted.
+func expungeOnly(c *imapclient.Client, set imap.UIDSet) error {
+	deleted := &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}
+	if err := c.Store(set, deleted, nil).Close(); err != nil {
+		return err
+	}
+	if c.Caps().Has(imap.CapUIDPlus) {
+		return c.UIDExpunge(set).Close()
+	}
+	found, err := c.UIDSearch(&imap.SearchCriteria{Flag: []imap.Flag{imap.FlagDeleted}}, nil).Wait()
+	if err != nil {
+		return fmt.Errorf("UID SEARCH DELETED: %w", err)
+	}
+	var others imap.UIDSet
+	for _, uid := range found.AllUIDs() {
+		if !set.Contains(uid) {
+			others.AddNum(uid)
+		}
+	}
+	if len(others) > 0 {
+		undelete := &imap.StoreFlags{Op: imap.StoreFlagsDel, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}
+		if err := c.Store(others, undelete, nil).Close(); err != nil {
+			return err
+		}
+	}
+	expErr := c.Expunge().Close()
+	if len(others) > 0 {
+		// Set back even when the EXPUNGE failed: another client's \Deleted is never lost.
+		if err := c.Store(others, deleted, nil).Close(); err != nil {
+			return errors.Join(expErr, err)
+		}
+	}
+	return expErr
 }
 
 func (s *remoteServer) adminFault(ctx context.Context, op ServerOp) error {
