@@ -20,6 +20,12 @@ func (r *runner) artifacts() map[string][]byte {
 			out["replica-"+d.name+".json"] = mustJSON(v)
 		}
 		cancel()
+		// An external engine's output and configuration (never its password).
+		if a, ok := d.dev.(interface{ Artifacts() map[string][]byte }); ok {
+			for name, b := range a.Artifacts() {
+				out[name] = b
+			}
+		}
 	}
 	var hist bytes.Buffer
 	enc := json.NewEncoder(&hist)

@@ -109,6 +109,10 @@ type Scenario struct {
 	// Relaxations are the relaxations of the checker's model that the outcome of a passed
 	// scenario needed: without any one of them the checker would have failed it.
 	Relaxations []Relaxation
+	// NotApplicable lists the invariants that could not be checked because the devices do
+	// not show their sync state (an external engine): I2, I9, I10. They are neither passed
+	// nor failed.
+	NotApplicable []string
 }
 
 // Relaxation names one relaxation of the checker's expected-state model

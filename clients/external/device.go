@@ -508,6 +508,7 @@ func (d *Device) View(ctx context.Context) (clients.Replica, error) {
 			if d.prof.Maildir.LineEndings == "lf" {
 				raw = toCRLF(raw)
 			}
+			raw = dropHeaders(raw, d.prof.Maildir.AddedHeaders)
 			fl, _ := f.flags()
 			flags := append([]string{}, fl.IMAPFlags()...)
 			sort.Strings(flags)
@@ -523,6 +524,46 @@ func (d *Device) View(ctx context.Context) (clients.Replica, error) {
 		r.Mailboxes = append(r.Mailboxes, mb)
 	}
 	return r, nil
+}
+
+// dropHeaders removes the header fields named in names (and their continuation lines)
+// from the header of raw.
+func dropHeaders(raw []byte, names []string) []byte {
+	if len(names) == 0 {
+		return raw
+	}
+	var out []byte
+	rest := raw
+	dropping := false
+	for len(rest) > 0 {
+		i := bytes.IndexByte(rest, '\n')
+		line := rest
+		if i >= 0 {
+			line = rest[:i+1]
+		}
+		rest = rest[len(line):]
+		if len(bytes.TrimRight(line, "\r\n")) == 0 { // end of the header
+			out = append(out, line...)
+			return append(out, rest...)
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if !dropping {
+				out = append(out, line...)
+			}
+			continue
+		}
+		name, _, _ := bytes.Cut(line, []byte(":"))
+		dropping = false
+		for _, n := range names {
+			if strings.EqualFold(string(bytes.TrimSpace(name)), n) {
+				dropping = true
+			}
+		}
+		if !dropping {
+			out = append(out, line...)
+		}
+	}
+	return out
 }
 
 // toCRLF turns bare LFs into CRLF.

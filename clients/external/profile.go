@@ -79,6 +79,10 @@ type Layout struct {
 	// LineEndings is how the engine stores messages: "crlf" (as on the wire, the default)
 	// or "lf" (it turns CRLF into LF when it writes a file and back when it uploads).
 	LineEndings string `toml:"line_endings"`
+	// AddedHeaders lists header fields the engine adds to its own copy of a message for its
+	// bookkeeping (mbsync's X-TUID). The device shows messages without them, so that their
+	// content compares equal to the server's.
+	AddedHeaders []string `toml:"added_headers"`
 }
 
 // Claims says what the engine claims to support. A scenario that needs what is not claimed

@@ -352,7 +352,8 @@ func (f *forwarder) serve(engine net.Conn) {
 				loggedOut.Store(true)
 			}
 		}}
-		_, _ = io.Copy(io.MultiWriter(up, s), engine)
+		// The scanner sees a line before the server does: LOGOUT is known before its answer.
+		_, _ = io.Copy(io.MultiWriter(s, up), engine)
 		engineDone.Store(true)
 		if tc, ok := up.(interface{ CloseWrite() error }); ok {
 			_ = tc.CloseWrite()
