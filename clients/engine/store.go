@@ -45,6 +45,13 @@ type Tx interface {
 	Messages(mailbox string) ([]MessageRecord, error)
 	// AllMessages returns every message record, sorted by local id.
 	AllMessages() ([]MessageRecord, error)
+	// Counts returns the tallies of the records whose Mailbox (or MoveTo) is mailbox. The
+	// store keeps them as records change, so that a round can tell a mailbox is as it left
+	// it without reading its records.
+	Counts(mailbox string) (MessageCounts, error)
+	// InUse returns, sorted, every mailbox name that a message record's Mailbox or MoveTo
+	// names.
+	InUse() ([]string, error)
 	// PutMessage inserts or replaces the record with local id m.ID.
 	PutMessage(m MessageRecord) error
 	// DeleteMessage removes a message record and its body. Deleting an unknown id is not an
@@ -98,6 +105,32 @@ type MailboxRecord struct {
 	UIDValidity   uint32 // 0: never selected
 	UIDNext       uint32 // watermark: every server UID below it is known locally
 	HighestModSeq uint64 // CONDSTORE watermark; 0: none
+}
+
+// MessageCounts tallies the message records of one mailbox.
+type MessageCounts struct {
+	Records     int // records whose Mailbox is the mailbox
+	OnServer    int // of those, with a UID and MsgSynced or MsgDeleted
+	Quarantined int // of those, MsgQuarantined
+	MovesIn     int // records whose pending move (MoveTo) goes to the mailbox
+}
+
+// IsZero reports whether no record counts.
+func (c MessageCounts) IsZero() bool { return c == MessageCounts{} }
+
+// addCounts adds (sign 1) or removes (sign -1) m's contribution to the counts of its mailboxes.
+func (m MessageRecord) addCounts(counts func(mailbox string) *MessageCounts, sign int) {
+	c := counts(m.Mailbox)
+	c.Records += sign
+	switch {
+	case m.State == MsgQuarantined:
+		c.Quarantined += sign
+	case m.UID != 0 && (m.State == MsgSynced || m.State == MsgDeleted):
+		c.OnServer += sign
+	}
+	if m.MoveTo != "" {
+		counts(m.MoveTo).MovesIn += sign
+	}
 }
 
 // MessageState is the life cycle state of a local message.

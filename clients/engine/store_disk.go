@@ -32,6 +32,13 @@ import (
 // the records after each commit and are repaired on open; the database stays the truth, and
 // keywords are kept only there. All bodies share one Maildir whatever their mailbox, since
 // a message's mailbox changes with moves while its body does not.
+//
+// Opening costs O(mailboxes), not O(messages): Close leaves a marker file (clean) when
+// nothing is left to tidy, and an open that finds it skips the recovery pass; the marker
+// goes (durably) before the first body file is written or the first change commits. An
+// Update that wrote nothing ends without a commit, so a round that changes nothing writes
+// and fsyncs nothing. Per mailbox counts of the records (Counts) are kept in the database
+// with the records, so that a round learns a mailbox is unchanged without reading them.
 type DiskStore struct {
 	dir string
 	md  *maildir.Dir
@@ -48,6 +55,11 @@ type DiskStore struct {
 
 	mirrorMu  sync.Mutex
 	mirrorErr error // the first failure to bring a file name in step; reported by Close
+
+	// marked is set while the clean marker exists; leftovers once a file could not be
+	// removed. Both are guarded by writer (only Updates and Close change them).
+	marked    bool
+	leftovers bool
 }
 
 var (
@@ -63,14 +75,19 @@ var (
 	bucketByMailbox = []byte("bymailbox") // mailbox NUL be64(id) → ""
 	bucketBodies    = []byte("bodies")    // be64(id) → Maildir key
 	bucketJournal   = []byte("journal")   // be64(seq) → JSON JournalEntry
+	bucketCounts    = []byte("counts")    // mailbox → MessageCounts as four uvarints
 
 	keyNextID  = []byte("next-id")
 	keyNextSeq = []byte("next-seq")
 	keyFormat  = []byte("format")
 )
 
-// diskFormat is the version of the on-disk layout.
-const diskFormat = 1
+// diskFormat is the version of the on-disk layout. Format 1 had no counts; opening it
+// adds them.
+const diskFormat = 2
+
+// cleanMarker is the file whose presence says the last Close left nothing to tidy.
+const cleanMarker = "clean"
 
 // OpenDiskStore opens the store in dir, creating it if needed. It removes what a crash
 // may have left behind (body files no committed record references, files in the
@@ -96,6 +113,10 @@ func OpenDiskStore(dir string) (*DiskStore, error) {
 		db.Close()
 		return nil, err
 	}
+	if _, err := os.Stat(filepath.Join(dir, cleanMarker)); err == nil {
+		s.marked = true
+		return s, nil
+	}
 	if err := s.recover(); err != nil {
 		db.Close()
 		return nil, err
@@ -103,20 +124,92 @@ func OpenDiskStore(dir string) (*DiskStore, error) {
 	return s, nil
 }
 
-// init creates the buckets and checks the format.
+// unmark removes the clean marker, durably, before anything a crash could leave behind is
+// written. Called with writer held.
+func (s *DiskStore) unmark() error {
+	if !s.marked {
+		return nil
+	}
+	if err := os.Remove(filepath.Join(s.dir, cleanMarker)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("engine: disk store: %w", err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		return fmt.Errorf("engine: disk store: %w", err)
+	}
+	s.marked = false
+	return nil
+}
+
+// mark leaves the clean marker for the next open. Called with writer held, after the
+// database is closed.
+func (s *DiskStore) mark() error {
+	if s.marked || s.leftovers {
+		return nil
+	}
+	f, err := os.OpenFile(filepath.Join(s.dir, cleanMarker), os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return syncDir(s.dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+var diskBuckets = [][]byte{bucketMeta, bucketMailboxes, bucketMessages, bucketByMailbox, bucketBodies, bucketJournal, bucketCounts}
+
+// init creates the buckets and checks the format. A store already set up is only read.
 func (s *DiskStore) init() error {
-	err := s.db.Update(func(btx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketMailboxes, bucketMessages, bucketByMailbox, bucketBodies, bucketJournal} {
+	ready := false
+	err := s.db.View(func(btx *bolt.Tx) error {
+		for _, b := range diskBuckets {
+			if btx.Bucket(b) == nil {
+				return nil
+			}
+		}
+		if got := decodeU64(btx.Bucket(bucketMeta).Get(keyFormat)); got != diskFormat {
+			return fmt.Errorf("format %d, this version reads format %d", got, diskFormat)
+		}
+		ready = true
+		return nil
+	})
+	if err != nil || ready {
+		if err != nil {
+			return fmt.Errorf("engine: disk store %q: init: %w", s.dir, err)
+		}
+		return nil
+	}
+	err = s.db.Update(func(btx *bolt.Tx) error {
+		for _, b := range diskBuckets {
 			if _, err := btx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
 		meta := btx.Bucket(bucketMeta)
 		if v := meta.Get(keyFormat); v != nil {
-			if got := decodeU64(v); got != diskFormat {
+			switch got := decodeU64(v); got {
+			case diskFormat:
+				return nil
+			case 1:
+				if err := rebuildCounts(btx); err != nil {
+					return err
+				}
+				return meta.Put(keyFormat, be64(diskFormat))
+			default:
 				return fmt.Errorf("format %d, this version reads format %d", got, diskFormat)
 			}
-			return nil
 		}
 		if err := meta.Put(keyFormat, be64(diskFormat)); err != nil {
 			return err
@@ -128,6 +221,102 @@ func (s *DiskStore) init() error {
 	})
 	if err != nil {
 		return fmt.Errorf("engine: disk store %q: init: %w", s.dir, err)
+	}
+	return nil
+}
+
+// rebuildCounts computes every mailbox's counts from the message records.
+func rebuildCounts(btx *bolt.Tx) error {
+	counts := map[string]*MessageCounts{}
+	get := func(name string) *MessageCounts {
+		c := counts[name]
+		if c == nil {
+			c = &MessageCounts{}
+			counts[name] = c
+		}
+		return c
+	}
+	err := btx.Bucket(bucketMessages).ForEach(func(_, v []byte) error {
+		m, err := decodeMessage(v)
+		if err != nil {
+			return err
+		}
+		m.addCounts(get, 1)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	b := btx.Bucket(bucketCounts)
+	for name, c := range counts {
+		if err := b.Put([]byte(name), encodeCounts(*c)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func encodeCounts(c MessageCounts) []byte {
+	b := binary.AppendUvarint(nil, uint64(c.Records))
+	b = binary.AppendUvarint(b, uint64(c.OnServer))
+	b = binary.AppendUvarint(b, uint64(c.Quarantined))
+	return binary.AppendUvarint(b, uint64(c.MovesIn))
+}
+
+func decodeCounts(v []byte) (MessageCounts, error) {
+	r := recordReader{b: v}
+	c := MessageCounts{Records: int(r.uvarint()), OnServer: int(r.uvarint()),
+		Quarantined: int(r.uvarint()), MovesIn: int(r.uvarint())}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%d bytes left over", len(r.b))
+	}
+	if r.err != nil {
+		return MessageCounts{}, fmt.Errorf("engine: disk store: decode counts: %w", r.err)
+	}
+	return c, nil
+}
+
+// adjustCounts moves the counts from prev's contribution (if had) to m's (if has).
+func adjustCounts(btx *bolt.Tx, prev MessageRecord, had bool, m MessageRecord, has bool) error {
+	b := btx.Bucket(bucketCounts)
+	counts := map[string]*MessageCounts{}
+	var ferr error
+	get := func(name string) *MessageCounts {
+		if c := counts[name]; c != nil {
+			return c
+		}
+		c := &MessageCounts{}
+		if v := b.Get([]byte(name)); v != nil {
+			var err error
+			if *c, err = decodeCounts(v); err != nil && ferr == nil {
+				ferr = err
+			}
+		}
+		counts[name] = c
+		return c
+	}
+	if had {
+		prev.addCounts(get, -1)
+	}
+	if has {
+		m.addCounts(get, 1)
+	}
+	if ferr != nil {
+		return ferr
+	}
+	for name, c := range counts {
+		if c.Records < 0 || c.OnServer < 0 || c.Quarantined < 0 || c.MovesIn < 0 {
+			return fmt.Errorf("engine: disk store: counts of %q went below zero", name)
+		}
+		var err error
+		if c.IsZero() {
+			err = b.Delete([]byte(name))
+		} else {
+			err = b.Put([]byte(name), encodeCounts(*c))
+		}
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -238,7 +427,15 @@ func (s *DiskStore) Close() error {
 	}
 	s.mirrorMu.Lock()
 	defer s.mirrorMu.Unlock()
-	return s.mirrorErr
+	if s.mirrorErr != nil {
+		return s.mirrorErr
+	}
+	s.writer.Lock() // no Update runs: the database is closed
+	defer s.writer.Unlock()
+	if err := s.mark(); err != nil {
+		return fmt.Errorf("engine: disk store %q: close: %w", s.dir, err)
+	}
+	return nil
 }
 
 // begin starts a bbolt transaction and registers it for Crash.
@@ -355,6 +552,26 @@ func (s *DiskStore) Update(fn func(Tx) error) error {
 	if ferr == nil {
 		renames, ferr = t.wantedNames()
 	}
+	if ferr == nil && !t.dirty {
+		// Nothing to commit: end without writing (a commit fsyncs even when empty).
+		delete(s.open, t)
+		ferr = t.btx.Rollback()
+		s.mu.Unlock()
+		if ferr != nil {
+			return fmt.Errorf("engine: disk store: end update: %w", ferr)
+		}
+		return nil
+	}
+	if ferr == nil && s.marked {
+		// Not under mu: unmark fsyncs. Crash may roll t back meanwhile (checked below).
+		s.mu.Unlock()
+		ferr = s.unmark()
+		s.mu.Lock()
+		if t.dead {
+			s.mu.Unlock()
+			return ErrCrashed
+		}
+	}
 	if ferr != nil {
 		delete(s.open, t)
 		rerr := t.btx.Rollback()
@@ -422,6 +639,7 @@ type diskTx struct {
 	dead       bool // rolled back by Crash; guarded by s.mu
 	committing bool // guarded by s.mu
 
+	dirty   bool             // a write method ran: the transaction has something to commit
 	written []string         // body files this transaction wrote
 	unlink  []string         // body files to remove once committed
 	touched map[LocalID]bool // messages whose file name may need a new flag suffix
@@ -436,6 +654,9 @@ func (t *diskTx) do(write bool, f func(*bolt.Tx) error) error {
 	defer t.s.mu.Unlock()
 	if t.dead {
 		return ErrCrashed
+	}
+	if write {
+		t.dirty = true
 	}
 	return f(t.btx)
 }
@@ -475,7 +696,9 @@ func (t *diskTx) wantedNames() (map[string]maildir.Flags, error) {
 func (t *diskTx) removeWritten() {
 	for _, key := range t.written {
 		// Best effort: a file left here is an orphan the next open removes.
-		_ = t.s.md.Remove(key)
+		if err := t.s.md.Remove(key); err != nil && !errors.Is(err, maildir.ErrNotFound) {
+			t.s.leftovers = true
+		}
 	}
 }
 
@@ -600,6 +823,31 @@ func (t *diskTx) AllMessages() ([]MessageRecord, error) {
 	return out, err
 }
 
+func (t *diskTx) Counts(mailbox string) (MessageCounts, error) {
+	var c MessageCounts
+	err := t.do(false, func(btx *bolt.Tx) error {
+		v := btx.Bucket(bucketCounts).Get([]byte(mailbox))
+		if v == nil {
+			return nil
+		}
+		var err error
+		c, err = decodeCounts(v)
+		return err
+	})
+	return c, err
+}
+
+func (t *diskTx) InUse() ([]string, error) {
+	out := []string{}
+	err := t.do(false, func(btx *bolt.Tx) error {
+		return btx.Bucket(bucketCounts).ForEach(func(k, _ []byte) error {
+			out = append(out, string(k))
+			return nil
+		})
+	})
+	return out, err
+}
+
 func (t *diskTx) PutMessage(m MessageRecord) error {
 	if !t.writable {
 		return ErrReadOnly
@@ -614,9 +862,11 @@ func (t *diskTx) PutMessage(m MessageRecord) error {
 		}
 		msgs, idx := btx.Bucket(bucketMessages), btx.Bucket(bucketByMailbox)
 		key := be64(uint64(m.ID))
-		if old := msgs.Get(key); old != nil {
-			prev, err := decodeMessage(old)
-			if err != nil {
+		var prev MessageRecord
+		old := msgs.Get(key)
+		if old != nil {
+			var err error
+			if prev, err = decodeMessage(old); err != nil {
 				return err
 			}
 			if prev.Mailbox != m.Mailbox {
@@ -624,6 +874,9 @@ func (t *diskTx) PutMessage(m MessageRecord) error {
 					return err
 				}
 			}
+		}
+		if err := adjustCounts(btx, prev, old != nil, m, true); err != nil {
+			return err
 		}
 		if err := idx.Put(indexKey(m.Mailbox, m.ID), nil); err != nil {
 			return err
@@ -646,6 +899,9 @@ func (t *diskTx) DeleteMessage(id LocalID) error {
 				return err
 			}
 			if err := btx.Bucket(bucketByMailbox).Delete(indexKey(prev.Mailbox, id)); err != nil {
+				return err
+			}
+			if err := adjustCounts(btx, prev, true, MessageRecord{}, false); err != nil {
 				return err
 			}
 			if err := msgs.Delete(key); err != nil {
@@ -672,6 +928,10 @@ func (t *diskTx) PutBody(id LocalID, raw []byte) error {
 		return err
 	} else if ok {
 		flags = nameFlags(m.Flags)
+	}
+	// A crash from here on may leave a file behind for the next open to remove.
+	if err := t.s.unmark(); err != nil {
+		return err
 	}
 	// The file is written outside the lock: it is the slow part and touches no state.
 	f, err := t.s.md.Add(bytes.NewReader(raw), flags)

@@ -264,7 +264,7 @@ var _ = Describe("The disk store", func() {
 
 	It("removes, on open, half-written files in tmp and stray files in cur", func() {
 		addMessage(s, "INBOX", "committed")
-		Expect(s.Close()).To(Succeed())
+		Expect(s.Crash()).To(Succeed())
 		Expect(os.WriteFile(filepath.Join(dir, "Maildir", "tmp", "1.half.written"), []byte("Subj"), 0o600)).To(Succeed())
 		Expect(os.WriteFile(filepath.Join(dir, "Maildir", "cur", "2.deleted.before.crash:2,S"), []byte("x"), 0o600)).To(Succeed())
 		openDisk(dir)
@@ -274,7 +274,7 @@ var _ = Describe("The disk store", func() {
 
 	It("repairs, on open, a file name a crash left with old flags", func() {
 		id := addMessage(s, "INBOX", "x", `\Seen`)
-		Expect(s.Close()).To(Succeed())
+		Expect(s.Crash()).To(Succeed())
 		files := bodyFiles(dir, "cur")
 		Expect(files).To(HaveLen(1))
 		key, _, _ := strings.Cut(files[0], ":")
@@ -287,6 +287,41 @@ var _ = Describe("The disk store", func() {
 			Expect(tx.Body(id)).To(Equal([]byte("x")))
 			return nil
 		})).To(Succeed())
+	})
+
+	It("opens after a clean close without the recovery pass, and writes nothing for an update that changes nothing", func() {
+		addMessage(s, "INBOX", "committed")
+		Expect(s.Close()).To(Succeed())
+		Expect(filepath.Join(dir, "clean")).To(BeAnExistingFile())
+		// A stray file after a clean close is not the store's: an open that trusts the
+		// marker does not list the Maildir, so the file stays.
+		stray := filepath.Join(dir, "Maildir", "cur", "2.not.ours:2,S")
+		Expect(os.WriteFile(stray, []byte("x"), 0o600)).To(Succeed())
+		db := filepath.Join(dir, "state.db")
+		before, err := os.ReadFile(db)
+		Expect(err).NotTo(HaveOccurred())
+
+		s2 := openDisk(dir)
+		Expect(stray).To(BeAnExistingFile())
+		Expect(s2.Update(func(tx engine.Tx) error {
+			_, err := tx.Messages("INBOX")
+			return err
+		})).To(Succeed())
+		Expect(s2.Close()).To(Succeed())
+		after, err := os.ReadFile(db)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(after).To(Equal(before), "an open, a view and an empty update wrote to the database")
+		Expect(filepath.Join(dir, "clean")).To(BeAnExistingFile())
+
+		// A change takes the marker away before it commits: a crash then leaves no marker,
+		// and the next open tidies up.
+		s3 := openDisk(dir)
+		addMessage(s3, "INBOX", "second")
+		Expect(filepath.Join(dir, "clean")).NotTo(BeAnExistingFile())
+		Expect(s3.Crash()).To(Succeed())
+		openDisk(dir)
+		Expect(stray).NotTo(BeAnExistingFile())
+		Expect(bodyFiles(dir, "cur")).To(HaveLen(2))
 	})
 
 	It("reports a body whose file is gone as missing", func() {

@@ -293,6 +293,54 @@ func (t *memTx) AllMessages() ([]MessageRecord, error) {
 	return out, nil
 }
 
+// eachMessage calls fn on every record this transaction sees, in no order.
+func (t *memTx) eachMessage(fn func(m *MessageRecord)) {
+	for id, m := range t.s.messages {
+		if o, ok := t.messages[id]; ok {
+			if o != nil {
+				fn(o)
+			}
+			continue
+		}
+		fn(m)
+	}
+	for id, m := range t.messages {
+		if _, ok := t.s.messages[id]; !ok && m != nil {
+			fn(m)
+		}
+	}
+}
+
+// Counts tallies the records as it goes: the memory store has them at hand.
+func (t *memTx) Counts(mailbox string) (MessageCounts, error) {
+	var c, other MessageCounts
+	t.eachMessage(func(m *MessageRecord) {
+		m.addCounts(func(name string) *MessageCounts {
+			if name == mailbox {
+				return &c
+			}
+			return &other
+		}, 1)
+	})
+	return c, nil
+}
+
+func (t *memTx) InUse() ([]string, error) {
+	seen := map[string]bool{}
+	t.eachMessage(func(m *MessageRecord) {
+		seen[m.Mailbox] = true
+		if m.MoveTo != "" {
+			seen[m.MoveTo] = true
+		}
+	})
+	out := make([]string, 0, len(seen))
+	for n := range seen {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
 func (t *memTx) PutMessage(m MessageRecord) error {
 	if err := t.check(); err != nil {
 		return err

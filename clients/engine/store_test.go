@@ -198,6 +198,96 @@ func DescribeStoreConformance(name string, h StoreHarness) bool {
 				return nil
 			})).To(Succeed())
 		})
+
+		It("keeps each mailbox's counts in step with its records, across moves, deletes and crashes", func() {
+			// recount is what Counts must say, from the records themselves.
+			recount := func(tx engine.Tx, mailbox string) engine.MessageCounts {
+				all, err := tx.AllMessages()
+				Expect(err).NotTo(HaveOccurred())
+				var c engine.MessageCounts
+				for _, m := range all {
+					if m.MoveTo == mailbox {
+						c.MovesIn++
+					}
+					if m.Mailbox != mailbox {
+						continue
+					}
+					c.Records++
+					switch {
+					case m.State == engine.MsgQuarantined:
+						c.Quarantined++
+					case m.UID != 0 && (m.State == engine.MsgSynced || m.State == engine.MsgDeleted):
+						c.OnServer++
+					}
+				}
+				return c
+			}
+			check := func(st engine.Store, want map[string]engine.MessageCounts) {
+				GinkgoHelper()
+				Expect(st.View(func(tx engine.Tx) error {
+					var names []string
+					for _, name := range []string{"INBOX", "Archive", "Trash"} {
+						c, err := tx.Counts(name)
+						Expect(err).NotTo(HaveOccurred())
+						Expect(c).To(Equal(recount(tx, name)), name)
+						Expect(c).To(Equal(want[name]), name)
+						if !c.IsZero() {
+							names = append(names, name)
+						}
+					}
+					inUse, err := tx.InUse()
+					Expect(err).NotTo(HaveOccurred())
+					Expect(inUse).To(ConsistOf(names))
+					return nil
+				})).To(Succeed())
+			}
+			var a, b, c, d engine.LocalID
+			Expect(s.Update(func(tx engine.Tx) error {
+				a, b, c = put(tx, "INBOX", 1), put(tx, "INBOX", 2), put(tx, "INBOX", 0)
+				d = put(tx, "Archive", 5)
+				m, _, _ := tx.Message(c)
+				m.State = engine.MsgNew
+				return tx.PutMessage(m)
+			})).To(Succeed())
+			check(s, map[string]engine.MessageCounts{"INBOX": {Records: 3, OnServer: 2}, "Archive": {Records: 1, OnServer: 1}})
+
+			Expect(s.Update(func(tx engine.Tx) error {
+				m, _, _ := tx.Message(a)
+				m.MoveTo = "Trash" // a pending move
+				Expect(tx.PutMessage(m)).To(Succeed())
+				m, _, _ = tx.Message(b)
+				m.State = engine.MsgDeleted
+				Expect(tx.PutMessage(m)).To(Succeed())
+				m, _, _ = tx.Message(d)
+				m.Mailbox, m.UID = "INBOX", 0 // moved to INBOX, its UID unknown
+				Expect(tx.PutMessage(m)).To(Succeed())
+				return nil
+			})).To(Succeed())
+			check(s, map[string]engine.MessageCounts{"INBOX": {Records: 4, OnServer: 2}, "Trash": {MovesIn: 1}})
+
+			s = h.Crash(s)
+			err := s.Update(func(tx engine.Tx) error {
+				Expect(tx.DeleteMessage(b)).To(Succeed())
+				m, _, _ := tx.Message(a)
+				m.State, m.MoveTo = engine.MsgQuarantined, ""
+				Expect(tx.PutMessage(m)).To(Succeed())
+				// Inside the transaction the counts already follow its writes.
+				got, err := tx.Counts("INBOX")
+				Expect(err).NotTo(HaveOccurred())
+				Expect(got).To(Equal(engine.MessageCounts{Records: 3, Quarantined: 1}))
+				return errors.New("given up")
+			})
+			Expect(err).To(MatchError("given up"))
+			check(s, map[string]engine.MessageCounts{"INBOX": {Records: 4, OnServer: 2}, "Trash": {MovesIn: 1}})
+
+			Expect(s.Update(func(tx engine.Tx) error {
+				Expect(tx.DeleteMessage(b)).To(Succeed())
+				m, _, _ := tx.Message(a)
+				m.State, m.MoveTo = engine.MsgQuarantined, ""
+				return tx.PutMessage(m)
+			})).To(Succeed())
+			check(s, map[string]engine.MessageCounts{"INBOX": {Records: 3, Quarantined: 1}})
+		})
 	})
 }
 
