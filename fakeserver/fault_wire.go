@@ -17,9 +17,9 @@ import (
 // the IMAP stream of every connection opened while it is on; the model underneath stays
 // correct unless the bug says otherwise.
 var wireBugDocs = map[string]string{
-	"search-lies":                "UID SEARCH by a flag also lists a message the session was told lacks it (S13)",
+	"search-lies":                "UID SEARCH by a flag (SEARCH or ESEARCH) also lists a message the session was told lacks it (S13)",
 	"malformed-copyuid":          "COPY and MOVE answer [COPYUID v T<uid> NO [SERVERBUG] Internal server error (S5)",
-	"double-expunge":             "MOVE and EXPUNGE announce their first expunged message twice (S8 or S4)",
+	"double-expunge":             "MOVE and EXPUNGE announce their first expunged message twice (S8)",
 	"seq-zero":                   "the first FETCH answering each UID FETCH names message 0 (S6)",
 	"serverbug-on-rename":        "a session whose selected mailbox was renamed away and re-created gets NO [SERVERBUG], and so does every later SELECT of it, as Dovecot 2.3.19 does (S9)",
 	"no-on-vanished-store":       "UID STORE of UIDs that are all gone answers NO No messages matched (S10)",
@@ -105,8 +105,7 @@ type bugConn struct {
 	cmds      map[string]bugCmd
 	fail      map[string]string // tag → the tagged answer to send instead
 	pending   map[string]string // SELECT tag → mailbox
-	selected  string
-	selClock  uint64
+	sel       *selection        // the selected mailbox on record (serverbug-on-rename)
 	flags     map[uint32][]string
 	lastFetch string // tag of the UID FETCH whose first FETCH was rewritten
 	lastTag   string // the command sent last
@@ -228,42 +227,99 @@ func (c *bugConn) clientLine(l string) string {
 	return l
 }
 
-// brokenLocked reports whether a command meets the Dovecot rename bug: its session's
-// selected mailbox was renamed away and a mailbox re-created under its name since it was
-// selected (the name is then broken for good), or it selects a broken name.
+// brokenLocked reports whether a command meets the Dovecot rename bug (serverbug-on-rename):
+// a mailbox renamed away while a session had it selected, and then re-created under its
+// name (CREATE, or another mailbox renamed to it), is broken for good: every SELECT,
+// EXAMINE or STATUS of the name fails, and so does every command of a session that had it
+// selected. Dovecot 2.3.19 does this because the old session keeps writing the index files
+// at the name's path, which then belong to the new mailbox. The fake server itself closes
+// such a session with BYE at the rename (go-imap cannot tell it otherwise), so the rule is
+// decided from the selections on record, not from the sessions still open: whether the
+// bug strikes does not depend on when the engine reconnects.
 func (c *bugConn) brokenLocked(verb, args string) bool {
 	s := c.srv
+	s.bugMu.Lock()
+	defer s.bugMu.Unlock()
+	s.scanRenamesLocked()
 	switch verb {
 	case "SELECT", "EXAMINE", "STATUS":
-		s.bugMu.Lock()
-		broken := s.brokenNames[unquote(firstArg(args))]
-		s.bugMu.Unlock()
-		if broken {
+		if s.brokenNames[unquote(firstArg(args))] {
 			return true
 		}
 	}
-	if c.selected == "" {
-		return false
-	}
-	renamed := false
+	return c.sel != nil && c.sel.broken
+}
+
+// scanRenamesLocked reads the history since it last did and marks broken names.
+func (s *Server) scanRenamesLocked() {
 	for _, e := range s.History() {
-		if e.Clock <= c.selClock {
+		if e.Clock <= s.bugScanned {
 			continue
 		}
-		switch {
-		case e.Kind == "rename" && e.Mailbox == c.selected:
-			renamed = true
-		case renamed && (e.Kind == "create" && e.Mailbox == c.selected || e.Kind == "rename" && e.Dest == c.selected):
-			s.bugMu.Lock()
+		s.bugScanned = e.Clock
+		var recreated string
+		switch e.Kind {
+		case "rename":
+			for _, sel := range s.selections {
+				if sel.mailbox == e.Mailbox && sel.from < e.Clock && (sel.to == 0 || sel.to >= e.Clock) {
+					if s.renamedOpen == nil {
+						s.renamedOpen = map[string]bool{}
+					}
+					s.renamedOpen[e.Mailbox] = true
+				}
+			}
+			recreated = e.Dest
+		case "create":
+			recreated = e.Mailbox
+		}
+		if recreated != "" && s.renamedOpen[recreated] {
 			if s.brokenNames == nil {
 				s.brokenNames = map[string]bool{}
 			}
-			s.brokenNames[c.selected] = true
-			s.bugMu.Unlock()
-			return true
+			s.brokenNames[recreated] = true
+			for _, sel := range s.selections {
+				if sel.mailbox == recreated && sel.to == 0 {
+					sel.broken = true
+				}
+			}
 		}
 	}
-	return false
+}
+
+// selection is a span of server clock in which one connection had a mailbox selected.
+type selection struct {
+	mailbox  string
+	from, to uint64 // to is 0 while it lasts
+	broken   bool   // the mailbox was re-created under its name meanwhile
+}
+
+// selectLocked records that c selected mailbox ("" for none) at the server's clock now.
+func (c *bugConn) selectLocked(mailbox string) {
+	s := c.srv
+	s.histMu.Lock()
+	now := s.clock
+	s.histMu.Unlock()
+	if !c.on["serverbug-on-rename"] {
+		return
+	}
+	s.bugMu.Lock()
+	defer s.bugMu.Unlock()
+	if c.sel != nil && c.sel.to == 0 {
+		c.sel.to = now
+	}
+	c.sel = nil
+	if mailbox != "" {
+		c.sel = &selection{mailbox: mailbox, from: now}
+		s.selections = append(s.selections, c.sel)
+	}
+}
+
+// Close ends the connection's selection before it closes the connection.
+func (c *bugConn) Close() error {
+	c.mu.Lock()
+	c.selectLocked("")
+	c.mu.Unlock()
+	return c.Conn.Close()
 }
 
 func firstArg(args string) string {
@@ -319,7 +375,7 @@ func (c *bugConn) serverLine(l string) string {
 			c.cmds[curTag] = cur
 			return l + "\r\n" + l
 		}
-	case len(fields) >= 2 && fields[1] == "SEARCH" && c.on["search-lies"] && cur.verb == "UID SEARCH":
+	case len(fields) >= 2 && (fields[1] == "SEARCH" || fields[1] == "ESEARCH") && c.on["search-lies"] && cur.verb == "UID SEARCH":
 		return c.lieLocked(l, cur.args)
 	case c.on["malformed-copyuid"] && strings.Contains(l, "[COPYUID "):
 		return copyUID.ReplaceAllString(l, "[COPYUID $1 T$2 NO [SERVERBUG] Internal server error")
@@ -333,7 +389,8 @@ func (c *bugConn) currentLocked() (bugCmd, string) {
 	return c.cmds[c.lastTag], c.lastTag
 }
 
-// lieLocked adds to a SEARCH by a flag the lowest UID the session was told lacks it.
+// lieLocked adds to a SEARCH or ESEARCH by a flag the lowest UID the session was told
+// lacks it.
 func (c *bugConn) lieLocked(l, args string) string {
 	var flag string
 	for _, t := range strings.Fields(strings.ToUpper(args)) {
@@ -344,13 +401,29 @@ func (c *bugConn) lieLocked(l, args string) string {
 	if flag == "" {
 		return l
 	}
-	listed := map[string]bool{}
-	for _, f := range strings.Fields(l)[2:] {
-		listed[f] = true
+	fields := strings.Fields(l)
+	esearch := fields[1] == "ESEARCH"
+	listed := map[uint32]bool{}
+	all := -1 // the index in fields of an ESEARCH's ALL set
+	if esearch {
+		for i := 2; i+1 < len(fields); i++ {
+			if strings.EqualFold(fields[i], "ALL") {
+				all = i + 1
+				for _, u := range expandUIDs(fields[all]) {
+					listed[u] = true
+				}
+			}
+		}
+	} else {
+		for _, f := range fields[2:] {
+			if n, err := strconv.ParseUint(f, 10, 32); err == nil {
+				listed[uint32(n)] = true
+			}
+		}
 	}
 	var lie uint32
 	for uid, flags := range c.flags {
-		if listed[strconv.FormatUint(uint64(uid), 10)] || slices.ContainsFunc(flags, func(f string) bool { return strings.EqualFold(f, flag) }) {
+		if listed[uid] || slices.ContainsFunc(flags, func(f string) bool { return strings.EqualFold(f, flag) }) {
 			continue
 		}
 		if lie == 0 || uid < lie {
@@ -360,7 +433,38 @@ func (c *bugConn) lieLocked(l, args string) string {
 	if lie == 0 {
 		return l
 	}
-	return l + " " + strconv.FormatUint(uint64(lie), 10)
+	n := strconv.FormatUint(uint64(lie), 10)
+	switch {
+	case !esearch:
+		return l + " " + n
+	case all < 0:
+		return l + " ALL " + n
+	default:
+		fields[all] += "," + n
+		return strings.Join(fields, " ")
+	}
+}
+
+// expandUIDs returns the numbers of a UID set without "*" (a bounded number of them).
+func expandUIDs(set string) []uint32 {
+	var out []uint32
+	for _, part := range strings.Split(set, ",") {
+		a, b, isRange := strings.Cut(part, ":")
+		lo, err := strconv.ParseUint(a, 10, 32)
+		if err != nil {
+			continue
+		}
+		hi := lo
+		if isRange {
+			if hi, err = strconv.ParseUint(b, 10, 32); err != nil {
+				continue
+			}
+		}
+		for u := min(lo, hi); u <= max(lo, hi) && len(out) < 1<<16; u++ {
+			out = append(out, uint32(u))
+		}
+	}
+	return out
 }
 
 func (c *bugConn) taggedLocked(l string) string {
@@ -377,13 +481,10 @@ func (c *bugConn) taggedLocked(l string) string {
 	status, text, _ := strings.Cut(rest, " ")
 	switch {
 	case (cmd.verb == "SELECT" || cmd.verb == "EXAMINE") && status == "OK":
-		c.selected = c.pending[tag]
-		c.srv.histMu.Lock()
-		c.selClock = c.srv.clock
-		c.srv.histMu.Unlock()
+		c.selectLocked(c.pending[tag])
 		c.flags = map[uint32][]string{}
 	case cmd.verb == "SELECT" || cmd.verb == "EXAMINE":
-		c.selected = ""
+		c.selectLocked("")
 	case c.on["no-on-vanished-store"] && cmd.verb == "UID STORE" && status == "OK" && !cmd.fetched && !strings.Contains(strings.ToUpper(cmd.args), ".SILENT"):
 		return tag + " NO No messages matched"
 	case c.on["create-exists-without-code"] && cmd.verb == "CREATE" && status == "NO" && strings.HasPrefix(text, "[ALREADYEXISTS]"):

@@ -53,9 +53,12 @@ type Server struct {
 	capsGen     uint64
 	fails       []*failRule
 
-	bugMu       sync.Mutex      // guards bugs, brokenNames
+	bugMu       sync.Mutex      // guards bugs, brokenNames, selections, renamedOpen, bugScanned
 	bugs        map[string]bool // wire bugs switched on (fault_wire.go)
 	brokenNames map[string]bool // serverbug-on-rename: mailbox names every SELECT fails on
+	selections  []*selection    // serverbug-on-rename: which mailbox each connection had selected, and when
+	renamedOpen map[string]bool // serverbug-on-rename: names renamed away while a session had them selected
+	bugScanned  uint64          // serverbug-on-rename: the history is read up to this clock
 
 	capsGenA  atomic.Uint64 // capsGen, readable without mu
 	failsLeft atomic.Int64  // number of installed fail rules, readable without mu

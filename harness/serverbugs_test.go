@@ -47,5 +47,8 @@ var _ = Describe("The fake server's wire bugs", func() {
 		Entry(nil, "malformed-copyuid", "move_first_move_wins", "S5"),
 		Entry(nil, "seq-zero", "flags_concurrent_read", "S6"),
 		Entry(nil, "lowercase-keywords", "flags_custom_keywords", "S12"),
+		Entry(nil, "double-expunge", "move_flag_after_move", "S8"),
+		Entry(nil, "serverbug-on-rename", "folder_recreated_under_old_name", "S9"),
+		Entry(nil, "serverbug-on-rename", "folder_swap_names", "S9"),
 	)
 })

@@ -111,7 +111,9 @@ type selection struct {
 	uidNext     uint32
 	count       int // -1 unknown
 	grown       bool
-	uids        []uint32 // by sequence number - 1; 0 unknown
+	uids        []uint32        // by sequence number - 1; 0 unknown
+	since       time.Duration   // when its SELECT or EXAMINE was sent
+	gone        map[uint32]bool // UIDs this selection was told expunged (S8)
 }
 
 type connState struct {
@@ -128,6 +130,7 @@ type connState struct {
 type pendingSelect struct {
 	tag     string
 	mailbox string
+	sent    time.Duration
 }
 
 type wireChecker struct {
@@ -230,7 +233,7 @@ func (w *wireChecker) client(c *connState, l WireLine) {
 	c.outstanding = append(c.outstanding, tag)
 	switch strings.ToUpper(cmd) {
 	case "SELECT", "EXAMINE":
-		c.waiting = &pendingSelect{tag: tag, mailbox: mailboxArg(args)}
+		c.waiting = &pendingSelect{tag: tag, mailbox: mailboxArg(args), sent: l.Time}
 		w.maybeStartSelect(c)
 	case "UNSELECT", "CLOSE":
 		c.closeTag = tag
@@ -244,7 +247,7 @@ func (w *wireChecker) maybeStartSelect(c *connState) {
 	if p == nil || len(c.outstanding) == 0 || c.outstanding[0] != p.tag {
 		return
 	}
-	c.sel = selection{active: true, mailbox: p.mailbox, count: -1}
+	c.sel = selection{active: true, mailbox: p.mailbox, count: -1, since: p.sent}
 	c.rfc.reset()
 	c.selectTag = p.tag
 	c.waiting = nil

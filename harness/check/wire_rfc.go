@@ -24,6 +24,7 @@ type sentCommand struct {
 	store    *storeCmd     // a UID STORE that sets keywords (S12)
 	search   *searchCmd    // a UID SEARCH by flags (S13)
 	selected string        // the mailbox selected when it was sent
+	expunges *int          // EXPUNGE responses that answered it (S8)
 }
 
 // storeCmd is a UID STORE that sets keywords; S12 judges the first FETCH of each UID.
@@ -152,7 +153,7 @@ func (w *wireChecker) rfcClient(c *connState, l WireLine) {
 		v2, a2, _ := strings.Cut(args, " ")
 		verb, args = "UID "+strings.ToUpper(v2), a2
 	}
-	cmd := sentCommand{text: l.Text, verb: verb, args: args, sent: l.Time, span: -1, selected: c.sel.mailbox}
+	cmd := sentCommand{text: l.Text, verb: verb, args: args, sent: l.Time, span: -1, selected: c.sel.mailbox, expunges: new(int)}
 	if mutatingVerb(verb) {
 		w.spans = append(w.spans, span{conn: c.key, start: l.Time, end: -1})
 		cmd.span = len(w.spans) - 1
@@ -251,6 +252,12 @@ func parseFlagSearch(args string) *searchCmd {
 			i++
 		case t == "CHARSET" && i+1 < len(toks):
 			i++
+		case t == "RETURN" && i+1 < len(toks):
+			// RFC 4731: only RETURN (ALL) or RETURN () lists every result.
+			if opts := strings.ToUpper(toks[i+1]); opts != "(ALL)" && opts != "()" {
+				return nil
+			}
+			i++
 		case searchFlags[t] != "":
 			sc.conds = append(sc.conds, flagCond{key: t, flag: searchFlags[t]})
 		case strings.HasPrefix(t, "UN") && searchFlags[t[2:]] != "":
@@ -283,6 +290,11 @@ func (w *wireChecker) rfcServer(c *connState, l WireLine, cut bool) {
 		return
 	}
 	first, rest, _ := strings.Cut(text[2:], " ")
+	if _, err := strconv.ParseUint(first, 10, 32); err == nil && strings.EqualFold(strings.TrimSpace(rest), "EXPUNGE") {
+		if cmd, ok := c.answering(text); ok {
+			*cmd.expunges++
+		}
+	}
 	switch strings.ToUpper(first) {
 	case "OK", "NO", "BAD", "BYE":
 		code, arg, _ := responseCode(rest)
@@ -319,7 +331,20 @@ func (w *wireChecker) rfcServer(c *connState, l WireLine, cut bool) {
 				break
 			}
 		}
-		w.searchAlive(c, l, rest)
+		w.searchAlive(c, l, numbers(rest))
+	case "ESEARCH":
+		if cut {
+			return
+		}
+		tag, uids, ok := esearchAll(rest)
+		if !ok {
+			return
+		}
+		if cmd, found := c.cmds[tag]; found && cmd.search != nil {
+			cmd.search.results = append(cmd.search.results, uids...)
+			cmd.search.lines = append(cmd.search.lines, l)
+		}
+		w.searchAlive(c, l, uids)
 	case "STATUS":
 		if !cut {
 			w.status(c, l, rest)
@@ -346,7 +371,7 @@ func (r *rfcState) spell(f string) {
 
 var legitimateNo = map[string]bool{
 	"TRYCREATE": true, "OVERQUOTA": true, "LIMIT": true, "READ-ONLY": true, "NOPERM": true,
-	"CANNOT": true, "INUSE": true, "EXPUNGEISSUE": true, "NONEXISTENT": true, "TOOBIG": true,
+	"CANNOT": true, "INUSE": true, "EXPUNGEISSUED": true, "NONEXISTENT": true, "TOOBIG": true,
 	"SERVERBUG": true, "UNAVAILABLE": true, // S9's
 }
 
@@ -376,6 +401,9 @@ func (w *wireChecker) rfcTagged(c *connState, l WireLine) {
 		w.reportCmd(S10NoOnUID, l, cmd.text, cmd.selected, fmt.Sprintf("the server refused %s %s: UIDs that do not exist are ignored, and no legitimate reason was given", cmd.verb, why))
 	case status == "NO" && cmd.verb == "CREATE" && code != "ALREADYEXISTS" && strings.Contains(strings.ToLower(text), "exist"):
 		w.reportCmd(S11ResponseCode, l, cmd.text, cmd.selected, "the server refused CREATE of an existing mailbox without [ALREADYEXISTS]")
+	}
+	if status == "OK" && (cmd.verb == "UID MOVE" || cmd.verb == "UID EXPUNGE") && c.sel.active && cmd.selected == c.sel.mailbox {
+		w.judgeExpunges(c, l, cmd)
 	}
 	if status == "OK" && cmd.search != nil && c.sel.active && cmd.selected == c.sel.mailbox {
 		w.judgeSearch(c, l, cmd)
@@ -582,6 +610,19 @@ func (w *wireChecker) disturbed(conn connKey, from, to time.Duration) bool {
 	return false
 }
 
+// judgeExpunges reports S8 when a UID MOVE or UID EXPUNGE was answered with more EXPUNGE
+// responses than the UIDs it named: each further one takes an innocent message from the
+// client's view. Judged only when nothing else changed the mailbox since the connection
+// selected it (another session's expunge may be announced with the command's own).
+func (w *wireChecker) judgeExpunges(c *connState, l WireLine, cmd sentCommand) {
+	set, _, _ := strings.Cut(strings.TrimSpace(cmd.args), " ")
+	uids, ok := expandSet(set)
+	if !ok || *cmd.expunges <= len(uids) || w.disturbed(c.key, c.sel.since, l.Time) {
+		return
+	}
+	w.reportCmd(S8ExpungeOnce, l, cmd.text, c.sel.mailbox, fmt.Sprintf("%s named %d UID(s) and was answered with %d EXPUNGE responses: each EXPUNGE removes one message that is gone", cmd.verb, len(uids), *cmd.expunges))
+}
+
 // judgeSearch checks a completed UID SEARCH by flags against the FLAGS the connection was
 // sent (S13).
 func (w *wireChecker) judgeSearch(c *connState, l WireLine, cmd sentCommand) {
@@ -660,10 +701,17 @@ func (w *wireChecker) noteExpunged(c *connState, l WireLine, uid uint32) {
 		w.expunged[k] = expungeSeen{at: l.Time, where: fmt.Sprintf("%s connection %d: %s", l.Device, l.Conn, l.Text)}
 	}
 	delete(c.rfc.flags, uid)
+	if c.sel.gone == nil {
+		c.sel.gone = map[uint32]bool{}
+	}
+	c.sel.gone[uid] = true
 }
 
 // checkAlive reports S8 when a message the server reported expunged shows up again in an
-// answer to a command sent after that.
+// answer to a command sent after that, on a connection that must know it is gone: one
+// that was itself told (its EXPUNGE), or that selected the mailbox after the expunge. A
+// session selected before may still list it until the server tells it (RFC 3501 §7.4.1:
+// its sequence numbers keep the message until its own EXPUNGE), so that is no finding.
 func (w *wireChecker) checkAlive(c *connState, l WireLine, uid uint32) {
 	if c.sel.mailbox == "" || c.sel.uidValidity == 0 {
 		return
@@ -674,20 +722,87 @@ func (w *wireChecker) checkAlive(c *connState, l WireLine, uid uint32) {
 		return
 	}
 	cmd, ok := c.answering(l.Text)
-	if !ok || cmd.sent <= e.at {
+	if !ok || cmd.sent <= e.at || !c.sel.gone[uid] && c.sel.since <= e.at {
 		return
 	}
 	w.reportCmd(S8ExpungeOnce, l, cmd.text, c.sel.mailbox, fmt.Sprintf("UID %d of %s is still there, but the server had reported it expunged (%s)", uid, dashed(c.sel.mailbox), e.where))
 }
 
-func (w *wireChecker) searchAlive(c *connState, l WireLine, rest string) {
+func (w *wireChecker) searchAlive(c *connState, l WireLine, uids []uint32) {
 	cmd, ok := c.answering(l.Text)
 	if !ok || !strings.HasPrefix(cmd.verb, "UID ") {
 		return
 	}
-	for _, f := range strings.Fields(rest) {
+	for _, uid := range uids {
+		w.checkAlive(c, l, uid)
+	}
+}
+
+// numbers returns the numbers among the words of s.
+func numbers(s string) []uint32 {
+	var out []uint32
+	for _, f := range strings.Fields(s) {
 		if n, err := strconv.ParseUint(f, 10, 32); err == nil {
-			w.checkAlive(c, l, uint32(n))
+			out = append(out, uint32(n))
 		}
 	}
+	return out
+}
+
+// maxSetSize bounds how many numbers a set given as ranges is expanded to.
+const maxSetSize = 1 << 16
+
+// esearchAll reads an ESEARCH response (RFC 4731): the tag it answers and the UIDs of its
+// ALL result (none when it has no ALL); ok is false for a response the checker cannot
+// follow (no tag, not UIDs, a set too large).
+func esearchAll(rest string) (tag string, uids []uint32, ok bool) {
+	rest = strings.TrimSpace(rest)
+	if !strings.HasPrefix(strings.ToUpper(rest), "(TAG ") {
+		return "", nil, false
+	}
+	end := strings.Index(rest, ")")
+	if end < 0 {
+		return "", nil, false
+	}
+	tag = strings.Trim(strings.TrimSpace(rest[len("(TAG "):end]), `"`)
+	toks := strings.Fields(rest[end+1:])
+	if len(toks) == 0 || !strings.EqualFold(toks[0], "UID") {
+		return "", nil, false
+	}
+	for i := 1; i+1 < len(toks); i += 2 {
+		if strings.EqualFold(toks[i], "ALL") {
+			uids, ok = expandSet(toks[i+1])
+			return tag, uids, ok
+		}
+	}
+	return tag, nil, true
+}
+
+// expandSet returns the numbers of a sequence set without "*"; ok is false for anything
+// else, or a set of more than maxSetSize numbers.
+func expandSet(set string) ([]uint32, bool) {
+	var out []uint32
+	for _, part := range strings.Split(set, ",") {
+		a, b, isRange := strings.Cut(part, ":")
+		lo, err := strconv.ParseUint(a, 10, 32)
+		if err != nil {
+			return nil, false
+		}
+		hi := lo
+		if isRange {
+			if hi, err = strconv.ParseUint(b, 10, 32); err != nil {
+				return nil, false
+			}
+		}
+		if hi < lo {
+			lo, hi = hi, lo
+		}
+		if len(out)+int(hi-lo)+1 > maxSetSize {
+			return nil, false
+		}
+		for n := lo; n <= hi; n++ {
+			out = append(out, uint32(n))
+		}
+	}
+	return out, true
 }

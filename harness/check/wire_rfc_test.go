@@ -100,7 +100,15 @@ S a3 OK done
 C a4 UID SEARCH ALL
 S * SEARCH 3 9
 S a4 OK done
-`, "a4 UID SEARCH ALL", "UID 9 of INBOX is still there"),
+`, "a3 UID MOVE 5 Archive", "UID MOVE named 1 UID(s) and was answered with 2 EXPUNGE responses"),
+		Entry("S8: a UID the session was told is expunged, listed again", "S8", `
+C a3 UID EXPUNGE 1:5
+S * 2 EXPUNGE
+S a3 OK done
+C a4 UID SEARCH RETURN (ALL) ALL
+S * ESEARCH (TAG "a4") UID ALL 3:5,9
+S a4 OK done
+`, `a4 UID SEARCH RETURN (ALL) ALL`, "UID 5 of INBOX is still there"),
 		Entry("S9: an internal error", "S9", `
 C a3 SELECT Work
 S a3 NO [SERVERBUG] Internal error occurred. Refer to server log for more information.
@@ -133,6 +141,11 @@ C a3 UID SEARCH DELETED
 S * SEARCH 5 9
 S a3 OK done
 `, "a3 UID SEARCH DELETED", "SEARCH DELETED listed UID 9, whose FLAGS ()"),
+		Entry("S13: an ESEARCH DELETED lists a message without \\Deleted", "S13", `
+C a3 UID SEARCH RETURN (ALL) DELETED
+S * ESEARCH (TAG "a3") UID ALL 3,5
+S a3 OK done
+`, "a3 UID SEARCH RETURN (ALL) DELETED", "SEARCH DELETED listed UID 3, whose FLAGS ()"),
 		Entry("S13: SEARCH FLAGGED lists a message nobody flagged", "S13", `
 C a3 UID SEARCH UID 1:9 FLAGGED
 S * SEARCH 3
@@ -179,6 +192,43 @@ S b1 OK done
 		lines = timed(append(append(append([]check.WireLine{}, phone[:12]...), step), phone[12:]...))
 		Expect(check.CheckWire(lines)).To(BeEmpty())
 		lines[12].End = lines[12].Time
+		Expect(check.CheckWire(lines)).To(BeEmpty())
+	})
+
+	It("do not count an expunge against a session that was not yet told of it (S8)", func() {
+		// The laptop selected INBOX before the phone expunged UID 5: until its own
+		// EXPUNGE arrives, its view still holds the message (RFC 3501 §7.4.1).
+		phone := transcript("phone", 1, selectInbox+`
+C a3 UID EXPUNGE 5
+S * 2 EXPUNGE
+S a3 OK done
+`)
+		laptop := transcript("laptop", 1, strings.ReplaceAll(selectInbox, "a", "b")+`
+C b3 NOOP
+S * 2 FETCH (UID 5 FLAGS (\Deleted \Seen))
+S * 2 EXPUNGE
+S b3 OK done
+`)
+		lines := timed(append(append(append([]check.WireLine{}, laptop[:12]...), phone...), laptop[12:]...))
+		Expect(check.CheckWire(lines)).To(BeEmpty())
+		// Selected after the expunge, it must not see the message.
+		late := transcript("laptop", 2, strings.ReplaceAll(selectInbox, "a", "c"))
+		lines = timed(append(append([]check.WireLine{}, phone...), late...))
+		rs := check.CheckWire(lines)
+		Expect(ids(rs)).To(Equal([]string{"S8"}))
+		Expect(rs[0].Devices).To(Equal([]string{"laptop"}))
+		// A MOVE whose extra EXPUNGE may be another session's is not judged.
+		other := transcript("tablet", 1, `
+C t1 UID STORE 9 +FLAGS (\Seen)
+S t1 OK done
+`)
+		double := transcript("phone", 1, selectInbox+`
+C a3 UID MOVE 5 Archive
+S * 2 EXPUNGE
+S * 2 EXPUNGE
+S a3 OK done
+`)
+		lines = timed(append(append(append([]check.WireLine{}, double[:9]...), other...), double[9:]...))
 		Expect(check.CheckWire(lines)).To(BeEmpty())
 	})
 
