@@ -38,6 +38,7 @@ type runFlags struct {
 	remote    remoteFlags
 	skip      string
 	strict    bool
+	engine    engineFlags
 }
 
 func newRunCmd() *cobra.Command {
@@ -56,7 +57,12 @@ With --server, the scenarios run against a real IMAP server instead. Everything 
 under a fresh folder syncharness-RUNID of the account: each scenario's INBOX and mailboxes
 are mapped below it, nothing outside it can be named, and the folder is removed at the
 end (also after a failure or Ctrl-C; "syncharness clean" removes what a killed run left).
-The password comes from SYNCHARNESS_PASSWORD or --password-file, never the command line.
+The password comes from SYNCHARNESS_PASSWORD or --password-file, never the command line,
+and is never sent to a server that advertises LOGINDISABLED, nor in clear (imap:// without
+?starttls) to a server that is not on this machine unless --allow-plaintext: use imaps://
+or add ?starttls (or --starttls). --connect-timeout bounds each connection's TCP connect,
+TLS handshake and greeting. The run folder holds a marker that the run refreshes every
+minute, by which "syncharness clean" tells a killed run's folder from anything else.
 Faults that need the administrator (UIDVALIDITY bump) run through --admin; a UIDVALIDITY
 reset is made over IMAP by re-creating the mailbox, unless --admin-cmd gives one. Scenarios
 that need a fault the server cannot do are skipped with the reason.
@@ -102,6 +108,7 @@ run.`,
 	f.remote.register(cmd, true)
 	fl.BoolVar(&f.strict, "strict", false, "judge with the checker's protocol relaxations only, none of the engine's policies (help relaxations): shows where a choice of the engine is doing the work")
 	fl.StringVar(&f.skip, "skip", "", "leave out scenarios whose name matches this regular expression (known exceptions of a server, listed as not run)")
+	f.engine.register(fl)
 	return cmd
 }
 
@@ -214,8 +221,14 @@ func runRun(cmd *cobra.Command, args []string, f runFlags, replay []string) erro
 	if f.store != "memory" && f.store != "disk" {
 		return usagef("--store %q: want memory or disk", f.store)
 	}
-	var factory harness.DeviceFactory
-	engineName := ""
+	eng, err := f.engine.resolve()
+	if err != nil {
+		return err
+	}
+	factory, engineName := eng.factory, eng.name
+	if eng.external() && (f.broken != "" || f.store != "memory") {
+		return usagef("--broken-engine and --store apply to the go engine, not to %s", eng.profile.Name)
+	}
 	if f.broken != "" {
 		q, err := harness.ParseQuirks(f.broken)
 		if err != nil {
@@ -307,7 +320,11 @@ func runRun(cmd *cobra.Command, args []string, f runFlags, replay []string) erro
 	}
 	progress := reports.NewProgress(stderr, len(list), live && len(list) > 1)
 	fmt.Fprintf(stderr, "running %d scenario(s), seed %d\n", len(list), f.seed)
-	run, results := harness.RunAll(ctx, list, harness.RunOptions{
+	policies := policiesOf(f.strict)
+	if eng.external() && !f.strict {
+		policies = eng.policies
+	}
+	run, results := harness.RunAllSkipping(ctx, list, harness.RunOptions{
 		Options: harness.Options{
 			Seed:           f.seed,
 			Store:          f.store,
@@ -318,12 +335,12 @@ func runRun(cmd *cobra.Command, args []string, f runFlags, replay []string) erro
 			NewDevice:      factory,
 			EngineName:     engineName,
 			Target:         target,
-			Policies:       policiesOf(f.strict),
+			Policies:       policies,
 		},
 		Parallel: f.parallel,
 		OnStart:  progress.Start,
 		OnDone:   func(res *harness.Result) { progress.Done(res.Report) },
-	})
+	}, eng.skip)
 	progress.Finish()
 	run.Interrupted = ctx.Err() != nil
 	if err := reports.WriteText(out, run, reports.TextOptions{Color: color, Verbose: f.verbose}); err != nil {
