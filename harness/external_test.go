@@ -115,7 +115,7 @@ expect server Archive m1 m2
 		Expect(res.Report.Status).To(Equal(reports.Failed))
 		Expect(res.Artifacts).To(HaveKey("engine-phone.log"))
 		Expect(res.Artifacts).To(HaveKey("engine-phone-mbsyncrc"))
-		Expect(string(res.Artifacts["engine-phone.log"])).To(ContainSubstring("$ " + "/"), "the command line is in the log")
+		Expect(string(res.Artifacts["engine-phone.log"])).To(ContainSubstring("$ "+"/"), "the command line is in the log")
 		for name, b := range res.Artifacts {
 			Expect(string(b)).NotTo(ContainSubstring(fakePassword), name)
 		}

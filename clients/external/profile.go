@@ -48,6 +48,10 @@ type Profile struct {
 	// Env holds extra environment variables for the engine (templates, "NAME=value").
 	Env []string `toml:"env"`
 
+	// Policies lists the policy relaxations of the checker's model the engine follows
+	// (syncharness help relaxations), by ID or name; none by default.
+	Policies []string `toml:"policies"`
+
 	Maildir Layout `toml:"maildir"`
 	Claims  Claims `toml:"claims"`
 

@@ -106,6 +106,15 @@ var _ = Describe("reproduce lines", func() {
 		Expect(reproduceFlags(fl, runNotReplayed)).To(Equal([]string{"--strict"}))
 	})
 
+	It("replay --engine and --engine-profile, which change the devices", func() {
+		Expect(runNotReplayed).NotTo(HaveKey("engine"))
+		Expect(runNotReplayed).NotTo(HaveKey("engine-profile"))
+		fl := newRunCmd().Flags()
+		Expect(fl.Set("engine", "mbsync")).To(Succeed())
+		Expect(fl.Set("engine-profile", "my engine.toml")).To(Succeed())
+		Expect(reproduceFlags(fl, runNotReplayed)).To(Equal([]string{"--engine", "mbsync", "--engine-profile", "my engine.toml"}))
+	})
+
 	It("name every flag of explore that changes the runs, as a flag run takes too", func() {
 		runFlags := newRunCmd().Flags()
 		newExploreCmd().Flags().VisitAll(func(f *pflag.Flag) {

@@ -67,6 +67,13 @@ Faults that need the administrator (UIDVALIDITY bump) run through --admin; a UID
 reset is made over IMAP by re-creating the mailbox, unless --admin-cmd gives one. Scenarios
 that need a fault the server cannot do are skipped with the reason.
 
+With --engine mbsync or --engine offlineimap (or --engine-profile FILE for an engine of
+your own), each device is a Maildir tree kept by that external engine: local actions are
+file operations a mail reader would do, each sync runs the engine's command (bounded by
+the profile's timeout, its output in the report directory). Scenarios that need what the
+profile does not claim are skipped with the reason; I2, I9 and I10 need an engine's
+internal state and are not applicable (docs/engines.md).
+
 Every failure prints the command line that reproduces it: the scenario, the seed and every
 flag that changed what the run did, quoted for the shell.
 
@@ -78,6 +85,10 @@ run.`,
 
   # one file, reproducibly
   syncharness run scenarios/catalog/move_read_while_archived.scn --seed 7
+
+  # the catalogue against mbsync, then against your own engine's profile
+  syncharness run --engine mbsync
+  syncharness run --engine-profile myengine.toml --report-dir report/
 
   # only the UIDVALIDITY scenarios, with disk stores, reports for CI
   syncharness run --filter uidvalidity --store disk --junit junit.xml --report-dir report/
