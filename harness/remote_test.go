@@ -531,3 +531,44 @@ var _ = Describe("Server steps on a server without UIDPLUS", func() {
 		Entry("server move without MOVE", []string{"UIDPLUS", "MOVE"}, harness.ServerOp{Kind: "move", Mailbox: "INBOX", Labels: []string{"m3"}, Dest: "Archive"}, []string{"m1", "m2"}),
 	)
 })
+
+var _ = Describe("The run marker", func() {
+	It("is written when the run folder is made and refreshed while the run lasts, one message at a time", func(ctx SpecContext) {
+		fs := fakeserver.New(fakeserver.Options{Seed: 1})
+		DeferCleanup(fs.Close)
+		Expect(fs.AddUser("alice", "pw-for-alice")).To(Succeed())
+		addr, err := fs.Listen("127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		t := remoteTarget(harness.RemoteOptions{URL: "imap://alice@" + addr.String(), Password: "pw-for-alice",
+			RunID: "beat", HeartbeatInterval: 50 * time.Millisecond})
+		_, err = t.Open(ctx, harness.ServerConfig{Scenario: "scn"})
+		Expect(err).NotTo(HaveOccurred())
+
+		c, err := imapclient.DialInsecure(addr.String(), nil)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(c.Close)
+		Expect(c.Login("alice", "pw-for-alice").Wait()).To(Succeed())
+		markers := func() []string {
+			sel, err := c.Select("syncharness-beat/"+harness.MarkerFolder, &imap.SelectOptions{ReadOnly: true}).Wait()
+			Expect(err).NotTo(HaveOccurred())
+			defer func() { Expect(c.Unselect().Wait()).To(Succeed()) }()
+			if sel.NumMessages == 0 {
+				return nil
+			}
+			var all imap.SeqSet
+			all.AddRange(1, sel.NumMessages)
+			sect := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"X-Syncharness-Heartbeat", "Message-ID"}, Peek: true}
+			msgs, err := c.Fetch(all, &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{sect}}).Collect()
+			Expect(err).NotTo(HaveOccurred())
+			var out []string
+			for _, m := range msgs {
+				out = append(out, strings.TrimSpace(string(m.FindBodySection(sect))))
+			}
+			return out
+		}
+		first := markers()
+		Expect(first).To(HaveExactElements(ContainSubstring("Message-ID: <run-marker.beat@syncharness.invalid>")))
+		Eventually(markers).WithTimeout(10 * time.Second).Should(HaveExactElements(
+			SatisfyAll(ContainSubstring("X-Syncharness-Heartbeat: "), Not(Equal(first[0])))))
+	})
+})
