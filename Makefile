@@ -1,7 +1,7 @@
 # Everyday targets. The two set-up commands of the README are `make run` and `make test`.
 GO ?= go
 
-.PHONY: all run test test-short lint vet fmt docs relaxations-unused bench install conformance-dovecot matrix readme-matrix
+.PHONY: all run test test-short lint vet fmt docs relaxations-unused bench bench-mbsync install conformance-dovecot matrix readme-matrix
 
 all: lint test
 
@@ -46,6 +46,10 @@ relaxations-unused:
 ## bench: benchmarks of the fake server, the engine, the checker and the catalogue
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## bench-mbsync: the engine and mbsync side by side on a private Dovecot (run as root; benchstat format)
+bench-mbsync:
+	SYNCHARNESS_BENCH_MBSYNC=1 $(GO) test -run '^$$' -bench 'VsMbsync' -benchtime 3x -timeout 60m ./clients/engine/
 
 install:
 	$(GO) install ./cmd/syncharness

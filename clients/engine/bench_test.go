@@ -1,16 +1,26 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/syncharness/syncharness/clients"
 	"github.com/syncharness/syncharness/clients/engine"
 	"github.com/syncharness/syncharness/fakeserver"
+	"github.com/syncharness/syncharness/testsupport/dovecot"
 )
 
 // benchServer starts a fake server holding n messages of about size bytes in INBOX.
@@ -134,4 +144,212 @@ func BenchmarkReplicaBytesPerMessage(b *testing.B) {
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/msg")
 		runtime.KeepAlive(s)
 	}
+}
+
+// BenchmarkVsMbsync runs the engine (its disk store, one process per round, as
+// clients/engine/cmd/engine-sync) and mbsync side by side against one private Dovecot
+// (Maildir, loopback), on the same accounts: a first sync of 10,000 messages of 10 KB and
+// of 50,000 of 2 KB, a round that finds nothing changed on the 50,000, and a round after
+// another client changed the flags of 1,000 of them. Each iteration is one process; its
+// wall time is the ns/op and its maximum resident set size the maxrss-MB metric. Both
+// fsync every message. It needs Dovecot (run as root) and mbsync (Debian's isync);
+// without either it is skipped; it runs only with SYNCHARNESS_BENCH_MBSYNC=1 (it fills
+// the server for minutes), as make bench-mbsync sets. SYNCHARNESS_BENCH_DIVIDE=N divides
+// the message counts by N, for a quick try.
+func BenchmarkVsMbsync(b *testing.B) {
+	if os.Getenv("SYNCHARNESS_BENCH_MBSYNC") != "1" {
+		b.Skip("set SYNCHARNESS_BENCH_MBSYNC=1 (make bench-mbsync)")
+	}
+	nSmall, nLarge := 10000, 50000
+	if v := os.Getenv("SYNCHARNESS_BENCH_DIVIDE"); v != "" {
+		d, err := strconv.Atoi(v)
+		if err != nil || d < 1 {
+			b.Fatalf("SYNCHARNESS_BENCH_DIVIDE=%q: want a positive integer", v)
+		}
+		nSmall, nLarge = nSmall/d, nLarge/d
+	}
+	mbsync, err := exec.LookPath("mbsync")
+	if err != nil {
+		b.Skip("mbsync is not installed")
+	}
+	ctx := context.Background()
+	pass := "bench-secret"
+	srv, err := dovecot.Start(ctx, dovecot.Options{Users: []dovecot.User{{Name: "small", Password: pass}, {Name: "large", Password: pass}}})
+	if dovecot.Unavailable(err) {
+		b.Skip("Dovecot cannot run here: " + err.Error())
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = srv.Stop() })
+	benchFill(b, srv.Addr(), "small", pass, nSmall, 10<<10)
+	benchFill(b, srv.Addr(), "large", pass, nLarge, 2<<10)
+
+	work := b.TempDir()
+	bin := filepath.Join(work, "engine-sync")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/engine-sync").CombinedOutput(); err != nil {
+		b.Fatalf("go build engine-sync: %v\n%s", err, out)
+	}
+	// A client runs one round for user into dir as a process.
+	type client struct {
+		name string
+		cmd  func(user, dir string) *exec.Cmd
+	}
+	clientsUnderTest := []client{
+		{"engine", func(user, dir string) *exec.Cmd {
+			c := exec.Command(bin, "-server", "imap://"+user+"@"+srv.Addr(), "-dir", dir)
+			c.Env = append(os.Environ(), "SYNC_PASSWORD="+pass)
+			return c
+		}},
+		{"mbsync", func(user, dir string) *exec.Cmd {
+			conf := filepath.Join(dir + ".mbsyncrc")
+			host, port, _ := net.SplitHostPort(srv.Addr())
+			rc := fmt.Sprintf("IMAPAccount acc\nHost %s\nPort %s\nUser %s\nPass %s\nSSLType None\nAuthMechs LOGIN\n\n"+
+				"IMAPStore remote\nAccount acc\n\nMaildirStore local\nPath %s/\nInbox %s/INBOX\nSubFolders Verbatim\n\n"+
+				"Channel ch\nFar :remote:\nNear :local:\nPatterns *\nCreate Near\nSync All\nSyncState *\n",
+				host, port, user, pass, dir, dir)
+			if err := os.WriteFile(conf, []byte(rc), 0o600); err != nil {
+				b.Fatal(err)
+			}
+			return exec.Command(mbsync, "-q", "-c", conf, "-a")
+		}},
+	}
+	// round runs one round and returns its wall time and maximum RSS in bytes. The RSS
+	// comes from /usr/bin/time: the rusage of a child this process starts itself counts
+	// this process's own pages (the child shares them until its exec).
+	timeBin, err := exec.LookPath("/usr/bin/time")
+	if err != nil {
+		b.Skip("/usr/bin/time (GNU time) is not installed")
+	}
+	rssFile := filepath.Join(work, "maxrss")
+	round := func(b *testing.B, c client, user, dir string) (time.Duration, int64) {
+		cmd := c.cmd(user, dir)
+		cmd.Args = append([]string{timeBin, "-f", "%M", "-o", rssFile}, cmd.Args...)
+		cmd.Path = timeBin
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		start := time.Now()
+		err := cmd.Run()
+		wall := time.Since(start)
+		if err != nil {
+			b.Fatalf("%s round for %s: %v\n%s", c.name, user, err, out.String())
+		}
+		raw, err := os.ReadFile(rssFile)
+		if err != nil {
+			b.Fatal(err)
+		}
+		kb, err := strconv.ParseInt(strings.TrimSpace(string(raw)), 10, 64)
+		if err != nil {
+			b.Fatalf("/usr/bin/time wrote %q: %v", raw, err)
+		}
+		return wall, kb << 10
+	}
+	replicas := map[string]string{} // client → its replica of "large"
+	timed := func(b *testing.B, c client, user string, prepare func(i int) string) {
+		var total time.Duration
+		var rss int64
+		for i := range b.N {
+			dir := prepare(i)
+			wall, r := round(b, c, user, dir)
+			total += wall
+			rss = max(rss, r)
+		}
+		b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/op")
+		b.ReportMetric(float64(rss)/(1<<20), "maxrss-MB")
+	}
+	fresh := func(c client, tag string) func(int) string {
+		return func(i int) string {
+			dir := filepath.Join(work, fmt.Sprintf("%s-%s-%d", c.name, tag, i))
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				b.Fatal(err)
+			}
+			return dir
+		}
+	}
+	for _, c := range clientsUnderTest {
+		b.Run("first-10k/"+c.name, func(b *testing.B) { timed(b, c, "small", fresh(c, "small")) })
+	}
+	for _, c := range clientsUnderTest {
+		b.Run("first-50k/"+c.name, func(b *testing.B) {
+			prep := fresh(c, "large")
+			timed(b, c, "large", func(i int) string {
+				replicas[c.name] = prep(i)
+				return replicas[c.name]
+			})
+		})
+	}
+	for _, c := range clientsUnderTest {
+		b.Run("nochange-50k/"+c.name, func(b *testing.B) {
+			timed(b, c, "large", func(int) string { return replicas[c.name] })
+		})
+	}
+	admin, err := imapclient.DialInsecure(srv.Addr(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer admin.Close()
+	if err := admin.Login("large", pass).Wait(); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := admin.Select("INBOX", nil).Wait(); err != nil {
+		b.Fatal(err)
+	}
+	flagged := false
+	for _, c := range clientsUnderTest {
+		b.Run("flags-1000/"+c.name, func(b *testing.B) {
+			round(b, c, "large", replicas[c.name]) // catch up with the other client's changes
+			timed(b, c, "large", func(int) string {
+				// Another client sets (or clears) \Flagged on every 50th message.
+				op := imap.StoreFlagsAdd
+				if flagged {
+					op = imap.StoreFlagsDel
+				}
+				flagged = !flagged
+				var uids imap.UIDSet
+				for u := imap.UID(1); u <= imap.UID(nLarge); u += 50 {
+					uids.AddNum(u)
+				}
+				if err := admin.Store(uids, &imap.StoreFlags{Op: op, Silent: true, Flags: []imap.Flag{imap.FlagFlagged}}, nil).Close(); err != nil {
+					b.Fatal(err)
+				}
+				return replicas[c.name]
+			})
+		})
+	}
+}
+
+// benchFill appends n messages of about size bytes to user's INBOX, many commands at a time.
+func benchFill(b *testing.B, addr, user, pass string, n, size int) {
+	b.Helper()
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(user, pass).Wait(); err != nil {
+		b.Fatal(err)
+	}
+	var pending []*imapclient.AppendCommand
+	wait := func() {
+		for _, p := range pending {
+			if _, err := p.Wait(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		pending = pending[:0]
+	}
+	for i := range n {
+		raw := clients.MakeMessage(clients.MessageSpec{Label: fmt.Sprintf("%s%06d", user, i), Run: run, Size: size, Seed: int64(i)})
+		cmd := c.Append("INBOX", int64(len(raw)), nil)
+		if _, err := cmd.Write(raw); err != nil {
+			b.Fatal(err)
+		}
+		if err := cmd.Close(); err != nil {
+			b.Fatal(err)
+		}
+		if pending = append(pending, cmd); len(pending) == 100 {
+			wait()
+		}
+	}
+	wait()
 }

@@ -1,0 +1,75 @@
+// Command engine-sync runs one sync round of the engine on a disk store, as a mail client
+// run from cron would, and prints the round's statistics:
+//
+//	SYNC_PASSWORD=secret engine-sync -server imap://alice@127.0.0.1:1143 -dir ~/mail/alice
+//
+// The store in -dir is created on the first run. The connection is plain IMAP (no TLS): it
+// is meant for a server on loopback, such as the private Dovecot of the benchmarks
+// (make bench-mbsync). The exit status is 0 after a complete round, 1 when the round
+// failed, 2 for bad arguments.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/syncharness/syncharness/clients/engine"
+)
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	fs := flag.NewFlagSet("engine-sync", flag.ContinueOnError)
+	server := fs.String("server", "", "the account, imap://USER@HOST:PORT (required)")
+	dir := fs.String("dir", "", "the store's directory, created if missing (required)")
+	passEnv := fs.String("password-env", "SYNC_PASSWORD", "the environment variable holding the password")
+	timeout := fs.Duration("timeout", 30*time.Minute, "give up the round after this long")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		return 2
+	}
+	u, err := url.Parse(*server)
+	if *server == "" || *dir == "" || fs.NArg() > 0 || err != nil || u.Scheme != "imap" || u.User == nil || u.Host == "" {
+		fmt.Fprintln(os.Stderr, "engine-sync: usage: engine-sync -server imap://USER@HOST:PORT -dir DIR (password in $"+*passEnv+")")
+		return 2
+	}
+	password, ok := os.LookupEnv(*passEnv)
+	if !ok {
+		fmt.Fprintf(os.Stderr, "engine-sync: $%s is not set\n", *passEnv)
+		return 2
+	}
+	store, err := engine.OpenDiskStore(*dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "engine-sync:", err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	e, err := engine.Open(ctx, engine.Options{
+		Dial: func(ctx context.Context) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", u.Host)
+		},
+		Username: u.User.Username(), Password: password, Store: store,
+	})
+	if err != nil {
+		_ = store.Close()
+		fmt.Fprintln(os.Stderr, "engine-sync:", err)
+		return 1
+	}
+	st, serr := e.Sync(ctx)
+	cerr := e.Close()
+	if err := store.Close(); err != nil && cerr == nil {
+		cerr = err
+	}
+	fmt.Printf("%+v\n", st)
+	if serr != nil || cerr != nil {
+		fmt.Fprintln(os.Stderr, "engine-sync:", serr, cerr)
+		return 1
+	}
+	return 0
+}
