@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"reflect"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -28,6 +31,10 @@ type conn struct {
 	sel       *imap.SelectData
 	condstore bool
 	notes     *flagNotes // flag updates the server sent unasked
+	tap       *tapConn   // the network connection, watched for BYE
+	expunges  *atomic.Int64
+	maxSize   int64 // the largest message body accepted
+	timedOut  atomic.Bool
 
 	mu        sync.Mutex
 	stopCtx   func() bool
@@ -80,7 +87,11 @@ func (n *flagNotes) stop() map[uint32]Flags {
 }
 
 // errCommandTimeout is reported when the watchdog closed the connection.
-var errCommandTimeout = errors.New("engine: command timed out")
+var errCommandTimeout = errors.New("command timed out")
+
+// errBadAnswer marks an answer the engine refuses to act on (it contradicts what the
+// server said before or the protocol): the round fails, nothing it implied is committed.
+var errBadAnswer = errors.New("refused the server's answer")
 
 func (e *Engine) dial(ctx context.Context, stats *clients.SyncStats) (*conn, error) {
 	if e.opts.Dial == nil {
@@ -91,17 +102,21 @@ func (e *Engine) dial(ctx context.Context, stats *clients.SyncStats) (*conn, err
 		return nil, fmt.Errorf("engine: dial: %w", err)
 	}
 	notes := &flagNotes{}
-	c := imapclient.New(nc, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
-		Fetch: notes.fetch,
+	expunges := &atomic.Int64{}
+	tap := &tapConn{Conn: nc}
+	c := imapclient.New(tap, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+		Fetch:   notes.fetch,
+		Expunge: func(uint32) { expunges.Add(1) },
 	}})
-	cn := &conn{c: c, timeout: e.opts.CommandTimeout, stats: stats, notes: notes}
+	cn := &conn{c: c, timeout: e.opts.CommandTimeout, stats: stats, notes: notes, tap: tap,
+		expunges: expunges, maxSize: e.opts.MaxMessageSize}
 	cn.bind(ctx)
 	done := cn.watch()
 	err = c.WaitGreeting()
 	done()
 	if err != nil {
 		cn.close()
-		return nil, fmt.Errorf("engine: greeting: %w", err)
+		return nil, cn.fail("greeting", "", err)
 	}
 	cn.count("LOGIN", false)
 	done = cn.watch()
@@ -109,7 +124,7 @@ func (e *Engine) dial(ctx context.Context, stats *clients.SyncStats) (*conn, err
 	done()
 	if err != nil {
 		cn.close()
-		return nil, fmt.Errorf("engine: LOGIN: %w", err)
+		return nil, cn.fail("LOGIN", "", err)
 	}
 	caps := c.Caps()
 	if len(caps) == 0 || caps.Has(imap.CapIMAP4rev1) && len(caps) == 1 {
@@ -119,7 +134,7 @@ func (e *Engine) dial(ctx context.Context, stats *clients.SyncStats) (*conn, err
 		done()
 		if err != nil {
 			cn.close()
-			return nil, fmt.Errorf("engine: CAPABILITY: %w", err)
+			return nil, cn.fail("CAPABILITY", "", err)
 		}
 	}
 	cn.caps = caps
@@ -138,7 +153,10 @@ func (cn *conn) bind(ctx context.Context) {
 
 // watch arms the command watchdog; call the returned function when the command is done.
 func (cn *conn) watch() func() {
-	t := time.AfterFunc(cn.timeout, cn.close)
+	t := time.AfterFunc(cn.timeout, func() {
+		cn.timedOut.Store(true)
+		cn.close()
+	})
 	return func() { t.Stop() }
 }
 
@@ -164,6 +182,30 @@ func (cn *conn) count(name string, mutating bool) {
 
 func (cn *conn) has(c imap.Cap) bool { return cn.caps.Has(c) }
 
+// fail wraps a command error with the command and mailbox it came from, saying why the
+// connection ended where the engine knows: its watchdog closed it, or the server said BYE
+// (whose text go-imap drops). A command answered OK after a BYE fails too: the server is
+// going away and its answer may be cut short.
+func (cn *conn) fail(cmd, mailbox string, err error) error {
+	bye, said := cn.tap.bye()
+	if isBad(err) && cmd != "CAPABILITY" {
+		// The server may have changed its capabilities on this connection: read them again
+		// so that later commands (and fallbacks) go by what it offers now.
+		cn.recheck()
+	}
+	switch {
+	case err == nil && !said:
+		return nil
+	case cn.timedOut.Load():
+		err = fmt.Errorf("%w after %v; the connection was closed", errCommandTimeout, cn.timeout)
+	case said && err == nil:
+		err = fmt.Errorf("the server said BYE %q", bye)
+	case said:
+		err = fmt.Errorf("the server said BYE %q: %w", bye, err)
+	}
+	return fail(cmd, mailbox, err)
+}
+
 // fail wraps a command error with the command and mailbox it came from.
 func fail(cmd, mailbox string, err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
@@ -173,6 +215,26 @@ func fail(cmd, mailbox string, err error) error {
 		return fmt.Errorf("engine: %s: %w", cmd, err)
 	}
 	return fmt.Errorf("engine: %s %q: %w", cmd, mailbox, err)
+}
+
+// isBad reports whether err is a tagged BAD response.
+func isBad(err error) bool {
+	var ie *imap.Error
+	return errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeBad
+}
+
+// recheck reads the capabilities again (after a BAD); on failure the old ones stay.
+func (cn *conn) recheck() {
+	if cn.closed() {
+		return
+	}
+	cn.count("CAPABILITY", false)
+	done := cn.watch()
+	caps, err := cn.c.Capability().Wait()
+	done()
+	if err == nil && len(caps) > 0 {
+		cn.caps = caps
+	}
 }
 
 // isNo reports whether err is a tagged NO response, optionally with one of codes.
@@ -225,8 +287,8 @@ func (cn *conn) selectBox(mailbox string) (*imap.SelectData, error) {
 	opts := &imap.SelectOptions{CondStore: cn.has(imap.CapCondStore)}
 	data, err := cn.c.Select(mailbox, opts).Wait()
 	done()
-	if err != nil {
-		return nil, fail("SELECT", mailbox, err)
+	if err := cn.fail("SELECT", mailbox, err); err != nil {
+		return nil, err
 	}
 	cn.selected, cn.sel = mailbox, data
 	return data, nil
@@ -238,18 +300,92 @@ func (cn *conn) reselect(mailbox string) (*imap.SelectData, error) {
 	return cn.selectBox(mailbox)
 }
 
-// fetch runs a UID FETCH and collects its results.
+// fetch runs a UID FETCH and collects its results, within the engine's size limit: a
+// message whose RFC822.SIZE is over MaxMessageSize fails the command (asked with the
+// headers, before any body is fetched), and a body literal announced over it closes the
+// connection instead of being read; either error names the mailbox and UID.
 func (cn *conn) fetch(mailbox string, uids imap.UIDSet, opts *imap.FetchOptions) ([]*imapclient.FetchMessageBuffer, error) {
 	cn.count("UID FETCH", false)
 	done := cn.watch()
+	defer done()
 	opts.UID = true
-	msgs, err := cn.c.Fetch(uids, opts).Collect()
-	done()
-	if err != nil {
-		return nil, fail("UID FETCH", mailbox, err)
+	cmd := cn.c.Fetch(uids, opts)
+	var out []*imapclient.FetchMessageBuffer
+	var big error // the first message whose RFC822.SIZE is over the limit
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		buf := &imapclient.FetchMessageBuffer{SeqNum: msg.SeqNum}
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			switch it := item.(type) {
+			case imapclient.FetchItemDataBodySection:
+				b, err := cn.readLiteral(mailbox, buf, it.Literal)
+				if err != nil {
+					cn.close()
+					_ = cmd.Close()
+					return nil, err
+				}
+				buf.BodySection = append(buf.BodySection, imapclient.FetchBodySectionBuffer{Section: it.Section, Bytes: b})
+			case imapclient.FetchItemDataFlags:
+				buf.Flags = it.Flags
+			case imapclient.FetchItemDataInternalDate:
+				buf.InternalDate = it.Time
+			case imapclient.FetchItemDataRFC822Size:
+				buf.RFC822Size = it.Size
+			case imapclient.FetchItemDataUID:
+				buf.UID = it.UID
+			case imapclient.FetchItemDataModSeq:
+				buf.ModSeq = it.ModSeq
+			}
+		}
+		if big == nil && buf.RFC822Size > cn.maxSize {
+			big = cn.tooBig(mailbox, buf, buf.RFC822Size)
+		}
+		out = append(out, buf)
 	}
-	return msgs, nil
+	if err := cn.fail("UID FETCH", mailbox, cmd.Close()); err != nil {
+		return nil, err
+	}
+	if big != nil {
+		return nil, big
+	}
+	return out, nil
 }
+
+// readLiteral reads a body literal of the message in buf, refusing one over the size limit.
+func (cn *conn) readLiteral(mailbox string, buf *imapclient.FetchMessageBuffer, lit imap.LiteralReader) ([]byte, error) {
+	if lit == nil {
+		return nil, nil
+	}
+	// go-imap's reader waits until the literal is read: the network connection is closed
+	// first, so that what is left of it ends at once.
+	refuse := func(size int64) error {
+		_ = cn.tap.Conn.Close()
+		_, _ = io.Copy(io.Discard, lit)
+		return cn.tooBig(mailbox, buf, size)
+	}
+	if n := lit.Size(); n > cn.maxSize {
+		return nil, refuse(n)
+	}
+	b, err := io.ReadAll(io.LimitReader(lit, cn.maxSize+1))
+	if err != nil {
+		return nil, cn.fail("UID FETCH", mailbox, err)
+	}
+	if int64(len(b)) > cn.maxSize {
+		return nil, refuse(int64(len(b)))
+	}
+	return b, nil
+}
+
+// tooBig is the error for a message over the size limit.
+func (cn *conn) tooBig(mailbox string, buf *imapclient.FetchMessageBuffer, size int64) error {
+	which := fmt.Sprintf("UID %d", buf.UID)
+	if buf.UID == 0 {
+		which = fmt.Sprintf("message %d (the server sent no UID before the body)", buf.SeqNum)
+	}
+	return fail("UID FETCH", mailbox, fmt.Errorf("%w: %s is %d bytes, over the limit of %d", ErrMessageTooBig, which, size, cn.maxSize))
+}
+
+// ErrMessageTooBig is returned (wrapped) for a message bigger than Options.MaxMessageSize.
+var ErrMessageTooBig = errors.New("message too big")
 
 // store runs a UID STORE +FLAGS or -FLAGS (a whole-set FLAGS only for a quirk) and returns
 // the server's flags for the UIDs it reported as changed. A FETCH response that does not
@@ -260,8 +396,8 @@ func (cn *conn) store(mailbox string, uids imap.UIDSet, op imap.StoreFlagsOp, fl
 	done := cn.watch()
 	msgs, err := cn.c.Store(uids, &imap.StoreFlags{Op: op, Flags: flags}, nil).Collect()
 	done()
-	if err != nil {
-		return nil, fail("UID STORE", mailbox, err)
+	if err := cn.fail("UID STORE", mailbox, err); err != nil {
+		return nil, err
 	}
 	want := parseIMAPFlags(flags)
 	out := make(map[imap.UID]Flags, len(msgs))
@@ -292,13 +428,21 @@ func (cn *conn) search(mailbox string, criteria *imap.SearchCriteria) ([]imap.UI
 	if cn.has(imap.CapESearch) {
 		opts = &imap.SearchOptions{ReturnAll: true}
 	}
+	want, gone := cn.exists(), cn.expunges.Load()
 	done := cn.watch()
 	data, err := cn.c.UIDSearch(criteria, opts).Wait()
 	done()
-	if err != nil {
-		return nil, fail("UID SEARCH", mailbox, err)
+	if err := cn.fail("UID SEARCH", mailbox, err); err != nil {
+		return nil, err
 	}
-	return data.AllUIDs(), nil
+	uids := data.AllUIDs()
+	if reflect.DeepEqual(*criteria, imap.SearchCriteria{}) {
+		// SEARCH ALL lists what is present: what it leaves out would be taken for expunged.
+		if err := cn.complete(len(uids), want, gone); err != nil {
+			return nil, fail("UID SEARCH", mailbox, err)
+		}
+	}
+	return uids, nil
 }
 
 func (cn *conn) uidExpunge(mailbox string, uids imap.UIDSet) error {
@@ -306,8 +450,8 @@ func (cn *conn) uidExpunge(mailbox string, uids imap.UIDSet) error {
 	done := cn.watch()
 	_, err := cn.c.UIDExpunge(uids).Collect()
 	done()
-	if err != nil {
-		return fail("UID EXPUNGE", mailbox, err)
+	if err := cn.fail("UID EXPUNGE", mailbox, err); err != nil {
+		return err
 	}
 	return nil
 }
@@ -317,8 +461,8 @@ func (cn *conn) plainExpunge(mailbox string) error {
 	done := cn.watch()
 	_, err := cn.c.Expunge().Collect()
 	done()
-	if err != nil {
-		return fail("EXPUNGE", mailbox, err)
+	if err := cn.fail("EXPUNGE", mailbox, err); err != nil {
+		return err
 	}
 	return nil
 }
@@ -328,8 +472,8 @@ func (cn *conn) simple(name, mailbox string, mutating bool, cmd *imapclient.Comm
 	done := cn.watch()
 	err := cmd.Wait()
 	done()
-	if err != nil {
-		return fail(name, mailbox, err)
+	if err := cn.fail(name, mailbox, err); err != nil {
+		return err
 	}
 	return nil
 }
@@ -339,8 +483,8 @@ func (cn *conn) status(mailbox string) (*imap.StatusData, error) {
 	done := cn.watch()
 	data, err := cn.c.Status(mailbox, &imap.StatusOptions{UIDNext: true, UIDValidity: true, NumMessages: true}).Wait()
 	done()
-	if err != nil {
-		return nil, fail("STATUS", mailbox, err)
+	if err := cn.fail("STATUS", mailbox, err); err != nil {
+		return nil, err
 	}
 	return data, nil
 }
@@ -352,14 +496,14 @@ func (cn *conn) append(mailbox string, raw []byte, flags []imap.Flag, date time.
 	cmd := cn.c.Append(mailbox, int64(len(raw)), &imap.AppendOptions{Flags: flags, Time: date})
 	if _, err := cmd.Write(raw); err != nil {
 		_ = cmd.Close()
-		return nil, fail("APPEND", mailbox, err)
+		return nil, cn.fail("APPEND", mailbox, err)
 	}
 	if err := cmd.Close(); err != nil {
-		return nil, fail("APPEND", mailbox, err)
+		return nil, cn.fail("APPEND", mailbox, err)
 	}
 	data, err := cmd.Wait()
-	if err != nil {
-		return nil, fail("APPEND", mailbox, err)
+	if err := cn.fail("APPEND", mailbox, err); err != nil {
+		return nil, err
 	}
 	return data, nil
 }
@@ -372,8 +516,8 @@ func (cn *conn) move(mailbox string, uids imap.UIDSet, dest string) (*imapclient
 	done := cn.watch()
 	data, err := cn.c.Move(uids, dest).Wait()
 	done()
-	if err != nil {
-		return nil, fail("UID MOVE", mailbox, err)
+	if err := cn.fail("UID MOVE", mailbox, err); err != nil {
+		return nil, err
 	}
 	return data, nil
 }
@@ -383,8 +527,8 @@ func (cn *conn) copy(mailbox string, uids imap.UIDSet, dest string) (*imap.CopyD
 	done := cn.watch()
 	data, err := cn.c.Copy(uids, dest).Wait()
 	done()
-	if err != nil {
-		return nil, fail("UID COPY", mailbox, err)
+	if err := cn.fail("UID COPY", mailbox, err); err != nil {
+		return nil, err
 	}
 	return data, nil
 }
@@ -398,8 +542,8 @@ func (cn *conn) list() ([]*imap.ListData, error) {
 	done := cn.watch()
 	data, err := cn.c.List("", "*", opts).Collect()
 	done()
-	if err != nil {
-		return nil, fail("LIST", "", err)
+	if err := cn.fail("LIST", "", err); err != nil {
+		return nil, err
 	}
 	return data, nil
 }
@@ -411,11 +555,15 @@ func (cn *conn) fetchChanged(mailbox string, modseq uint64) ([]*imapclient.Fetch
 }
 
 // fetchFlags runs UID FETCH 1:* (FLAGS) and returns the flags by UID, streaming the
-// responses instead of buffering them.
+// responses instead of buffering them. The answer must hold every message the mailbox had
+// when the command was sent, less those expunged meanwhile: a message left out would be
+// taken for expunged, so a short answer is an error, not a list of expunges. (go-imap gives
+// the command each UID once, so two messages claiming one UID make the answer short.)
 func (cn *conn) fetchFlags(mailbox string, hint int) (map[uint32]Flags, error) {
 	cn.count("UID FETCH", false)
 	done := cn.watch()
 	defer done()
+	want, gone := cn.exists(), cn.expunges.Load()
 	out := make(map[uint32]Flags, hint)
 	cmd := cn.c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true})
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
@@ -433,10 +581,108 @@ func (cn *conn) fetchFlags(mailbox string, hint int) (map[uint32]Flags, error) {
 			out[uint32(uid)] = flags
 		}
 	}
-	if err := cmd.Close(); err != nil {
+	if err := cn.fail("UID FETCH", mailbox, cmd.Close()); err != nil {
+		return nil, err
+	}
+	if err := cn.complete(len(out), want, gone); err != nil {
 		return nil, fail("UID FETCH", mailbox, err)
 	}
 	return out, nil
+}
+
+// exists returns the selected mailbox's message count as the server last announced it.
+func (cn *conn) exists() int {
+	if mb := cn.c.Mailbox(); mb != nil {
+		return int(mb.NumMessages)
+	}
+	return 0
+}
+
+// complete checks that an answer about every message of the selected mailbox (FETCH 1:*,
+// SEARCH ALL) covers got messages of the want it had before the command, less the expunges
+// announced since gone was read.
+func (cn *conn) complete(got, want int, gone int64) error {
+	want -= int(cn.expunges.Load() - gone)
+	if got < want {
+		return fmt.Errorf("%w: %d messages where the mailbox has %d (EXISTS); the rest are not taken for expunged",
+			errBadAnswer, got, want)
+	}
+	return nil
+}
+
+// tapConn watches the server's lines, skipping literals, for an untagged BYE, whose text
+// go-imap does not keep.
+type tapConn struct {
+	net.Conn
+	mu      sync.Mutex
+	line    []byte // the start of the current line
+	tail    []byte // its last bytes, for a literal's announcement
+	skip    int64  // literal bytes still to pass
+	byeText string
+	byeSeen bool
+}
+
+func (t *tapConn) Read(p []byte) (int, error) {
+	n, err := t.Conn.Read(p)
+	t.scan(p[:n])
+	return n, err
+}
+
+func (t *tapConn) scan(p []byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for len(p) > 0 {
+		if t.skip > 0 {
+			k := int64(len(p))
+			if k > t.skip {
+				k = t.skip
+			}
+			t.skip -= k
+			p = p[k:]
+			continue
+		}
+		i := 0
+		for i < len(p) && p[i] != '\n' {
+			i++
+		}
+		part := p[:i]
+		if room := 512 - len(t.line); room > 0 {
+			t.line = append(t.line, part[:min(room, len(part))]...)
+		}
+		t.tail = append(t.tail, part...)
+		if len(t.tail) > 32 {
+			t.tail = append(t.tail[:0], t.tail[len(t.tail)-32:]...)
+		}
+		if i == len(p) {
+			return
+		}
+		p = p[i+1:]
+		t.endLine()
+	}
+}
+
+// endLine looks at a complete line: a BYE is kept; a literal's announcement skips it.
+func (t *tapConn) endLine() {
+	line := strings.TrimRight(string(t.line), "\r")
+	if len(line) >= 5 && strings.EqualFold(line[:5], "* BYE") {
+		t.byeText, t.byeSeen = strings.TrimSpace(line[5:]), true
+	}
+	tail := strings.TrimRight(string(t.tail), "\r")
+	if strings.HasSuffix(tail, "}") {
+		if open := strings.LastIndexByte(tail, '{'); open >= 0 {
+			if n, err := strconv.ParseInt(strings.TrimSuffix(tail[open+1:len(tail)-1], "+"), 10, 64); err == nil && n > 0 {
+				t.skip = n
+			}
+		}
+	}
+	t.line, t.tail = t.line[:0], t.tail[:0]
+}
+
+// bye returns the text of the BYE the server sent, if any.
+func (t *tapConn) bye() (string, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.byeText, t.byeSeen
 }
 
 // parseIMAPFlags is ParseFlags for flags as go-imap returns them, without allocating when

@@ -134,13 +134,10 @@ func (d *Device) Do(ctx context.Context, a clients.Action) error {
 	return nil
 }
 
-// Sync runs one round.
+// Sync runs one round. Its error is the engine's, without the device's name: the caller,
+// which may hold several devices, names the one that failed.
 func (d *Device) Sync(ctx context.Context) (clients.SyncStats, error) {
-	st, err := d.Engine().Sync(ctx)
-	if err != nil {
-		return st, fmt.Errorf("%s: %w", d.name, err)
-	}
-	return st, nil
+	return d.Engine().Sync(ctx)
 }
 
 // View returns the replica.

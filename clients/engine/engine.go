@@ -36,10 +36,18 @@ type Options struct {
 	// CommandTimeout bounds the wait for each command's completion; the connection is closed
 	// when it passes. 0 means 30 seconds.
 	CommandTimeout time.Duration
+	// MaxMessageSize is the largest message the engine downloads, in bytes: a bigger one
+	// (by its RFC822.SIZE, or by the literal the server sends) fails the round with an error
+	// naming its mailbox and UID, so that what a server sends never grows memory without
+	// bound. 0 means 64 MiB.
+	MaxMessageSize int64
 	// Quirks switches on deliberately wrong behaviour, only for proving that checkers catch
 	// the bugs real engines have. Zero for a correct engine.
 	Quirks Quirks
 }
+
+// DefaultMaxMessageSize is the MaxMessageSize of Options that leave it 0.
+const DefaultMaxMessageSize = 64 << 20
 
 // Engine syncs one account between a server and a Store.
 type Engine struct {
@@ -70,6 +78,9 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	if opts.CommandTimeout <= 0 {
 		opts.CommandTimeout = 30 * time.Second
+	}
+	if opts.MaxMessageSize <= 0 {
+		opts.MaxMessageSize = DefaultMaxMessageSize
 	}
 	log := opts.Logger
 	if log == nil {

@@ -132,6 +132,18 @@ func (r *round) reconcileMailboxes() error {
 		}
 		server[l.Mailbox] = specialUse(l.Attrs)
 	}
+	// An answer that would make the engine delete local mail it cannot account for is
+	// refused: INBOX always exists (RFC 3501 §5.1), and a server never has no mailbox.
+	if len(server) == 0 {
+		return fail("LIST", "", fmt.Errorf("%w: the server listed no mailboxes; keeping the local ones", errBadAnswer))
+	}
+	inbox := false
+	for n := range server {
+		inbox = inbox || strings.EqualFold(n, "INBOX")
+	}
+	if !inbox {
+		return fail("LIST", "", fmt.Errorf("%w: the server did not list INBOX as selectable; keeping the local mailboxes", errBadAnswer))
+	}
 	r.st.MailboxesSeen = len(server)
 	err = r.update(func(tx Tx) error {
 		local, err := tx.Mailboxes()
@@ -141,9 +153,6 @@ func (r *round) reconcileMailboxes() error {
 		have := map[string]MailboxRecord{}
 		for _, mb := range local {
 			have[mb.Name] = mb
-		}
-		if len(server) == 0 && len(local) > 0 {
-			return fmt.Errorf("engine: LIST: the server listed no mailboxes; keeping the local ones")
 		}
 		names := make([]string, 0, len(server))
 		for n := range server {
@@ -201,20 +210,14 @@ func (r *round) mailboxGone(tx Tx, mb MailboxRecord) error {
 		}
 	}
 	// Moves into the vanished mailbox cannot happen any more.
-	c, err := tx.Counts(mb.Name)
+	all, err := tx.AllMessages()
 	if err != nil {
 		return err
 	}
-	if c.MovesIn > 0 {
-		all, err := tx.AllMessages()
-		if err != nil {
-			return err
-		}
-		for _, m := range all {
-			if m.MoveTo == mb.Name {
-				if err := r.cancelMove(tx, m); err != nil {
-					return err
-				}
+	for _, m := range all {
+		if m.MoveTo == mb.Name {
+			if err := r.cancelMove(tx, m); err != nil {
+				return err
 			}
 		}
 	}
@@ -269,18 +272,6 @@ func (r *round) rehomeStranded(tx Tx) error {
 	known := map[string]bool{}
 	for _, mb := range boxes {
 		known[mb.Name] = true
-	}
-	// The store knows every name records use: only a name not known means work.
-	inUse, err := tx.InUse()
-	if err != nil {
-		return err
-	}
-	stranded := false
-	for _, n := range inUse {
-		stranded = stranded || !known[n]
-	}
-	if !stranded {
-		return nil
 	}
 	all, err := tx.AllMessages()
 	if err != nil {

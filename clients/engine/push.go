@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 )
 
 // pushMessages replays the journal's message operations: deletes and moves per source
@@ -482,14 +483,21 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 	var validity uint32
 	var left []uint32         // originals the expunge could not remove
 	var echo map[uint32]Flags // the originals' flags just before the expunge
+	var moved *imapclient.MoveData
 	if r.cn.has(imap.CapMove) {
 		data, err := r.cn.move(mailbox, set, dest)
 		if isGone(err) {
 			return r.dropMoves(todo, err)
 		}
-		if err != nil {
+		if isBad(err) && !r.cn.has(imap.CapMove) {
+			// The server stopped offering MOVE on this connection: nothing was moved.
+			r.e.log.Warn("UID MOVE refused and MOVE no longer offered; moving with COPY", "mailbox", mailbox, "err", err)
+		} else if err != nil {
 			return err
 		}
+		moved = data
+	}
+	if data := moved; data != nil {
 		validity = data.UIDValidity
 		if src, ok := data.SourceUIDs.(imap.UIDSet); ok {
 			if dst, ok := data.DestUIDs.(imap.UIDSet); ok {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"sort"
 
 	"github.com/emersion/go-imap/v2"
@@ -136,10 +137,11 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 		serverFlags: map[uint32]Flags{}, inflightFrom: map[LocalID]uint32{}, copies: map[LocalID]bool{}}
 	quirks := r.e.opts.Quirks
 	var recs []MessageRecord
-	// unchanged: CONDSTORE says nothing happened since the last commit and the records
-	// tally with the server's count, so they need no reading (a round costs O(mailboxes)).
-	unchanged := false
 	if err := r.view(func(tx Tx) error {
+		var err error
+		if recs, err = tx.Messages(name); err != nil {
+			return err
+		}
 		j, err := tx.Journal()
 		if err != nil {
 			return err
@@ -173,20 +175,7 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 				}
 			}
 		}
-		if mb.UIDValidity != 0 && mb.UIDValidity == data.UIDValidity && data.HighestModSeq != 0 &&
-			mb.HighestModSeq == data.HighestModSeq && mb.UIDNext == uint32(data.UIDNext) &&
-			len(p.inflight) == 0 && len(p.movesIn) == 0 {
-			c, err := tx.Counts(name)
-			if err != nil {
-				return err
-			}
-			if c.Quarantined == 0 && c.OnServer == int(data.NumMessages) {
-				unchanged = true
-				return nil
-			}
-		}
-		recs, err = tx.Messages(name)
-		return err
+		return nil
 	}); err != nil {
 		return nil, err
 	}
@@ -211,6 +200,11 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 			p.known[m.UID] = i
 		}
 	}
+	if !changed && mb.UIDValidity == data.UIDValidity && uint32(data.UIDNext) < mb.UIDNext {
+		// UIDs are never given twice under one UIDVALIDITY (RFC 3501 §2.3.1.1).
+		return nil, fail("SELECT", name, fmt.Errorf("%w: UIDNEXT went back from %d to %d under UIDVALIDITY %d",
+			errBadAnswer, mb.UIDNext, data.UIDNext, data.UIDValidity))
+	}
 	if changed {
 		r.e.log.Warn("UIDVALIDITY changed; re-matching messages", "mailbox", name,
 			"old", mb.UIDValidity, "new", data.UIDValidity)
@@ -219,7 +213,7 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 
 	condstore := data.HighestModSeq != 0 && p.mb.HighestModSeq != 0 && !changed && mb.UIDValidity == data.UIDValidity
 	switch {
-	case data.NumMessages == 0, unchanged:
+	case data.NumMessages == 0:
 	case condstore && data.HighestModSeq == p.mb.HighestModSeq && uint32(data.UIDNext) == p.mb.UIDNext &&
 		int(data.NumMessages) == len(p.known):
 		for u := range p.known {
@@ -284,15 +278,7 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 		} else {
 			opts.BodySection = []*imap.FetchItemBodySection{bodySection}
 		}
-		if !p.headersOnly {
-			// Nothing to match: each batch is committed as it comes and nothing of it is
-			// kept, so memory stays flat however large the mailbox.
-			_, err := r.fetchInBatches(name, newUIDs, opts, true, func(batch []*serverMsg) error {
-				return r.storeFresh(name, data.UIDValidity, r.quirkNewMail(batch))
-			})
-			return p, err
-		}
-		msgs, err := r.fetchInBatches(name, newUIDs, opts, false, nil)
+		msgs, err := r.fetchInBatches(name, newUIDs, opts, !p.headersOnly)
 		if err != nil {
 			return nil, err
 		}
@@ -496,9 +482,22 @@ func (r *round) commitScan(p *scanPlan) error {
 			if s.taken || !s.hashed {
 				continue
 			}
-			if err := r.create(tx, name, s); err != nil {
+			id, err := tx.NextID()
+			if err != nil {
 				return err
 			}
+			m := newRecord(id, name, s.body)
+			m.UID, m.State, m.EverUID = s.uid, MsgSynced, true
+			m.InternalDate, m.Flags, m.Base = s.date, s.flags, s.flags
+			if err := tx.PutMessage(m); err != nil {
+				return err
+			}
+			if err := tx.PutBody(id, s.body); err != nil {
+				return err
+			}
+			s.body = nil
+			r.created = append(r.created, m)
+			r.st.LocalChanges++
 		}
 		mb := p.mb
 		mb.UIDValidity = p.data.UIDValidity
@@ -517,57 +516,8 @@ func (r *round) commitScan(p *scanPlan) error {
 	})
 }
 
-// create stores the server message s, downloaded whole, as a new record of mailbox.
-func (r *round) create(tx Tx, mailbox string, s *serverMsg) error {
-	id, err := tx.NextID()
-	if err != nil {
-		return err
-	}
-	m := newRecord(id, mailbox, s.body)
-	m.UID, m.State, m.EverUID = s.uid, MsgSynced, true
-	m.InternalDate, m.Flags, m.Base = s.date, s.flags, s.flags
-	if err := tx.PutMessage(m); err != nil {
-		return err
-	}
-	if err := tx.PutBody(id, s.body); err != nil {
-		return err
-	}
-	s.body = nil
-	r.created = append(r.created, m)
-	r.st.LocalChanges++
-	return nil
-}
-
-// storeFresh commits a batch of whole messages of a mailbox a fresh replica scans: new
-// records, and the mailbox's UIDVALIDITY, which the UIDs stored belong to. The watermarks
-// wait for the scan's commit (data before watermarks): a round cut short fetches the rest.
-func (r *round) storeFresh(mailbox string, validity uint32, msgs []*serverMsg) error {
-	return r.update(func(tx Tx) error {
-		mb, ok, err := tx.Mailbox(mailbox)
-		if err != nil {
-			return err
-		}
-		if ok && mb.UIDValidity != validity {
-			mb.UIDValidity = validity
-			if err := tx.PutMailbox(mb); err != nil {
-				return err
-			}
-		}
-		for _, s := range msgs {
-			if !s.hashed {
-				continue
-			}
-			if err := r.create(tx, mailbox, s); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-// fetchInBatches fetches new messages with opts; whole bodies go in batches. With commit,
-// each batch goes to it and nothing is returned.
-func (r *round) fetchInBatches(mailbox string, uids []uint32, opts *imap.FetchOptions, bodies bool, commit func([]*serverMsg) error) ([]*serverMsg, error) {
+// fetchInBatches fetches new messages with opts; whole bodies go in batches.
+func (r *round) fetchInBatches(mailbox string, uids []uint32, opts *imap.FetchOptions, bodies bool) ([]*serverMsg, error) {
 	const batch = 500
 	if !bodies {
 		bufs, err := r.cn.fetch(mailbox, uidSet(uids), opts)
@@ -584,20 +534,13 @@ func (r *round) fetchInBatches(mailbox string, uids []uint32, opts *imap.FetchOp
 		if err != nil {
 			return nil, err
 		}
-		batch := describeMsgs(bufs, 1)
-		for _, s := range batch {
+		for _, s := range describeMsgs(bufs, 1) {
 			if s.hashed {
 				r.st.Downloaded++
 				r.st.BytesFetched += int64(len(s.body))
 			}
+			out = append(out, s)
 		}
-		if commit != nil {
-			if err := commit(batch); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		out = append(out, batch...)
 	}
 	return out, nil
 }

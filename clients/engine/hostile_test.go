@@ -1,0 +1,390 @@
+package engine_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/syncharness/syncharness/clients"
+	"github.com/syncharness/syncharness/clients/engine"
+	"github.com/syncharness/syncharness/fakeserver"
+)
+
+// rewriter sits between a device and the server and rewrites the server's answers, to
+// play a server that misbehaves on purpose. Every server response (a line with the
+// literals it announces) goes through the answer function with the command it answers;
+// what it returns is sent instead (nil drops the response).
+type rewriter struct {
+	target string
+
+	mu       sync.Mutex
+	answer   func(cmd string, resp []byte) io.Reader
+	commands []string
+}
+
+func newRewriter(target string) *rewriter { return &rewriter{target: target} }
+
+// set installs the answer function (nil passes every response on).
+func (rw *rewriter) set(fn func(cmd string, resp []byte) io.Reader) {
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
+	rw.answer = fn
+}
+
+// sent returns the command lines sent so far.
+func (rw *rewriter) sent() []string {
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
+	return append([]string(nil), rw.commands...)
+}
+
+// readResponse reads one line and the literals it announces, continuing lines included.
+func readResponse(r *bufio.Reader) ([]byte, error) {
+	var out bytes.Buffer
+	for {
+		line, err := r.ReadBytes('\n')
+		out.Write(line)
+		if err != nil {
+			return out.Bytes(), err
+		}
+		m := literalRE.FindSubmatch(line)
+		if m == nil {
+			return out.Bytes(), nil
+		}
+		n, _ := strconv.Atoi(string(m[1]))
+		if _, err := io.CopyN(&out, r, int64(n)); err != nil {
+			return out.Bytes(), err
+		}
+	}
+}
+
+func (rw *rewriter) dial(ctx context.Context) (net.Conn, error) {
+	var d net.Dialer
+	up, err := d.DialContext(ctx, "tcp", rw.target)
+	if err != nil {
+		return nil, err
+	}
+	a, b := net.Pipe()
+	closeAll := func() {
+		_ = a.Close()
+		_ = b.Close()
+		_ = up.Close()
+	}
+	var cmdMu sync.Mutex
+	current := "" // the command being answered (the greeting: "")
+	go func() {
+		defer GinkgoRecover()
+		defer closeAll()
+		r := bufio.NewReader(b)
+		for {
+			cmd, err := readResponse(r) // a command is framed like a response
+			if len(cmd) > 0 {
+				first, _, _ := bytes.Cut(cmd, []byte("\r\n"))
+				if !bytes.HasPrefix(first, []byte("DONE")) {
+					cmdMu.Lock()
+					current = string(first)
+					cmdMu.Unlock()
+					rw.mu.Lock()
+					rw.commands = append(rw.commands, string(first))
+					rw.mu.Unlock()
+				}
+				if _, err := up.Write(cmd); err != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		defer GinkgoRecover()
+		defer closeAll()
+		r := bufio.NewReader(up)
+		for {
+			resp, err := readResponse(r)
+			if err != nil {
+				return
+			}
+			rw.mu.Lock()
+			fn := rw.answer
+			rw.mu.Unlock()
+			cmdMu.Lock()
+			cmd := current
+			cmdMu.Unlock()
+			var out io.Reader = bytes.NewReader(resp)
+			if fn != nil {
+				out = fn(cmd, resp)
+			}
+			if out == nil {
+				continue
+			}
+			if _, err := io.Copy(b, out); err != nil {
+				return
+			}
+		}
+	}()
+	return a, nil
+}
+
+// zeros reads as an endless run of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// bodyOf reads a response's bytes as a string reader (a rewritten answer).
+func text(s string) io.Reader { return strings.NewReader(s) }
+
+var _ = DescribeHostileServer(storeKinds[0])
+var _ = DescribeHostileServer(storeKinds[1])
+
+// DescribeHostileServer declares the specs of a server whose answers contradict what it
+// said before or the protocol, for devices on one kind of store.
+func DescribeHostileServer(kind storeKind) bool {
+	return Describe("a hostile server ("+kind.name+" store)", func() {
+		var w *world
+		var rw *rewriter
+		var tablet *engine.Device
+		var phone clients.Device
+		// hostileDevice makes a device whose connections go through rw, with opts changed by tune.
+		hostileDevice := func(name string, tune func(o *engine.Options)) *engine.Device {
+			GinkgoHelper()
+			o := w.options(kind.open(), 0)
+			o.Dial = rw.dial
+			if tune != nil {
+				tune(&o)
+			}
+			d, err := engine.NewDevice(name, o)
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(d.Close)
+			return d
+		}
+		BeforeEach(func() {
+			w = newWorld(fakeserver.Options{Seed: 1})
+			w.store = kind.open
+			w.create("Archive")
+			w.deliver("INBOX", "m1", "m2", "m3")
+			rw = newRewriter(w.addr)
+			tablet = hostileDevice("tablet", nil)
+			phone = w.device("phone")
+			settle(tablet, phone)
+		})
+		flag := func(d clients.Device, label, f string) {
+			do(d, clients.Action{Kind: clients.ActFlag, Mailbox: "INBOX", Labels: []string{label}, Flag: f})
+		}
+		// refused runs a round that must fail with an error containing every one of want and
+		// leave the replica as it was; the next round, against a sane server, converges with
+		// nothing downloaded again.
+		refused := func(final []string, want ...string) {
+			GinkgoHelper()
+			before := replica(tablet)
+			_, err := tablet.Sync(context.Background())
+			Expect(err).To(HaveOccurred())
+			for _, s := range want {
+				Expect(err.Error()).To(ContainSubstring(s))
+			}
+			Expect(err.Error()).NotTo(ContainSubstring("store"), "a server's answer is not a store error")
+			Expect(replica(tablet)).To(Equal(before), "the refused answer changed the replica")
+			rw.set(nil)
+			st := syncOK(tablet)
+			Expect(st.Downloaded).To(BeZero(), "messages downloaded again after the refused answer")
+			w.expectConverged(final, tablet, phone)
+		}
+		inbox := func(cmd string, resp []byte) bool {
+			return strings.HasPrefix(string(resp), "* LIST ") && regexp.MustCompile(`[ "]INBOX"?\r\n$`).Match(resp)
+		}
+
+		Context("point 5: never deletes local mail on the strength of an answer", func() {
+			BeforeEach(func() {
+				flag(tablet, "m1", `\Flagged`)
+				flag(tablet, "m2", `\Flagged`)
+			})
+			final := []string{"Archive:", `INBOX: m1[\Flagged] m2[\Flagged] m3`}
+
+			It("refuses a LIST that leaves out INBOX", func() {
+				rw.set(func(cmd string, resp []byte) io.Reader {
+					if inbox(cmd, resp) {
+						return nil
+					}
+					return bytes.NewReader(resp)
+				})
+				refused(final, "LIST", "INBOX")
+			})
+
+			It("refuses a LIST that marks INBOX \\Noselect", func() {
+				rw.set(func(cmd string, resp []byte) io.Reader {
+					if inbox(cmd, resp) {
+						return text(strings.Replace(string(resp), "* LIST (", `* LIST (\Noselect `, 1))
+					}
+					return bytes.NewReader(resp)
+				})
+				refused(final, "LIST", "INBOX")
+			})
+
+			It("refuses a LIST with no mailbox at all, and does not call it a store error", func() {
+				rw.set(func(cmd string, resp []byte) io.Reader {
+					if strings.HasPrefix(string(resp), "* LIST ") {
+						return nil
+					}
+					return bytes.NewReader(resp)
+				})
+				refused(final, "LIST", "no mailboxes")
+			})
+		})
+
+		// The fake server offers no CONDSTORE: every round scans all flags.
+		Context("point 5: checks a full flag scan against EXISTS and UIDNEXT", func() {
+			var m3 string
+			BeforeEach(func() {
+				// A flag another device set, which the scan must not lose.
+				Expect(w.srv.Apply(fakeserver.Store{User: user, Mailbox: "INBOX", UIDs: []uint32{w.uid("INBOX", "m2")},
+					Add: true, Flags: []string{`\Flagged`}})).To(Succeed())
+				m3 = fmt.Sprintf("UID %d ", w.uid("INBOX", "m3"))
+			})
+			flagScan := func(cmd string) bool { return strings.Contains(cmd, "UID FETCH 1:* (UID FLAGS)") }
+			final := []string{"Archive:", `INBOX: m1 m2[\Flagged] m3`}
+
+			It("takes a FETCH answer short of EXISTS for an error, not for expunges", func() {
+				rw.set(func(cmd string, resp []byte) io.Reader {
+					if flagScan(cmd) && strings.Contains(string(resp), m3) {
+						return nil
+					}
+					return bytes.NewReader(resp)
+				})
+				refused(final, `UID FETCH "INBOX"`, "2 messages where the mailbox has 3")
+			})
+
+			It("takes a BYE in the middle of a FETCH answer, then a tagged OK, for an error, and says BYE", func() {
+				rw.set(func(cmd string, resp []byte) io.Reader {
+					if flagScan(cmd) && strings.Contains(string(resp), m3) {
+						return text("* BYE going away now\r\n")
+					}
+					return bytes.NewReader(resp)
+				})
+				refused(final, `UID FETCH "INBOX"`, `BYE "going away now"`)
+			})
+
+			It("refuses an answer where two messages claim one UID", func() {
+				m2 := fmt.Sprintf("UID %d ", w.uid("INBOX", "m2"))
+				rw.set(func(cmd string, resp []byte) io.Reader {
+					if flagScan(cmd) && strings.Contains(string(resp), m3) {
+						// go-imap gives the command each UID once: the second claimant is left out.
+						return text(strings.Replace(string(resp), m3, m2, 1))
+					}
+					return bytes.NewReader(resp)
+				})
+				refused(final, `UID FETCH "INBOX"`, "2 messages where the mailbox has 3")
+			})
+
+			It("refuses a UIDNEXT that went back", func() {
+				rw.set(func(cmd string, resp []byte) io.Reader {
+					if strings.Contains(cmd, `SELECT INBOX`) || strings.Contains(cmd, `SELECT "INBOX"`) {
+						return text(regexp.MustCompile(`\[UIDNEXT \d+\]`).ReplaceAllString(string(resp), "[UIDNEXT 2]"))
+					}
+					return bytes.NewReader(resp)
+				})
+				refused(final, `SELECT "INBOX"`, "UIDNEXT went back")
+			})
+		})
+
+		Context("point 6: memory stays bounded whatever size the server announces", func() {
+			It("refuses a body literal announced as 2 GB without reading it", func() {
+				w.deliver("Archive", "big")
+				rw.set(func(cmd string, resp []byte) io.Reader {
+					if strings.Contains(cmd, "BODY.PEEK[]") && bytes.HasPrefix(resp, []byte("* ")) && bytes.Contains(resp, []byte(" FETCH ")) {
+						uid := regexp.MustCompile(`UID (\d+)`).FindSubmatch(resp)
+						return io.MultiReader(text(fmt.Sprintf("* 1 FETCH (UID %s BODY[] {2147483648}\r\n", uid[1])),
+							io.LimitReader(zeros{}, 2147483648), text(")\r\n"))
+					}
+					return bytes.NewReader(resp)
+				})
+				fresh := hostileDevice("laptop", nil)
+				var ms runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&ms)
+				before := ms.TotalAlloc
+				_, err := fresh.Sync(context.Background())
+				runtime.ReadMemStats(&ms)
+				Expect(err).To(MatchError(engine.ErrMessageTooBig))
+				Expect(err.Error()).To(ContainSubstring(`UID FETCH "Archive": message too big: UID 1 is 2147483648 bytes, over the limit of 67108864`))
+				Expect(ms.TotalAlloc-before).To(BeNumerically("<", 32<<20), "bytes allocated during the round")
+				rw.set(nil)
+				w.expectConverged([]string{"Archive: big", "INBOX: m1 m2 m3"}, fresh, tablet, phone)
+			})
+
+			It("refuses a message whose RFC822.SIZE is over the limit before fetching its body", func() {
+				small := hostileDevice("laptop", func(o *engine.Options) { o.MaxMessageSize = 4096 })
+				settle(small)
+				w.deliver("INBOX", "big")
+				uid := w.uid("INBOX", "big")
+				rw.set(func(cmd string, resp []byte) io.Reader {
+					if strings.Contains(string(resp), fmt.Sprintf("UID %d ", uid)) {
+						return text(regexp.MustCompile(`RFC822\.SIZE \d+`).ReplaceAllString(string(resp), "RFC822.SIZE 3000000000"))
+					}
+					return bytes.NewReader(resp)
+				})
+				from := len(rw.sent())
+				_, err := small.Sync(context.Background())
+				Expect(err).To(MatchError(engine.ErrMessageTooBig))
+				Expect(err.Error()).To(ContainSubstring(fmt.Sprintf(`UID FETCH "INBOX": message too big: UID %d is 3000000000 bytes`, uid)))
+				for _, c := range rw.sent()[from:] {
+					Expect(c).NotTo(ContainSubstring("BODY.PEEK[]"), "a body was fetched")
+				}
+				Expect(replica(small)).To(Equal([]string{"Archive:", "INBOX: m1 m2 m3"}))
+			})
+		})
+
+		It("point 7: falls back to COPY when the server stops offering MOVE on an open connection", func() {
+			do(tablet, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m1"}, Dest: "Archive"})
+			Expect(w.srv.Apply(fakeserver.SetCaps{Disable: []string{"MOVE"}})).To(Succeed())
+			syncOK(tablet)
+			w.expectConverged([]string{"Archive: m1", "INBOX: m2 m3"}, tablet, phone)
+		})
+
+		Context("point 8: errors say what happened", func() {
+			It("says a command timed out when the watchdog closed the connection", func() {
+				slow := hostileDevice("laptop", func(o *engine.Options) { o.CommandTimeout = 200 * time.Millisecond })
+				settle(slow)
+				rw.set(func(cmd string, resp []byte) io.Reader {
+					if strings.Contains(cmd, "SELECT") {
+						return nil // never answered
+					}
+					return bytes.NewReader(resp)
+				})
+				_, err := slow.Sync(context.Background())
+				Expect(err).To(MatchError(ContainSubstring(`SELECT "Archive": command timed out after 200ms`)))
+				Expect(err.Error()).NotTo(ContainSubstring("use of closed network connection"))
+				rw.set(nil)
+				syncOK(slow)
+			})
+
+			It("keeps the text of a BYE that ends the connection", func() {
+				Expect(w.srv.Apply(fakeserver.Fail{N: 2, Command: "SELECT", Response: "BYE shutting down for maintenance"})).To(Succeed())
+				_, err := tablet.Sync(context.Background())
+				Expect(err).To(MatchError(ContainSubstring(`"shutting down for maintenance"`)))
+				syncOK(tablet)
+			})
+
+			It("names the device once, where the caller wraps it", func() {
+				Expect(w.srv.Apply(fakeserver.Fail{N: 1, Command: "LIST", Response: "BAD no"})).To(Succeed())
+				_, err := tablet.Sync(context.Background())
+				Expect(err).To(MatchError(HavePrefix("engine: LIST: ")))
+			})
+		})
+	})
+}
