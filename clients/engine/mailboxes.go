@@ -210,14 +210,20 @@ func (r *round) mailboxGone(tx Tx, mb MailboxRecord) error {
 		}
 	}
 	// Moves into the vanished mailbox cannot happen any more.
-	all, err := tx.AllMessages()
+	c, err := tx.Counts(mb.Name)
 	if err != nil {
 		return err
 	}
-	for _, m := range all {
-		if m.MoveTo == mb.Name {
-			if err := r.cancelMove(tx, m); err != nil {
-				return err
+	if c.MovesIn > 0 {
+		all, err := tx.AllMessages()
+		if err != nil {
+			return err
+		}
+		for _, m := range all {
+			if m.MoveTo == mb.Name {
+				if err := r.cancelMove(tx, m); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -272,6 +278,18 @@ func (r *round) rehomeStranded(tx Tx) error {
 	known := map[string]bool{}
 	for _, mb := range boxes {
 		known[mb.Name] = true
+	}
+	// The store knows every name records use: only a name not known means work.
+	inUse, err := tx.InUse()
+	if err != nil {
+		return err
+	}
+	stranded := false
+	for _, n := range inUse {
+		stranded = stranded || !known[n]
+	}
+	if !stranded {
+		return nil
 	}
 	all, err := tx.AllMessages()
 	if err != nil {

@@ -137,11 +137,10 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 		serverFlags: map[uint32]Flags{}, inflightFrom: map[LocalID]uint32{}, copies: map[LocalID]bool{}}
 	quirks := r.e.opts.Quirks
 	var recs []MessageRecord
+	// unchanged: CONDSTORE says nothing happened since the last commit and the records
+	// tally with the server's count, so they need no reading (a round costs O(mailboxes)).
+	unchanged := false
 	if err := r.view(func(tx Tx) error {
-		var err error
-		if recs, err = tx.Messages(name); err != nil {
-			return err
-		}
 		j, err := tx.Journal()
 		if err != nil {
 			return err
@@ -175,7 +174,20 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 				}
 			}
 		}
-		return nil
+		if mb.UIDValidity != 0 && mb.UIDValidity == data.UIDValidity && data.HighestModSeq != 0 &&
+			mb.HighestModSeq == data.HighestModSeq && mb.UIDNext == uint32(data.UIDNext) &&
+			len(p.inflight) == 0 && len(p.movesIn) == 0 {
+			c, err := tx.Counts(name)
+			if err != nil {
+				return err
+			}
+			if c.Quarantined == 0 && c.OnServer == int(data.NumMessages) {
+				unchanged = true
+				return nil
+			}
+		}
+		recs, err = tx.Messages(name)
+		return err
 	}); err != nil {
 		return nil, err
 	}
@@ -213,7 +225,7 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 
 	condstore := data.HighestModSeq != 0 && p.mb.HighestModSeq != 0 && !changed && mb.UIDValidity == data.UIDValidity
 	switch {
-	case data.NumMessages == 0:
+	case data.NumMessages == 0, unchanged:
 	case condstore && data.HighestModSeq == p.mb.HighestModSeq && uint32(data.UIDNext) == p.mb.UIDNext &&
 		int(data.NumMessages) == len(p.known):
 		for u := range p.known {
@@ -278,7 +290,15 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 		} else {
 			opts.BodySection = []*imap.FetchItemBodySection{bodySection}
 		}
-		msgs, err := r.fetchInBatches(name, newUIDs, opts, !p.headersOnly)
+		if !p.headersOnly {
+			// Nothing to match: each batch is committed as it comes and nothing of it is
+			// kept, so memory stays flat however large the mailbox.
+			_, err := r.fetchInBatches(name, newUIDs, opts, true, func(batch []*serverMsg) error {
+				return r.storeFresh(name, data.UIDValidity, r.quirkNewMail(batch))
+			})
+			return p, err
+		}
+		msgs, err := r.fetchInBatches(name, newUIDs, opts, false, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -482,22 +502,9 @@ func (r *round) commitScan(p *scanPlan) error {
 			if s.taken || !s.hashed {
 				continue
 			}
-			id, err := tx.NextID()
-			if err != nil {
+			if err := r.create(tx, name, s); err != nil {
 				return err
 			}
-			m := newRecord(id, name, s.body)
-			m.UID, m.State, m.EverUID = s.uid, MsgSynced, true
-			m.InternalDate, m.Flags, m.Base = s.date, s.flags, s.flags
-			if err := tx.PutMessage(m); err != nil {
-				return err
-			}
-			if err := tx.PutBody(id, s.body); err != nil {
-				return err
-			}
-			s.body = nil
-			r.created = append(r.created, m)
-			r.st.LocalChanges++
 		}
 		mb := p.mb
 		mb.UIDValidity = p.data.UIDValidity
@@ -516,8 +523,57 @@ func (r *round) commitScan(p *scanPlan) error {
 	})
 }
 
-// fetchInBatches fetches new messages with opts; whole bodies go in batches.
-func (r *round) fetchInBatches(mailbox string, uids []uint32, opts *imap.FetchOptions, bodies bool) ([]*serverMsg, error) {
+// create stores the server message s, downloaded whole, as a new record of mailbox.
+func (r *round) create(tx Tx, mailbox string, s *serverMsg) error {
+	id, err := tx.NextID()
+	if err != nil {
+		return err
+	}
+	m := newRecord(id, mailbox, s.body)
+	m.UID, m.State, m.EverUID = s.uid, MsgSynced, true
+	m.InternalDate, m.Flags, m.Base = s.date, s.flags, s.flags
+	if err := tx.PutMessage(m); err != nil {
+		return err
+	}
+	if err := tx.PutBody(id, s.body); err != nil {
+		return err
+	}
+	s.body = nil
+	r.created = append(r.created, m)
+	r.st.LocalChanges++
+	return nil
+}
+
+// storeFresh commits a batch of whole messages of a mailbox a fresh replica scans: new
+// records, and the mailbox's UIDVALIDITY, which the UIDs stored belong to. The watermarks
+// wait for the scan's commit (data before watermarks): a round cut short fetches the rest.
+func (r *round) storeFresh(mailbox string, validity uint32, msgs []*serverMsg) error {
+	return r.update(func(tx Tx) error {
+		mb, ok, err := tx.Mailbox(mailbox)
+		if err != nil {
+			return err
+		}
+		if ok && mb.UIDValidity != validity {
+			mb.UIDValidity = validity
+			if err := tx.PutMailbox(mb); err != nil {
+				return err
+			}
+		}
+		for _, s := range msgs {
+			if !s.hashed {
+				continue
+			}
+			if err := r.create(tx, mailbox, s); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// fetchInBatches fetches new messages with opts; whole bodies go in batches. With commit,
+// each batch goes to it and nothing is returned.
+func (r *round) fetchInBatches(mailbox string, uids []uint32, opts *imap.FetchOptions, bodies bool, commit func([]*serverMsg) error) ([]*serverMsg, error) {
 	const batch = 500
 	if !bodies {
 		bufs, err := r.cn.fetch(mailbox, uidSet(uids), opts)
@@ -534,13 +590,20 @@ func (r *round) fetchInBatches(mailbox string, uids []uint32, opts *imap.FetchOp
 		if err != nil {
 			return nil, err
 		}
-		for _, s := range describeMsgs(bufs, 1) {
+		batch := describeMsgs(bufs, 1)
+		for _, s := range batch {
 			if s.hashed {
 				r.st.Downloaded++
 				r.st.BytesFetched += int64(len(s.body))
 			}
-			out = append(out, s)
 		}
+		if commit != nil {
+			if err := commit(batch); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		out = append(out, batch...)
 	}
 	return out, nil
 }
