@@ -18,7 +18,9 @@ import (
 // finding:
 //   - every failure is a server finding; or
 //   - the first server finding came before the states diverged (before the end of the
-//     step after which they diverged; when that step is unknown, any time), and the same
+//     first sync from the step after which they diverged, or from a device's later step
+//     on a message of the failures: see divergenceEnd; when no step is known, any time),
+//     and the same
 //     scenario with the same seed passes on a correct server: the in-process fake server
 //     without bug modes, run once more here. It costs one more run of the scenario, in
 //     process, only for scenarios that failed with server findings.
@@ -57,7 +59,7 @@ func attribute(ctx context.Context, scn *scenarios.Scenario, opts Options, res *
 		rep.Attribution = "every failure is a server finding"
 		return
 	}
-	div := divergenceEnd(rep)
+	div, from := divergenceEnd(rep)
 	if first > div {
 		rep.Attribution = fmt.Sprintf("not the server's: its first finding (%s at %s) came after the states diverged", firstID, seconds(first))
 		return
@@ -77,8 +79,8 @@ func attribute(ctx context.Context, scn *scenarios.Scenario, opts Options, res *
 	}
 	rep.Status = reports.ServerFinding
 	where := "the states diverged"
-	if rep.DivergedAt > 0 {
-		where = fmt.Sprintf("the states diverged (after line %d)", rep.DivergedAt)
+	if from > 0 && div < time.Duration(math.MaxInt64) {
+		where = fmt.Sprintf("the states diverged (the sync carrying line %d ended at %s)", from, seconds(div))
 	}
 	rep.Attribution = fmt.Sprintf("%s at %s came before %s, and the same scenario and seed pass on the fake server (%v)", firstID, seconds(first), where, cost)
 }
@@ -86,18 +88,67 @@ func attribute(ctx context.Context, scn *scenarios.Scenario, opts Options, res *
 func seconds(d time.Duration) string { return fmt.Sprintf("+%.3fs", d.Seconds()) }
 
 // divergenceEnd is when the divergence was first carried to the server or read from it:
-// the end of the first sync at or after the step after which the states diverged (a local
-// change diverges at once, and only its sync shows what the server did with it); with no
+// the end of the first sync at or after the step from which the states diverged; with no
 // such step known, the end of time.
-func divergenceEnd(rep *reports.Scenario) time.Duration {
-	if rep.DivergedAt > 0 {
-		for _, st := range rep.Steps {
-			if st.Line >= rep.DivergedAt && strings.Contains(st.Text, "sync") {
-				return st.Start + st.Duration
-			}
+//
+// The step from which they diverged is the line after which a wrong cell took its final
+// value (DivergedAt), unless a device's later step acted on a message of the failures: a
+// cell that kept the value it took at a delivery, say, was right until a device moved or
+// changed that message, and a device's change reaches the server only with its next sync.
+// So the divergence starts at the first such step: a finding in the exchange of the sync
+// that carried the diverging work precedes it.
+func divergenceEnd(rep *reports.Scenario) (end time.Duration, from int) {
+	if rep.DivergedAt <= 0 {
+		return time.Duration(math.MaxInt64), 0
+	}
+	from = rep.DivergedAt
+	labels := failingLabels(rep)
+	for _, st := range rep.Steps {
+		if st.Line >= rep.DivergedAt && st.Actor != "" && st.Actor != reports.ServerLane && !isSync(st) && namesAny(st.Text, labels) {
+			from = st.Line
+			break
 		}
 	}
-	return time.Duration(math.MaxInt64)
+	for _, st := range rep.Steps {
+		if st.Line >= from && isSync(st) {
+			return st.Start + st.Duration, from
+		}
+	}
+	return time.Duration(math.MaxInt64), from
+}
+
+func isSync(st reports.Step) bool {
+	for _, w := range strings.Fields(st.Text) {
+		if w == "sync" {
+			return true
+		}
+	}
+	return false
+}
+
+// failingLabels returns the message labels the scenario's failures name, server findings
+// left out.
+func failingLabels(rep *reports.Scenario) map[string]bool {
+	out := map[string]bool{}
+	for _, f := range rep.Failures {
+		if f.Server {
+			continue
+		}
+		for _, l := range f.Labels {
+			out[l] = true
+		}
+	}
+	return out
+}
+
+// namesAny reports whether a step's words name one of labels.
+func namesAny(text string, labels map[string]bool) bool {
+	for _, w := range strings.Fields(text) {
+		if labels[w] {
+			return true
+		}
+	}
+	return false
 }
 
 // wireLines is every device's transcript on the scenario's clock, with the server steps

@@ -86,7 +86,9 @@ func ScenarioSeed(runSeed int64, name string) int64 {
 }
 
 // RunScenario runs one scenario and returns its result. It never panics on a bad scenario
-// or a misbehaving device: every problem ends up in the result.
+// or a misbehaving device: every problem ends up in the result. Its server findings are
+// judged on the proxy's clock and the scenario attributed to the server where they explain
+// its failures (attribute), as in RunAll.
 func RunScenario(ctx context.Context, scn *scenarios.Scenario, opts Options) *Result {
 	target := opts.Target
 	if target == nil {
@@ -168,6 +170,7 @@ func RunScenario(ctx context.Context, scn *scenarios.Scenario, opts Options) *Re
 		res.GateFallbacks = r.gate.Fallbacks()
 	}
 	r.cleanup()
+	attribute(ctx, scn, opts, res)
 	return res
 }
 

@@ -59,7 +59,6 @@ func RunAll(ctx context.Context, list []*scenarios.Scenario, opts RunOptions) (*
 				opts.OnStart(scn.Name)
 			}
 			res := RunScenario(ctx, scn, opts.Options)
-			attribute(ctx, scn, opts.Options, res)
 			results[i] = res
 			if opts.OnDone != nil {
 				opts.OnDone(res)

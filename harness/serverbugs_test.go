@@ -50,5 +50,33 @@ var _ = Describe("The fake server's wire bugs", func() {
 		Entry(nil, "double-expunge", "move_flag_after_move", "S8"),
 		Entry(nil, "serverbug-on-rename", "folder_recreated_under_old_name", "S9"),
 		Entry(nil, "serverbug-on-rename", "folder_swap_names", "S9"),
+		// The divergence starts with local work (both devices create Projects offline):
+		// the finding in the exchange of the sync that carried it counts as before it.
+		Entry(nil, "create-exists-without-code", "folder_create_same_name", "S11"),
 	)
+
+	It("are judged the same way by RunScenario, which go test's catalogue uses", func(ctx SpecContext) {
+		// S8 for a double EXPUNGE needs the proxy's clock: untimed, every other
+		// connection's command would overlap it.
+		res := harness.RunScenario(ctx, wireBugScenario("move_flag_after_move"),
+			harness.Options{Seed: 1, Target: harness.FakeTarget{Bugs: []string{"double-expunge"}}})
+		Expect(res.Report.Status).To(Equal(reports.ServerFinding), "%v", res.Report.Failures)
+		Expect(res.Report.Failures).To(ContainElement(HaveField("Invariant", "S8")))
+	})
+
+	It("leave a scenario the engine's when it fails on the correct server too", func() {
+		run, _ := harness.RunAll(context.Background(), []*scenarios.Scenario{wireBugScenario("delete_keeps_others_deleted")},
+			harness.RunOptions{Options: harness.Options{Seed: 1, Target: harness.FakeTarget{Bugs: []string{"seq-zero"}},
+				NewDevice: harness.BrokenEngineDevice(harness.Quirks["plain-expunge"])}, Parallel: 1})
+		s := run.Scenarios[0]
+		Expect(s.Status).To(Equal(reports.Failed), s.Attribution)
+		Expect(s.Attribution).To(ContainSubstring("on the fake server too"))
+		var server []string
+		for _, f := range s.Failures {
+			if f.Server {
+				server = append(server, f.Invariant)
+			}
+		}
+		Expect(server).To(ContainElement("S6"))
+	})
 })
