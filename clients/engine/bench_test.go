@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -222,9 +223,21 @@ func BenchmarkVsMbsync(b *testing.B) {
 		b.Skip("/usr/bin/time (GNU time) is not installed")
 	}
 	rssFile := filepath.Join(work, "maxrss")
+	straceFile := filepath.Join(work, "strace")
+	var straceBin string
+	if os.Getenv("SYNCHARNESS_BENCH_STRACE") == "1" {
+		if straceBin, err = exec.LookPath("strace"); err != nil {
+			b.Fatal("SYNCHARNESS_BENCH_STRACE=1: strace is not installed")
+		}
+	}
+	fsyncs := 0 // of the last round, with strace
 	round := func(b *testing.B, c client, user, dir string) (time.Duration, int64) {
 		cmd := c.cmd(user, dir)
-		cmd.Args = append([]string{timeBin, "-f", "%M", "-o", rssFile}, cmd.Args...)
+		args := []string{timeBin, "-f", "%M", "-o", rssFile}
+		if straceBin != "" {
+			args = append(args, straceBin, "-f", "-c", "-e", "trace=fsync,fdatasync", "-o", straceFile)
+		}
+		cmd.Args = append(args, cmd.Args...)
 		cmd.Path = timeBin
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
@@ -242,20 +255,28 @@ func BenchmarkVsMbsync(b *testing.B) {
 		if err != nil {
 			b.Fatalf("/usr/bin/time wrote %q: %v", raw, err)
 		}
+		if straceBin != "" {
+			fsyncs = straceCalls(b, straceFile, "fsync", "fdatasync")
+		}
 		return wall, kb << 10
 	}
 	replicas := map[string]string{} // client → its replica of "large"
 	timed := func(b *testing.B, c client, user string, prepare func(i int) string) {
 		var total time.Duration
 		var rss int64
+		syncs := 0
 		for i := range b.N {
 			dir := prepare(i)
 			wall, r := round(b, c, user, dir)
 			total += wall
 			rss = max(rss, r)
+			syncs += fsyncs
 		}
 		b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/op")
 		b.ReportMetric(float64(rss)/(1<<20), "maxrss-MB")
+		if straceBin != "" {
+			b.ReportMetric(float64(syncs)/float64(b.N), "fsyncs/op")
+		}
 	}
 	fresh := func(c client, tag string) func(int) string {
 		return func(i int) string {
@@ -316,6 +337,28 @@ func BenchmarkVsMbsync(b *testing.B) {
 			})
 		})
 	}
+}
+
+// straceCalls returns the number of calls of the named system calls in a strace -c summary.
+func straceCalls(b *testing.B, file string, names ...string) int {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 || !slices.Contains(names, f[len(f)-1]) {
+			continue
+		}
+		// % time, seconds, usecs/call, calls, [errors,] syscall
+		calls, err := strconv.Atoi(f[3])
+		if err != nil {
+			b.Fatalf("strace summary line %q: %v", line, err)
+		}
+		n += calls
+	}
+	return n
 }
 
 // benchFill appends n messages of about size bytes to user's INBOX, many commands at a time.

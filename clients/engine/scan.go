@@ -502,9 +502,11 @@ func (r *round) commitScan(p *scanPlan) error {
 			if s.taken || !s.hashed {
 				continue
 			}
-			if err := r.create(tx, name, s); err != nil {
+			m, err := r.create(tx, name, s)
+			if err != nil {
 				return err
 			}
+			r.created = append(r.created, m)
 		}
 		mb := p.mb
 		mb.UIDValidity = p.data.UIDValidity
@@ -524,29 +526,29 @@ func (r *round) commitScan(p *scanPlan) error {
 }
 
 // create stores the server message s, downloaded whole, as a new record of mailbox.
-func (r *round) create(tx Tx, mailbox string, s *serverMsg) error {
+func (r *round) create(tx Tx, mailbox string, s *serverMsg) (MessageRecord, error) {
 	id, err := tx.NextID()
 	if err != nil {
-		return err
+		return MessageRecord{}, err
 	}
 	m := newRecord(id, mailbox, s.body)
 	m.UID, m.State, m.EverUID = s.uid, MsgSynced, true
 	m.InternalDate, m.Flags, m.Base = s.date, s.flags, s.flags
 	if err := tx.PutMessage(m); err != nil {
-		return err
+		return MessageRecord{}, err
 	}
 	if err := tx.PutBody(id, s.body); err != nil {
-		return err
+		return MessageRecord{}, err
 	}
 	s.body = nil
-	r.created = append(r.created, m)
 	r.st.LocalChanges++
-	return nil
+	return m, nil
 }
 
 // storeFresh commits a batch of whole messages of a mailbox a fresh replica scans: new
 // records, and the mailbox's UIDVALIDITY, which the UIDs stored belong to. The watermarks
 // wait for the scan's commit (data before watermarks): a round cut short fetches the rest.
+// The records are not kept for finishVanished: a fresh replica has nothing that vanished.
 func (r *round) storeFresh(mailbox string, validity uint32, msgs []*serverMsg) error {
 	return r.update(func(tx Tx) error {
 		mb, ok, err := tx.Mailbox(mailbox)
@@ -563,7 +565,7 @@ func (r *round) storeFresh(mailbox string, validity uint32, msgs []*serverMsg) e
 			if !s.hashed {
 				continue
 			}
-			if err := r.create(tx, mailbox, s); err != nil {
+			if _, err := r.create(tx, mailbox, s); err != nil {
 				return err
 			}
 		}
