@@ -30,6 +30,7 @@ var htmlFiles embed.FS
 var htmlTemplate = template.Must(template.New("report.html.tmpl").Funcs(template.FuncMap{
 	"dur":   htmlDuration,
 	"flags": formatFlags,
+	"add":   func(a, b int) int { return a + b },
 }).ParseFS(htmlFiles, "html/report.html.tmpl"))
 
 // WriteHTML writes r as one self-contained HTML page: CSS and script inline, no reference to
@@ -41,7 +42,8 @@ var htmlTemplate = template.Must(template.New("report.html.tmpl").Funcs(template
 // or the steps when there is no timeline) with the first divergent step highlighted and each
 // lane's state after each step (Scenario.States), the source with the failing lines
 // marked, the transcript excerpt and the reproduce command. Skipped and passed scenarios
-// get a line each. It fails on a run that does not pass Validate, and on an error from w.
+// get a line each; a passed scenario's line folds its final state (a <details> element
+// with the same table, closed until clicked). It fails on a run that does not pass Validate, and on an error from w.
 func WriteHTML(w io.Writer, r *Run) error {
 	if r == nil {
 		return errors.New("reports: write html: nil run")
@@ -140,8 +142,14 @@ type htmlState struct {
 }
 
 type htmlDiff struct {
-	Columns []htmlDiffColumn
-	Rows    []htmlDiffRow
+	Columns   []htmlDiffColumn
+	Rows      []htmlDiffRow
+	Mailboxes []htmlLaneMailboxes // each lane's mailboxes, empty ones included; nil when not recorded
+}
+
+type htmlLaneMailboxes struct {
+	Lane      string
+	Mailboxes string
 }
 
 type htmlDiffColumn struct {
@@ -208,6 +216,8 @@ func newHTMLPage(r *Run) (*htmlPage, error) {
 		}
 		switch s.Status {
 		case Passed:
+			// A passed scenario's outcome is worth seeing too; the page folds it.
+			hs.Final = finalDiff(s.FinalState)
 			p.Passed = append(p.Passed, hs)
 		case Skipped:
 			p.Skipped = append(p.Skipped, hs)
@@ -429,12 +439,21 @@ func transcriptLines(lines []TranscriptLine) []htmlTranscriptLine {
 }
 
 // finalDiff lays out the final state table: an expected column when the table has
-// expectations, then a column per lane.
+// expectations, then a column per lane; and each lane's mailboxes when they were recorded.
 func finalDiff(t *StateTable) *htmlDiff {
 	if t == nil {
 		return nil
 	}
 	d := &htmlDiff{}
+	for i, mbs := range t.Mailboxes {
+		if i < len(t.Lanes) {
+			text := strings.Join(mbs, " ")
+			if len(mbs) == 0 {
+				text = "none"
+			}
+			d.Mailboxes = append(d.Mailboxes, htmlLaneMailboxes{Lane: t.Lanes[i], Mailboxes: text})
+		}
+	}
 	expected := slices.ContainsFunc(t.Rows, func(r StateTableRow) bool { return r.Expected != nil })
 	if expected {
 		d.Columns = append(d.Columns, htmlDiffColumn{Name: "expected", Class: "expected"})

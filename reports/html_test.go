@@ -357,6 +357,61 @@ var _ = Describe("The HTML report", func() {
 		Expect(one(d, byID("filter")).Data).To(Equal("input"))
 	})
 
+	It("folds the final state of a passed scenario into its line, closed until opened", func() {
+		r := sampleRun()
+		passed := r.Scenarios[0]
+		Expect(passed.Status).To(Equal(reports.Passed))
+		passed.FinalState = &reports.StateTable{
+			Lanes:     []string{"phone", "laptop", reports.ServerLane},
+			Mailboxes: [][]string{{"Archive", "INBOX"}, {"INBOX"}, {"Archive", "INBOX"}},
+			Rows: []reports.StateTableRow{
+				{Mailbox: "INBOX", Label: "m1", Expected: &reports.StateCell{Present: true, Flags: []string{`\Seen`}, OptionalFlags: []string{`\Flagged`}},
+					Cells: []reports.StateCell{{Present: true, Flags: []string{`\Seen`}}, {Present: true, Flags: []string{`\Seen`, `\Flagged`}}, {Present: true, Flags: []string{`\Seen`}}}},
+				{Mailbox: "INBOX", Label: "m2", Expected: &reports.StateCell{}, Cells: []reports.StateCell{{}, {}, {}}},
+			},
+		}
+		// A second passed scenario that recorded no final state gets no fold.
+		r.Scenarios = append(r.Scenarios, &reports.Scenario{Name: "flags_nothing_recorded", Category: "flags",
+			Status: reports.Passed, Seed: 7, Duration: time.Millisecond})
+		page := writeHTML(r)
+		checkValid(page)
+		d := parseHTML(page)
+
+		row := one(d, func(n *html.Node) bool {
+			return n.Data == "tr" && strings.HasPrefix(attr(n, "data-filter"), "flags_read_on_two_devices ")
+		})
+		fold := one(row, byClass("details", "final"))
+		Expect(fold.Attr).NotTo(ContainElement(HaveField("Key", "open")), "the fold is open")
+		Expect(text(child(fold, "summary"))).To(Equal("final state"))
+		Expect(texts(all(fold, byTag("li")))).To(Equal([]string{
+			"phone mailboxes: Archive INBOX", "laptop mailboxes: INBOX", "server mailboxes: Archive INBOX"}))
+		tbl := one(fold, byClass("table", "diff"))
+		Expect(texts(all(tbl, byTag("th")))).To(Equal([]string{"mailbox", "label", "expected", "phone", "laptop", "server"}))
+		Expect(texts(all(one(tbl, byTag("tbody")), byTag("tr")))).To(Equal([]string{
+			`INBOX m1 \Seen \Flagged or \Seen \Seen \Seen \Flagged \Seen`,
+			"INBOX m2 absent absent absent absent",
+		}))
+		Expect(all(tbl, byClass("td", "divergent"))).To(BeEmpty())
+
+		other := one(d, func(n *html.Node) bool {
+			return n.Data == "tr" && strings.HasPrefix(attr(n, "data-filter"), "flags_nothing_recorded ")
+		})
+		Expect(all(other, byTag("details"))).To(BeEmpty())
+		// The failed scenario's table stays open in its section, as before.
+		Expect(all(one(d, byClass("section", "failed")), byClass("details", "final"))).To(BeEmpty())
+	})
+
+	It("says a passed scenario ended without messages rather than showing an empty table", func() {
+		r := sampleRun()
+		r.Scenarios[0].FinalState = &reports.StateTable{Lanes: []string{"phone", reports.ServerLane}, Mailboxes: [][]string{{"INBOX"}, {}}}
+		d := parseHTML(writeHTML(r))
+		fold := one(d, byClass("details", "final"))
+		Expect(texts(all(fold, byTag("li")))).To(Equal([]string{"phone mailboxes: INBOX", "server mailboxes: none"}))
+		note := one(fold, byClass("td", "note"))
+		Expect(text(note)).To(Equal("no messages"))
+		Expect(attr(note, "colspan")).To(Equal("4"))
+	})
+
 	It("marks faults in the lane they hit and gives harness rounds rows of their own, with their states", func() {
 		run := divergenceRun()
 		s := run.Scenarios[0]
