@@ -65,6 +65,7 @@ func (f WireBug) apply(s *Server) error {
 
 // wrapBugs returns nc, rewritten by the wire bugs that are on.
 func (s *Server) wrapBugs(nc net.Conn) net.Conn {
+	nc = s.wrapModes(nc) // mode_wire.go
 	s.bugMu.Lock()
 	defer s.bugMu.Unlock()
 	on := map[string]bool{}

@@ -58,6 +58,9 @@ func (srv *Server) create(u *user, name string, use []string, sid uint64) error 
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if len(use) > 0 && u.mode("specialuse-toplevel") && strings.ContainsRune(name, Delimiter) {
+		return errSpecialUseConflict()
+	}
 	if m, ok := u.mailboxes[name]; ok {
 		if !m.noSelect {
 			return errNo(imap.ResponseCodeAlreadyExists, "Mailbox %q already exists", name)
@@ -94,6 +97,10 @@ func (srv *Server) deleteMailbox(u *user, name string, actor *session) error {
 	if name == "INBOX" {
 		u.mu.Unlock()
 		return errNo(imap.ResponseCodeCannot, "INBOX cannot be deleted")
+	}
+	if len(m.specialUse) > 0 && u.mode("specialuse-toplevel") {
+		u.mu.Unlock()
+		return errNo(codeUseAttr, "Mailbox %q has special use %s: remove it first (SETMETADATA %q (/private/specialuse NIL))", name, strings.Join(m.specialUse, " "), name)
 	}
 	kids := u.children(name)
 	if len(kids) > 0 && m.noSelect {

@@ -1,6 +1,8 @@
 package fakeserver
 
 import (
+	"fmt"
+
 	"github.com/emersion/go-imap/v2"
 	"math/rand/v2"
 	"slices"
@@ -36,6 +38,7 @@ type mailbox struct {
 	uidNext     uint32
 	modseq      uint64
 	specialUse  []string
+	id          string // MAILBOXID (RFC 8474): kept by RENAME, new for a new mailbox
 	subscribed  bool
 	noSelect    bool
 	msgs        []*message // ascending UID
@@ -63,6 +66,14 @@ type user struct {
 	lastUIDValidity uint32
 	reuseExpunged   bool
 	omitExpunge     bool
+	modes           map[string]bool // server modes switched on (mode.go)
+	idleEvery       time.Duration   // idle-every: IDLE updates only at multiples of it
+	lastID          uint64          // MAILBOXIDs handed out
+	// ticks counts message changes: the "seconds" of the uidvalidity-clock mode, so that
+	// mailboxes made with no message changed in between share a UIDVALIDITY (as mailboxes
+	// made within one second do on a server that takes UIDVALIDITY from the clock).
+	ticks     uint32
+	clockBase uint32 // the clock's UIDVALIDITY at tick 0
 }
 
 // canonicalName returns name with INBOX (any case) spelled INBOX and a trailing delimiter
@@ -118,11 +129,20 @@ func (u *user) newUIDValidity() uint32 {
 
 // newMailbox creates and registers an empty selectable mailbox. The caller holds u.mu.
 func (u *user) newMailbox(name string, specialUse []string) *mailbox {
+	uv := u.newUIDValidity()
+	if u.mode("uidvalidity-clock") {
+		if u.clockBase == 0 {
+			u.clockBase = uv
+		}
+		uv = u.clockBase + u.ticks
+	}
+	u.lastID++
 	m := &mailbox{
 		name:        name,
-		uidValidity: u.newUIDValidity(),
+		uidValidity: uv,
 		uidNext:     1,
 		specialUse:  slices.Clone(specialUse),
+		id:          fmt.Sprintf("M%08x", u.lastID),
 		sessions:    make(map[*session]struct{}),
 	}
 	u.mailboxes[name] = m
@@ -160,6 +180,7 @@ func (u *user) nextUID(m *mailbox) uint32 {
 // addMessage stores a new message in m and tells every session that has m selected.
 // The caller holds u.mu.
 func (u *user) addMessage(m *mailbox, body []byte, flags []string, date time.Time) *message {
+	u.ticks++
 	m.modseq++
 	msg := &message{uid: u.nextUID(m), flags: flags, date: date, body: body, modseq: m.modseq}
 	if n := len(m.msgs); n == 0 || m.msgs[n-1].uid < msg.uid {
@@ -183,6 +204,7 @@ func (u *user) removeMessages(m *mailbox, idxs []int, actor *session) []uint32 {
 	if len(idxs) == 0 {
 		return nil
 	}
+	u.ticks++
 	uids := make([]uint32, 0, len(idxs))
 	kept := m.msgs[:0]
 	j := 0
