@@ -147,7 +147,7 @@ harness, not of the engine).`,
 	fl.StringVar(&f.broken, "broken-engine", "", "explore a deliberately broken engine: "+quirkNames())
 	fl.StringVar(&f.serverBug, "server-bug", "", "switch on known-bad modes of the fake server, comma-separated: "+serverBugNames())
 	intVar(fl, &f.budget, "shrink-budget", 400, 0, 0, "runs spent at most on shrinking one failure (0: report failures unshrunk)")
-	intVar(fl, &f.maxFailures, "max-failures", 0, 1, 0, "stop after this many failures (default: no limit)")
+	intVar(fl, &f.maxFailures, "max-failures", 0, 1, 0, "stop after this many confirmed failures; unconfirmed ones do not count (default: no limit)")
 	return cmd
 }
 

@@ -58,7 +58,9 @@ type Config struct {
 	// ShrinkBudget bounds the runs spent shrinking one failure; 0 means 400, a negative
 	// value reports failures as generated, unshrunk.
 	ShrinkBudget int
-	// MaxFailures ends the exploration after this many failures; 0 means no limit.
+	// MaxFailures ends the exploration after this many confirmed failures; 0 means no
+	// limit. Unconfirmed ones do not count. Runs under way when the limit is reached
+	// finish, so a parallel exploration may report a few more.
 	MaxFailures int
 	// ReplayFlags are the arguments added to the replay command written in each file and
 	// in Failure.Reproduce, one argument per element (say "--broken-engine", "reupload");
@@ -176,15 +178,27 @@ func Explore(ctx context.Context, cfg Config) (*Summary, error) {
 		werr    error
 		next    = shard - 1
 		stopped bool
-		found   int // failures found, some perhaps still shrinking
+		// pending counts failing runs still being shrunk and confirmed. Only confirmed
+		// failures count towards MaxFailures; while the pending ones could reach it, no new
+		// run starts, and if some of them turn out unconfirmed, exploring goes on.
+		pending int
 	)
+	// wake is signalled when a pending run ends; a run ends soon after ctx does, so no
+	// one waits on a finished exploration.
+	wake := sync.NewCond(&mu)
 	// claim hands out the next run of this shard, or false when the exploration is over.
 	claim := func() (int, bool) {
 		mu.Lock()
 		defer mu.Unlock()
-		if stopped || ctx.Err() != nil || (cfg.Runs > 0 && next >= cfg.Runs) ||
-			(cfg.MaxFailures > 0 && found >= cfg.MaxFailures) {
-			return 0, false
+		for {
+			if stopped || ctx.Err() != nil || (cfg.Runs > 0 && next >= cfg.Runs) ||
+				(cfg.MaxFailures > 0 && len(sum.Failures) >= cfg.MaxFailures) {
+				return 0, false
+			}
+			if cfg.MaxFailures == 0 || len(sum.Failures)+pending < cfg.MaxFailures {
+				break
+			}
+			wake.Wait()
 		}
 		i := next
 		next += shards
@@ -200,12 +214,18 @@ func Explore(ctx context.Context, cfg Config) (*Summary, error) {
 				if !ok {
 					return
 				}
+				found := false
 				f, errored, err := exploreOne(ctx, cfg, i, func() {
 					mu.Lock()
-					found++
+					pending++
+					found = true
 					mu.Unlock()
 				})
 				mu.Lock()
+				if found {
+					pending--
+					wake.Broadcast()
+				}
 				sum.Run = i
 				if ctx.Err() != nil && f == nil && errored != "" {
 					// Interrupted part-way: neither a pass nor a failure.
@@ -217,6 +237,7 @@ func Explore(ctx context.Context, cfg Config) (*Summary, error) {
 				case err != nil:
 					werr = errors.Join(werr, err)
 					stopped = true
+					wake.Broadcast()
 				case f != nil && f.Confirmed:
 					sum.Failures = append(sum.Failures, f)
 				case f != nil:
@@ -288,7 +309,7 @@ func exploreOne(ctx context.Context, cfg Config, i int, onFound func()) (*Failur
 		return cfg.Baseline == nil || !breaks(harness.RunScenario(ctx, scn, base).Report, f.Invariant)
 	}
 	budget := cfg.ShrinkBudget
-	if budget <= 0 {
+	if budget == 0 {
 		budget = 400
 	}
 	sh := &shrinker{fails: stillFails, budget: max(budget, 0)}

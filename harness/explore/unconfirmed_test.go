@@ -66,4 +66,29 @@ var _ = Describe("A failure a second run does not confirm", func() {
 		Expect(run.Counts().Unconfirmed).To(Equal(1))
 		Expect(run.ExitStatus()).To(Equal(reports.ExitUnconfirmed))
 	})
+
+	It("does not count towards --max-failures: exploring goes on until a confirmed one", func(ctx SpecContext) {
+		// Each run has two devices (no faults, so no wipe makes more) and shrinking is off,
+		// so a failing run and its confirmation make two devices each. Run 0 fails only
+		// the first time (unconfirmed); run 1 fails twice (confirmed).
+		var made atomic.Int32
+		factory := func(ctx context.Context, cfg harness.DeviceConfig) (clients.Device, error) {
+			d, err := harness.EngineDevice(ctx, cfg)
+			if n := made.Add(1); err != nil || n == 3 || n == 4 {
+				return d, err
+			}
+			return ghostDevice{d}, nil
+		}
+		sum, err := explore.Explore(ctx, explore.Config{
+			Seed: 5, Gen: explore.GenOptions{Devices: 2, Steps: 4, Faults: []string{}}, Runs: 6, Parallel: 1,
+			ShrinkBudget: -1, MaxFailures: 1, Options: harness.Options{NewDevice: factory},
+		})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(made.Load()).To(BeNumerically("==", 8), "two runs, each failing and run again, nothing shrunk")
+		Expect(sum.Unconfirmed).To(HaveLen(1))
+		Expect(sum.Unconfirmed[0].Run).To(Equal(0))
+		Expect(sum.Failures).To(HaveLen(1))
+		Expect(sum.Failures[0].Run).To(Equal(1))
+		Expect(sum.Runs).To(Equal(2), "it stopped at the first confirmed failure")
+	})
 })
