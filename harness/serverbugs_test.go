@@ -64,6 +64,26 @@ var _ = Describe("The fake server's wire bugs", func() {
 		Expect(res.Report.Failures).To(ContainElement(HaveField("Invariant", "S8")))
 	})
 
+	// The engine on such servers: it stays safe and settles, so that the server findings
+	// are all that is left.
+	DescribeTable("leave the engine settled, with nothing but the finding to report",
+		func(bug, scenario string, seed int64, finding, store string) {
+			run, _ := harness.RunAll(context.Background(), []*scenarios.Scenario{wireBugScenario(scenario)},
+				harness.RunOptions{Options: harness.Options{Seed: seed, Store: store, Target: harness.FakeTarget{Bugs: []string{bug}}}, Parallel: 1})
+			s := run.Scenarios[0]
+			var ids []string
+			for _, f := range s.Failures {
+				ids = append(ids, f.Invariant)
+			}
+			Expect(ids).To(ConsistOf(finding), "%s: %v", s.Status, s.Failures)
+			Expect(s.Status).To(Equal(reports.ServerFinding))
+		},
+		// Seed 2 has the laptop flag m1 after the phone expunged it: the server refuses
+		// the UID STORE, and the scan, not a retry, settles it (expunge beats flag).
+		Entry(nil, "no-on-vanished-store", "delete_beats_flag", int64(2), "S10", "memory"),
+		Entry(nil, "no-on-vanished-store", "delete_beats_flag", int64(2), "S10", "disk"),
+	)
+
 	It("leave a scenario the engine's when it fails on the correct server too", func() {
 		run, _ := harness.RunAll(context.Background(), []*scenarios.Scenario{wireBugScenario("delete_keeps_others_deleted")},
 			harness.RunOptions{Options: harness.Options{Seed: 1, Target: harness.FakeTarget{Bugs: []string{"seq-zero"}},

@@ -998,6 +998,19 @@ func (r *round) pushFlags() error {
 				fl = append(fl, imap.Flag(n))
 			}
 			res, err := r.cn.store(box, uidSet(groups[c]), c.op, fl)
+			if isNo(err, "", "EXPUNGEISSUE") {
+				// RFC 3501 §6.4.8: UID STORE ignores UIDs that are gone, yet some servers
+				// refuse a set whose messages were all expunged ("NO No messages
+				// matched"). The write stays in the journal and the scan decides: a
+				// message gone is expunged (delete beats flag), one still there is
+				// written again next round. A refusal with another code (UNAVAILABLE…)
+				// fails the round as before.
+				r.e.log.Info("server refused UID STORE; the scan decides", "mailbox", box, "err", err)
+				for _, u := range groups[c] {
+					unconfirmed[u] = true
+				}
+				continue
+			}
 			if err != nil {
 				return err
 			}
