@@ -76,7 +76,7 @@ var _ = Describe("server modes", func() {
 		It("refuses DELETE of a mailbox holding a special use until SETMETADATA removes it", func() {
 			srv, addr := withMode("specialuse-toplevel")
 			c := login(addr)
-			Expect(strings.Join(c.ok("CAPABILITY"), " ")).To(ContainSubstring(" METADATA"))
+			Expect(strings.Join(c.ok("CAPABILITY"), " ")).To(SatisfyAll(ContainSubstring(" METADATA"), ContainSubstring(" CREATE-SPECIAL-USE")))
 			c.ok(`CREATE "Trash" (USE (\Trash))`)
 			_, status := c.do(`DELETE "Trash"`)
 			Expect(status).To(HavePrefix("NO [USEATTR]"))

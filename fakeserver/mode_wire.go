@@ -14,7 +14,7 @@ import (
 // 8474), so the modes that need them are emulated on the stream, as the wire bugs are:
 //   - specialuse-toplevel: SETMETADATA mailbox (/private/specialuse NIL) removes the
 //     mailbox's special use (the only entry emulated; anything else is answered NO), and
-//     METADATA is advertised;
+//     CREATE-SPECIAL-USE (which go-imap's CREATE understands) and METADATA are advertised;
 //   - mailboxid: OBJECTID is advertised; SELECT and EXAMINE get * OK [MAILBOXID (id)]
 //     before their tagged OK, CREATE gets OK [MAILBOXID (id)], and STATUS answers the item
 //     MAILBOXID (taken out of the command before go-imap sees it).
@@ -139,7 +139,7 @@ func (c *modeConn) on(mode string) bool {
 }
 
 var (
-	setMetadataNil = regexp.MustCompile(`(?i)^\(\s*/private/specialuse\s+NIL\s*\)$`)
+	setMetadataNil = regexp.MustCompile(`(?i)^\(\s*"?/private/specialuse"?\s+NIL\s*\)$`)
 	statusItems    = regexp.MustCompile(`\(([^()]*)\)\s*$`)
 )
 
@@ -206,8 +206,12 @@ func (c *modeConn) serverLine(l string) string {
 		if c.on("mailboxid") && !strings.Contains(l, " OBJECTID") {
 			extra += " OBJECTID"
 		}
-		if c.on("specialuse-toplevel") && !strings.Contains(l, " METADATA") {
-			extra += " METADATA"
+		if c.on("specialuse-toplevel") {
+			for _, cp := range []string{"CREATE-SPECIAL-USE", "METADATA"} {
+				if !strings.Contains(l, " "+cp) {
+					extra += " " + cp
+				}
+			}
 		}
 		return l[:m[3]] + extra + l[m[3]:]
 	}

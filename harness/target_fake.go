@@ -25,11 +25,17 @@ type FakeTarget struct {
 	// Bugs are wire bugs to switch on (fakeserver.WireBugNames): answers as servers were
 	// seen to give in the field, each breaking one server invariant.
 	Bugs []string
+	// Modes are server modes to switch on (fakeserver.ParseMode: "uidvalidity-clock",
+	// "idle-every=60s"): behaviours of real servers the fake server does not have by
+	// default. The scenario's own mailboxes are top level on the fake server, so
+	// specialuse-toplevel bites only below them (a remote target's run folder is never
+	// top level: see RemoteTarget).
+	Modes []string
 }
 
 // correct reports whether t is the fake server without any known-bad mode.
 func (t FakeTarget) correct() bool {
-	return !t.ReuseExpungedUIDs && !t.OmitExpungeNotifications && len(t.Bugs) == 0
+	return !t.ReuseExpungedUIDs && !t.OmitExpungeNotifications && len(t.Bugs) == 0 && len(t.Modes) == 0
 }
 
 const (
@@ -59,6 +65,15 @@ func (t FakeTarget) Open(ctx context.Context, cfg ServerConfig) (Server, error) 
 	}
 	for _, b := range t.Bugs {
 		modes = append(modes, fakeserver.WireBug{Bug: b, On: true})
+	}
+	for _, m := range t.Modes {
+		mode, err := fakeserver.ParseMode(m)
+		if err != nil {
+			srv.Close()
+			return nil, err
+		}
+		mode.User = fakeUser
+		modes = append(modes, mode)
 	}
 	for _, f := range modes {
 		if err := srv.Apply(f); err != nil {

@@ -615,7 +615,7 @@ func removeTree(c *imapclient.Client, root string) error {
 	sort.Slice(names, func(i, j int) bool { return len(names[i]) > len(names[j]) })
 	var errs []error
 	for _, n := range names {
-		if err := c.Delete(n).Wait(); err != nil {
+		if err := deleteMailbox(c, n); err != nil {
 			var ie *imap.Error
 			if errors.As(err, &ie) && ie.Code == imap.ResponseCodeNonExistent {
 				continue
@@ -624,6 +624,24 @@ func removeTree(c *imapclient.Client, root string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// deleteMailbox deletes name. A server that refuses to delete a folder holding a special
+// use until the use is removed gets SETMETADATA name (/private/specialuse NIL) (RFC 6154
+// §5.4, RFC 5464) and the DELETE once more, when it offers METADATA.
+func deleteMailbox(c *imapclient.Client, name string) error {
+	err := c.Delete(name).Wait()
+	var ie *imap.Error
+	if err == nil || !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeNo || ie.Code == imap.ResponseCodeNonExistent {
+		return err
+	}
+	if !c.Caps().Has(imap.CapMetadata) {
+		return err
+	}
+	if merr := c.SetMetadata(name, map[string]*[]byte{"/private/specialuse": nil}).Wait(); merr != nil {
+		return fmt.Errorf("%w (then SETMETADATA /private/specialuse NIL: %v)", err, merr)
+	}
+	return c.Delete(name).Wait()
 }
 
 // remoteServer is one scenario's view of the remote account: the folder ns.Root.
@@ -662,6 +680,16 @@ func (s *remoteServer) Dial(ctx context.Context) (net.Conn, error) {
 	s.mu.Unlock()
 	return proxy.Confine(conn, proxy.ConfineOptions{Namespace: s.ns, Intercept: s.intercept, Hidden: s.hiddenCaps,
 		SpecialUse: s.specialUse}), nil
+}
+
+// emulateSpecialUse makes the confinement show use on mailbox in LIST answers.
+func (s *remoteServer) emulateSpecialUse(mailbox, use string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.special == nil {
+		s.special = map[string]string{}
+	}
+	s.special[mailbox] = use
 }
 
 func (s *remoteServer) specialUse(mailbox string) string {
@@ -889,12 +917,7 @@ func (s *remoteServer) do(c *imapclient.Client, op ServerOp) error {
 			if !c.Caps().Has("CREATE-SPECIAL-USE") {
 				// Like Dovecot, the server gives special uses by its configuration only:
 				// the confinement shows the attribute, as such a configuration would.
-				s.mu.Lock()
-				if s.special == nil {
-					s.special = map[string]string{}
-				}
-				s.special[op.Mailbox] = op.SpecialUse
-				s.mu.Unlock()
+				s.emulateSpecialUse(op.Mailbox, op.SpecialUse)
 			} else {
 				opts = &imap.CreateOptions{SpecialUse: []imap.MailboxAttr{imap.MailboxAttr(op.SpecialUse)}}
 			}
@@ -905,7 +928,19 @@ func (s *remoteServer) do(c *imapclient.Client, op ServerOp) error {
 			}
 			return err
 		}
-		return createMailbox(c, op.Mailbox, opts)
+		err := createMailbox(c, op.Mailbox, opts)
+		var ie *imap.Error
+		if opts != nil && errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo {
+			// Some servers give special uses to top-level folders only and answer a CREATE
+			// with USE below them NO (SPECIAL-USE flag conflict) and create nothing: the
+			// run's folders are never top level, so emulate the use as for a server
+			// without CREATE-SPECIAL-USE.
+			if l, lerr := c.List("", op.Mailbox, nil).Collect(); lerr == nil && len(l) == 0 {
+				s.emulateSpecialUse(op.Mailbox, op.SpecialUse)
+				return createMailbox(c, op.Mailbox, nil)
+			}
+		}
+		return err
 	case "rename":
 		return c.Rename(op.Mailbox, op.Dest, nil).Wait()
 	case "remove":

@@ -35,6 +35,7 @@ type exploreFlags struct {
 	store       string
 	broken      string
 	serverBug   string
+	serverMode  string
 	budget      int
 	maxFailures int
 }
@@ -60,9 +61,40 @@ func serverBugNames() string {
 	return strings.Join(names, ", ")
 }
 
+func serverModeNames() string {
+	var names []string
+	for _, n := range fakeserver.ModeNames() {
+		if n == "idle-every" {
+			n += "=DURATION"
+		}
+		names = append(names, n)
+	}
+	return strings.Join(names, ", ")
+}
+
+// parseServerModes reads --server-mode: behaviours of real servers for the fake server,
+// comma-separated (fakeserver.ParseMode).
+func parseServerModes(s string) ([]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, m := range strings.Split(s, ",") {
+		m = strings.TrimSpace(m)
+		if _, err := fakeserver.ParseMode(m); err != nil {
+			return nil, usagef("--server-mode: %v", err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
 // parseServerBugs reads --server-bug: known-bad modes of the fake server, comma-separated.
 func parseServerBugs(s string) (harness.FakeTarget, error) {
 	var target harness.FakeTarget
+	if s == "" {
+		return target, nil
+	}
 	for _, name := range strings.Split(s, ",") {
 		set, ok := serverBugs[strings.TrimSpace(name)]
 		if !ok {
@@ -146,6 +178,7 @@ harness, not of the engine).`,
 	fl.StringVar(&f.store, "store", "memory", "device store: memory or disk")
 	fl.StringVar(&f.broken, "broken-engine", "", "explore a deliberately broken engine: "+quirkNames())
 	fl.StringVar(&f.serverBug, "server-bug", "", "switch on known-bad modes of the fake server, comma-separated: "+serverBugNames())
+	fl.StringVar(&f.serverMode, "server-mode", "", "make the fake server behave as some real servers do, comma-separated: "+serverModeNames())
 	intVar(fl, &f.budget, "shrink-budget", 400, 0, 0, "runs spent at most on shrinking one failure (0: report failures unshrunk)")
 	intVar(fl, &f.maxFailures, "max-failures", 0, 1, 0, "stop after this many confirmed failures; unconfirmed ones do not count (default: no limit)")
 	return cmd
@@ -228,9 +261,12 @@ func runExplore(cmd *cobra.Command, f exploreFlags) error {
 		engineName += " (broken: " + f.broken + ")"
 		differential = true
 	}
-	if f.serverBug != "" {
+	if f.serverBug != "" || f.serverMode != "" {
 		target, err := parseServerBugs(f.serverBug)
 		if err != nil {
+			return err
+		}
+		if target.Modes, err = parseServerModes(f.serverMode); err != nil {
 			return err
 		}
 		opts.Target = target

@@ -23,22 +23,23 @@ import (
 )
 
 type runFlags struct {
-	seed      int64
-	filter    string
-	parallel  int
-	store     string
-	json      string
-	junit     string
-	html      string
-	reportDir string
-	verbose   bool
-	rounds    int
-	broken    string
-	serverBug string
-	remote    remoteFlags
-	skip      string
-	strict    bool
-	engine    engineFlags
+	seed       int64
+	filter     string
+	parallel   int
+	store      string
+	json       string
+	junit      string
+	html       string
+	reportDir  string
+	verbose    bool
+	rounds     int
+	broken     string
+	serverBug  string
+	serverMode string
+	remote     remoteFlags
+	skip       string
+	strict     bool
+	engine     engineFlags
 }
 
 func newRunCmd() *cobra.Command {
@@ -115,6 +116,7 @@ run.`,
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "print every scenario, not only failures, with its final state (each lane's mailboxes, messages and flags, and what the checker expects)")
 	fl.StringVar(&f.broken, "broken-engine", "", "run a deliberately broken engine, to see what the checker reports: "+quirkNames())
 	fl.StringVar(&f.serverBug, "server-bug", "", "switch on known-bad modes of the fake server, comma-separated: "+serverBugNames())
+	fl.StringVar(&f.serverMode, "server-mode", "", "make the fake server behave as some real servers do, comma-separated: "+serverModeNames())
 	intVar(fl, &f.rounds, "settle-rounds", 8, 1, 0, "sync rounds allowed for the devices to settle before \"did not converge\"")
 	f.remote.register(cmd, true)
 	fl.BoolVar(&f.strict, "strict", false, "judge with the checker's protocol relaxations only, none of the engine's policies (help relaxations): shows where a choice of the engine is doing the work")
@@ -249,12 +251,15 @@ func runRun(cmd *cobra.Command, args []string, f runFlags, replay []string) erro
 		engineName = "syncharness-engine (broken: " + f.broken + ")"
 	}
 	var fake *harness.FakeTarget
-	if f.serverBug != "" {
+	if f.serverBug != "" || f.serverMode != "" {
 		if f.remote.server != "" {
-			return usagef("--server-bug switches on modes of the fake server; it cannot be used with --server")
+			return usagef("--server-bug and --server-mode switch on modes of the fake server; they cannot be used with --server")
 		}
 		t, err := parseServerBugs(f.serverBug)
 		if err != nil {
+			return err
+		}
+		if t.Modes, err = parseServerModes(f.serverMode); err != nil {
 			return err
 		}
 		fake = &t

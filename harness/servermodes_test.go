@@ -1,0 +1,122 @@
+package harness_test
+
+import (
+	"context"
+	"strings"
+
+	"github.com/emersion/go-imap/v2/imapclient"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/syncharness/syncharness/fakeserver"
+	"github.com/syncharness/syncharness/harness"
+	"github.com/syncharness/syncharness/reports"
+)
+
+// modeServer starts an in-process fake server with user alice and the given server modes,
+// for the remote target.
+func modeServer(modes ...string) (*fakeserver.Server, string) {
+	GinkgoHelper()
+	fs := fakeserver.New(fakeserver.Options{Seed: 1})
+	DeferCleanup(fs.Close)
+	Expect(fs.AddUser("alice", "pw-for-alice")).To(Succeed())
+	for _, s := range modes {
+		m, err := fakeserver.ParseMode(s)
+		Expect(err).NotTo(HaveOccurred())
+		m.User = "alice"
+		Expect(fs.Apply(m)).To(Succeed())
+	}
+	addr, err := fs.Listen("127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	return fs, addr.String()
+}
+
+// listAll lists every mailbox of alice's account, read directly.
+func listAll(addr string) []string {
+	GinkgoHelper()
+	c, err := imapclient.DialInsecure(addr, nil)
+	Expect(err).NotTo(HaveOccurred())
+	defer c.Close()
+	Expect(c.Login("alice", "pw-for-alice").Wait()).To(Succeed())
+	list, err := c.List("", "*", nil).Collect()
+	Expect(err).NotTo(HaveOccurred())
+	var out []string
+	for _, l := range list {
+		out = append(out, l.Mailbox)
+	}
+	return out
+}
+
+// specialUseScenarios are the catalogue scenarios that declare a special-use mailbox.
+func specialUseScenarios() []string {
+	GinkgoHelper()
+	list, err := harness.Catalog()
+	Expect(err).NotTo(HaveOccurred())
+	var out []string
+	for _, s := range list {
+		for _, st := range s.Steps {
+			if st.Verb == "mailbox" && st.SpecialUse != "" {
+				out = append(out, s.Name)
+				break
+			}
+		}
+	}
+	return out
+}
+
+var _ = Describe("A server that gives special uses to top-level folders only", func() {
+	It("gets the harness's special-use emulation, and the catalogue's special-use scenarios pass and leave nothing behind", func(ctx SpecContext) {
+		_, addr := modeServer("specialuse-toplevel")
+		names := specialUseScenarios()
+		Expect(len(names)).To(BeNumerically(">=", 14))
+		t, err := harness.NewRemoteTarget(harness.RemoteOptions{URL: "imap://alice@" + addr, Password: "pw-for-alice", RunID: "su"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(t.Check(ctx)).To(Succeed())
+		list, err := harness.Catalog()
+		Expect(err).NotTo(HaveOccurred())
+		want := map[string]bool{}
+		for _, n := range names {
+			want[n] = true
+		}
+		kept := list[:0:0]
+		for _, s := range list {
+			if want[s.Name] {
+				kept = append(kept, s)
+			}
+		}
+		run, _ := harness.RunAll(ctx, kept, harness.RunOptions{Options: harness.Options{Seed: 1, Target: t}, Parallel: 2})
+		passed := 0
+		for _, s := range run.Scenarios {
+			switch s.Status {
+			case reports.Passed:
+				passed++
+			case reports.Skipped:
+				Expect(s.SkipReason).To(ContainSubstring("only the fake server"), s.Name)
+			default:
+				var out strings.Builder
+				Expect(reports.WriteScenarioText(&out, s, reports.TextOptions{Verbose: true})).To(Succeed())
+				Fail(out.String())
+			}
+		}
+		Expect(passed).To(BeNumerically(">=", 10))
+		Expect(t.Close(ctx)).To(Succeed())
+		Expect(listAll(addr)).To(ConsistOf("INBOX"))
+	})
+
+	It("removes a run folder holding a special use: SETMETADATA … NIL, then DELETE", func(ctx SpecContext) {
+		fs, addr := modeServer("specialuse-toplevel")
+		t, err := harness.NewRemoteTarget(harness.RemoteOptions{URL: "imap://alice@" + addr, Password: "pw-for-alice", RunID: "top"})
+		Expect(err).NotTo(HaveOccurred())
+		s, err := t.Open(ctx, harness.ServerConfig{Scenario: "scn"})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.Do(ctx, harness.ServerOp{Kind: "create", Mailbox: "Sent", SpecialUse: `\Sent`})).To(Succeed())
+		Expect(listAll(addr)).To(ContainElement("syncharness-top/scn/Sent"))
+		// Another client gave the run folder itself a special use, as the server allows
+		// at the top level only: the harness must still remove it.
+		Expect(fs.Apply(fakeserver.CreateMailbox{User: "alice", Mailbox: "Trashy", SpecialUse: []string{`\Trash`}})).To(Succeed())
+		Expect(fs.Apply(fakeserver.RenameMailbox{User: "alice", Old: "Trashy", New: "syncharness-top/scn/Trashy"})).To(Succeed())
+		Expect(s.Close()).To(Succeed())
+		Expect(t.Close(context.Background())).To(Succeed())
+		Expect(listAll(addr)).To(ConsistOf("INBOX"))
+	})
+})
