@@ -31,3 +31,12 @@ func (s *Server) IdleQuiet(addr string) (known, quiet bool) {
 	st := sess.idle
 	return true, st.on && !st.flushing && !st.woken && len(sess.queue) == 0 && sess.gone == ""
 }
+
+// ClosedConn reports whether the server closed, or has begun to close (a BYE on its way),
+// the connection whose client is at addr. The harness waits, after each step of a
+// deterministic run, until the client side of such a connection is gone too: whether the
+// client learnt of the close before its next command would otherwise depend on timing.
+func (s *Server) ClosedConn(addr string) bool {
+	_, ok := s.closedAddrs.Load(addr)
+	return ok
+}

@@ -39,6 +39,9 @@ type Server struct {
 	sessions sync.WaitGroup
 	serving  sync.WaitGroup
 	byes     sync.WaitGroup // goroutines writing BYE to evicted sessions
+	// closedAddrs holds the client addresses of connections the server closed or is
+	// closing (ClosedConn).
+	closedAddrs sync.Map
 
 	mu          sync.Mutex
 	users       map[string]*user
@@ -412,6 +415,7 @@ func (c *trackedConn) Close() error {
 			_ = c.flushLocked()
 			c.wmu.Unlock()
 		}
+		c.srv.closedAddrs.Store(c.Conn.RemoteAddr().String(), true)
 		c.closeErr = c.Conn.Close()
 		c.srv.mu.Lock()
 		delete(c.srv.conns, c)

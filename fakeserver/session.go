@@ -66,6 +66,9 @@ func (s *Server) newSession(c *imapserver.Conn, tc *trackedConn, caps imap.CapSe
 	s.mu.Lock()
 	s.nextSession++
 	sess := &session{srv: s, id: s.nextSession, conn: c, tc: tc, caps: caps, gen: gen, notify: make(chan struct{}, 1)}
+	if tc != nil {
+		s.closedAddrs.Delete(tc.RemoteAddr().String()) // a port used again
+	}
 	s.byID[sess.id] = sess
 	s.mu.Unlock()
 	return sess
@@ -119,6 +122,9 @@ func (s *session) markGone(reason string) {
 // bye disconnects sessions with an untagged BYE, in the background.
 func (srv *Server) bye(sessions []*session, text string) {
 	for _, s := range sessions {
+		if s.tc != nil {
+			srv.closedAddrs.Store(s.tc.RemoteAddr().String(), true)
+		}
 		srv.byes.Add(1)
 		go func() {
 			defer srv.byes.Done()

@@ -275,11 +275,42 @@ func (r *runner) pushStep(ctx context.Context, st *scenarios.Step) (_ context.Co
 	if st.Verb != "expect" || st.Expect == nil || st.Expect.Within <= 0 {
 		r.quiesce(ctx)
 	}
+	after := func() { r.awaitServerClosed(ctx) }
 	if threadOf(ctx) != nil || !r.watchingAny() {
-		return ctx, func() {}
+		return ctx, after
 	}
 	t := &thread{gate: r.gate}
-	return withThread(ctx, t), t.done
+	return withThread(ctx, t), func() {
+		t.done()
+		after()
+	}
+}
+
+// awaitServerClosed waits until every connection the fake server closed (a drop, a BYE)
+// is gone from the proxies too, so that a device's next command never races the close:
+// it then always finds its connection closed. Deterministic mode on the fake server only.
+func (r *runner) awaitServerClosed(ctx context.Context) {
+	fs := r.fakeServer()
+	if fs == nil || r.gate == nil {
+		return
+	}
+	for _, d := range r.devices {
+		start := time.Now()
+		for {
+			closing := false
+			for _, c := range d.proxy.Conns() {
+				closing = closing || fs.ClosedConn(c.Upstream)
+			}
+			if !closing || ctx.Err() != nil {
+				break
+			}
+			if time.Since(start) > QuietStall {
+				r.gate.CountFallback()
+				break
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
 }
 
 // watchingAny reports whether a device is in push mode under the deterministic scheduler.

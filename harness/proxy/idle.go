@@ -148,3 +148,16 @@ func (p *Proxy) Idling() []IdleConn {
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
+
+// Conns returns every open connection of the device (Woken is false for all), by number.
+func (p *Proxy) Conns() []IdleConn {
+	t := p.idle
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]IdleConn, 0, len(t.conns))
+	for id, st := range t.conns {
+		out = append(out, IdleConn{ID: id, Upstream: st.upstream})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
