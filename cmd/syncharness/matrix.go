@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/syncharness/syncharness/harness"
+	"github.com/syncharness/syncharness/harness/check"
 	"github.com/syncharness/syncharness/reports"
 	"github.com/syncharness/syncharness/scenarios"
 )
@@ -34,7 +35,9 @@ func newMatrixCmd() *cobra.Command {
 		Short: "Run the catalogue on the fake server and a real one, and write the conformance table",
 		Long: `Run the built-in catalogue on the embedded fake server and, with --server, on a real
 IMAP server (the same flags as "syncharness run"), and write a Markdown table: one row per
-scenario, one column per target, each cell pass, FAIL, error or skipped with the reason.
+scenario, one column per target, each cell pass, server finding (the server invariants the
+server broke, with their RFC sections), FAIL, error or skipped with the reason; a summary
+counts each per target and names the server invariants broken.
 "make matrix" regenerates docs/conformance.md this way against a private Dovecot.
 
 The exit status is 0 once the table is written, whatever the scenarios did; 2 for a usage
@@ -157,13 +160,34 @@ func writeMatrix(w io.Writer, list []*scenarios.Scenario, cols []matrixColumn) e
 	b.WriteString("profiles; a local Dovecot takes `--admin dovecot --admin-doveadm \"doveadm -c\n")
 	b.WriteString("/path/to/dovecot.conf\"`). Every run works inside a fresh folder `syncharness-RUNID` of the\n")
 	b.WriteString("account and removes it afterwards.\n\n")
-	b.WriteString("| target | passed | failed | errored | skipped |\n|---|---|---|---|---|\n")
+	b.WriteString("A **server finding** is a scenario whose failures follow from what the server did\n")
+	b.WriteString("wrong on the wire (the server invariants S1–S13, each with its RFC section, listed in\n")
+	b.WriteString("[design-notes.md](design-notes.md)): every failure is such a finding, or the first finding\n")
+	b.WriteString("came before the states diverged and the same scenario and seed pass on the fake\n")
+	b.WriteString("server. It is the server's to fix, not the engine's.\n\n")
+	b.WriteString("| target | passed | server findings | failed | errored | skipped | server invariants broken |\n|---|---|---|---|---|---|---|\n")
 	for _, c := range cols {
 		n := map[reports.Status]int{}
+		broken := map[string]bool{}
 		for _, s := range c.results {
 			n[s.Status]++
+			for _, f := range s.Failures {
+				if f.Server {
+					broken[f.Invariant] = true
+				}
+			}
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d |\n", c.title, n[reports.Passed], n[reports.Failed], n[reports.Errored], n[reports.Skipped])
+		ids := make([]string, 0, len(broken))
+		for _, id := range check.ServerInvariants() {
+			if broken[id.ID] {
+				ids = append(ids, id.ID+" "+id.Title)
+			}
+		}
+		if len(ids) == 0 {
+			ids = append(ids, "none")
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %s |\n", cell(c.title), n[reports.Passed], n[reports.ServerFinding],
+			n[reports.Failed], n[reports.Errored], n[reports.Skipped], cell(strings.Join(ids, ", ")))
 	}
 	b.WriteString("\n| scenario |")
 	for _, c := range cols {
@@ -206,6 +230,16 @@ func matrixCell(s *reports.Scenario) string {
 			}
 		}
 		return "**FAIL** (" + strings.Join(inv, ", ") + ")"
+	case reports.ServerFinding:
+		var inv []string
+		seen := map[string]bool{}
+		for _, f := range s.Failures {
+			if f.Server && !seen[f.Invariant] {
+				seen[f.Invariant] = true
+				inv = append(inv, f.Invariant+" "+check.ServerRFC(f.Invariant))
+			}
+		}
+		return "**server finding** (" + strings.Join(inv, ", ") + ")"
 	case reports.Skipped:
 		return "skipped: " + s.SkipReason
 	default:
