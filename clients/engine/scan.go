@@ -2,6 +2,8 @@ package engine
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 
 	"github.com/emersion/go-imap/v2"
@@ -443,10 +445,14 @@ func (r *round) commitScan(p *scanPlan) error {
 				return err
 			}
 		}
-		for id, s := range inflightPairs {
+		for _, id := range slices.Sorted(maps.Keys(inflightPairs)) {
+			s := inflightPairs[id]
 			m, ok, err := tx.Message(id)
-			if err != nil || !ok {
+			if err != nil {
 				return err
+			}
+			if !ok {
+				continue // gone meanwhile: the pairs after it still commit
 			}
 			if p.copies[id] {
 				m.Flags = merge3(m.Flags, m.Base, s.flags)
@@ -465,16 +471,21 @@ func (r *round) commitScan(p *scanPlan) error {
 				return err
 			}
 		}
-		for id, s := range movesInPairs {
+		for _, id := range slices.Sorted(maps.Keys(movesInPairs)) {
+			s := movesInPairs[id]
 			if err := r.adoptMoveIn(tx, id, name, s); err != nil {
 				return err
 			}
 		}
-		for id, s := range orphanPairs {
+		for _, id := range slices.Sorted(maps.Keys(orphanPairs)) {
+			s := orphanPairs[id]
 			if r.movedOut[id] {
 				m, ok, err := tx.Message(id)
-				if err != nil || !ok {
+				if err != nil {
 					return err
+				}
+				if !ok {
+					continue
 				}
 				m.Mailbox, m.UID = name, s.uid
 				if err := keepToExpunge(tx, name, m); err != nil {
@@ -487,7 +498,8 @@ func (r *round) commitScan(p *scanPlan) error {
 			}
 			delete(r.vanished, id)
 		}
-		for id, s := range movedPairs {
+		for _, id := range slices.Sorted(maps.Keys(movedPairs)) {
+			s := movedPairs[id]
 			v, ok := r.vanished[id]
 			if !ok {
 				v = r.quarantined[id]
@@ -816,7 +828,13 @@ func (r *round) finishVanished() error {
 		for _, c := range r.created {
 			byHash[c.Hash] = append(byHash[c.Hash], c)
 		}
-		for id, v := range r.vanished {
+		// In id order: two vanished records with the same content take their copies in
+		// the same order every run.
+		for _, id := range slices.Sorted(maps.Keys(r.vanished)) {
+			v, left := r.vanished[id]
+			if !left {
+				continue
+			}
 			m, ok, err := tx.Message(id)
 			if err != nil {
 				return err
