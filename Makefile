@@ -1,7 +1,7 @@
 # Everyday targets. The two set-up commands of the README are `make run` and `make test`.
 GO ?= go
 
-.PHONY: all run test test-short lint vet fmt docs relaxations-unused bench bench-mbsync install conformance-dovecot matrix readme-matrix
+.PHONY: all run test test-short lint vet fmt docs relaxations-unused bench bench-mbsync install conformance-dovecot matrix readme-matrix determinism
 
 all: lint test
 
@@ -17,6 +17,11 @@ TEST_TIMEOUT ?= 30m
 ## test: every test, with the race detector (what CI runs)
 test:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -v ./...
+
+## determinism: every push scenario and 12 generated ones with push steps, each run twice
+## with the same seed while every core spins: histories and transcripts must be identical
+determinism:
+	SYNCHARNESS_DETERMINISM_RUNS=12 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./harness -ginkgo.label-filter=determinism
 
 ## lint: scenario files and Go vet
 lint: vet
