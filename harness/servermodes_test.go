@@ -120,3 +120,61 @@ var _ = Describe("A server that gives special uses to top-level folders only", f
 		Expect(listAll(addr)).To(ConsistOf("INBOX"))
 	})
 })
+
+// fakeAdmin performs admin faults on an in-process fake server, as a profile would.
+type fakeAdmin struct {
+	fs   *fakeserver.Server
+	kind string // the fault it really makes
+}
+
+func (fakeAdmin) Name() string { return "test" }
+
+func (a fakeAdmin) Fault(_ context.Context, f harness.AdminFault) error {
+	switch a.kind {
+	case "uidvalidity-bump":
+		return a.fs.Apply(fakeserver.UIDValidityBump{User: f.User, Mailbox: f.Mailbox})
+	case "deliver":
+		return a.fs.Apply(fakeserver.Deliver{User: f.User, Mailbox: f.Mailbox, Body: []byte("Subject: x\r\n\r\nx\r\n")})
+	}
+	return nil
+}
+
+var _ = Describe("Admin profiles", func() {
+	DescribeTable("check their own work with STATUS before and after, and fail the step with a clear error when it did not happen",
+		func(ctx SpecContext, admin func(*fakeserver.Server) harness.Admin, want string) {
+			fs, addr := modeServer()
+			t, err := harness.NewRemoteTarget(harness.RemoteOptions{URL: "imap://alice@" + addr, Password: "pw-for-alice",
+				RunID: "adm", Admin: admin(fs)})
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(func(ctx context.Context) { Expect(t.Close(ctx)).To(Succeed()) })
+			s, err := t.Open(ctx, harness.ServerConfig{Scenario: "bump"})
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(s.Close)
+			Expect(s.Do(ctx, harness.ServerOp{Kind: "deliver", Mailbox: "INBOX", Messages: []harness.ServerMessage{{Label: "m1", Body: []byte("Subject: m1\r\n\r\nm1\r\n")}}})).To(Succeed())
+			err = s.Do(ctx, harness.ServerOp{Kind: "uidvalidity-bump", Mailbox: "INBOX"})
+			if want == "" {
+				Expect(err).NotTo(HaveOccurred())
+				return
+			}
+			Expect(err).To(MatchError(ContainSubstring(want)))
+		},
+		Entry("a generic command that does nothing", func(*fakeserver.Server) harness.Admin {
+			return harness.GenericAdmin{Commands: map[string]string{"uidvalidity-bump": "true"}}
+		}, `admin generic: uidvalidity-bump of "INBOX": the command succeeded but the server still shows UIDVALIDITY`),
+		Entry("a command that changes the mail instead", func(fs *fakeserver.Server) harness.Admin { return fakeAdmin{fs: fs, kind: "deliver"} },
+			`still shows UIDVALIDITY`),
+		Entry("a command that bumps", func(fs *fakeserver.Server) harness.Admin { return fakeAdmin{fs: fs, kind: "uidvalidity-bump"} }, ""),
+	)
+
+	It("make a bump scenario error, not pass, when the generic command does nothing", func(ctx SpecContext) {
+		_, addr := modeServer()
+		t, err := harness.NewRemoteTarget(harness.RemoteOptions{URL: "imap://alice@" + addr, Password: "pw-for-alice", RunID: "admscn",
+			Admin: harness.GenericAdmin{Commands: map[string]string{"uidvalidity-bump": "true"}}})
+		Expect(err).NotTo(HaveOccurred())
+		res := harness.RunScenario(ctx, scenario("bump", "# A bump.\ndevices phone\ndeliver INBOX m1\nsync\nserver uidvalidity-bump INBOX\nsync\nexpect converged\n"),
+			harness.Options{Seed: 1, Target: t})
+		Expect(res.Report.Status).To(Equal(reports.Errored))
+		Expect(res.Report.Error).To(ContainSubstring("did not change anything"))
+		Expect(t.Close(ctx)).To(Succeed())
+	})
+})

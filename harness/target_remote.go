@@ -1022,7 +1022,57 @@ func (s *remoteServer) adminFault(ctx context.Context, op ServerOp) error {
 	if err != nil {
 		return err
 	}
-	return s.t.opts.Admin.Fault(ctx, AdminFault{Kind: op.Kind, User: s.t.user, Mailbox: real})
+	before, err := s.t.status(ctx, real)
+	if err != nil {
+		return fmt.Errorf("server %s: STATUS %s before the admin command: %w", op.Kind, op.Mailbox, err)
+	}
+	if err := s.t.opts.Admin.Fault(ctx, AdminFault{Kind: op.Kind, User: s.t.user, Mailbox: real}); err != nil {
+		return err
+	}
+	after, err := s.t.status(ctx, real)
+	if err != nil {
+		return fmt.Errorf("server %s: STATUS %s after the admin command: %w", op.Kind, op.Mailbox, err)
+	}
+	return verifyAdmin(s.t.opts.Admin.Name(), op.Kind, op.Mailbox, before, after)
+}
+
+// status reads a mailbox's UIDVALIDITY, UIDNEXT and message count on a connection of its
+// own (the server's full name).
+func (t *RemoteTarget) status(ctx context.Context, mailbox string) (*imap.StatusData, error) {
+	c, err := t.admin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	st, err := c.Status(mailbox, &imap.StatusOptions{UIDValidity: true, UIDNext: true, NumMessages: true}).Wait()
+	if err != nil {
+		return nil, err
+	}
+	_ = c.Logout().Wait()
+	return st, nil
+}
+
+// verifyAdmin checks that an admin profile's fault did what it says, from STATUS before
+// and after: an admin command that exits 0 and changes nothing must not make a scenario
+// pass that it never tested. Both faults change UIDVALIDITY and keep every message; a bump
+// keeps every UID too, so UIDNEXT stays.
+func verifyAdmin(profile, kind, mailbox string, before, after *imap.StatusData) error {
+	msgs := func(st *imap.StatusData) uint32 {
+		if st.NumMessages == nil {
+			return 0
+		}
+		return *st.NumMessages
+	}
+	what := fmt.Sprintf("admin %s: %s of %q", profile, kind, mailbox)
+	switch {
+	case after.UIDValidity == before.UIDValidity:
+		return fmt.Errorf("%s: the command succeeded but the server still shows UIDVALIDITY %d (STATUS before and after): it did not change anything", what, after.UIDValidity)
+	case msgs(after) != msgs(before):
+		return fmt.Errorf("%s: the mailbox held %d messages before and %d after (STATUS): the command lost or added mail", what, msgs(before), msgs(after))
+	case kind == "uidvalidity-bump" && after.UIDNext != before.UIDNext:
+		return fmt.Errorf("%s: UIDNEXT went from %d to %d (STATUS): a bump keeps every UID", what, before.UIDNext, after.UIDNext)
+	}
+	return nil
 }
 
 // resetParking is where recreate keeps a mailbox's old incarnation; scenario mailbox names

@@ -65,7 +65,9 @@ or add ?starttls (or --starttls). --connect-timeout bounds each connection's TCP
 TLS handshake and greeting. The run folder holds a marker that the run refreshes every
 minute, by which "syncharness clean" tells a killed run's folder from anything else.
 Faults that need the administrator (UIDVALIDITY bump) run through --admin; a UIDVALIDITY
-reset is made over IMAP by re-creating the mailbox, unless --admin-cmd gives one. Scenarios
+reset is made over IMAP by re-creating the mailbox, unless --admin-cmd gives one. Every
+admin command is checked with STATUS before and after: one that changes nothing fails the
+step. Scenarios
 that need a fault the server cannot do are skipped with the reason.
 
 With --engine mbsync or --engine offlineimap (or --engine-profile FILE for an engine of
