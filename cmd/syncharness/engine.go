@@ -26,9 +26,9 @@ func (f *engineFlags) register(fl *pflag.FlagSet) {
 
 // deviceEngine is what a run needs to build devices of the chosen engine.
 type deviceEngine struct {
-	name     string                  // for reports; "" for ours
-	profile  *external.Profile       // nil for ours
-	factory  harness.DeviceFactory   // nil for ours
+	name     string                // for reports; "" for ours
+	profile  *external.Profile     // nil for ours
+	factory  harness.DeviceFactory // nil for ours
 	skip     func(*scenarios.Scenario) string
 	policies check.Policies
 }
