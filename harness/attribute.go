@@ -33,7 +33,7 @@ func attribute(ctx context.Context, scn *scenarios.Scenario, opts Options, res *
 	if rep.Status != reports.Failed && rep.Status != reports.Errored && rep.Status != reports.Passed {
 		return
 	}
-	found := check.CheckWireWith(wireLines(res), check.WireOptions{Injected: injected(res.History)})
+	found := check.CheckWireWith(wireLines(res), check.WireOptions{Injected: injected(res.History), Reads: res.ServerReads})
 	var engine []reports.Failure
 	for _, f := range rep.Failures {
 		if !f.Server {
@@ -109,10 +109,23 @@ func divergenceEnd(rep *reports.Scenario) (end time.Duration, from int) {
 			break
 		}
 	}
-	for _, st := range rep.Steps {
-		if st.Line >= from && isSync(st) {
+	for i, st := range rep.Steps {
+		if st.Line < from || !isSync(st) {
+			continue
+		}
+		if st.Line != rep.DivergedAt || st.Text != "sync" {
 			return st.Start + st.Duration, from
 		}
+		// The states diverged in a sync of every device in turn: a device that synced
+		// before another carried its work sees that work only in its next sync, so the
+		// divergence is final only once that sync (the next sync step, or the settling
+		// of expect converged or of the scenario's end) is over.
+		for _, next := range rep.Steps[i+1:] {
+			if isSync(next) || strings.HasPrefix(next.Text, "expect converged") {
+				return next.Start + next.Duration, from
+			}
+		}
+		return time.Duration(math.MaxInt64), from
 	}
 	return time.Duration(math.MaxInt64), from
 }

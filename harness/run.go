@@ -37,6 +37,10 @@ type Result struct {
 	// GateFallbacks counts commands the scheduler let go because a device stalled (see
 	// SchedulerOptions.Stall); nonzero means this run may not replay exactly.
 	GateFallbacks int
+	// ServerReads are the server's states as the harness read them itself (after each
+	// step on the fake server, the final read), on the transcripts' clock: the server
+	// invariants judge them with the transcripts (check.ServerRead).
+	ServerReads []check.ServerRead
 }
 
 // skipError ends a scenario as skipped.
@@ -75,6 +79,16 @@ type runner struct {
 	states   []reports.StateSnapshot
 	final    *reports.StateTable // after settling, for reports
 	relied   []check.Relaxation  // the relaxations the checker's verdict needed
+	reads    []check.ServerRead  // the harness's own reads of the server
+}
+
+// read records a read of the server's state by the harness itself, for the server
+// invariants.
+func (r *runner) read(what string, st check.ServerState) {
+	at := r.since()
+	r.mu.Lock()
+	r.reads = append(r.reads, check.ServerRead{Time: at, What: what, State: st})
+	r.mu.Unlock()
 }
 
 // ScenarioSeed derives a scenario's seed from the run seed and its name, so that a scenario
@@ -160,6 +174,7 @@ func RunScenario(ctx context.Context, scn *scenarios.Scenario, opts Options) *Re
 	}
 	r.mu.Lock()
 	res.History = append([]check.Op(nil), r.history...)
+	res.ServerReads = r.reads
 	r.mu.Unlock()
 	res.Transcripts = map[string][]proxy.Line{}
 	for _, d := range r.devices {
@@ -312,6 +327,7 @@ func (r *runner) finish(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read server state: %w", err)
 	}
+	r.read("at the end", state)
 	in.Server = state
 	r.mu.Lock()
 	in.History = append([]check.Op(nil), r.history...)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/syncharness/syncharness/fakeserver"
 	"github.com/syncharness/syncharness/harness"
+	"github.com/syncharness/syncharness/harness/check"
 	"github.com/syncharness/syncharness/reports"
 )
 
@@ -176,5 +177,23 @@ var _ = Describe("Admin profiles", func() {
 		Expect(res.Report.Status).To(Equal(reports.Errored))
 		Expect(res.Report.Error).To(ContainSubstring("did not change anything"))
 		Expect(t.Close(ctx)).To(Succeed())
+	})
+})
+
+var _ = Describe("A server that takes UIDVALIDITY from the clock and keeps it on RENAME", func() {
+	It("is the server's finding when folders swap names, seen by the harness's own reads (S3), not the engine's failure", func(ctx SpecContext) {
+		res := harness.RunScenario(ctx, catalogScenario("folder_swap_names"),
+			harness.Options{Seed: 1, Target: harness.FakeTarget{Modes: []string{"uidvalidity-clock"}}})
+		Expect(res.Report.Status).To(Equal(reports.ServerFinding), "%+v", res.Report.Failures)
+		var s3 []reports.Failure
+		for _, f := range res.Report.Failures {
+			if f.Server && f.Invariant == "S3" {
+				s3 = append(s3, f)
+			}
+		}
+		Expect(s3).NotTo(BeEmpty())
+		Expect(s3[0].Message).To(MatchRegexp(`UID \d in Work \(UIDVALIDITY \d+\) names two messages: Message-ID <w\d\.`))
+		Expect(s3[0].Devices).To(Equal([]string{check.ReadsDevice}))
+		Expect(res.Report.Attribution).To(ContainSubstring("pass on the fake server"))
 	})
 })

@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/syncharness/syncharness/clients"
@@ -91,6 +92,7 @@ func (r *runner) snapshotStates(ctx context.Context, line int) {
 	if s, ok := r.server.(serverSnapshotter); ok {
 		if st, err := s.Snapshot(); err == nil {
 			snap.Lanes = append(snap.Lanes, laneState(reports.ServerLane, serverReplica(st)))
+			r.read("after line "+strconv.Itoa(line), st)
 		}
 	}
 	r.mu.Lock()

@@ -33,6 +33,9 @@ type WireOptions struct {
 	// Injected reports that the scenario made the server fail commands (server fail): S9 and
 	// S10 are then not judged, since the failures may be the injected ones.
 	Injected bool
+	// Reads are the harness's own reads of the server, judged for S3 with the transcripts
+	// (wire_reads.go).
+	Reads []ServerRead
 }
 
 // maxWireRows bounds the rows of one wire result's table.
@@ -67,8 +70,16 @@ func CheckWireWith(lines []WireLine, opts WireOptions) []Result {
 	w := newWireChecker(opts)
 	sorted := append([]WireLine(nil), lines...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Time < sorted[j].Time })
+	reads := sortedReads(opts.Reads)
 	for _, l := range sorted {
+		for len(reads) > 0 && reads[0].Time <= l.Time {
+			w.read(reads[0])
+			reads = reads[1:]
+		}
 		w.line(l)
+	}
+	for _, r := range reads {
+		w.read(r)
 	}
 	var out []Result
 	for _, inv := range serverInvariants {
@@ -134,15 +145,16 @@ type pendingSelect struct {
 }
 
 type wireChecker struct {
-	opts     WireOptions
-	now      time.Duration // the Time of the line being judged
-	spans    []span        // mutating commands and server steps
-	uidNext  map[mbKey]uidNextSeen
-	expunged map[uidKey]expungeSeen
-	conns    map[connKey]*connState
-	contents map[uidKey]*uidContent
-	found    map[string]*Result
-	order    []string // devices in order of first report
+	opts       WireOptions
+	readHashes map[uidKey]string // content hashes the harness's reads showed (wire_reads.go)
+	now        time.Duration     // the Time of the line being judged
+	spans      []span            // mutating commands and server steps
+	uidNext    map[mbKey]uidNextSeen
+	expunged   map[uidKey]expungeSeen
+	conns      map[connKey]*connState
+	contents   map[uidKey]*uidContent
+	found      map[string]*Result
+	order      []string // devices in order of first report
 }
 
 func (w *wireChecker) report(id string, l WireLine, mailbox, problem string) {
