@@ -120,7 +120,8 @@ func newExploreCmd() *cobra.Command {
 		Short: "Generate random scenarios, find invariant failures and shrink them to small scenario files",
 		Long: `Generate random scenarios from a seed over the whole scenario language (device
 actions on messages and mailboxes, server changes, UIDVALIDITY bumps and resets, dropped
-connections, interrupted and crashing syncs, offline periods, wiped devices, concurrently
+connections, interrupted and crashing syncs, answers lost after the server carried a
+command out (lose-answer, crash-lose-answer), offline periods, wiped devices, concurrently
 blocks, mailbox names that differ only in case, are not ASCII or have spaces), run each
 against the embedded fake server in deterministic mode and check every invariant.
 

@@ -79,7 +79,7 @@ var _ = Describe("Exploring a broken engine or server", func() {
 		Entry("re-uploads messages that disappeared from the server (F7)",
 			int64(3), broken(engine.QuirkReupload), explore.GenOptions{Devices: 2, Steps: 15}, []string{"I4", "I5"}),
 		Entry("deletes with a plain EXPUNGE (F10)",
-			int64(1), broken(engine.QuirkPlainExpunge), explore.GenOptions{Devices: 2, Steps: 15}, []string{"I3"}),
+			int64(3), broken(engine.QuirkPlainExpunge), explore.GenOptions{Devices: 2, Steps: 15}, []string{"I3"}),
 		Entry("a server that reuses expunged UIDs",
 			int64(4), harness.Options{Target: harness.FakeTarget{ReuseExpungedUIDs: true}}, explore.GenOptions{Devices: 2, Steps: 15}, []string{"I1", "I3", "I4", "S3"}),
 		Entry("a server that omits EXPUNGE notifications (caught by push episodes)",

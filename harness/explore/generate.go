@@ -13,8 +13,8 @@ import (
 const (
 	FaultUIDValidity = "uidvalidity" // server uidvalidity-bump and uidvalidity-reset
 	FaultDrop        = "drop"        // DEVICE drop and server drop
-	FaultInterrupt   = "interrupt"   // DEVICE sync interrupt-after=N
-	FaultCrash       = "crash"       // DEVICE crash and DEVICE sync crash-after=N
+	FaultInterrupt   = "interrupt"   // DEVICE sync interrupt-after=N and lose-answer=N
+	FaultCrash       = "crash"       // DEVICE crash and DEVICE sync crash-after=N and crash-lose-answer=N
 	FaultOffline     = "offline"     // DEVICE offline … DEVICE online
 	FaultWipe        = "wipe"        // DEVICE wipe
 	FaultFail        = "fail"        // server fail N "NO [UNAVAILABLE] …"
@@ -455,14 +455,23 @@ func (g *gen) mailboxStep(d string) *item {
 	return &item{words: []string{d, "rename", old, name}}
 }
 
-// syncStep syncs d, sometimes with an interrupt or a crash part-way.
+// syncStep syncs d, sometimes with an interrupt or a crash part-way, or with the answer to
+// one of its commands lost after the server carried it out (then a cut, or a crash).
 func (g *gen) syncStep(d string) *item {
 	words := []string{d, "sync"}
 	switch r := g.rng.Intn(10); {
 	case r == 0 && g.faults[FaultInterrupt]:
-		words = append(words, "interrupt-after="+strconv.Itoa(1+g.rng.Intn(12)))
+		opt := "interrupt-after="
+		if g.rng.Intn(3) == 0 {
+			opt = "lose-answer="
+		}
+		words = append(words, opt+strconv.Itoa(1+g.rng.Intn(12)))
 	case r == 1 && g.faults[FaultCrash]:
-		words = append(words, "crash-after="+strconv.Itoa(1+g.rng.Intn(12)))
+		opt := "crash-after="
+		if g.rng.Intn(3) == 0 {
+			opt = "crash-lose-answer="
+		}
+		words = append(words, opt+strconv.Itoa(1+g.rng.Intn(12)))
 	default:
 		g.sync(d)
 	}
@@ -590,10 +599,14 @@ func (g *gen) faultStep(d string) *item {
 		}
 		return &item{words: []string{d, "drop"}}
 	case FaultCrash:
-		if g.rng.Intn(2) == 0 {
+		opt := "crash-after="
+		switch g.rng.Intn(4) {
+		case 0, 1:
 			return &item{words: []string{d, "crash"}}
+		case 2:
+			opt = "crash-lose-answer="
 		}
-		return &item{words: []string{d, "sync", "crash-after=" + strconv.Itoa(1+g.rng.Intn(12))}}
+		return &item{words: []string{d, "sync", opt + strconv.Itoa(1+g.rng.Intn(12))}}
 	case FaultOffline:
 		if g.offline[d] {
 			g.offline[d] = false

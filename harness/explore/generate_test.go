@@ -80,7 +80,8 @@ var _ = Describe("Generated scenarios", func() {
 			"server read", "server unread", "server flag", "server unflag", "server move",
 			"server copy", "server expunge", "server create", "server rename", "server remove",
 			"server uidvalidity-bump", "server uidvalidity-reset", "server drop", "server fail",
-			"option interrupt-after", "option crash-after", "option flags", "expect missing", "flow caps",
+			"option interrupt-after", "option crash-after", "option lose-answer", "option crash-lose-answer",
+			"option flags", "expect missing", "flow caps",
 		} {
 			Expect(seen).To(HaveKey(v))
 		}
@@ -93,7 +94,7 @@ var _ = Describe("Generated scenarios", func() {
 			v := verbs(scn)
 			for _, banned := range []string{"device crash", "device wipe", "device drop", "server drop",
 				"server fail", "server uidvalidity-bump", "server uidvalidity-reset", "option crash-after",
-				"option interrupt-after", "device watch"} {
+				"option interrupt-after", "option lose-answer", "option crash-lose-answer", "device watch"} {
 				Expect(v).NotTo(HaveKey(banned), string(scn.Source))
 			}
 			Expect(strings.Count(string(scn.Source), "\n")).To(BeNumerically(">", 30))
