@@ -64,14 +64,15 @@ install:
 # SYNCHARNESS_DOVEADM.
 DOVECOT_RUN = $(GO) run ./testsupport/dovecot/cmd/dovecot-run --
 
-# Scenarios Dovecot itself fails at times; each file says why, with the evidence.
-DOVECOT_EXCEPTIONS = ^(folder_swap_names|folder_recreated_under_old_name)$$
-
 ## conformance-dovecot: the catalogue against a private Dovecot, with the dovecot admin profile
+# Exit status 4 (nothing failed but server findings: Dovecot's rename bug at times) counts
+# as success here: the report names the finding, and it is Dovecot's to fix.
 conformance-dovecot:
 	$(GO) build -o .syncharness.bin ./cmd/syncharness
-	$(DOVECOT_RUN) sh -c './.syncharness.bin run --server "$$SYNCHARNESS_SERVER" --admin dovecot --admin-doveadm "$$SYNCHARNESS_DOVEADM" --skip "$(DOVECOT_EXCEPTIONS)"'; \
-	  status=$$?; rm -f .syncharness.bin; exit $$status
+	$(DOVECOT_RUN) sh -c './.syncharness.bin run --server "$$SYNCHARNESS_SERVER" --admin dovecot --admin-doveadm "$$SYNCHARNESS_DOVEADM"'; \
+	  status=$$?; rm -f .syncharness.bin; \
+	  if [ $$status -eq 4 ]; then echo "conformance-dovecot: only server findings (Dovecot's), counted as a pass"; status=0; fi; \
+	  exit $$status
 
 ## matrix: regenerate docs/conformance.md (the catalogue on the fake server and on Dovecot)
 matrix:

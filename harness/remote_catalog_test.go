@@ -23,15 +23,8 @@ import (
 	"github.com/syncharness/syncharness/testsupport/dovecot"
 )
 
-// dovecotExceptions are the catalogue scenarios Dovecot itself fails at times; each file
-// explains why, with the evidence.
-var dovecotExceptions = map[string]bool{
-	"folder_swap_names":               true,
-	"folder_recreated_under_old_name": true,
-}
-
 var _ = Describe("The catalogue on Dovecot", Label("dovecot"), func() {
-	It("passes except where Dovecot breaks a guarantee, and leaves the account's own mail byte for byte and flag for flag as it was", func(ctx SpecContext) {
+	It("passes, or ends in a server finding where Dovecot breaks an IMAP rule, and leaves the account's own mail byte for byte and flag for flag as it was", func(ctx SpecContext) {
 		srv := startDovecot(ctx)
 		alice := srv.Users[0]
 		seedAccount(srv, alice)
@@ -51,7 +44,12 @@ var _ = Describe("The catalogue on Dovecot", Label("dovecot"), func() {
 			switch {
 			case s.Status == reports.Skipped:
 				Expect(s.SkipReason).To(ContainSubstring("only the fake server"), s.Name)
-			case s.Status != reports.Passed && !dovecotExceptions[s.Name]:
+			case s.Status == reports.ServerFinding:
+				// Dovecot 2.3.19's rename bug (folder_swap_names,
+				// folder_recreated_under_old_name, at times): the server's to fix, and
+				// the engine passes the same scenario on the correct fake server.
+				GinkgoWriter.Printf("server finding: %s: %s\n", s.Name, s.Attribution)
+			case s.Status != reports.Passed:
 				bad = append(bad, s.Name)
 				Expect(reports.WriteScenarioText(&out, s, reports.TextOptions{Verbose: true})).To(Succeed())
 			}
