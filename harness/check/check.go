@@ -129,6 +129,7 @@ func Check(in Input) []Result {
 	out = append(out, c.journals()...)
 	out = append(out, c.watermarks()...)
 	out = append(out, c.quarantine()...)
+	out = append(out, CheckPush(in.Wire)...)
 	out = append(out, CheckWireWith(in.Wire, WireOptions{Injected: injectsFailures(in.History)})...)
 	return out
 }

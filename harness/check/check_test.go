@@ -48,7 +48,7 @@ var _ = Describe("Check", func() {
 
 	It("describes every invariant with an ID, a title and a doc line", func() {
 		infos := check.Invariants()
-		Expect(infos).To(HaveLen(24))
+		Expect(infos).To(HaveLen(25))
 		for _, i := range infos {
 			Expect(i.ID).NotTo(BeEmpty())
 			Expect(i.Title).NotTo(BeEmpty())

@@ -13,6 +13,7 @@ const (
 	I9Journals     = "I9"
 	I10Watermarks  = "I10"
 	I11Quarantine  = "I11"
+	P1Push         = "P1"
 )
 
 var infos = []Info{
@@ -27,6 +28,7 @@ var infos = []Info{
 	{I9Journals, "journals drained", "Nothing is pending or in flight in any device's journal."},
 	{I10Watermarks, "watermarks", "No device skipped a server UID below its saved UIDNEXT: for every mailbox whose saved UIDVALIDITY equals the server's, the saved UIDNEXT is not above the server's, and every message now on the server with a UID below it is in the device's sync state. Messages expunged on the server are not on it, so a device that dropped them skipped nothing."},
 	{I11Quarantine, "quarantine", "A message a device had synced that is gone from the server after a UIDVALIDITY change is quarantined on that device and reported, never dropped, uploaded again or paired with other mail (F1, F2)."},
+	{P1Push, "push delivery", "A device in push mode that the server tells of a change while it idles (EXISTS, EXPUNGE, FETCH) fetches it before it idles again, without an explicit sync: in deterministic runs, before the next step."},
 }
 
 // Invariants returns the description of every invariant Check knows, in report order.
