@@ -197,3 +197,32 @@ var _ = Describe("A server that takes UIDVALIDITY from the clock and keeps it on
 		Expect(res.Report.Attribution).To(ContainSubstring("pass on the fake server"))
 	})
 })
+
+var _ = Describe("MAILBOXID (RFC 8474) in the engine", func() {
+	engineFailures := func(modes ...string) []string {
+		GinkgoHelper()
+		res := harness.RunScenario(context.Background(), catalogScenario("folder_swap_names"),
+			harness.Options{Seed: 1, Target: harness.FakeTarget{Modes: modes}})
+		var out []string
+		for _, f := range res.Report.Failures {
+			if !f.Server {
+				out = append(out, f.Invariant)
+			}
+		}
+		return out
+	}
+
+	It("tells two folders that swapped names apart by their MAILBOXID, even with one UIDVALIDITY: no flag lands on the other folder's mail", func() {
+		Expect(engineFailures("uidvalidity-clock", "mailboxid")).To(BeEmpty())
+	})
+
+	It("without MAILBOXID keeps today's behaviour: such a server's swap misleads it", func() {
+		Expect(engineFailures("uidvalidity-clock")).To(ContainElement("I6"))
+	})
+
+	It("changes nothing where the folders keep their names and IDs", func() {
+		res := harness.RunScenario(context.Background(), catalogScenario("folder_rename_while_offline"),
+			harness.Options{Seed: 1, Target: harness.FakeTarget{Modes: []string{"mailboxid"}}})
+		Expect(res.Report.Status).To(Equal(reports.Passed), "%+v", res.Report.Failures)
+	})
+})

@@ -29,6 +29,7 @@ type conn struct {
 	stats     *clients.SyncStats
 	selected  string
 	sel       *imap.SelectData
+	selID     string // the MAILBOXID (RFC 8474) the current selection announced, or ""
 	condstore bool
 	notes     *flagNotes // flag updates the server sent unasked
 	tap       *tapConn   // the network connection, watched for BYE
@@ -281,22 +282,33 @@ func (cn *conn) selectBox(mailbox string) (*imap.SelectData, error) {
 	if cn.selected == mailbox && cn.sel != nil {
 		return cn.sel, nil
 	}
-	cn.selected, cn.sel = "", nil
+	cn.selected, cn.sel, cn.selID = "", nil, ""
 	cn.count("SELECT", false)
 	done := cn.watch()
 	opts := &imap.SelectOptions{CondStore: cn.has(imap.CapCondStore)}
+	cn.tap.takeMailboxID()
 	data, err := cn.c.Select(mailbox, opts).Wait()
 	done()
 	if err := cn.fail("SELECT", mailbox, err); err != nil {
 		return nil, err
 	}
 	cn.selected, cn.sel = mailbox, data
+	if id := cn.tap.takeMailboxID(); id != "" && cn.has(capObjectID) {
+		cn.selID = id
+	}
 	return data, nil
 }
 
+// capObjectID is RFC 8474's capability, which go-imap v2.0.0-beta.8 does not name.
+const capObjectID imap.Cap = "OBJECTID"
+
+// mailboxID returns the MAILBOXID of the selected mailbox, or "" when the server offers
+// none (go-imap does not parse it: the connection's tap reads it from SELECT's answer).
+func (cn *conn) mailboxID() string { return cn.selID }
+
 // reselect forces a fresh SELECT (to see the mailbox's current UIDNEXT and counts).
 func (cn *conn) reselect(mailbox string) (*imap.SelectData, error) {
-	cn.selected, cn.sel = "", nil
+	cn.selected, cn.sel, cn.selID = "", nil, ""
 	return cn.selectBox(mailbox)
 }
 
@@ -620,6 +632,7 @@ type tapConn struct {
 	skip    int64  // literal bytes still to pass
 	byeText string
 	byeSeen bool
+	boxID   string // the last * OK [MAILBOXID (…)] seen
 }
 
 func (t *tapConn) Read(p []byte) (int, error) {
@@ -667,6 +680,12 @@ func (t *tapConn) endLine() {
 	if len(line) >= 5 && strings.EqualFold(line[:5], "* BYE") {
 		t.byeText, t.byeSeen = strings.TrimSpace(line[5:]), true
 	}
+	const idCode = "* OK [MAILBOXID ("
+	if len(line) > len(idCode) && strings.EqualFold(line[:len(idCode)], idCode) {
+		if id, _, ok := strings.Cut(line[len(idCode):], ")"); ok {
+			t.boxID = id
+		}
+	}
 	tail := strings.TrimRight(string(t.tail), "\r")
 	if strings.HasSuffix(tail, "}") {
 		if open := strings.LastIndexByte(tail, '{'); open >= 0 {
@@ -676,6 +695,15 @@ func (t *tapConn) endLine() {
 		}
 	}
 	t.line, t.tail = t.line[:0], t.tail[:0]
+}
+
+// takeMailboxID returns the MAILBOXID seen last and forgets it.
+func (t *tapConn) takeMailboxID() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	id := t.boxID
+	t.boxID = ""
+	return id
 }
 
 // bye returns the text of the BYE the server sent, if any.

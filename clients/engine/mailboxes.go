@@ -145,6 +145,10 @@ func (r *round) reconcileMailboxes() error {
 		return fail("LIST", "", fmt.Errorf("%w: the server did not list INBOX as selectable; keeping the local mailboxes", errBadAnswer))
 	}
 	r.st.MailboxesSeen = len(server)
+	replaced, err := r.replacedMailboxes(server)
+	if err != nil {
+		return err
+	}
 	err = r.update(func(tx Tx) error {
 		local, err := tx.Mailboxes()
 		if err != nil {
@@ -161,6 +165,14 @@ func (r *round) reconcileMailboxes() error {
 		sort.Strings(names)
 		for _, n := range names {
 			mb, ok := have[n]
+			if ok && replaced[n] {
+				// The mailbox that had this name left it: follow it as if it were gone
+				// (a rename shows it elsewhere), and take this one as new.
+				if err := r.mailboxGone(tx, mb); err != nil {
+					return err
+				}
+				ok = false
+			}
 			if !ok {
 				if err := tx.PutMailbox(MailboxRecord{Name: n, SpecialUse: server[n]}); err != nil {
 					return err
@@ -192,6 +204,45 @@ func (r *round) reconcileMailboxes() error {
 		r.e.unfinished.Store(false)
 	}
 	return err
+}
+
+// replacedMailboxes returns the synced mailboxes whose name now belongs to another
+// mailbox on the server: where the server offers OBJECTID (RFC 8474), a SELECT whose
+// MAILBOXID is not the one the last scan saw. Two folders that swapped names, or a folder
+// re-created under the name of one renamed away, keep their names and may keep their
+// UIDVALIDITY (servers that take it from the clock give one to folders made in the same
+// second, and RENAME keeps it), so without MAILBOXID nothing tells them apart. Without
+// OBJECTID it returns nothing and costs nothing; with it, one SELECT per such mailbox.
+func (r *round) replacedMailboxes(server map[string]string) (map[string]bool, error) {
+	if !r.cn.has(capObjectID) {
+		return nil, nil
+	}
+	var local []MailboxRecord
+	if err := r.view(func(tx Tx) error {
+		var err error
+		local, err = tx.Mailboxes()
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, mb := range local {
+		if _, ok := server[mb.Name]; !ok || mb.MailboxID == "" || mb.State != MailboxSynced {
+			continue
+		}
+		_, err := r.cn.selectBox(mb.Name)
+		if isGone(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if id := r.cn.mailboxID(); id != "" && id != mb.MailboxID {
+			r.e.log.Info("another mailbox under the name (MAILBOXID changed)", "mailbox", mb.Name, "was", mb.MailboxID, "now", id)
+			out[mb.Name] = true
+		}
+	}
+	return out, nil
 }
 
 // mailboxGone handles a synced mailbox that the server no longer has (deleted or renamed

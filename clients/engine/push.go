@@ -92,6 +92,13 @@ func (r *round) selectForPush(mailbox string) (*imap.SelectData, error) {
 		r.blocked[mailbox] = true
 		return nil, errSkip
 	}
+	if id := r.cn.mailboxID(); id != "" && mb.MailboxID != "" && id != mb.MailboxID {
+		// Another mailbox under the name (the old one renamed away, this one renamed or
+		// created here), even with the same UIDVALIDITY: its UIDs name other messages.
+		// The reconciliation follows the old one; nothing is pushed here until then.
+		r.blocked[mailbox] = true
+		return nil, errSkip
+	}
 	return data, nil
 }
 

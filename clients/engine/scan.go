@@ -66,6 +66,7 @@ func merge3(local, base, server Flags) Flags {
 type scanPlan struct {
 	mb           MailboxRecord
 	data         *imap.SelectData
+	mailboxID    string // MAILBOXID the SELECT announced, or ""
 	recs         []MessageRecord
 	known        map[uint32]int // UID → index in recs, in the current UIDVALIDITY
 	present      map[uint32]bool
@@ -135,7 +136,7 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 		return nil, err
 	}
 	r.scanned[name] = data
-	p := &scanPlan{mb: mb, data: data, present: map[uint32]bool{},
+	p := &scanPlan{mb: mb, data: data, mailboxID: r.cn.mailboxID(), present: map[uint32]bool{},
 		serverFlags: map[uint32]Flags{}, inflightFrom: map[LocalID]uint32{}, copies: map[LocalID]bool{}}
 	quirks := r.e.opts.Quirks
 	var recs []MessageRecord
@@ -195,6 +196,17 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 	}
 
 	changed := mb.UIDValidity != 0 && mb.UIDValidity != data.UIDValidity && !quirks.Has(QuirkPairByUID)
+	if len(r.vanished) > 0 {
+		// Records of a mailbox that left the name this round (another mailbox has it now:
+		// see replacedMailboxes) are in the vanished pool, not here.
+		kept := recs[:0:0]
+		for _, m := range recs {
+			if _, gone := r.vanished[m.ID]; !gone {
+				kept = append(kept, m)
+			}
+		}
+		recs = kept
+	}
 	p.recs = recs
 	p.known = make(map[uint32]int, len(recs))
 	for i, m := range recs {
@@ -524,6 +536,9 @@ func (r *round) commitScan(p *scanPlan) error {
 		mb.UIDValidity = p.data.UIDValidity
 		mb.UIDNext = uint32(p.data.UIDNext)
 		mb.HighestModSeq = p.data.HighestModSeq
+		if p.mailboxID != "" {
+			mb.MailboxID = p.mailboxID
+		}
 		for _, m := range p.orphans {
 			if _, left := r.vanished[m.ID]; left {
 				// An orphan keeps its old UID until the end of the round settles it: till

@@ -105,6 +105,10 @@ type MailboxRecord struct {
 	UIDValidity   uint32 // 0: never selected
 	UIDNext       uint32 // watermark: every server UID below it is known locally
 	HighestModSeq uint64 // CONDSTORE watermark; 0: none
+	// MailboxID is the server's MAILBOXID (RFC 8474) for the mailbox under this name when
+	// it was last scanned; "" when the server offers none. Another ID under the same name
+	// is another mailbox (renamed there, or re-created), whatever its UIDVALIDITY.
+	MailboxID string `json:",omitempty"`
 }
 
 // MessageCounts tallies the message records of one mailbox.

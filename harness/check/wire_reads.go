@@ -66,6 +66,9 @@ func (w *wireChecker) read(r ServerRead) {
 				l.Text = fmt.Sprintf("%s: UID %d of %s (UIDVALIDITY %d)", r.What, m.UID, mb.Name, mb.UIDValidity)
 				w.reportCmd(S3UIDReuse, l, "(the harness's own read)", mb.Name,
 					fmt.Sprintf("UID %d in %s (UIDVALIDITY %d) names two messages: %s (first seen on %s)", m.UID, dashed(mb.Name), mb.UIDValidity, what, prev.where))
+				// Judge later reads against this content: the same change is reported once.
+				w.contents[k] = &uidContent{size: m.Size, sections: map[string]int64{}, msgID: id, where: where}
+				w.readHashes[k] = m.Hash
 				continue
 			}
 			if prev.msgID == "" {

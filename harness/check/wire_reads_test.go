@@ -54,3 +54,14 @@ S a3 OK FETCH completed`)
 		Expect(found).To(BeEmpty())
 	})
 })
+
+var _ = Describe("S3 on the harness's own reads, read again", func() {
+	It("reports one change once, however often the harness reads it", func() {
+		w1 := check.ServerMessage{UID: 1, Hash: "aaaa1111", Size: 120, MessageID: "w1@x"}
+		a1 := check.ServerMessage{UID: 1, Hash: "bbbb2222", Size: 120, MessageID: "a1@x"}
+		found := check.CheckWireWith(nil, check.WireOptions{Reads: []check.ServerRead{
+			readOf(1, "Work", 7, w1), readOf(2, "Work", 7, a1), readOf(3, "Work", 7, a1), readOf(4, "Work", 7, a1)}})
+		Expect(found).To(HaveLen(1))
+		Expect(found[0].Table.Rows).To(HaveLen(1))
+	})
+})
