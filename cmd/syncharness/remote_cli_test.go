@@ -316,7 +316,7 @@ var _ = Describe("matrix", func() {
 		Expect(string(b)).To(ContainSubstring("| scenario | fake server | Other server |\n"))
 		Expect(string(b)).To(ContainSubstring("| `move_copy_and_move` | pass | pass |\n"))
 		Expect(string(b)).To(MatchRegexp("\\| `uidvalidity_renumbered_silently` \\| pass \\| skipped: .*only the fake server.* \\|\n"))
-		Expect(string(b)).To(ContainSubstring("| Other server | 1 | 0 | 0 | 1 |\n"))
+		Expect(string(b)).To(ContainSubstring("| Other server | 1 | 0 | 0 | 0 | 1 | none |\n"))
 		Expect(string(b)).NotTo(ContainSubstring(remotePassword))
 		Expect(folders(addr)).To(ConsistOf("INBOX"))
 	})

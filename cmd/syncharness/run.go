@@ -82,7 +82,8 @@ flag that changed what the run did, quoted for the shell.
 
 Exit status: 0 when every scenario passed (or was skipped), 1 when one failed, 2 for a
 usage or setup error (a malformed scenario, an unwritable report file) or an interrupted
-run.`,
+run, 4 when nothing failed but server findings (scenarios marked SERVER: the server broke
+an IMAP rule, and the same scenario and seed pass on the fake server).`,
 		Example: `  # the built-in catalogue, against the embedded fake server
   syncharness run
 
