@@ -6,8 +6,9 @@ import (
 )
 
 // shrinker cuts a failing script down while fails still holds, by delta debugging over the
-// items, then the lines of blocks, the devices, the messages and the mailboxes, then by
-// simplifying arguments. fails is called at most budget times.
+// items, then the lines of blocks, the devices, the messages and the mailboxes (first the
+// setup's unused mailboxes all at once, then one mailbox at a time with the steps that name
+// it), then by simplifying arguments. fails is called at most budget times.
 type shrinker struct {
 	fails  func(*script) bool
 	budget int
@@ -31,6 +32,7 @@ func (sh *shrinker) shrink(s *script) *script {
 		s = sh.blocks(s)
 		s = sh.devices(s)
 		s = sh.labels(s)
+		s = sh.unusedMailboxes(s)
 		s = sh.mailboxes(s)
 		s = sh.options(s)
 		if sh.size(s) >= before {
@@ -205,6 +207,54 @@ func scriptLabels(s *script) []string {
 	return out
 }
 
+// needs lists the verbs of steps that need a mailbox of a special use: they go with it.
+var needs = map[string][]string{`\Trash`: {"trash"}, `\Sent`: {"reply", "forward"}}
+
+// unusedMailboxes removes, in one go, the setup's mailbox lines that nothing else needs: a
+// mailbox that no other line names and whose special use no step needs. One at a time
+// they may not go (the mailboxes pass tries that): the server's seeded state depends on
+// how many mailboxes it has, so a failure may need either all of them or none.
+func (sh *shrinker) unusedMailboxes(s *script) *script {
+	named := map[string]bool{}
+	verbs := map[string]bool{}
+	note := func(line []string) {
+		for _, x := range line {
+			named[x] = true
+		}
+		if len(line) > 1 {
+			verbs[line[1]] = true // a device step: DEVICE VERB …
+		}
+	}
+	for _, w := range s.setup {
+		if w[0] != "mailbox" {
+			note(w)
+		}
+	}
+	for _, it := range s.items {
+		note(it.words)
+		for _, l := range it.body {
+			note(l)
+		}
+	}
+	c := s.clone()
+	c.setup = c.setup[:0]
+	for _, w := range s.setup {
+		used := w[0] != "mailbox" || named[w[1]]
+		if !used {
+			for _, v := range needs[strings.Join(w[2:], "")] {
+				used = used || verbs[v]
+			}
+		}
+		if used {
+			c.setup = append(c.setup, w)
+		}
+	}
+	if len(c.setup) == len(s.setup) || !sh.try(c) {
+		return s
+	}
+	return c
+}
+
 // mailboxes removes one declared mailbox at a time, with every step that names it.
 func (sh *shrinker) mailboxes(s *script) *script {
 	var names, uses []string
@@ -214,8 +264,6 @@ func (sh *shrinker) mailboxes(s *script) *script {
 			uses = append(uses, strings.Join(w[2:], ""))
 		}
 	}
-	// Steps that need a special-use mailbox go with it.
-	needs := map[string][]string{`\Trash`: {"trash"}, `\Sent`: {"reply", "forward"}}
 	for i, m := range names {
 		c := without(s, func(w []string) bool {
 			for _, x := range w {

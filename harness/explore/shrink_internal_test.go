@@ -79,4 +79,33 @@ var _ = Describe("The shrinker", func() {
 		small := (&shrinker{fails: fails, budget: 100}).shrink(s)
 		Expect(small.text()).To(Equal("devices phone\nphone sync crash-after=2\n"))
 	})
+
+	It("drops the setup's mailboxes no remaining step needs, even when they go only all together", func() {
+		s := &script{setup: [][]string{
+			{"devices", "phone", "laptop"}, {"mailbox", "Archive"}, {"mailbox", "Trash", `\Trash`},
+			{"mailbox", "Sent", `\Sent`}, {"mailbox", "日本"}, {"mailbox", `"My Folder"`},
+			{"deliver", "INBOX", "m1", "m2"}, {"deliver", `"My Folder"`, "m3"},
+		}, items: []*item{
+			{words: []string{"phone", "sync"}},
+			{words: []string{"phone", "move", "INBOX", "m1", "Archive"}},
+			{words: []string{"laptop", "trash", "INBOX", "m2"}},
+			{words: []string{"phone", "sync"}},
+		}}
+		// The failure needs the move and the trash, and m3 delivered to "My Folder" (a line
+		// of the setup names it); as with a seeded server whose state depends on how many
+		// mailboxes it has, it also needs Sent and 日本 both there or both gone.
+		fails := func(c *script) bool {
+			if _, err := c.parse("shrink_test"); err != nil {
+				return false
+			}
+			text := c.text()
+			n := strings.Count(text, "mailbox Sent") + strings.Count(text, "mailbox 日本")
+			return lineIndex(c, "phone move INBOX m1 Archive") >= 0 && lineIndex(c, "laptop trash INBOX m2") >= 0 &&
+				strings.Contains(text, `deliver "My Folder" m3`) && n != 1
+		}
+		Expect(fails(s)).To(BeTrue())
+		small := (&shrinker{fails: fails, budget: 200}).shrink(s)
+		Expect(small.text()).To(Equal("devices phone laptop\nmailbox Archive\nmailbox Trash \\Trash\nmailbox \"My Folder\"\n" +
+			"deliver INBOX m1 m2\ndeliver \"My Folder\" m3\nphone move INBOX m1 Archive\nlaptop trash INBOX m2\n"))
+	})
 })
