@@ -232,6 +232,15 @@ func (r *round) pushDeletes(mailbox string, dels []JournalEntry, recs map[LocalI
 	// The records stay (hidden) until the scan has seen the UIDs gone: a message another
 	// device moved between our STORE and our EXPUNGE shows up elsewhere, still marked
 	// \Deleted, and the delete follows it there (expunge beats move).
+	//
+	// So do their delete entries, and that is what makes a delete that did not take happen
+	// after all: another client cleared \Deleted between our STORE and our EXPUNGE, the
+	// EXPUNGE's answer was lost, the round stopped. The cost: a delete pushed after the
+	// round's scan (by pushAgain, say for the copy a move in flight left behind) is sent
+	// once more at the start of the next round, before that round's scan sees the UID gone:
+	// a UID STORE and a UID EXPUNGE of a UID no longer there, which change nothing (UIDs
+	// are not reused under one UIDVALIDITY). Dropping the entry here instead would need to
+	// tell our EXPUNGE's removals from another device's move, which the UIDs alone do not.
 	for _, en := range dels {
 		if _, ok := existed[recs[en.Message].UID]; ok {
 			r.marked[en.Message] = true
