@@ -5,14 +5,17 @@ type idleState struct {
 	on       bool // the session is in IDLE
 	flushing bool // it is writing updates out
 	woken    bool // it wrote an update since IDLE began: the client has something to react to
+	held     bool // its updates wait for the next poll of the idle-every mode
 }
 
 // IdleQuiet reports on the session whose client connected from addr (as the client sees
 // its own local address): known is false when no session has that address; quiet is true
 // when the session is in IDLE, has written no update since IDLE began, and has none
-// waiting to be written. A client whose IDLE connection is quiet has nothing to react to
-// until the next change: the harness's deterministic mode waits for that before it goes
-// on, so that push episodes happen at the same point of every run.
+// waiting to be written (updates the idle-every mode holds until its next poll do not
+// count: the client has nothing to react to before then). A client whose IDLE connection
+// is quiet has nothing to react to until the next change: the harness's deterministic
+// mode waits for that before it goes on, so that push episodes happen at the same point
+// of every run.
 func (s *Server) IdleQuiet(addr string) (known, quiet bool) {
 	s.mu.Lock()
 	var sess *session
@@ -29,7 +32,7 @@ func (s *Server) IdleQuiet(addr string) (known, quiet bool) {
 	sess.qmu.Lock()
 	defer sess.qmu.Unlock()
 	st := sess.idle
-	return true, st.on && !st.flushing && !st.woken && len(sess.queue) == 0 && sess.gone == ""
+	return true, st.on && !st.flushing && !st.woken && (len(sess.queue) == 0 || st.held) && sess.gone == ""
 }
 
 // ClosedConn reports whether the server closed, or has begun to close (a BYE on its way),

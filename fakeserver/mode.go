@@ -15,7 +15,7 @@ var modeDocs = map[string]string{
 	"specialuse-toplevel": "special uses only on top-level mailboxes: CREATE with USE below the top level is answered NO SPECIAL-USE flag conflict and creates nothing; DELETE of a mailbox holding a special use is refused until SETMETADATA mailbox (/private/specialuse NIL) removes it (METADATA emulated for that one entry)",
 	"uidvalidity-clock":   "UIDVALIDITY from a clock in seconds: mailboxes made in the same second (no message changed in between) share one, and RENAME keeps it (breaks RFC 3501 §2.3.1.1 once two such mailboxes swap names: S3)",
 	"mailboxid":           "advertises OBJECTID and gives each mailbox a MAILBOXID (RFC 8474) that RENAME keeps and a re-created mailbox does not: in SELECT/EXAMINE, CREATE and STATUS (MAILBOXID)",
-	"idle-every":          "IDLE sessions are told of changes only every N (idle-every=60s): the server polls instead of being woken; RFC 2177 sets no bound",
+	"idle-every":          "IDLE sessions are told of changes only every N of real time (idle-every=60s): the server polls instead of being woken; RFC 2177 sets no bound",
 }
 
 // ModeNames returns the names of the server modes, sorted.
@@ -85,7 +85,7 @@ func (f Mode) apply(s *Server) error {
 	if f.Mode == "idle-every" {
 		u.idleEvery = 0
 		if f.On {
-			u.idleEvery = f.Every
+			u.idleEvery, u.idleEpoch = f.Every, time.Now()
 		}
 	}
 	u.mu.Unlock()

@@ -3,6 +3,7 @@ package fakeserver_test
 import (
 	"regexp"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -156,6 +157,51 @@ var _ = Describe("server modes", func() {
 			c := login(addr)
 			Expect(strings.Join(c.ok("CAPABILITY"), " ")).NotTo(ContainSubstring("OBJECTID"))
 			Expect(strings.Join(c.ok("EXAMINE INBOX"), " ")).NotTo(ContainSubstring("MAILBOXID"))
+		})
+	})
+
+	Describe("idle-every", func() {
+		It("tells IDLE clients of a change only at the next poll, every period", func() {
+			const every = 800 * time.Millisecond
+			srv, addr := startServer(fakeserver.Options{Seed: 1})
+			c := login(addr)
+			c.ok("SELECT INBOX")
+			tag := c.send("IDLE")
+			Expect(c.line()).To(HavePrefix("+"))
+			m, err := fakeserver.ParseMode("idle-every=800ms")
+			Expect(err).NotTo(HaveOccurred())
+			m.User = "alice"
+			start := time.Now()
+			Expect(srv.Apply(m)).To(Succeed())
+			Expect(srv.IdleEvery("alice")).To(Equal(every))
+			deliver(srv, "INBOX", "m1")
+			lines := make(chan string, 1)
+			go func() {
+				defer GinkgoRecover()
+				lines <- c.line()
+			}()
+			Consistently(lines).WithTimeout(every / 2).ShouldNot(Receive())
+			var got string
+			Eventually(lines).WithTimeout(5 * time.Second).Should(Receive(&got))
+			Expect(got).To(Equal("* 1 EXISTS"))
+			Expect(time.Since(start)).To(BeNumerically(">=", every-50*time.Millisecond), "held until the poll")
+			_, err = c.conn.Write([]byte("DONE\r\n"))
+			Expect(err).NotTo(HaveOccurred())
+			_, status := c.until(tag)
+			Expect(status).To(HavePrefix("OK"))
+		})
+
+		It("is off by default: IDLE clients are told at once", func() {
+			srv, addr := startServer(fakeserver.Options{Seed: 1})
+			Expect(srv.IdleEvery("alice")).To(BeZero())
+			c := login(addr)
+			c.ok("SELECT INBOX")
+			c.send("IDLE")
+			Expect(c.line()).To(HavePrefix("+"))
+			start := time.Now()
+			deliver(srv, "INBOX", "m1")
+			Expect(c.line()).To(Equal("* 1 EXISTS"))
+			Expect(time.Since(start)).To(BeNumerically("<", 400*time.Millisecond))
 		})
 	})
 })

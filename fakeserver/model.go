@@ -68,6 +68,7 @@ type user struct {
 	omitExpunge     bool
 	modes           map[string]bool // server modes switched on (mode.go)
 	idleEvery       time.Duration   // idle-every: IDLE updates only at multiples of it
+	idleEpoch       time.Time       // from when idle-every counts its periods
 	lastID          uint64          // MAILBOXIDs handed out
 	// ticks counts message changes: the "seconds" of the uidvalidity-clock mode, so that
 	// mailboxes made with no message changed in between share a UIDVALIDITY (as mailboxes

@@ -660,6 +660,21 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 		return nil
 	}
 	for {
+		if wait := s.idleHold(); wait > 0 { // the idle-every mode (mode_idle.go)
+			s.qmu.Lock()
+			s.idle.held = true
+			s.qmu.Unlock()
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-stop:
+				t.Stop()
+				return nil
+			}
+			s.qmu.Lock()
+			s.idle.held = false
+			s.qmu.Unlock()
+		}
 		s.qmu.Lock()
 		s.idle.flushing = true
 		s.qmu.Unlock()
