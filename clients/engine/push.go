@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -239,7 +241,8 @@ func (r *round) pushDeletes(mailbox string, dels []JournalEntry, recs map[LocalI
 	// round's scan (by pushAgain, say for the copy a move in flight left behind) is sent
 	// once more at the start of the next round, before that round's scan sees the UID gone:
 	// a UID STORE and a UID EXPUNGE of a UID no longer there, which change nothing (UIDs
-	// are not reused under one UIDVALIDITY). Dropping the entry here instead would need to
+	// are not reused under one UIDVALIDITY; without UIDPLUS it is the whole expunge of RFC
+	// 4549 §4.2.4 once more, for nothing). Dropping the entry here instead would need to
 	// tell our EXPUNGE's removals from another device's move, which the UIDs alone do not.
 	for _, en := range dels {
 		if _, ok := existed[recs[en.Message].UID]; ok {
@@ -336,6 +339,26 @@ func (r *round) remark(en JournalEntry) error {
 	return r.update(func(tx Tx) error { return tx.DeleteJournal(en.Seq) })
 }
 
+// confirmDeleted returns the messages of set whose FLAGS, fetched now, hold \Deleted. A
+// server's SEARCH DELETED was seen to list messages without it: clearing \Deleted on them
+// and setting it back would mark innocent mail for deletion (I6), so the expunge of RFC
+// 4549 §4.2.4 touches only what the server's own FLAGS confirm.
+func (r *round) confirmDeleted(mailbox string, set imap.UIDSet) (imap.UIDSet, error) {
+	msgs, err := r.cn.fetch(mailbox, set, &imap.FetchOptions{Flags: true})
+	if err != nil {
+		return nil, err
+	}
+	var out imap.UIDSet
+	for _, m := range msgs {
+		if slices.ContainsFunc(m.Flags, func(f imap.Flag) bool { return strings.EqualFold(string(f), string(imap.FlagDeleted)) }) {
+			out.AddNum(m.UID)
+		} else {
+			r.e.log.Info("SEARCH DELETED listed a message without \\Deleted; left alone", "mailbox", mailbox, "uid", m.UID)
+		}
+	}
+	return out, nil
+}
+
 // expungeOnly expunges uids, already marked \Deleted, without UID EXPUNGE, and returns
 // those still there.
 func (r *round) expungeOnly(mailbox string, uids []uint32) ([]uint32, error) {
@@ -351,6 +374,11 @@ func (r *round) expungeOnly(mailbox string, uids []uint32) ([]uint32, error) {
 	for _, u := range marked {
 		if !mine[u] {
 			others.AddNum(u)
+		}
+	}
+	if len(others) > 0 {
+		if others, err = r.confirmDeleted(mailbox, others); err != nil {
+			return nil, err
 		}
 	}
 	var remark uint64
