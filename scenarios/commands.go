@@ -366,7 +366,7 @@ var specList = []*spec{
 		parse: parseNothing},
 	{doc: Command{Name: "watch", Actor: deviceWord, Section: secConn,
 		Usage:   "DEVICE watch MAILBOX",
-		Summary: "Starts push mode: the device syncs, then IDLEs on MAILBOX and syncs again on each change, until `unwatch`. Use `expect … within=` to wait for a push to arrive.",
+		Summary: "Starts push mode: the device syncs, then IDLEs on MAILBOX and syncs again on each change, until `unwatch`. Use `expect … within=` to wait for a push to arrive. With a seed on the fake server, push rounds take their turn at the scheduler and every step starts once the watching devices idle again, so push replays exactly.",
 		Example: "phone watch INBOX"},
 		parse: parseMailbox},
 	{doc: Command{Name: "unwatch", Actor: deviceWord, Section: secConn,

@@ -60,7 +60,11 @@ var sectionIntro = map[string]string{
 		"cosmetic (`syncharness fmt` indents by two spaces).",
 	secChecks: "A check fails the scenario when it does not hold at that point of the script. Every form " +
 		"takes `within=DURATION`: the check is then retried until it holds or the time runs out " +
-		"(for push mode and other asynchronous changes). `expect` without `server` or a device name " +
+		"(for push mode and other asynchronous changes). In deterministic mode on the fake server " +
+		"(the default) the wait is on the logical clock instead: the check waits until every device " +
+		"in push mode has fetched what the server told it and idles again, then holds or fails at " +
+		"once, and fails too if that took longer than DURATION (one millisecond per IMAP command); " +
+		"the report shows that wait as the step's time. `expect` without `server` or a device name " +
 		"checks the server. After the last step the harness always settles (every device syncs in turn " +
 		"until a round changes nothing) and checks every convergence invariant, so `expect` lines only " +
 		"pin down outcomes that the invariants allow in more than one way.",
@@ -172,7 +176,7 @@ const referenceIntro = "# The scenario language\n\n" +
 	"| `lose-answer=N` | `DEVICE sync` | the server carries out command N of this round; its answer is lost and the connection cut |\n" +
 	"| `crash-lose-answer=N` | `DEVICE sync` | as `lose-answer=N`, then crash the device |\n" +
 	"| `command=NAME` | `server fail` | fail only commands named NAME |\n" +
-	"| `within=DURATION` | every `expect` | retry the check until it holds or DURATION has passed |\n\n" +
+	"| `within=DURATION` | every `expect` | retry the check until it holds or DURATION has passed (deterministic mode: wait until the devices in push mode are idle again, on the logical clock) |\n\n" +
 	"## Guards\n\n" +
 	"A step can start with guards in square brackets; it runs only where all of them hold, and is " +
 	"skipped elsewhere. A guard on `concurrently` or `repeat` applies to the whole block.\n\n" +
