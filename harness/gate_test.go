@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -160,6 +161,51 @@ var _ = Describe("The scheduler", func() {
 		s.Enter("laptop") // laptop never reaches the gate
 		Expect(s.Wait(ctx, "phone", "a1 NOOP")).To(Succeed())
 		Expect(s.Fallbacks()).To(Equal(1))
+	})
+
+	It("counts a watcher that is not quiet as active, outside any block, until it is quiet", func(ctx SpecContext) {
+		var quiet atomic.Bool
+		s.SetWatcher("phone", quiet.Load)
+		s.Enter("laptop")
+		// The server woke the phone: the laptop's command waits for the phone's round.
+		laptop := wait(ctx, "laptop", "b1 NOOP")
+		Consistently(laptop, "50ms").ShouldNot(Receive())
+		// The phone's round command waits too (it is active), then one of the two goes.
+		phone := wait(ctx, "phone", "a1 NOOP")
+		Eventually(func() int { return len(s.Order()) }).Should(Equal(1))
+		first := s.Order()[0]
+		Expect(first).To(BeElementOf("phone: a1 NOOP", "laptop: b1 NOOP"))
+		if first == "laptop: b1 NOOP" {
+			Expect(<-laptop).To(Succeed())
+			s.Leave("laptop")
+			Expect(<-phone).To(Succeed())
+			return
+		}
+		Expect(<-phone).To(Succeed())
+		// The phone's round is over once it idles quietly again; until then the laptop waits.
+		Consistently(laptop, "50ms").ShouldNot(Receive())
+		quiet.Store(true)
+		s.Poke()
+		Eventually(laptop).Should(Receive(Succeed()))
+	})
+
+	It("lets a quiet watcher's commands pass and never waits for it", func(ctx SpecContext) {
+		s.SetWatcher("phone", func() bool { return true })
+		s.Enter("laptop")
+		Expect(s.Wait(ctx, "laptop", "b1 NOOP")).To(Succeed())
+		Expect(s.Wait(ctx, "phone", "a1 NOOP")).To(Succeed())
+		Expect(s.Order()).To(Equal([]string{"laptop: b1 NOOP"}))
+	})
+
+	It("notices without a Poke that a watcher became quiet", func(ctx SpecContext) {
+		var quiet atomic.Bool
+		s.SetWatcher("phone", quiet.Load)
+		s.Enter("laptop")
+		laptop := wait(ctx, "laptop", "b1 NOOP")
+		Consistently(laptop, "30ms").ShouldNot(Receive())
+		quiet.Store(true)
+		Eventually(laptop).Should(Receive(Succeed()))
+		Expect(s.Fallbacks()).To(BeZero())
 	})
 
 	It("returns the context's error when the connection ends while waiting", func() {
