@@ -17,7 +17,7 @@ import (
 // the IMAP stream of every connection opened while it is on; the model underneath stays
 // correct unless the bug says otherwise.
 var wireBugDocs = map[string]string{
-	"search-lies":                "UID SEARCH by a flag (SEARCH or ESEARCH) also lists a message the session was told lacks it (S13)",
+	"search-lies":                "UID SEARCH by a flag (SEARCH or ESEARCH) also lists a message the session was told lacks it, in this or an earlier selection of the mailbox (S13)",
 	"malformed-copyuid":          "COPY and MOVE answer [COPYUID v T<uid> NO [SERVERBUG] Internal server error (S5)",
 	"double-expunge":             "MOVE and EXPUNGE announce their first expunged message twice (S8)",
 	"seq-zero":                   "the first FETCH answering each UID FETCH names message 0 (S6)",
@@ -104,12 +104,13 @@ type bugConn struct {
 
 	mu        sync.Mutex
 	cmds      map[string]bugCmd
-	fail      map[string]string // tag → the tagged answer to send instead
-	pending   map[string]string // SELECT tag → mailbox
-	sel       *selection        // the selected mailbox on record (serverbug-on-rename)
-	flags     map[uint32][]string
-	lastFetch string // tag of the UID FETCH whose first FETCH was rewritten
-	lastTag   string // the command sent last
+	fail      map[string]string              // tag → the tagged answer to send instead
+	pending   map[string]string              // SELECT tag → mailbox
+	sel       *selection                     // the selected mailbox on record (serverbug-on-rename)
+	flags     map[uint32][]string            // FLAGS sent for the selected mailbox, by UID
+	flagsBy   map[string]map[uint32][]string // flags of each mailbox selected so far (search-lies)
+	lastFetch string                         // tag of the UID FETCH whose first FETCH was rewritten
+	lastTag   string                         // the command sent last
 }
 
 var literalEnd = regexp.MustCompile(`\{(\d+)\+?\}$`)
@@ -483,7 +484,16 @@ func (c *bugConn) taggedLocked(l string) string {
 	switch {
 	case (cmd.verb == "SELECT" || cmd.verb == "EXAMINE") && status == "OK":
 		c.selectLocked(c.pending[tag])
-		c.flags = map[uint32][]string{}
+		// search-lies remembers what earlier selections of the mailbox were told: an
+		// engine that selects anew each round and searches before it fetches meets it.
+		if c.flagsBy == nil {
+			c.flagsBy = map[string]map[uint32][]string{}
+		}
+		mb := c.pending[tag]
+		if c.flagsBy[mb] == nil {
+			c.flagsBy[mb] = map[uint32][]string{}
+		}
+		c.flags = c.flagsBy[mb]
 	case cmd.verb == "SELECT" || cmd.verb == "EXAMINE":
 		c.selectLocked("")
 	case c.on["no-on-vanished-store"] && cmd.verb == "UID STORE" && status == "OK" && !cmd.fetched && !strings.Contains(strings.ToUpper(cmd.args), ".SILENT"):

@@ -82,6 +82,12 @@ var _ = Describe("The fake server's wire bugs", func() {
 		// the UID STORE, and the scan, not a retry, settles it (expunge beats flag).
 		Entry(nil, "no-on-vanished-store", "delete_beats_flag", int64(2), "S10", "memory"),
 		Entry(nil, "no-on-vanished-store", "delete_beats_flag", int64(2), "S10", "disk"),
+		// Without UIDPLUS the engine's expunge clears \Deleted on the other messages
+		// SEARCH DELETED lists and sets it back: it fetches their FLAGS first, so the
+		// innocent message the server lists is left alone (no I6), and the FLAGS it
+		// fetched show the lie (S13).
+		Entry(nil, "search-lies", "delete_without_uidplus", int64(1), "S13", "memory"),
+		Entry(nil, "search-lies", "delete_without_uidplus", int64(1), "S13", "disk"),
 	)
 
 	It("leave a scenario the engine's when it fails on the correct server too", func() {

@@ -67,6 +67,16 @@ type rfcState struct {
 	spellings map[string]string   // keyword, lower case → the spellings seen in this selection ("\x00"-joined)
 	permAll   bool                // PERMANENTFLAGS has \*
 	perm      map[string]bool     // PERMANENTFLAGS, lower case; nil: not announced
+	searched  []*doneSearch       // UID SEARCHes by flag completed in this selection (S13)
+	changes   int                 // mutating commands this connection sent so far
+}
+
+// doneSearch is a completed UID SEARCH by flag, held against the FLAGS that come after it.
+type doneSearch struct {
+	cmd      sentCommand
+	results  map[uint32]bool
+	changes  int // rfcState.changes when it completed
+	reported bool
 }
 
 type mbKey struct {
@@ -100,6 +110,7 @@ func (r *rfcState) reset() {
 	r.flags = map[uint32]flagSeen{}
 	r.spellings = map[string]string{}
 	r.permAll, r.perm = false, nil
+	r.searched = nil
 }
 
 // commandFor returns the command a server line answers: its tag's for a tagged line, the
@@ -157,6 +168,7 @@ func (w *wireChecker) rfcClient(c *connState, l WireLine) {
 	if mutatingVerb(verb) {
 		w.spans = append(w.spans, span{conn: c.key, start: l.Time, end: -1})
 		cmd.span = len(w.spans) - 1
+		c.rfc.changes++
 	}
 	switch verb {
 	case "STORE", "UID STORE":
@@ -537,6 +549,7 @@ func (w *wireChecker) fetchFlags(c *connState, l WireLine, uid uint32, items str
 		defer c.rfc.spell(f) // after the judgement: a spelling is "seen before" only if it was
 	}
 	c.rfc.flags[uid] = flagSeen{flags: flags, from: c.since(l)}
+	w.searchThenFlags(c, l, uid, flags)
 	for _, t := range c.outstanding {
 		cmd, ok := c.cmds[t]
 		if !ok || cmd.store == nil || !cmd.store.uids[uid] || cmd.store.judged[uid] {
@@ -623,9 +636,38 @@ func (w *wireChecker) judgeExpunges(c *connState, l WireLine, cmd sentCommand) {
 	w.reportCmd(S8ExpungeOnce, l, cmd.text, c.sel.mailbox, fmt.Sprintf("%s named %d UID(s) and was answered with %d EXPUNGE responses: each EXPUNGE removes one message that is gone", cmd.verb, len(uids), *cmd.expunges))
 }
 
+// searchThenFlags checks FLAGS that answer a command sent after a UID SEARCH by flags
+// completed against what that SEARCH listed (S13), when nothing could have changed them
+// in between: no mutating command of this connection or another, no server step.
+func (w *wireChecker) searchThenFlags(c *connState, l WireLine, uid uint32, flags []string) {
+	since := c.since(l)
+	for _, ds := range c.rfc.searched {
+		if ds.reported || !ds.results[uid] || since < ds.cmd.sent || c.rfc.changes != ds.changes ||
+			w.disturbed(c.key, ds.cmd.sent, l.Time) {
+			continue
+		}
+		for _, cond := range ds.cmd.search.conds {
+			has := false
+			for _, f := range flags {
+				has = has || strings.EqualFold(f, cond.flag)
+			}
+			if has == cond.not {
+				ds.reported = true
+				w.reportCmd(S13Search, l, ds.cmd.text, c.sel.mailbox, fmt.Sprintf("SEARCH %s listed UID %d, whose FLAGS (%s) the server sent right after, and nothing changed them in between", cond.key, uid, strings.Join(flags, " ")))
+				break
+			}
+		}
+	}
+}
+
 // judgeSearch checks a completed UID SEARCH by flags against the FLAGS the connection was
-// sent (S13).
+// sent (S13), and keeps it for the FLAGS sent after it (searchThenFlags).
 func (w *wireChecker) judgeSearch(c *connState, l WireLine, cmd sentCommand) {
+	ds := &doneSearch{cmd: cmd, results: map[uint32]bool{}, changes: c.rfc.changes}
+	for _, uid := range cmd.search.results {
+		ds.results[uid] = true
+	}
+	c.rfc.searched = append(c.rfc.searched, ds)
 	for _, uid := range cmd.search.results {
 		seen, ok := c.rfc.flags[uid]
 		if !ok || w.disturbed(c.key, seen.from, l.Time) {

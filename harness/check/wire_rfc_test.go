@@ -232,6 +232,35 @@ S a3 OK done
 		Expect(check.CheckWire(lines)).To(BeEmpty())
 	})
 
+	It("hold a UID SEARCH by flag against the FLAGS fetched right after it (S13)", func() {
+		session := `
+C a1 SELECT INBOX
+S * 3 EXISTS
+S * OK [UIDVALIDITY 7] ok
+S * OK [UIDNEXT 10] ok
+S a1 OK [READ-WRITE] done
+C a2 UID SEARCH RETURN (ALL) DELETED
+S * ESEARCH (TAG "a2") UID ALL 5,9
+S a2 OK done
+`
+		fetch := `
+C a4 UID FETCH 5,9 (UID FLAGS)
+S * 2 FETCH (UID 5 FLAGS (\Deleted))
+S * 3 FETCH (UID 9 FLAGS (\Seen))
+S a4 OK done
+`
+		rs := check.CheckWire(timed(transcript("phone", 1, session+fetch)))
+		Expect(ids(rs)).To(Equal([]string{"S13"}))
+		Expect(rs[0].Message).To(ContainSubstring("SEARCH DELETED listed UID 9, whose FLAGS (\\Seen) the server sent right after"))
+		Expect(rs[0].Table.Rows[0][3]).To(Equal("a2 UID SEARCH RETURN (ALL) DELETED"))
+		// The session's own STORE in between may have cleared it.
+		own := `
+C a3 UID STORE 9 -FLAGS.SILENT (\Deleted)
+S a3 OK done
+`
+		Expect(check.CheckWire(timed(transcript("phone", 1, session+own+fetch)))).To(BeEmpty())
+	})
+
 	It("keep a keyword's spelling the mailbox already had", func() {
 		rs := check.CheckWire(transcript("phone", 1, `
 C a1 SELECT INBOX
