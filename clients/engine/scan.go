@@ -260,6 +260,16 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 		for _, u := range uids {
 			p.present[uint32(u)] = true
 		}
+	case len(p.known) == 0:
+		// No local message to compare flags with (a first sync): the UIDs are enough, as
+		// each new message's flags come with it.
+		uids, err := r.cn.search(name, &imap.SearchCriteria{})
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range uids {
+			p.present[uint32(u)] = true
+		}
 	default:
 		flags, err := r.cn.fetchFlags(name, len(p.known))
 		if err != nil {
@@ -603,7 +613,7 @@ func (r *round) storeFresh(mailbox string, validity uint32, msgs []*serverMsg) e
 // fetchInBatches fetches new messages with opts; whole bodies go in batches. With commit,
 // each batch goes to it and nothing is returned.
 func (r *round) fetchInBatches(mailbox string, uids []uint32, opts *imap.FetchOptions, bodies bool, commit func([]*serverMsg) error) ([]*serverMsg, error) {
-	const batch = 500
+	const batch = 100
 	if !bodies {
 		bufs, err := r.cn.fetch(mailbox, uidSet(uids), opts)
 		if err != nil {
