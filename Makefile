@@ -1,7 +1,7 @@
 # Everyday targets. The two set-up commands of the README are `make run` and `make test`.
 GO ?= go
 
-.PHONY: all run test test-short lint vet fmt docs relaxations-unused bench bench-mbsync install conformance-dovecot matrix readme-matrix determinism
+.PHONY: all run test test-short lint vet fmt docs relaxations-unused bench bench-mbsync install conformance-dovecot matrix readme-matrix determinism expectations
 
 all: lint test
 
@@ -17,6 +17,11 @@ TEST_TIMEOUT ?= 30m
 ## test: every test, with the race detector (what CI runs)
 test:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -v ./...
+
+## expectations: record again each external engine's results on the catalogue
+## (clients/external/expectations/*.txt; explain every new failure in its note)
+expectations:
+	SYNCHARNESS_UPDATE_EXPECTATIONS=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./harness -ginkgo.label-filter=external-catalog
 
 ## determinism: every push scenario and 12 generated ones with push steps, each run twice
 ## with the same seed while every core spins: histories and transcripts must be identical

@@ -72,3 +72,11 @@ func engineOf(p *external.Profile) (deviceEngine, error) {
 	}
 	return deviceEngine{name: name, profile: p, factory: harness.ExternalDevice(p), skip: harness.ExternalSkip(p), policies: pol}, nil
 }
+
+// label names the engine in a matrix column: "go" or the profile's name.
+func (e deviceEngine) label() string {
+	if e.profile == nil {
+		return "go"
+	}
+	return e.profile.Name
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/syncharness/syncharness/clients/external"
 	"github.com/syncharness/syncharness/harness"
 	"github.com/syncharness/syncharness/harness/check"
 	"github.com/syncharness/syncharness/reports"
@@ -26,6 +27,7 @@ type matrixFlags struct {
 	filter   string
 	parallel int
 	seed     int64
+	engines  string
 }
 
 func newMatrixCmd() *cobra.Command {
@@ -40,10 +42,17 @@ server broke, with their RFC sections), FAIL, error or skipped with the reason; 
 counts each per target and names the server invariants broken.
 "make matrix" regenerates docs/conformance.md this way against a private Dovecot.
 
+With --engine go,mbsync,offlineimap there is a column per engine and target: the devices
+run each engine in turn (external ones through their profiles, docs/engines.md), and the
+notes under the table explain each failure of an external engine in one line.
+
 The exit status is 0 once the table is written, whatever the scenarios did; 2 for a usage
 or connection error.`,
 		Example: `  SYNCHARNESS_PASSWORD=secret syncharness matrix --server imap://alice@127.0.0.1:1143 \
-      --admin dovecot --label "Dovecot 2.3" --out docs/conformance.md`,
+      --admin dovecot --label "Dovecot 2.3" --out docs/conformance.md
+
+  # our engine, mbsync and OfflineIMAP side by side on the fake server
+  syncharness matrix --engine go,mbsync,offlineimap --out matrix.md`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runMatrix(cmd, f)
@@ -55,6 +64,7 @@ or connection error.`,
 	fl.StringVar(&f.filter, "filter", "", "only scenarios whose name or category matches this regular expression")
 	intVar(fl, &f.parallel, "parallel", 0, 1, 0, "scenarios run at once, at least 1 (default: number of CPUs)")
 	fl.Int64Var(&f.seed, "seed", 1, "seed of the runs")
+	fl.StringVar(&f.engines, "engine", "go", "sync engines of the devices, comma-separated: a column per engine and target (go, mbsync, offlineimap; docs/engines.md)")
 	f.remote.register(cmd, true)
 	return cmd
 }
@@ -64,6 +74,7 @@ func init() { rootCmd.AddCommand(newMatrixCmd()) }
 // matrixColumn is one target's results.
 type matrixColumn struct {
 	title    string
+	engine   *external.Profile // nil for the go engine
 	results  map[string]*reports.Scenario
 	duration time.Duration
 }
@@ -112,21 +123,36 @@ func runMatrix(cmd *cobra.Command, f matrixFlags) error {
 			target harness.Target
 		}{title, rt})
 	}
+	var engines []deviceEngine
+	for _, name := range strings.Split(f.engines, ",") {
+		eng, err := engineFlags{engine: strings.TrimSpace(name)}.resolve()
+		if err != nil {
+			return err
+		}
+		engines = append(engines, eng)
+	}
 	var cols []matrixColumn
-	for _, t := range targets {
-		fmt.Fprintf(stderr, "running %d scenario(s) on %s\n", len(list), t.title)
-		run, _ := harness.RunAll(ctx, list, harness.RunOptions{
-			Options:  harness.Options{Seed: f.seed, Target: t.target},
-			Parallel: f.parallel,
-		})
-		if ctx.Err() != nil {
-			return usagef("interrupted")
+	for _, eng := range engines {
+		for _, t := range targets {
+			title := t.title
+			if len(engines) > 1 || eng.external() {
+				title = eng.label() + " on " + t.title
+			}
+			fmt.Fprintf(stderr, "running %d scenario(s): %s\n", len(list), title)
+			opts := harness.Options{Seed: f.seed, Target: t.target}
+			if eng.external() {
+				opts.NewDevice, opts.EngineName, opts.Policies = eng.factory, eng.name, eng.policies
+			}
+			run, _ := harness.RunAllSkipping(ctx, list, harness.RunOptions{Options: opts, Parallel: f.parallel}, eng.skip)
+			if ctx.Err() != nil {
+				return usagef("interrupted")
+			}
+			col := matrixColumn{title: title, engine: eng.profile, results: map[string]*reports.Scenario{}, duration: run.Duration}
+			for _, s := range run.Scenarios {
+				col.results[s.Name] = s
+			}
+			cols = append(cols, col)
 		}
-		col := matrixColumn{title: t.title, results: map[string]*reports.Scenario{}, duration: run.Duration}
-		for _, s := range run.Scenarios {
-			col.results[s.Name] = s
-		}
-		cols = append(cols, col)
 	}
 	var w io.Writer = cmd.OutOrStdout()
 	if f.out != "" {
@@ -205,8 +231,40 @@ func writeMatrix(w io.Writer, list []*scenarios.Scenario, cols []matrixColumn) e
 		}
 		b.WriteString("\n")
 	}
+	writeEngineNotes(&b, list, cols)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeEngineNotes explains each failure of an external engine in one line, from the
+// notes of its committed expectations (clients/external/expectations).
+func writeEngineNotes(b *strings.Builder, list []*scenarios.Scenario, cols []matrixColumn) {
+	done := map[string]bool{}
+	for _, c := range cols {
+		if c.engine == nil || done[c.engine.Name] {
+			continue
+		}
+		done[c.engine.Name] = true
+		exp, err := external.BuiltinExpectations(c.engine.Name)
+		if err != nil {
+			continue
+		}
+		var lines []string
+		for _, scn := range list {
+			s := c.results[scn.Name]
+			if e, ok := exp[scn.Name]; ok && e.Note != "" && s != nil && s.Status != reports.Passed && s.Status != reports.Skipped {
+				lines = append(lines, fmt.Sprintf("- `%s`: %s\n", scn.Name, e.Note))
+			}
+		}
+		if len(lines) == 0 {
+			continue
+		}
+		fmt.Fprintf(b, "\n## Notes: %s\n\nEach failure of %s on the fake server, in one line (the findings of\n[engines.md](engines.md)); from %s.\n\n",
+			c.engine.Name, c.engine.Name, external.ExpectationsPath(c.engine.Name))
+		for _, l := range lines {
+			b.WriteString(l)
+		}
+	}
 }
 
 func matrixCell(s *reports.Scenario) string {
