@@ -127,6 +127,39 @@ var _ = Describe("Deterministic push under load", Label("determinism"), Serial, 
 		Expect(found).To(Equal(want), "the generator wrote too few scenarios with push steps")
 	}, SpecTimeout(10*60e9))
 
+	It("ends a watch with DONE and its answer, never by closing the connection under the DONE", func(ctx SpecContext) {
+		list, err := harness.Catalog()
+		Expect(err).NotTo(HaveOccurred())
+		for _, scn := range list {
+			if !strings.HasPrefix(scn.Name, "push_") {
+				continue
+			}
+			res := harness.RunScenario(ctx, scn, harness.Options{Seed: 1})
+			for dev, lines := range res.Transcripts {
+				// The device's last IDLE connection ends when the scenario stops the watch.
+				lastIdle := 0
+				for _, l := range lines {
+					if l.Dir == 'C' && strings.HasSuffix(l.Text, " IDLE") {
+						lastIdle = l.Conn
+					}
+				}
+				if lastIdle == 0 {
+					continue
+				}
+				var tail []string
+				for _, l := range lines {
+					if l.Conn == lastIdle {
+						tail = append(tail, string(l.Dir)+" "+l.Text)
+					}
+				}
+				tail = tail[max(0, len(tail)-2):]
+				Expect(tail).To(HaveLen(2))
+				Expect(tail[0]).To(Equal("C DONE"), "%s %s", scn.Name, dev)
+				Expect(tail[1]).To(MatchRegexp(`^S \S+ OK `), "%s %s", scn.Name, dev)
+			}
+		}
+	})
+
 	It("reports a push wait on the logical clock, not as no wait at all", func(ctx SpecContext) {
 		scn, err := scenarios.Parse("wait.scn", []byte(`# push wait
 devices phone laptop
