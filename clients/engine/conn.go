@@ -423,9 +423,9 @@ func (cn *conn) store(mailbox string, uids imap.UIDSet, op imap.StoreFlagsOp, fl
 		case imap.StoreFlagsAdd:
 			ok = got.Has(want)
 		case imap.StoreFlagsDel:
-			ok = got.Minus(want) == got
+			ok = got.Minus(want).Equal(got)
 		default:
-			ok = got == want
+			ok = got.Equal(want)
 		}
 		if ok {
 			out[m.UID] = got

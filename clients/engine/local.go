@@ -102,7 +102,7 @@ func findEntry(tx Tx, op JournalOp, id LocalID) (JournalEntry, bool, error) {
 // journalFlags makes sure a synced message whose flags differ from the last agreed ones
 // has a flags entry in the journal, so that the difference is pushed.
 func journalFlags(tx Tx, m MessageRecord) error {
-	if m.State != MsgSynced || m.Flags == m.Base {
+	if m.State != MsgSynced || m.Flags.Equal(m.Base) {
 		return nil
 	}
 	if _, ok, err := findEntry(tx, OpFlags, m.ID); err != nil || ok {
@@ -156,7 +156,7 @@ func (e *Engine) changeFlags(ctx context.Context, ids []LocalID, f Flags, add bo
 			if add {
 				nf = m.Flags.Union(f)
 			}
-			if nf == m.Flags {
+			if nf.Equal(m.Flags) {
 				continue
 			}
 			m.Flags = nf

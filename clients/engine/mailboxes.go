@@ -36,6 +36,17 @@ func (r *round) pushMailboxOps(deletes bool) error {
 
 func (r *round) pushCreate(en JournalEntry) error {
 	err := r.cn.simple("CREATE", en.Mailbox, true, r.cn.c.Create(en.Mailbox, nil))
+	if isNo(err, "") {
+		// Some servers refuse CREATE of an existing mailbox without [ALREADYEXISTS]
+		// ("NO Mailbox already exists"): LIST decides. A mailbox there now is what the
+		// user asked for; otherwise the refusal stands and the next round tries again.
+		if ok, lerr := r.listed(en.Mailbox); lerr != nil {
+			return lerr
+		} else if ok {
+			r.e.log.Info("CREATE refused, but LIST shows the mailbox; carrying on", "mailbox", en.Mailbox, "err", err)
+			err = nil
+		}
+	}
 	if err != nil && !isNo(err, imap.ResponseCodeAlreadyExists) {
 		return err
 	}
@@ -50,6 +61,20 @@ func (r *round) pushCreate(en JournalEntry) error {
 		}
 		return tx.DeleteJournal(en.Seq)
 	})
+}
+
+// listed reports whether LIST shows mailbox as one that can hold messages.
+func (r *round) listed(mailbox string) (bool, error) {
+	list, err := r.cn.list()
+	if err != nil {
+		return false, err
+	}
+	for _, l := range list {
+		if l.Mailbox == mailbox && !noSelect(l.Attrs) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (r *round) pushRename(en JournalEntry) error {

@@ -1015,7 +1015,7 @@ func (r *round) pushFlags() error {
 		idle := map[LocalID]bool{} // nothing to write
 		for _, m := range byBox[box] {
 			if r.e.opts.Quirks.Has(QuirkWholeFlagSet) {
-				if m.Flags != m.Base {
+				if !m.Flags.Equal(m.Base) {
 					add(change{imap.StoreFlagsSet, m.Flags}, m.UID)
 				} else {
 					idle[m.ID] = true
@@ -1090,10 +1090,13 @@ func (r *round) pushFlags() error {
 							return err
 						}
 					}
-					if s != m.Flags {
+					// The server's flags, in the user's spelling where the server
+					// keeps another (keywords are compared without case).
+					nf := s.SpelledAs(m.Flags)
+					if !nf.Equal(m.Flags) {
 						r.st.LocalChanges++
 					}
-					m.Flags, m.Base = s, s
+					m.Flags, m.Base = nf, s
 					if err := tx.PutMessage(m); err != nil {
 						return err
 					}

@@ -116,7 +116,7 @@ func (p *scanPlan) idle() bool {
 		if !p.has(m.UID) {
 			return false
 		}
-		if s, ok := p.serverFlags[m.UID]; ok && s != m.Base {
+		if s, ok := p.serverFlags[m.UID]; ok && !s.Equal(m.Base) {
 			return false
 		}
 	}
@@ -450,7 +450,7 @@ func (r *round) commitScan(p *scanPlan) error {
 				continue // in the vanished pool
 			}
 			s, ok := p.serverFlags[m.UID]
-			if !ok || s == m.Base {
+			if !ok || s.Equal(m.Base) {
 				continue
 			}
 			// The commit of another mailbox this round may have changed the record (a move
@@ -671,7 +671,7 @@ func (r *round) mergeFlags(tx Tx, m MessageRecord, s Flags) error {
 	if err != nil {
 		return err
 	}
-	if nf != m.Flags {
+	if !nf.Equal(m.Flags) {
 		r.st.LocalChanges++
 	}
 	m.Flags, m.Base = nf, s
@@ -683,7 +683,7 @@ func (r *round) mergeFlags(tx Tx, m MessageRecord, s Flags) error {
 			return err // no longer marked \Deleted: nothing to carry
 		}
 	}
-	if nf == s {
+	if nf.Equal(s) {
 		return dropEntries(tx, m.ID, OpFlags)
 	}
 	return nil
@@ -737,7 +737,7 @@ func (r *round) adopt(tx Tx, id LocalID, mailbox string, s *serverMsg, moved boo
 		if err != nil {
 			return err
 		}
-		if nf != m.Flags {
+		if !nf.Equal(m.Flags) {
 			r.st.LocalChanges++
 		}
 		m.Flags, m.Base = nf, s.flags
@@ -916,7 +916,7 @@ func (r *round) finishVanished() error {
 				}
 			} else if _, carrying, err := findEntry(tx, OpCarry, id); err != nil {
 				return err
-			} else if m.State == MsgSynced && (m.Flags != m.Base || carrying) {
+			} else if m.State == MsgSynced && (!m.Flags.Equal(m.Base) || carrying) {
 				// Moved elsewhere and downloaded there in an earlier round (the move was
 				// half done when that round ran): carry the local flag changes to the one
 				// copy of the same content in another mailbox.
@@ -965,7 +965,7 @@ func (r *round) movedDuringScan() (bool, error) {
 			if err != nil {
 				return err
 			}
-			if m.Flags != m.Base || carrying {
+			if !m.Flags.Equal(m.Base) || carrying {
 				pending = true
 				return nil
 			}
@@ -1012,7 +1012,7 @@ func (r *round) forget(tx Tx, m MessageRecord) error {
 func carryFlags(tx Tx, m, c MessageRecord) error {
 	nf := c.Flags.Union(m.Flags.Minus(m.Base)).Minus(m.Base.Minus(m.Flags))
 	nf, err := withCarry(tx, m.ID, nf)
-	if err != nil || nf == c.Flags {
+	if err != nil || nf.Equal(c.Flags) {
 		return err
 	}
 	c.Flags = nf

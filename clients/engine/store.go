@@ -278,8 +278,11 @@ var systemFlagNames = []struct {
 	{FlagFlagged, `\Flagged`}, {FlagSeen, `\Seen`},
 }
 
-// Flags is a flag set: system flags as bits, keywords as a sorted, space-separated string
-// (as the server spells them). Flags values are comparable with ==.
+// Flags is a flag set: system flags as bits, keywords as a sorted, space-separated string.
+// Flag and keyword names are case-insensitive atoms (RFC 3501 §2.3.2): the set operations
+// and Equal compare keywords without case, and a keyword keeps the spelling it was given
+// (Union keeps the receiver's), so a device shows the user's `$Label1` where the server
+// stores `$label1`. Compare flag sets with Equal; == also compares the spelling.
 type Flags struct {
 	System   SystemFlags
 	Keywords string
@@ -313,17 +316,29 @@ func systemFlag(n string) SystemFlags {
 	return 0
 }
 
+// joinKeywords sorts kws and drops the keywords that equal an earlier one without case:
+// the first spelling wins.
 func joinKeywords(kws []string) string {
-	if len(kws) == 0 {
+	switch len(kws) {
+	case 0:
 		return ""
+	case 1:
+		return kws[0]
 	}
-	sort.Strings(kws)
 	out := kws[:0]
 	for i, k := range kws {
-		if i == 0 || k != kws[i-1] {
+		dup := false
+		for _, o := range kws[:i] {
+			if strings.EqualFold(k, o) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
 			out = append(out, k)
 		}
 	}
+	sort.Strings(out)
 	return strings.Join(out, " ")
 }
 
@@ -358,17 +373,39 @@ func (f Flags) Union(o Flags) Flags {
 
 // Minus returns f \ o.
 func (f Flags) Minus(o Flags) Flags {
+	if f.Keywords == "" || o.Keywords == "" {
+		return Flags{System: f.System &^ o.System, Keywords: f.Keywords}
+	}
 	drop := map[string]bool{}
 	for _, k := range o.keywords() {
-		drop[k] = true
+		drop[strings.ToLower(k)] = true
 	}
 	var kws []string
 	for _, k := range f.keywords() {
-		if !drop[k] {
+		if !drop[strings.ToLower(k)] {
 			kws = append(kws, k)
 		}
 	}
 	return Flags{System: f.System &^ o.System, Keywords: joinKeywords(kws)}
+}
+
+// Equal reports whether f and o hold the same flags, keywords compared without case.
+func (f Flags) Equal(o Flags) bool {
+	if f.System != o.System {
+		return false
+	}
+	if f.Keywords == o.Keywords || strings.EqualFold(f.Keywords, o.Keywords) {
+		return true
+	}
+	return f.Minus(o).Keywords == "" && o.Minus(f).Keywords == ""
+}
+
+// SpelledAs returns f with each keyword that o also holds spelled as o spells it.
+func (f Flags) SpelledAs(o Flags) Flags {
+	if f.Keywords == o.Keywords || o.Keywords == "" || f.Keywords == "" {
+		return f
+	}
+	return Flags{System: f.System, Keywords: joinKeywords(append(o.Intersect(f).keywords(), f.keywords()...))}
 }
 
 // Intersect returns f ∩ o.
