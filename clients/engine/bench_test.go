@@ -157,7 +157,10 @@ func BenchmarkReplicaBytesPerMessage(b *testing.B) {
 // fsync every message. It needs Dovecot (run as root) and mbsync (Debian's isync);
 // without either it is skipped; it runs only with SYNCHARNESS_BENCH_MBSYNC=1 (it fills
 // the server for minutes), as make bench-mbsync sets. SYNCHARNESS_BENCH_DIVIDE=N divides
-// the message counts by N, for a quick try.
+// the message counts by N, for a quick try. With SYNCHARNESS_BENCH_STRACE=1 every round
+// runs under strace and the fsyncs/op metric counts its fsync and fdatasync calls (the
+// times are then strace's, not comparable). SYNCHARNESS_BENCH_VERBOSE=1 logs each round's
+// output (the engine's statistics and memory use).
 func BenchmarkVsMbsync(b *testing.B) {
 	if os.Getenv("SYNCHARNESS_BENCH_MBSYNC") != "1" {
 		b.Skip("set SYNCHARNESS_BENCH_MBSYNC=1 (make bench-mbsync)")
@@ -199,7 +202,7 @@ func BenchmarkVsMbsync(b *testing.B) {
 	}
 	clientsUnderTest := []client{
 		{"engine", func(user, dir string) *exec.Cmd {
-			c := exec.Command(bin, "-server", "imap://"+user+"@"+srv.Addr(), "-dir", dir)
+			c := exec.Command(bin, "-memstats", "-server", "imap://"+user+"@"+srv.Addr(), "-dir", dir)
 			c.Env = append(os.Environ(), "SYNC_PASSWORD="+pass)
 			return c
 		}},
@@ -258,6 +261,9 @@ func BenchmarkVsMbsync(b *testing.B) {
 		}
 		if straceBin != "" {
 			fsyncs = straceCalls(b, straceFile, "fsync", "fdatasync")
+		}
+		if os.Getenv("SYNCHARNESS_BENCH_VERBOSE") == "1" {
+			b.Logf("%s round for %s:\n%s", c.name, user, out.String())
 		}
 		return wall, kb << 10
 	}

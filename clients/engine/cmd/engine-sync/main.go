@@ -16,6 +16,8 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"runtime"
+	"strings"
 	"time"
 
 	"github.com/syncharness/syncharness/clients/engine"
@@ -29,6 +31,7 @@ func run() int {
 	dir := fs.String("dir", "", "the store's directory, created if missing (required)")
 	passEnv := fs.String("password-env", "SYNC_PASSWORD", "the environment variable holding the password")
 	timeout := fs.Duration("timeout", 30*time.Minute, "give up the round after this long")
+	memstats := fs.Bool("memstats", false, "print the process's memory use at the end, on stderr")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
@@ -67,9 +70,30 @@ func run() int {
 		cerr = err
 	}
 	fmt.Printf("%+v\n", st)
+	if *memstats {
+		printMemStats()
+	}
 	if serr != nil || cerr != nil {
 		fmt.Fprintln(os.Stderr, "engine-sync:", serr, cerr)
 		return 1
 	}
 	return 0
+}
+
+// printMemStats prints the Go heap's figures and the kernel's view of the process's
+// resident memory (peak, anonymous, file-backed such as the database's map).
+func printMemStats() {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Fprintf(os.Stderr, "memstats: heap in use %d KB, heap from the OS %d KB, all from the OS %d KB, %d GCs\n",
+		ms.HeapInuse>>10, ms.HeapSys>>10, ms.Sys>>10, ms.NumGC)
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "VmHWM") || strings.HasPrefix(line, "Rss") {
+			fmt.Fprintln(os.Stderr, "memstats:", strings.Join(strings.Fields(line), " "))
+		}
+	}
 }
