@@ -148,9 +148,17 @@ func flagsOf(names []string) flagMap {
 	return f
 }
 
-// canonFlag gives system flags their usual spelling (flag names are case-insensitive).
+// canonFlag gives system flags their usual spelling and keywords lower case: flag and
+// keyword names are case-insensitive atoms (RFC 3501 §2.3.2), so a device that shows the
+// user's `$Label1` where the server stores `$label1` holds the same flag. (A server that
+// changes the case is reported on the wire, S12.)
 func canonFlag(f string) string {
 	if !strings.HasPrefix(f, `\`) {
+		for i := 0; i < len(f); i++ {
+			if 'A' <= f[i] && f[i] <= 'Z' {
+				return strings.ToLower(f)
+			}
+		}
 		return f
 	}
 	for _, s := range []string{`\Seen`, `\Answered`, `\Flagged`, `\Deleted`, `\Draft`, `\Recent`} {
