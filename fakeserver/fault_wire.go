@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/emersion/go-imap/v2"
 )
 
 // Wire bugs are known-bad modes that make the fake server answer as servers were seen to
@@ -25,6 +27,7 @@ var wireBugDocs = map[string]string{
 	"no-on-vanished-store":       "UID STORE of UIDs that are all gone answers NO No messages matched (S10)",
 	"create-exists-without-code": "CREATE of an existing mailbox answers NO without [ALREADYEXISTS] (S11)",
 	"lowercase-keywords":         "keywords are stored lower-cased (S12)",
+	"no-copy-within-mailbox":     "COPY into the selected mailbox answers NO [CANNOT], a limitation some servers have: a scenario that needs it is skipped with the server's answer",
 }
 
 // WireBugNames returns the names of the wire bugs, sorted.
@@ -61,6 +64,21 @@ func (f WireBug) apply(s *Server) error {
 	s.bugMu.Unlock()
 	s.record(Event{Kind: "wire-bug", Detail: fmt.Sprintf("%s %v", f.Bug, f.On)})
 	return nil
+}
+
+const copyWithinText = "Cannot copy messages into the mailbox they are in"
+
+// CopyRefusal returns the NO the server answers a COPY from mailbox src to dest with, or
+// nil: under no-copy-within-mailbox, a COPY within one mailbox is refused, also when the
+// harness asks for it directly.
+func (s *Server) CopyRefusal(src, dest string) error {
+	s.bugMu.Lock()
+	on := s.bugs["no-copy-within-mailbox"]
+	s.bugMu.Unlock()
+	if !on || src != dest {
+		return nil
+	}
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: copyWithinText}
 }
 
 // wrapBugs returns nc, rewritten by the wire bugs that are on.
@@ -111,6 +129,7 @@ type bugConn struct {
 	flagsBy   map[string]map[uint32][]string // flags of each mailbox selected so far (search-lies)
 	lastFetch string                         // tag of the UID FETCH whose first FETCH was rewritten
 	lastTag   string                         // the command sent last
+	selected  string                         // the selected mailbox (no-copy-within-mailbox)
 }
 
 var literalEnd = regexp.MustCompile(`\{(\d+)\+?\}$`)
@@ -221,6 +240,12 @@ func (c *bugConn) clientLine(l string) string {
 			}
 			return "(" + strings.Join(f, " ") + ")"
 		})
+	}
+	if c.on["no-copy-within-mailbox"] && (verb == "COPY" || verb == "UID COPY") && c.selected != "" {
+		if _, dest, ok := strings.Cut(strings.TrimSpace(args), " "); ok && unquote(dest) == c.selected {
+			c.fail[tag] = "NO [CANNOT] " + copyWithinText
+			return tag + " NOOP"
+		}
 	}
 	if c.on["serverbug-on-rename"] && verb != "LOGOUT" && c.brokenLocked(verb, args) {
 		c.fail[tag] = "NO [SERVERBUG] Internal error occurred. Refer to server log for more information."
@@ -484,6 +509,7 @@ func (c *bugConn) taggedLocked(l string) string {
 	switch {
 	case (cmd.verb == "SELECT" || cmd.verb == "EXAMINE") && status == "OK":
 		c.selectLocked(c.pending[tag])
+		c.selected = c.pending[tag]
 		// search-lies remembers what earlier selections of the mailbox were told: an
 		// engine that selects anew each round and searches before it fetches meets it.
 		if c.flagsBy == nil {
@@ -496,6 +522,7 @@ func (c *bugConn) taggedLocked(l string) string {
 		c.flags = c.flagsBy[mb]
 	case cmd.verb == "SELECT" || cmd.verb == "EXAMINE":
 		c.selectLocked("")
+		c.selected = ""
 	case c.on["no-on-vanished-store"] && cmd.verb == "UID STORE" && status == "OK" && !cmd.fetched && !strings.Contains(strings.ToUpper(cmd.args), ".SILENT"):
 		return tag + " NO No messages matched"
 	case c.on["create-exists-without-code"] && cmd.verb == "CREATE" && status == "NO" && strings.HasPrefix(text, "[ALREADYEXISTS]"):

@@ -2,6 +2,7 @@ package harness_test
 
 import (
 	"context"
+	"slices"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -26,8 +27,51 @@ func wireBugScenario(name string) *scenarios.Scenario {
 }
 
 var _ = Describe("The fake server's wire bugs", func() {
-	It("are the eight classes seen in the field", func() {
-		Expect(fakeserver.WireBugNames()).To(HaveLen(8))
+	It("are the eight classes seen in the field, and one limitation", func() {
+		Expect(fakeserver.WireBugNames()).To(HaveLen(9))
+		Expect(fakeserver.WireBugDoc("no-copy-within-mailbox")).To(ContainSubstring("limitation"))
+	})
+
+	Context("a server that cannot copy within one mailbox (no-copy-within-mailbox)", func() {
+		const answer = "NO [CANNOT] Cannot copy messages into the mailbox they are in"
+		// The catalogue scenario copies m1 into INBOX itself at line 8.
+		It("skips a scenario whose server step needs it, naming the server's answer", func() {
+			run, _ := harness.RunAll(context.Background(), []*scenarios.Scenario{wireBugScenario("identity_twin_in_one_folder")},
+				harness.RunOptions{Options: harness.Options{Seed: 1, Target: harness.FakeTarget{Bugs: []string{"no-copy-within-mailbox"}}}, Parallel: 1})
+			s := run.Scenarios[0]
+			Expect(s.Status).To(Equal(reports.Skipped), "%s %v", s.Error, s.Failures)
+			Expect(s.SkipReason).To(ContainSubstring("line 8:"))
+			Expect(s.SkipReason).To(ContainSubstring("cannot copy messages within one mailbox"))
+			Expect(s.SkipReason).To(ContainSubstring(answer))
+		})
+
+		It("skips it the same way where the server says so on the wire (remote target)", func(ctx SpecContext) {
+			fs, addr := modeServer()
+			Expect(fs.Apply(fakeserver.WireBug{Bug: "no-copy-within-mailbox", On: true})).To(Succeed())
+			t, err := harness.NewRemoteTarget(harness.RemoteOptions{URL: "imap://alice@" + addr, Password: "pw-for-alice", RunID: "twin"})
+			Expect(err).NotTo(HaveOccurred())
+			res := harness.RunScenario(ctx, wireBugScenario("identity_twin_in_one_folder"), harness.Options{Seed: 1, Target: t})
+			Expect(res.Report.Status).To(Equal(reports.Skipped), "%s %v", res.Report.Error, res.Report.Failures)
+			Expect(res.Report.SkipReason).To(ContainSubstring(answer))
+		})
+
+		It("is no excuse for a copy between two mailboxes, nor for another refusal", func() {
+			scn, err := scenarios.Parse("copy_away.scn", []byte("devices phone\ndeliver INBOX m1\nserver create Archive\nserver copy INBOX m1 Archive\nsync\nexpect converged\n"))
+			Expect(err).NotTo(HaveOccurred())
+			run, _ := harness.RunAll(context.Background(), []*scenarios.Scenario{scn},
+				harness.RunOptions{Options: harness.Options{Seed: 1, Target: harness.FakeTarget{Bugs: []string{"no-copy-within-mailbox"}}}, Parallel: 1})
+			Expect(run.Scenarios[0].Status).To(Equal(reports.Passed), "%s %v", run.Scenarios[0].Error, run.Scenarios[0].Failures)
+
+			// Another refusal of a COPY between two mailboxes is an error, as before.
+			fs, addr := modeServer()
+			Expect(fs.Apply(fakeserver.WireBug{Bug: "no-copy-within-mailbox", On: true})).To(Succeed())
+			Expect(fs.Apply(fakeserver.Fail{N: 1, Command: "COPY", Response: "NO [CANNOT] Archive is full"})).To(Succeed())
+			t, err := harness.NewRemoteTarget(harness.RemoteOptions{URL: "imap://alice@" + addr, Password: "pw-for-alice", RunID: "away"})
+			Expect(err).NotTo(HaveOccurred())
+			res := harness.RunScenario(context.Background(), scn, harness.Options{Seed: 1, Target: t})
+			Expect(res.Report.Status).To(Equal(reports.Errored), res.Report.SkipReason)
+			Expect(res.Report.Error).To(ContainSubstring("Archive is full"))
+		})
 	})
 
 	DescribeTable("each come out as its server finding, and the scenario as the server's",
@@ -73,7 +117,9 @@ var _ = Describe("The fake server's wire bugs", func() {
 			s := run.Scenarios[0]
 			var ids []string
 			for _, f := range s.Failures {
-				ids = append(ids, f.Invariant)
+				if !slices.Contains(ids, f.Invariant) {
+					ids = append(ids, f.Invariant)
+				}
 			}
 			Expect(ids).To(ConsistOf(finding), "%s: %v", s.Status, s.Failures)
 			Expect(s.Status).To(Equal(reports.ServerFinding))
@@ -88,6 +134,10 @@ var _ = Describe("The fake server's wire bugs", func() {
 		// fetched show the lie (S13).
 		Entry(nil, "search-lies", "delete_without_uidplus", int64(1), "S13", "memory"),
 		Entry(nil, "search-lies", "delete_without_uidplus", int64(1), "S13", "disk"),
+		// Both devices create Projects: the second CREATE gets NO without
+		// [ALREADYEXISTS], LIST shows the mailbox, and the engine carries on.
+		Entry(nil, "create-exists-without-code", "folder_create_same_name", int64(1), "S11", "memory"),
+		Entry(nil, "create-exists-without-code", "folder_create_same_name", int64(1), "S11", "disk"),
 	)
 
 	It("leave a scenario the engine's when it fails on the correct server too", func() {

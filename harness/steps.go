@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/syncharness/syncharness/clients"
 	"github.com/syncharness/syncharness/harness/check"
 	"github.com/syncharness/syncharness/reports"
@@ -285,7 +286,30 @@ func (r *runner) serverStep(ctx context.Context, st *scenarios.Step, group int) 
 	if errors.Is(err, ErrUnsupported) {
 		return err
 	}
+	if reason, ok := limitation(op, err); ok {
+		return skipError{reason: fmt.Sprintf("line %d: %s", st.Line, reason)}
+	}
 	return fatal(err)
+}
+
+// limitation reports whether err is the server's refusal of a server step that the server
+// cannot do by design rather than by mistake, and why: a NO to a COPY whose source and
+// destination are one mailbox (RFC 3501 §6.4.7 allows it; some servers refuse it). The
+// scenario needs what the server does not offer, so it is skipped with the server's answer
+// instead of ending in an error. Other refusals still end the scenario with an error.
+func limitation(op ServerOp, err error) (string, bool) {
+	var ie *imap.Error
+	if op.Kind != "copy" || op.Mailbox != op.Dest || !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeNo {
+		return "", false
+	}
+	answer := "NO"
+	if ie.Code != "" {
+		answer += " [" + string(ie.Code) + "]"
+	}
+	if ie.Text != "" {
+		answer += " " + ie.Text
+	}
+	return fmt.Sprintf("the server cannot copy messages within one mailbox (server copy %s … %s: %s)", op.Mailbox, op.Dest, answer), true
 }
 
 func (r *runner) deviceStep(ctx context.Context, d *device, st *scenarios.Step, group int) error {

@@ -172,6 +172,9 @@ func (f *fakeServer) Do(ctx context.Context, op ServerOp) error {
 		case "move":
 			fault = fakeserver.MoveMessages{User: fakeUser, Mailbox: op.Mailbox, UIDs: uids, Dest: op.Dest}
 		case "copy":
+			if err := f.srv.CopyRefusal(op.Mailbox, op.Dest); err != nil {
+				return err
+			}
 			fault = fakeserver.CopyMessages{User: fakeUser, Mailbox: op.Mailbox, UIDs: uids, Dest: op.Dest}
 		case "expunge":
 			fault = fakeserver.ExpungeMessages{User: fakeUser, Mailbox: op.Mailbox, UIDs: uids}
