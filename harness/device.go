@@ -78,7 +78,7 @@ type device struct {
 func (r *runner) newDevice(ctx context.Context, name string) (*device, error) {
 	popts := proxy.Options{Name: name, Upstream: r.server.Dial, Start: r.start}
 	if r.gate != nil {
-		popts.Gate, popts.Clock = r.gate, r.gate.Now
+		popts.Gate, popts.Clock = r.gate, r.since
 		popts.OnIdle = r.gate.Poke
 	}
 	p, err := proxy.New(popts)

@@ -53,6 +53,13 @@ type Options struct {
 	// GateStall bounds how long the scheduler waits for an active device that does not reach
 	// the gate; 0 means DefaultGateStall.
 	GateStall time.Duration
+	// IdleLatency is the server's IDLE latency, measured once for the run
+	// (MeasureIdleLatency); zero: not measured. A scenario with an expectation whose
+	// within= is shorter is skipped with the measured latency: it cannot pass, and no
+	// RFC bounds the latency, so it is no engine failure.
+	IdleLatency IdleLatency
+	// IdleWait makes every within= wait IdleLatency longer instead of skipping.
+	IdleWait bool
 }
 
 // DeviceConfig is what a DeviceFactory gets to build one device.

@@ -190,12 +190,24 @@ func RunScenario(ctx context.Context, scn *scenarios.Scenario, opts Options) *Re
 }
 
 // since is the time since the scenario started: the scheduler's logical clock in
-// deterministic mode, else the wall clock.
+// deterministic mode on the fake server, else the wall clock. A remote server's history
+// cannot be replayed anyway, and its waits (an expectation's within=, a slow IDLE) are
+// real: on the logical clock a wait of seconds would show as nothing.
 func (r *runner) since() time.Duration {
-	if r.gate != nil {
+	if r.gate != nil && r.logicalClock() {
 		return r.gate.Now()
 	}
 	return time.Since(r.start)
+}
+
+// logicalClock reports whether times are on the scheduler's logical clock: deterministic
+// mode on the fake server.
+func (r *runner) logicalClock() bool {
+	switch r.target.(type) {
+	case FakeTarget, *FakeTarget:
+		return r.gate != nil
+	}
+	return false
 }
 
 // ReproduceCommand is the command line that runs scn again with seed and flags: a
@@ -257,6 +269,9 @@ func (r *runner) run(ctx context.Context) error {
 	}
 	if err != nil {
 		return err
+	}
+	if reason := r.idleSkip(); reason != "" {
+		return skipError{reason: reason}
 	}
 	r.server, err = r.target.Open(ctx, ServerConfig{Scenario: r.scn.Name, Seed: r.seed, RunID: r.runID})
 	if err != nil {

@@ -3,6 +3,7 @@ package harness_test
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
 	. "github.com/onsi/ginkgo/v2"
@@ -12,6 +13,7 @@ import (
 	"github.com/syncharness/syncharness/harness"
 	"github.com/syncharness/syncharness/harness/check"
 	"github.com/syncharness/syncharness/reports"
+	"github.com/syncharness/syncharness/scenarios"
 )
 
 // modeServer starts an in-process fake server with user alice and the given server modes,
@@ -224,5 +226,61 @@ var _ = Describe("MAILBOXID (RFC 8474) in the engine", func() {
 		res := harness.RunScenario(context.Background(), catalogScenario("folder_rename_while_offline"),
 			harness.Options{Seed: 1, Target: harness.FakeTarget{Modes: []string{"mailboxid"}}})
 		Expect(res.Report.Status).To(Equal(reports.Passed), "%+v", res.Report.Failures)
+	})
+})
+
+var _ = Describe("A server whose IDLE updates come late", func() {
+	It("has its IDLE latency measured, in real time, bounded by the probe's limit", func(ctx SpecContext) {
+		slow := harness.FakeTarget{Modes: []string{"idle-every=1500ms"}}
+		lat, err := harness.MeasureIdleLatency(ctx, slow, 300*time.Millisecond)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(lat.Over).To(BeTrue())
+		Expect(lat.String()).To(Equal("more than 0.3s"))
+		lat, err = harness.MeasureIdleLatency(ctx, slow, 10*time.Second)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(lat.Over).To(BeFalse())
+		Expect(lat.D).To(BeNumerically("<=", 2*time.Second))
+		lat, err = harness.MeasureIdleLatency(ctx, harness.FakeTarget{}, 10*time.Second)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(lat.D).To(BeNumerically("<", time.Second))
+	})
+
+	It("makes push scenarios expecting a change sooner skip with the measured latency, never fail", func(ctx SpecContext) {
+		res := harness.RunScenario(ctx, catalogScenario("push_new_mail"), harness.Options{Seed: 1,
+			Target:      harness.FakeTarget{Modes: []string{"idle-every=60s"}},
+			IdleLatency: harness.IdleLatency{D: 60 * time.Second}})
+		Expect(res.Report.Status).To(Equal(reports.Skipped), "%+v", res.Report.Failures)
+		Expect(res.Report.SkipReason).To(ContainSubstring("after 60.0s (measured once for this run), longer than within=5s"))
+		Expect(harness.MaxWithin([]*scenarios.Scenario{catalogScenario("push_new_mail")})).To(Equal(5 * time.Second))
+		Expect(harness.MaxWithin([]*scenarios.Scenario{catalogScenario("folder_swap_names")})).To(BeZero())
+	})
+
+	It("lets push scenarios pass when asked to wait for the server", func(ctx SpecContext) {
+		slow := harness.FakeTarget{Modes: []string{"idle-every=1s"}}
+		res := harness.RunScenario(ctx, catalogScenario("push_new_mail"), harness.Options{Seed: 1, Target: slow,
+			IdleLatency: harness.IdleLatency{D: 6 * time.Second}, IdleWait: true})
+		Expect(res.Report.Status).To(Equal(reports.Passed), "%+v", res.Report.Failures)
+	})
+
+	It("shows a real wait on a remote server as real time", func(ctx SpecContext) {
+		_, addr := modeServer()
+		t := remoteTarget(harness.RemoteOptions{URL: "imap://alice@" + addr, Password: "pw-for-alice", RunID: "realtime"})
+		res := harness.RunScenario(ctx, scenario("wait", "# A wait.\ndevices phone\ndeliver INBOX m1\nexpect phone INBOX m1 within=1s\n"),
+			harness.Options{Seed: 1, Target: t})
+		Expect(res.Report.Status).To(Equal(reports.Failed))
+		var msg string
+		for _, f := range res.Report.Failures {
+			if f.Invariant == "expect" {
+				msg = f.Message
+			}
+		}
+		Expect(msg).To(MatchRegexp(`after waiting 1\.\ds, real time`))
+		var step reports.Step
+		for _, st := range res.Report.Steps {
+			if strings.HasPrefix(st.Text, "expect") {
+				step = st
+			}
+		}
+		Expect(step.Duration).To(BeNumerically(">=", time.Second))
 	})
 })

@@ -174,6 +174,7 @@ func (r *round) reconcileMailboxes() error {
 	if err != nil {
 		return err
 	}
+	r.replaced = replaced
 	err = r.update(func(tx Tx) error {
 		local, err := tx.Mailboxes()
 		if err != nil {

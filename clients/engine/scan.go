@@ -196,9 +196,9 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 	}
 
 	changed := mb.UIDValidity != 0 && mb.UIDValidity != data.UIDValidity && !quirks.Has(QuirkPairByUID)
-	if len(r.vanished) > 0 {
-		// Records of a mailbox that left the name this round (another mailbox has it now:
-		// see replacedMailboxes) are in the vanished pool, not here.
+	if r.replaced[name] {
+		// Records of the mailbox that left the name this round (another mailbox has it
+		// now: see replacedMailboxes) are in the vanished pool, not here.
 		kept := recs[:0:0]
 		for _, m := range recs {
 			if _, gone := r.vanished[m.ID]; !gone {

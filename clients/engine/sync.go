@@ -34,6 +34,9 @@ type round struct {
 	// blocked lists mailboxes whose UIDVALIDITY changed: nothing is pushed there until the
 	// scan has re-matched their messages.
 	blocked map[string]bool
+	// replaced lists mailboxes whose name another mailbox took (MAILBOXID changed): the
+	// old one's records are in the vanished pool (replacedMailboxes).
+	replaced map[string]bool
 	// fresh is set when the replica holds no server message yet (a first sync).
 	fresh bool
 	// quarantined holds the quarantined records the scan came across: a message that turns

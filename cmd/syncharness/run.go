@@ -36,6 +36,7 @@ type runFlags struct {
 	broken     string
 	serverBug  string
 	serverMode string
+	idleWait   bool
 	remote     remoteFlags
 	skip       string
 	strict     bool
@@ -67,8 +68,17 @@ minute, by which "syncharness clean" tells a killed run's folder from anything e
 Faults that need the administrator (UIDVALIDITY bump) run through --admin; a UIDVALIDITY
 reset is made over IMAP by re-creating the mailbox, unless --admin-cmd gives one. Every
 admin command is checked with STATUS before and after: one that changes nothing fails the
-step. Scenarios
-that need a fault the server cannot do are skipped with the reason.
+step. Scenarios that need a fault the server cannot do are skipped with the reason.
+
+Push scenarios expect a change within a few seconds. The server's IDLE latency (how long
+an idling client waits to hear of a new message) is measured once per run; where it is
+longer than a scenario's within=, the scenario is skipped with the measured latency (RFC
+2177 sets no bound: a server that polls every minute is no engine's fault), unless
+--idle-wait makes every within= wait that much longer.
+
+--server-mode makes the fake server behave as some real servers do: special uses on
+top-level folders only, UIDVALIDITY from the clock (shared and kept by RENAME), MAILBOXID
+(RFC 8474), IDLE updates only every DURATION.
 
 With --engine mbsync or --engine offlineimap (or --engine-profile FILE for an engine of
 your own), each device is a Maildir tree kept by that external engine: local actions are
@@ -120,6 +130,7 @@ an IMAP rule, and the same scenario and seed pass on the fake server).`,
 	fl.StringVar(&f.broken, "broken-engine", "", "run a deliberately broken engine, to see what the checker reports: "+quirkNames())
 	fl.StringVar(&f.serverBug, "server-bug", "", "switch on known-bad modes of the fake server, comma-separated: "+serverBugNames())
 	fl.StringVar(&f.serverMode, "server-mode", "", "make the fake server behave as some real servers do, comma-separated: "+serverModeNames())
+	fl.BoolVar(&f.idleWait, "idle-wait", false, "wait for a server whose IDLE updates come later than a scenario's within= (measured once per run), instead of skipping its push scenarios")
 	intVar(fl, &f.rounds, "settle-rounds", 8, 1, 0, "sync rounds allowed for the devices to settle before \"did not converge\"")
 	f.remote.register(cmd, true)
 	fl.BoolVar(&f.strict, "strict", false, "judge with the checker's protocol relaxations only, none of the engine's policies (help relaxations): shows where a choice of the engine is doing the work")
@@ -339,6 +350,26 @@ func runRun(cmd *cobra.Command, args []string, f runFlags, replay []string) erro
 	}
 	progress := reports.NewProgress(stderr, len(list), live && len(list) > 1)
 	fmt.Fprintf(stderr, "running %d scenario(s), seed %d\n", len(list), f.seed)
+	// The server's IDLE latency, measured once: push scenarios expecting a change sooner
+	// than it comes are skipped with it (or, with --idle-wait, wait for it).
+	var idle harness.IdleLatency
+	if most := harness.MaxWithin(list); most > 0 {
+		limit := most + time.Second
+		if f.idleWait {
+			limit = 5 * time.Minute
+		}
+		idle, err = harness.MeasureIdleLatency(ctx, target, limit)
+		if err != nil {
+			return fmt.Errorf("measure the server's IDLE latency: %w", err)
+		}
+		if idle.Over || idle.D > most {
+			what := "push scenarios with a shorter within= are skipped (--idle-wait waits instead)"
+			if f.idleWait {
+				what = "every within= waits that much longer"
+			}
+			fmt.Fprintf(stderr, "the server's IDLE latency: %s, measured once for this run; %s\n", idle, what)
+		}
+	}
 	policies := policiesOf(f.strict)
 	if eng.external() && !f.strict {
 		policies = eng.policies
@@ -355,6 +386,8 @@ func runRun(cmd *cobra.Command, args []string, f runFlags, replay []string) erro
 			EngineName:     engineName,
 			Target:         target,
 			Policies:       policies,
+			IdleLatency:    idle,
+			IdleWait:       f.idleWait,
 		},
 		Parallel: f.parallel,
 		OnStart:  progress.Start,

@@ -1,0 +1,177 @@
+package harness
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/syncharness/syncharness/scenarios"
+)
+
+// IdleLatency is how long a server took to tell an idling client of a new message, as
+// MeasureIdleLatency measured it once for a run.
+type IdleLatency struct {
+	// D is the time from the APPEND's completion to the client's * EXISTS; with Over, the
+	// probe's limit, which the server exceeded.
+	D    time.Duration
+	Over bool
+}
+
+func (l IdleLatency) String() string {
+	if l.Over {
+		return "more than " + seconds1(l.D)
+	}
+	return seconds1(l.D)
+}
+
+func seconds1(d time.Duration) string { return fmt.Sprintf("%.1fs", d.Seconds()) }
+
+// MaxWithin returns the longest within= of the scenarios' expectations, zero without any:
+// push scenarios are those with one.
+func MaxWithin(list []*scenarios.Scenario) time.Duration {
+	var most time.Duration
+	var walk func([]*scenarios.Step)
+	walk = func(steps []*scenarios.Step) {
+		for _, st := range steps {
+			if st.Expect != nil && st.Expect.Within > most {
+				most = st.Expect.Within
+			}
+			walk(st.Body)
+		}
+	}
+	for _, s := range list {
+		walk(s.Steps)
+	}
+	return most
+}
+
+// MeasureIdleLatency measures, once, how long the target's server takes to tell a client
+// in IDLE (RFC 2177) of a message delivered by another: one client selects INBOX and
+// idles, the harness delivers a message as a server step, and the time until the client
+// reads * EXISTS is the latency, in real time. It waits at most limit: a server that
+// polls its mailboxes every minute instead of being woken by each change takes up to a
+// minute, and push scenarios expecting a change within seconds cannot pass against it.
+// The probe runs in a scenario folder of its own, removed afterwards.
+func MeasureIdleLatency(ctx context.Context, target Target, limit time.Duration) (IdleLatency, error) {
+	if target == nil {
+		target = FakeTarget{}
+	}
+	srv, err := target.Open(ctx, ServerConfig{Scenario: "idle-latency-probe", Seed: 1})
+	if err != nil {
+		return IdleLatency{}, fmt.Errorf("IDLE latency probe: open server: %w", err)
+	}
+	defer srv.Close()
+	conn, err := srv.Dial(ctx)
+	if err != nil {
+		return IdleLatency{}, fmt.Errorf("IDLE latency probe: connect: %w", err)
+	}
+	defer conn.Close()
+	c := &probeConn{conn: conn, r: bufio.NewReader(conn)}
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	user, pass := srv.Credentials()
+	if _, err := c.line(); err != nil { // the greeting
+		return IdleLatency{}, fmt.Errorf("IDLE latency probe: greeting: %w", err)
+	}
+	if err := c.do(fmt.Sprintf("LOGIN %q %q", user, pass)); err != nil {
+		return IdleLatency{}, fmt.Errorf("IDLE latency probe: LOGIN: %w", err)
+	}
+	if err := c.do("SELECT INBOX"); err != nil {
+		return IdleLatency{}, fmt.Errorf("IDLE latency probe: SELECT INBOX: %w", err)
+	}
+	if _, err := fmt.Fprintf(conn, "p9 IDLE\r\n"); err != nil {
+		return IdleLatency{}, err
+	}
+	if l, err := c.line(); err != nil || !strings.HasPrefix(l, "+") {
+		return IdleLatency{}, fmt.Errorf("IDLE latency probe: IDLE not accepted: %q %v", l, err)
+	}
+	body := []byte("From: probe@syncharness.invalid\r\nMessage-ID: <idle-probe@syncharness.invalid>\r\nSubject: idle latency probe\r\n\r\nprobe\r\n")
+	if err := srv.Do(ctx, ServerOp{Kind: "deliver", Mailbox: "INBOX", Messages: []ServerMessage{{Label: "idle-probe", Body: body}}}); err != nil {
+		return IdleLatency{}, fmt.Errorf("IDLE latency probe: deliver: %w", err)
+	}
+	start := time.Now()
+	_ = conn.SetDeadline(start.Add(limit))
+	for {
+		l, err := c.line()
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			return IdleLatency{D: limit, Over: true}, nil
+		}
+		if err != nil {
+			return IdleLatency{}, fmt.Errorf("IDLE latency probe: waiting for EXISTS: %w", err)
+		}
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "*" && strings.EqualFold(f[2], "EXISTS") {
+			d := time.Since(start)
+			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			_, _ = fmt.Fprintf(conn, "DONE\r\n")
+			return IdleLatency{D: d}, nil
+		}
+	}
+}
+
+type probeConn struct {
+	conn net.Conn
+	r    *bufio.Reader
+	n    int
+}
+
+func (c *probeConn) line() (string, error) {
+	l, err := c.r.ReadString('\n')
+	return strings.TrimRight(l, "\r\n"), err
+}
+
+// do sends a command and reads up to its tagged answer, which must be OK.
+func (c *probeConn) do(cmd string) error {
+	c.n++
+	tag := fmt.Sprintf("p%d", c.n)
+	if _, err := fmt.Fprintf(c.conn, "%s %s\r\n", tag, cmd); err != nil {
+		return err
+	}
+	for {
+		l, err := c.line()
+		if err != nil {
+			return err
+		}
+		if rest, ok := strings.CutPrefix(l, tag+" "); ok {
+			if !strings.HasPrefix(strings.ToUpper(rest), "OK") {
+				return fmt.Errorf("%s", rest)
+			}
+			return nil
+		}
+	}
+}
+
+// idleSkip returns why the scenario cannot pass against a server with the measured IDLE
+// latency (an expectation's within= shorter than it), or "" when it can, or when
+// Options.IdleWait makes every within= wait for the server.
+func (r *runner) idleSkip() string {
+	lat := r.opts.IdleLatency
+	if lat.D <= 0 || r.opts.IdleWait {
+		return ""
+	}
+	var reason string
+	var walk func([]*scenarios.Step)
+	walk = func(steps []*scenarios.Step) {
+		for _, st := range steps {
+			if reason != "" {
+				return
+			}
+			if e := st.Expect; e != nil && e.Within > 0 && (lat.Over || lat.D > e.Within) {
+				reason = fmt.Sprintf("push: the server told an idling client of a new message after %s (measured once for this run), longer than within=%s on line %d; RFC 2177 sets no bound, so this is no engine failure (--idle-wait waits for the server instead)",
+					lat, e.Within, st.Line)
+			}
+			walk(st.Body)
+		}
+	}
+	walk(r.scn.Steps)
+	return reason
+}
+
+// idleExtra is what every within= waits on top, for a slow IDLE server (Options.IdleWait).
+func (r *runner) idleExtra() time.Duration {
+	if !r.opts.IdleWait {
+		return 0
+	}
+	return r.opts.IdleLatency.D
+}
