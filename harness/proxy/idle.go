@@ -161,3 +161,11 @@ func (p *Proxy) Conns() []IdleConn {
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
+
+// Lines returns how many lines (protocol lines and events) the transcript holds: a cheap
+// way to see whether a device is still talking.
+func (p *Proxy) Lines() int {
+	p.transcript.mu.Lock()
+	defer p.transcript.mu.Unlock()
+	return len(p.transcript.lines)
+}
