@@ -1,7 +1,7 @@
 # Everyday targets. The two set-up commands of the README are `make run` and `make test`.
 GO ?= go
 
-.PHONY: all run test test-short lint vet fmt docs relaxations-unused bench bench-mbsync install conformance-dovecot matrix readme-matrix determinism expectations
+.PHONY: all run test test-short lint vet fmt docs relaxations-unused bench bench-mbsync install conformance-dovecot matrix readme-matrix determinism expectations engines-matrix
 
 all: lint test
 
@@ -22,6 +22,10 @@ test:
 ## (clients/external/expectations/*.txt; explain every new failure in its note)
 expectations:
 	SYNCHARNESS_UPDATE_EXPECTATIONS=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./harness -ginkgo.label-filter=external-catalog
+
+## engines-matrix: our engine, mbsync and OfflineIMAP side by side on the fake server
+engines-matrix:
+	$(GO) run ./cmd/syncharness matrix --engine go,mbsync,offlineimap --parallel 8 --out docs/engines-matrix.md
 
 ## determinism: every push scenario and 12 generated ones with push steps, each run twice
 ## with the same seed while every core spins: histories and transcripts must be identical
