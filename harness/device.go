@@ -197,12 +197,12 @@ func (d *device) waitQuiet(ctx context.Context) bool {
 	if d.quiet == nil || !d.watching() {
 		return true
 	}
-	lines, last := len(d.proxy.Transcript()), time.Now()
+	lines, last := d.proxy.Lines(), time.Now()
 	for wait := 50 * time.Microsecond; !d.quiet(); wait = min(2*wait, 2*time.Millisecond) {
 		if ctx.Err() != nil {
 			return false
 		}
-		if n := len(d.proxy.Transcript()); n != lines {
+		if n := d.proxy.Lines(); n != lines {
 			lines, last = n, time.Now()
 		} else if time.Since(last) > QuietStall {
 			d.gate.CountFallback()
