@@ -86,10 +86,12 @@ type flagVal struct {
 }
 
 // flagMap holds the allowed values of a message's flags, sorted by name; a flag not listed
-// may only be unset.
+// may only be unset. Names are kept as canonFlag gives them, whatever get and set are
+// given.
 type flagMap []flagVal
 
 func (f flagMap) get(name string) bits {
+	name = canonFlag(name)
 	for _, x := range f {
 		if x.name == name {
 			return x.v
@@ -99,6 +101,7 @@ func (f flagMap) get(name string) bits {
 }
 
 func (f flagMap) set(name string, v bits) flagMap {
+	name = canonFlag(name)
 	out := make(flagMap, 0, len(f)+1)
 	done := false
 	for _, x := range f {
