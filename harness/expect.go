@@ -146,10 +146,18 @@ func labelsOf(mb *clients.Mailbox) []string {
 	return out
 }
 
+// cleanFlags returns flags without \Recent, sorted, keywords in lower case: flag and
+// keyword names are case-insensitive (RFC 3501 §2.3.2), and a device may keep the user's
+// `$Label1` where the server stores `$label1`.
 func cleanFlags(flags []string) []string {
 	var out []string
 	for _, f := range flags {
 		if !strings.EqualFold(f, `\Recent`) {
+			if strings.HasPrefix(f, `\`) && len(f) > 1 {
+				f = strings.ToUpper(f[:2]) + strings.ToLower(f[2:]) // \SEEN is \Seen
+			} else {
+				f = strings.ToLower(f)
+			}
 			out = append(out, f)
 		}
 	}

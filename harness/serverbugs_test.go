@@ -134,6 +134,12 @@ var _ = Describe("The fake server's wire bugs", func() {
 		// fetched show the lie (S13).
 		Entry(nil, "search-lies", "delete_without_uidplus", int64(1), "S13", "memory"),
 		Entry(nil, "search-lies", "delete_without_uidplus", int64(1), "S13", "disk"),
+		// The server lower-cases $Label1: the engine compares keywords without case and
+		// keeps the user's spelling, the checker compares them without case too, so
+		// neither a resend (I8) nor a divergence (I1) is reported, only the renamed
+		// keyword (S12).
+		Entry(nil, "lowercase-keywords", "flags_custom_keywords", int64(1), "S12", "memory"),
+		Entry(nil, "lowercase-keywords", "flags_custom_keywords", int64(1), "S12", "disk"),
 		// Both devices create Projects: the second CREATE gets NO without
 		// [ALREADYEXISTS], LIST shows the mailbox, and the engine carries on.
 		Entry(nil, "create-exists-without-code", "folder_create_same_name", int64(1), "S11", "memory"),
