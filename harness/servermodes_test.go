@@ -284,3 +284,13 @@ var _ = Describe("A server whose IDLE updates come late", func() {
 		Expect(step.Duration).To(BeNumerically(">=", time.Second))
 	})
 })
+
+var _ = Describe("A remote server that takes UIDVALIDITY from the clock", func() {
+	It("is the server's finding when folders swap names, from the harness's reads around the renames", func(ctx SpecContext) {
+		_, addr := modeServer("uidvalidity-clock")
+		t := remoteTarget(harness.RemoteOptions{URL: "imap://alice@" + addr, Password: "pw-for-alice", RunID: "swap"})
+		res := harness.RunScenario(ctx, catalogScenario("folder_swap_names"), harness.Options{Seed: 1, Target: t})
+		Expect(res.Report.Status).To(Equal(reports.ServerFinding), "%s %+v", res.Report.Attribution, res.Report.Failures)
+		Expect(res.Report.Failures).To(ContainElement(SatisfyAll(HaveField("Invariant", "S3"), HaveField("Devices", []string{check.ReadsDevice}))))
+	})
+})

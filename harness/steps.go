@@ -278,9 +278,14 @@ func (r *runner) serverStep(ctx context.Context, st *scenarios.Step, group int) 
 			return fatal(err)
 		}
 	}
+	if folderStep(op.Kind) {
+		r.readAround(ctx, fmt.Sprintf("before line %d", st.Line))
+	}
 	err := r.server.Do(ctx, op)
 	if err != nil {
 		hist.Err = err.Error()
+	} else if folderStep(op.Kind) {
+		r.readAround(ctx, fmt.Sprintf("after line %d", st.Line))
 	}
 	r.record(hist)
 	if errors.Is(err, ErrUnsupported) {
