@@ -78,6 +78,13 @@ func MeasureIdleLatency(ctx context.Context, target Target, limit time.Duration)
 	if err := c.do(fmt.Sprintf("LOGIN %q %q", user, pass)); err != nil {
 		return IdleLatency{}, fmt.Errorf("IDLE latency probe: LOGIN: %w", err)
 	}
+	caps, err := c.untagged("CAPABILITY")
+	if err != nil {
+		return IdleLatency{}, fmt.Errorf("IDLE latency probe: CAPABILITY: %w", err)
+	}
+	if !hasIdle(caps) {
+		return IdleLatency{}, fmt.Errorf("IDLE latency probe: the server does not offer IDLE")
+	}
 	if err := c.do("SELECT INBOX"); err != nil {
 		return IdleLatency{}, fmt.Errorf("IDLE latency probe: SELECT INBOX: %w", err)
 	}
@@ -101,6 +108,9 @@ func MeasureIdleLatency(ctx context.Context, target Target, limit time.Duration)
 		if err != nil {
 			return IdleLatency{}, fmt.Errorf("IDLE latency probe: waiting for EXISTS: %w", err)
 		}
+		if strings.HasPrefix(l, "p9 ") {
+			return IdleLatency{}, fmt.Errorf("IDLE latency probe: IDLE ended: %s", l)
+		}
 		if f := strings.Fields(l); len(f) == 3 && f[0] == "*" && strings.EqualFold(f[2], "EXISTS") {
 			d := time.Since(start)
 			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
@@ -123,23 +133,44 @@ func (c *probeConn) line() (string, error) {
 
 // do sends a command and reads up to its tagged answer, which must be OK.
 func (c *probeConn) do(cmd string) error {
+	_, err := c.untagged(cmd)
+	return err
+}
+
+// untagged sends a command and returns its untagged answers; the tagged one must be OK.
+func (c *probeConn) untagged(cmd string) ([]string, error) {
 	c.n++
 	tag := fmt.Sprintf("p%d", c.n)
 	if _, err := fmt.Fprintf(c.conn, "%s %s\r\n", tag, cmd); err != nil {
-		return err
+		return nil, err
 	}
+	var out []string
 	for {
 		l, err := c.line()
 		if err != nil {
-			return err
+			return out, err
 		}
 		if rest, ok := strings.CutPrefix(l, tag+" "); ok {
 			if !strings.HasPrefix(strings.ToUpper(rest), "OK") {
-				return fmt.Errorf("%s", rest)
+				return out, fmt.Errorf("%s", rest)
 			}
-			return nil
+			return out, nil
+		}
+		out = append(out, l)
+	}
+}
+
+func hasIdle(lines []string) bool {
+	for _, l := range lines {
+		if f := strings.Fields(l); len(f) > 2 && f[0] == "*" && strings.EqualFold(f[1], "CAPABILITY") {
+			for _, c := range f[2:] {
+				if strings.EqualFold(c, "IDLE") {
+					return true
+				}
+			}
 		}
 	}
+	return false
 }
 
 // idleSkip returns why the scenario cannot pass against a server with the measured IDLE
