@@ -785,6 +785,12 @@ func (t *diskTx) Message(id LocalID) (MessageRecord, bool, error) {
 func (t *diskTx) Messages(mailbox string) ([]MessageRecord, error) {
 	var out []MessageRecord
 	err := t.do(false, func(btx *bolt.Tx) error {
+		// Sized from the counts: growing the slice record by record cost more than reading.
+		if v := btx.Bucket(bucketCounts).Get([]byte(mailbox)); v != nil {
+			if c, err := decodeCounts(v); err == nil {
+				out = make([]MessageRecord, 0, c.Records)
+			}
+		}
 		msgs := btx.Bucket(bucketMessages)
 		prefix := append([]byte(mailbox), 0)
 		c := btx.Bucket(bucketByMailbox).Cursor()
