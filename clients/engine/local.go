@@ -521,6 +521,9 @@ func (e *Engine) RenameMailbox(ctx context.Context, old, name string) error {
 		for _, en := range j {
 			changed := false
 			switch {
+			case (en.Op == OpCreateMailbox && en.Mailbox == old || en.Op == OpRenameMailbox && en.Dest == old) &&
+				en.State == EntryInFlight:
+				// The server may have it under the old name already: rename it there too.
 			case en.Op == OpCreateMailbox && en.Mailbox == old:
 				en.Mailbox, changed, merged = name, true, true
 			case en.Op == OpRenameMailbox && en.Dest == old:

@@ -34,7 +34,21 @@ func (r *round) pushMailboxOps(deletes bool) error {
 	return nil
 }
 
+// sendingMailboxOp marks a mailbox creation or rename in flight before it is sent, so that a
+// later local rename never folds into one the server may already have carried out (its
+// answer lost): the server would keep the first name next to the second.
+func (r *round) sendingMailboxOp(en *JournalEntry) error {
+	if en.State == EntryInFlight {
+		return nil
+	}
+	en.State = EntryInFlight
+	return r.update(func(tx Tx) error { return tx.PutJournal(*en) })
+}
+
 func (r *round) pushCreate(en JournalEntry) error {
+	if err := r.sendingMailboxOp(&en); err != nil {
+		return err
+	}
 	err := r.cn.simple("CREATE", en.Mailbox, true, r.cn.c.Create(en.Mailbox, nil))
 	if isNo(err, "") {
 		// Some servers refuse CREATE of an existing mailbox without [ALREADYEXISTS]
@@ -78,17 +92,36 @@ func (r *round) listed(mailbox string) (bool, error) {
 }
 
 func (r *round) pushRename(en JournalEntry) error {
+	if err := r.sendingMailboxOp(&en); err != nil {
+		return err
+	}
 	err := r.cn.simple("RENAME", en.Mailbox, true, r.cn.c.Rename(en.Mailbox, en.Dest, nil))
 	if err != nil && !isFinal(err) {
 		return err
 	}
+	refused := err != nil
 	if err != nil {
 		// The old mailbox is gone (another device deleted or renamed it) or the new name is
 		// taken: the server's state wins; the mailbox list reconciliation takes over.
 		r.e.log.Warn("rename refused; the server's mailboxes win", "from", en.Mailbox, "to", en.Dest, "err", err)
 		r.st.Conflicts++
 	}
-	return r.update(func(tx Tx) error { return tx.DeleteJournal(en.Seq) })
+	return r.update(func(tx Tx) error {
+		// A mailbox created under the old name while that creation was in flight is on the
+		// server now, under the new name (unless the server refused the rename).
+		if refused {
+			return tx.DeleteJournal(en.Seq)
+		}
+		if mb, ok, err := tx.Mailbox(en.Dest); err != nil {
+			return err
+		} else if ok && mb.State == MailboxLocal {
+			mb.State = MailboxSynced
+			if err := tx.PutMailbox(mb); err != nil {
+				return err
+			}
+		}
+		return tx.DeleteJournal(en.Seq)
+	})
 }
 
 func (r *round) pushDelete(en JournalEntry) error {
