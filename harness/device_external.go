@@ -21,14 +21,11 @@ func ExternalDevice(p *external.Profile) DeviceFactory {
 	}
 }
 
-// ExternalNotApplicable are the invariants that need a device's sync state (UIDs, journal,
-// watermarks), which an external engine does not show: for its devices the checker reports
-// them as not applicable, never as passed (DESIGN.md, harness/check).
-var ExternalNotApplicable = []string{"I2", "I9", "I10"}
-
 // RunAllSkipping is RunAll, except that a scenario for which skip gives a reason is not run
 // but reported as skipped with that reason (an external engine's unclaimed features, see
-// ExternalSkip). Results keep the order of list.
+// ExternalSkip). Results keep the order of list. As with RunScenario, the checks that need
+// an engine's sync state (I2, I9, I10, I11), which an external device does not show, are
+// in each report's NotApplicable, never passed.
 func RunAllSkipping(ctx context.Context, list []*scenarios.Scenario, opts RunOptions, skip func(*scenarios.Scenario) string) (*reports.Run, []*Result) {
 	var torun []*scenarios.Scenario
 	reasons := make([]string, len(list))
@@ -58,9 +55,6 @@ func RunAllSkipping(ctx context.Context, list []*scenarios.Scenario, opts RunOpt
 				break // the run was cancelled
 			}
 			res, ran = ran[0], ran[1:]
-			if res != nil && res.Report.Status != reports.Skipped && res.Report.Status != reports.Errored {
-				res.Report.NotApplicable = ExternalNotApplicable
-			}
 		}
 		if res == nil {
 			continue

@@ -81,6 +81,40 @@ var _ = Describe("External engines through engine profiles", Label("external"), 
 		Expect(results[0].Report.NotApplicable).To(Equal([]string{"I2", "I9", "I10"}))
 	})
 
+	It("reports them as not applicable on every path, and I11 too where a UIDVALIDITY change requires a quarantine", func(ctx SpecContext) {
+		p := externalProfile("mbsync")
+		opts := externalOptions(p)
+		// RunScenario, as explore calls it, and RunAll without skips.
+		res := harness.RunScenario(ctx, catalogScenario("flags_concurrent_read"), opts)
+		Expect(res.Report.Status).To(Equal(reports.Passed))
+		Expect(res.Report.NotApplicable).To(Equal([]string{"I2", "I9", "I10"}))
+		_, results := harness.RunAll(ctx, []*scenarios.Scenario{catalogScenario("delete_beats_flag")}, harness.RunOptions{Options: opts})
+		Expect(results[0].Report.NotApplicable).To(Equal([]string{"I2", "I9", "I10"}))
+
+		scn, err := scenarios.Parse("reset.scn", []byte(`# reset
+devices phone laptop
+deliver INBOX m1 m2 m3
+sync
+server uidvalidity-reset INBOX
+server expunge INBOX m2
+sync
+`))
+		Expect(err).NotTo(HaveOccurred())
+		res = harness.RunScenario(ctx, scn, opts)
+		// mbsync refuses the changed folder (its expectations' F1): failed, yet I11 is
+		// not judged, neither passed nor failed.
+		Expect(res.Report.Status).To(Equal(reports.Failed))
+		Expect(res.Report.NotApplicable).To(ConsistOf("I2", "I9", "I10", "I11"))
+		for _, f := range res.Report.Failures {
+			Expect(f.Invariant).NotTo(BeElementOf("I2", "I9", "I10", "I11"))
+		}
+
+		// The syncharness engine shows its state: everything is judged.
+		res = harness.RunScenario(ctx, scn, harness.Options{Seed: 1})
+		Expect(res.Report.Status).To(Equal(reports.Passed))
+		Expect(res.Report.NotApplicable).To(BeEmpty())
+	})
+
 	It("kills the engine with SIGKILL where the proxy cuts its connection, and it recovers on the next run", func(ctx SpecContext) {
 		p := externalProfile("mbsync")
 		scn, err := scenarios.Parse("crash.scn", []byte(`# crash

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -79,6 +80,7 @@ type runner struct {
 	states   []reports.StateSnapshot
 	final    *reports.StateTable // after settling, for reports
 	relied   []check.Relaxation  // the relaxations the checker's verdict needed
+	notAppl  []string            // the invariants the checker could not judge on these devices
 	reads    []check.ServerRead  // the harness's own reads of the server
 }
 
@@ -157,6 +159,9 @@ func RunScenario(ctx context.Context, scn *scenarios.Scenario, opts Options) *Re
 	// Every scenario that got to its end shows its final state, passed ones too: what
 	// happened is worth seeing without writing a wrong expect line to learn it.
 	rep.FinalState = r.final
+	// The checks the devices could not show the state for (an external engine's I2, I9,
+	// I10, I11) are neither passed nor failed, whatever the verdict.
+	rep.NotApplicable = r.notAppl
 	if rep.Status == reports.Passed {
 		for _, x := range r.relied {
 			rep.Relaxations = append(rep.Relaxations, reports.Relaxation{ID: x.ID, Name: x.Name, Kind: string(x.Kind)})
@@ -358,6 +363,9 @@ func (r *runner) finish(ctx context.Context) error {
 	r.final = finalState(in.Devices, in.Server, check.ExpectedUnder(in, r.opts.Policies))
 	for _, res := range results {
 		if res.NotApplicable {
+			if !slices.Contains(r.notAppl, res.Invariant) {
+				r.notAppl = append(r.notAppl, res.Invariant)
+			}
 			continue
 		}
 		r.fail(reports.Failure{

@@ -31,6 +31,7 @@ var htmlTemplate = template.Must(template.New("report.html.tmpl").Funcs(template
 	"dur":   htmlDuration,
 	"flags": formatFlags,
 	"add":   func(a, b int) int { return a + b },
+	"join":  strings.Join,
 }).ParseFS(htmlFiles, "html/report.html.tmpl"))
 
 // WriteHTML writes r as one self-contained HTML page: CSS and script inline, no reference to

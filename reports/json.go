@@ -65,6 +65,8 @@ type jsonScenario struct {
 	FinalState *jsonStateTable `json:"final_state,omitempty"`
 	// Relaxations the outcome of a passed scenario needed.
 	Relaxations []jsonRelaxation `json:"relaxations,omitempty"`
+	// NotApplicable are the invariants the devices could not show the state for.
+	NotApplicable []string `json:"not_applicable,omitempty"`
 }
 
 type jsonRelaxation struct {
@@ -256,23 +258,24 @@ func toJSONRun(r *Run) *jsonRun {
 
 func toJSONScenario(s *Scenario) *jsonScenario {
 	js := &jsonScenario{
-		Name:        s.Name,
-		File:        s.File,
-		Category:    s.Category,
-		Description: s.Description,
-		Status:      s.Status,
-		SkipReason:  s.SkipReason,
-		Error:       s.Error,
-		Attribution: s.Attribution,
-		Seed:        s.Seed,
-		DurationMS:  millis(s.Duration),
-		Relaxations: toJSONRelaxations(s.Relaxations),
-		Devices:     strs(s.Devices),
-		Steps:       make([]jsonStep, 0, len(s.Steps)),
-		Failures:    make([]jsonFailure, 0, len(s.Failures)),
-		Reproduce:   s.Reproduce,
-		Transcript:  make([]jsonTranscript, 0, len(s.Transcript)),
-		Source:      s.Source,
+		Name:          s.Name,
+		File:          s.File,
+		Category:      s.Category,
+		Description:   s.Description,
+		Status:        s.Status,
+		SkipReason:    s.SkipReason,
+		Error:         s.Error,
+		Attribution:   s.Attribution,
+		Seed:          s.Seed,
+		DurationMS:    millis(s.Duration),
+		Relaxations:   toJSONRelaxations(s.Relaxations),
+		NotApplicable: nilIfEmpty(s.NotApplicable),
+		Devices:       strs(s.Devices),
+		Steps:         make([]jsonStep, 0, len(s.Steps)),
+		Failures:      make([]jsonFailure, 0, len(s.Failures)),
+		Reproduce:     s.Reproduce,
+		Transcript:    make([]jsonTranscript, 0, len(s.Transcript)),
+		Source:        s.Source,
 	}
 	for _, st := range s.Steps {
 		js.Steps = append(js.Steps, jsonStep{
@@ -415,20 +418,21 @@ func toJSONRelaxations(rs []Relaxation) []jsonRelaxation {
 
 func fromJSONScenario(js *jsonScenario) *Scenario {
 	s := &Scenario{
-		Name:        js.Name,
-		File:        js.File,
-		Category:    js.Category,
-		Description: js.Description,
-		Status:      js.Status,
-		SkipReason:  js.SkipReason,
-		Error:       js.Error,
-		Attribution: js.Attribution,
-		Seed:        js.Seed,
-		Duration:    time.Duration(js.DurationMS),
-		Relaxations: fromJSONRelaxations(js.Relaxations),
-		Devices:     nilIfEmpty(js.Devices),
-		Reproduce:   js.Reproduce,
-		Source:      js.Source,
+		Name:          js.Name,
+		File:          js.File,
+		Category:      js.Category,
+		Description:   js.Description,
+		Status:        js.Status,
+		SkipReason:    js.SkipReason,
+		Error:         js.Error,
+		Attribution:   js.Attribution,
+		Seed:          js.Seed,
+		Duration:      time.Duration(js.DurationMS),
+		Relaxations:   fromJSONRelaxations(js.Relaxations),
+		NotApplicable: nilIfEmpty(js.NotApplicable),
+		Devices:       nilIfEmpty(js.Devices),
+		Reproduce:     js.Reproduce,
+		Source:        js.Source,
 	}
 	for _, st := range js.Steps {
 		s.Steps = append(s.Steps, Step{

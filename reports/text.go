@@ -101,7 +101,7 @@ func (t *textWriter) scenario(s *Scenario) {
 	name := clean(scenarioName(s))
 	switch s.Status {
 	case Passed:
-		t.printf("%s %s (%s)\n", p.pass("PASS"), name, seconds(s.Duration))
+		t.printf("%s %s (%s)%s\n", p.pass("PASS"), name, seconds(s.Duration), t.notApplicable(s.NotApplicable))
 		if t.verbose {
 			t.relaxations(s.Relaxations)
 			t.finalState(s.FinalState)
@@ -139,6 +139,9 @@ func (t *textWriter) scenario(s *Scenario) {
 	}
 	for _, f := range s.Failures {
 		t.failure(f)
+	}
+	if na := t.notApplicable(s.NotApplicable); na != "" {
+		t.printf(" %s\n", na)
 	}
 	if t.verbose && len(s.Steps) > 0 {
 		t.steps(s.Steps)
@@ -463,6 +466,15 @@ func plural(n int, one, many string) string {
 
 // relaxations writes "  accepted under R15 fold-moves, R14 rescue-to-inbox (policy)": what
 // the checker's model needed to accept a passed scenario's outcome.
+// notApplicable is " not applicable: I2, I9, I10" for the checks the devices could not
+// show the state for, "" when there are none.
+func (t *textWriter) notApplicable(ids []string) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	return " " + t.p.dim("not applicable: "+clean(strings.Join(ids, ", ")))
+}
+
 func (t *textWriter) relaxations(rs []Relaxation) {
 	if len(rs) == 0 {
 		return
