@@ -40,6 +40,8 @@ var _ = Describe("errors and hostile server data", func() {
 		Entry("LIST", "LIST", "BAD no", "LIST"),
 	)
 
+	// Both devices forgot m2's UID when it was deleted: n1 under it is a new message to them,
+	// not a UID re-used for other content (reuse_test.go has the device that still knows it).
 	It("fetches a message whose UID appears below the saved UIDNEXT", func() {
 		do(laptop, clients.Action{Kind: clients.ActDelete, Mailbox: "INBOX", Labels: []string{"m2"}})
 		settle(laptop, phone)

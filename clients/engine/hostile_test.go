@@ -256,7 +256,10 @@ func DescribeHostileServer(kind storeKind) bool {
 					Add: true, Flags: []string{`\Flagged`}})).To(Succeed())
 				m3 = fmt.Sprintf("UID %d ", w.uid("INBOX", "m3"))
 			})
-			flagScan := func(cmd string) bool { return strings.Contains(cmd, "UID FETCH 1:* (UID FLAGS)") }
+			// go-imap lists the items asked in any order.
+			flagScan := func(cmd string) bool {
+				return strings.Contains(cmd, "UID FETCH 1:* (") && strings.Contains(cmd, "FLAGS") && !strings.Contains(cmd, "BODY")
+			}
 			final := []string{"Archive:", `INBOX: m1 m2[\Flagged] m3`}
 
 			It("takes a FETCH answer short of EXISTS for an error, not for expunges", func() {

@@ -79,6 +79,7 @@ type scanPlan struct {
 	copies       map[LocalID]bool // in-flight appends that are local copies
 	msgs         []*serverMsg     // new server messages
 	headersOnly  bool
+	suspects     []uint32 // known UIDs whose size or internal date differ from the record (checkReused)
 }
 
 func (p *scanPlan) has(uid uint32) bool {
@@ -252,6 +253,7 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 		}
 		for _, b := range bufs {
 			p.serverFlags[uint32(b.UID)] = ParseFlags(flagStrings(b.Flags))
+			p.noteIdentity(uint32(b.UID), uint32(b.RFC822Size), unixOrZero(b.InternalDate))
 		}
 		uids, err := r.cn.search(name, &imap.SearchCriteria{})
 		if err != nil {
@@ -271,11 +273,14 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 			p.present[uint32(u)] = true
 		}
 	default:
-		flags, err := r.cn.fetchFlags(name, len(p.known))
+		flags, err := r.cn.fetchFlags(name, len(p.known), p.noteIdentity)
 		if err != nil {
 			return nil, err
 		}
 		p.serverFlags, p.flagsAll = flags, true
+	}
+	if err := r.checkReused(p); err != nil {
+		return nil, err
 	}
 
 	watermark := p.mb.UIDNext
