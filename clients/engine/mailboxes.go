@@ -65,16 +65,22 @@ func (r *round) pushCreate(en JournalEntry) error {
 		return err
 	}
 	return r.update(func(tx Tx) error {
-		if mb, ok, err := tx.Mailbox(en.Mailbox); err != nil {
+		if err := onServer(tx, en.Mailbox); err != nil {
 			return err
-		} else if ok && mb.State == MailboxLocal {
-			mb.State = MailboxSynced
-			if err := tx.PutMailbox(mb); err != nil {
-				return err
-			}
 		}
 		return tx.DeleteJournal(en.Seq)
 	})
+}
+
+// onServer marks a local mailbox that its CREATE (or a RENAME) has put on the server as
+// synced; any other record is left as it is.
+func onServer(tx Tx, name string) error {
+	mb, ok, err := tx.Mailbox(name)
+	if err != nil || !ok || mb.State != MailboxLocal {
+		return err
+	}
+	mb.State = MailboxSynced
+	return tx.PutMailbox(mb)
 }
 
 // listed reports whether LIST shows mailbox as one that can hold messages.
@@ -109,14 +115,8 @@ func (r *round) pushRename(en JournalEntry) error {
 	return r.update(func(tx Tx) error {
 		// A mailbox created under the old name while that creation was in flight is on the
 		// server now, under the new name (unless the server refused the rename).
-		if refused {
-			return tx.DeleteJournal(en.Seq)
-		}
-		if mb, ok, err := tx.Mailbox(en.Dest); err != nil {
-			return err
-		} else if ok && mb.State == MailboxLocal {
-			mb.State = MailboxSynced
-			if err := tx.PutMailbox(mb); err != nil {
+		if !refused {
+			if err := onServer(tx, en.Dest); err != nil {
 				return err
 			}
 		}
