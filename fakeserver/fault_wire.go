@@ -1,7 +1,6 @@
 package fakeserver
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"regexp"
@@ -95,7 +94,9 @@ func (s *Server) wrapBugs(nc net.Conn) net.Conn {
 	if len(on) == 0 {
 		return nc
 	}
-	return &bugConn{Conn: nc, srv: s, on: on, cmds: map[string]bugCmd{}, fail: map[string]string{}, flags: map[uint32][]string{}}
+	c := &bugConn{srv: s, on: on, cmds: map[string]bugCmd{}, fail: map[string]string{}, flags: map[uint32][]string{}}
+	c.lineConn = lineConn{Conn: nc, client: c.clientLine, server: c.serverLine}
+	return c
 }
 
 type bugCmd struct {
@@ -107,18 +108,9 @@ type bugCmd struct {
 // bugConn rewrites one connection's IMAP stream. Lines are rewritten whole; literals pass
 // through untouched.
 type bugConn struct {
-	net.Conn
+	lineConn
 	srv *Server
 	on  map[string]bool
-
-	rmu  sync.Mutex
-	rin  []byte // read from the client, not yet parsed
-	rout []byte // parsed, not yet returned
-	rlit int    // literal bytes still to pass from the client
-
-	wmu  sync.Mutex
-	win  []byte
-	wlit int
 
 	mu        sync.Mutex
 	cmds      map[string]bugCmd
@@ -130,64 +122,6 @@ type bugConn struct {
 	lastFetch string                         // tag of the UID FETCH whose first FETCH was rewritten
 	lastTag   string                         // the command sent last
 	selected  string                         // the selected mailbox (no-copy-within-mailbox)
-}
-
-var literalEnd = regexp.MustCompile(`\{(\d+)\+?\}$`)
-
-func (c *bugConn) Read(p []byte) (int, error) {
-	c.rmu.Lock()
-	defer c.rmu.Unlock()
-	for len(c.rout) == 0 {
-		buf := make([]byte, 32<<10)
-		n, err := c.Conn.Read(buf)
-		c.rin = append(c.rin, buf[:n]...)
-		c.rout = c.stream(c.rout, &c.rin, &c.rlit, c.clientLine)
-		if err != nil && len(c.rout) == 0 {
-			return 0, err
-		}
-	}
-	n := copy(p, c.rout)
-	c.rout = c.rout[n:]
-	return n, nil
-}
-
-func (c *bugConn) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.win = append(c.win, p...)
-	out := c.stream(nil, &c.win, &c.wlit, c.serverLine)
-	if len(out) > 0 {
-		if _, err := c.Conn.Write(out); err != nil {
-			return 0, err
-		}
-	}
-	return len(p), nil
-}
-
-// stream moves complete lines (rewritten by line) and literals from in to out.
-func (c *bugConn) stream(out []byte, in *[]byte, lit *int, line func(string) string) []byte {
-	for len(*in) > 0 {
-		if *lit > 0 {
-			n := min(*lit, len(*in))
-			out = append(out, (*in)[:n]...)
-			*in, *lit = (*in)[n:], *lit-n
-			continue
-		}
-		i := bytes.Index(*in, []byte("\r\n"))
-		if i < 0 {
-			break
-		}
-		l := string((*in)[:i])
-		*in = (*in)[i+2:]
-		if m := literalEnd.FindStringSubmatch(l); m != nil {
-			*lit, _ = strconv.Atoi(m[1])
-			out = append(out, l...)
-		} else {
-			out = append(out, line(l)...)
-		}
-		out = append(out, "\r\n"...)
-	}
-	return out
 }
 
 func splitCommand(l string) (tag, verb, args string) {

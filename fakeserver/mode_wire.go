@@ -1,11 +1,9 @@
 package fakeserver
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 )
@@ -24,7 +22,9 @@ func (s *Server) wrapModes(nc net.Conn) net.Conn {
 	if !s.wireModes() {
 		return nc
 	}
-	return &modeConn{Conn: nc, srv: s, tags: map[string]modeCmd{}}
+	c := &modeConn{srv: s, tags: map[string]modeCmd{}}
+	c.lineConn = lineConn{Conn: nc, client: c.clientLine, server: c.serverLine}
+	return c
 }
 
 type modeCmd struct {
@@ -37,77 +37,12 @@ type modeCmd struct {
 
 // modeConn rewrites one connection's stream for the server modes.
 type modeConn struct {
-	net.Conn
+	lineConn
 	srv *Server
-
-	rmu  sync.Mutex
-	rin  []byte
-	rout []byte
-	rlit int
-
-	wmu  sync.Mutex
-	win  []byte
-	wlit int
 
 	mu   sync.Mutex
 	user string
 	tags map[string]modeCmd
-}
-
-func (c *modeConn) Read(p []byte) (int, error) {
-	c.rmu.Lock()
-	defer c.rmu.Unlock()
-	for len(c.rout) == 0 {
-		buf := make([]byte, 32<<10)
-		n, err := c.Conn.Read(buf)
-		c.rin = append(c.rin, buf[:n]...)
-		c.rout = streamLines(c.rout, &c.rin, &c.rlit, c.clientLine)
-		if err != nil && len(c.rout) == 0 {
-			return 0, err
-		}
-	}
-	n := copy(p, c.rout)
-	c.rout = c.rout[n:]
-	return n, nil
-}
-
-func (c *modeConn) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.win = append(c.win, p...)
-	out := streamLines(nil, &c.win, &c.wlit, c.serverLine)
-	if len(out) > 0 {
-		if _, err := c.Conn.Write(out); err != nil {
-			return 0, err
-		}
-	}
-	return len(p), nil
-}
-
-// streamLines moves complete lines (rewritten by line) and literals from in to out.
-func streamLines(out []byte, in *[]byte, lit *int, line func(string) string) []byte {
-	for len(*in) > 0 {
-		if *lit > 0 {
-			n := min(*lit, len(*in))
-			out = append(out, (*in)[:n]...)
-			*in, *lit = (*in)[n:], *lit-n
-			continue
-		}
-		i := bytes.Index(*in, []byte("\r\n"))
-		if i < 0 {
-			break
-		}
-		l := string((*in)[:i])
-		*in = (*in)[i+2:]
-		if m := literalEnd.FindStringSubmatch(l); m != nil {
-			*lit, _ = strconv.Atoi(m[1])
-			out = append(out, l...)
-		} else {
-			out = append(out, line(l)...)
-		}
-		out = append(out, "\r\n"...)
-	}
-	return out
 }
 
 // modeUser returns the account the connection logged in as, or the only account.
