@@ -9,51 +9,73 @@ import (
 	"github.com/syncharness/syncharness/clients"
 )
 
-// round is the state of one Sync round.
+// round is the state of one Sync round. Its maps live for the round only; each is written
+// by the steps named in its group (round.go has the order in which they run) and read by
+// the later steps named with it. Nothing of it is shared between goroutines.
 type round struct {
 	e   *Engine
 	ctx context.Context
 	st  *clients.SyncStats
 	cn  *conn
 
+	// Written by the push steps (push_*.go), read by the same steps or by the scan.
+
+	// blocked lists mailboxes whose UIDVALIDITY changed: nothing is pushed there until the
+	// scan has re-matched their messages. Written and read by selectForPush and staleUIDs.
+	blocked map[string]bool
+	// marked lists deleted records whose UID this round marked \Deleted: if they vanished
+	// before our EXPUNGE (moved), only a copy still marked \Deleted is theirs. Written by
+	// pushDeletes, read by commitScan.
+	marked map[LocalID]bool
+	// moveEcho holds, for moves without MOVE left in flight for the scan to find, the
+	// original's flags as the expunge's STORE saw them. Written by pushMoves, read by
+	// adoptMoveIn.
+	moveEcho map[LocalID]Flags
+	// located holds the server flags of messages found by locate. Written by locate, read
+	// by adoptAppended.
+	located map[LocalID]Flags
+
+	// Written by the reconciliation of mailboxes (mailboxes.go), read by the scan.
+
+	// replaced lists mailboxes whose name another mailbox took (MAILBOXID changed): the
+	// old one's records are in the vanished pool (replacedMailboxes). Written by
+	// reconcileMailboxes, read by prepareScan.
+	replaced map[string]bool
+
+	// Written by the scan (scan.go), read by the scan and by finishVanished.
+
+	// fresh is set when the replica holds no server message yet (a first sync). Written by
+	// scanAll, read by prepareScan.
+	fresh bool
+	// scanned holds what the scan's SELECT of each mailbox said, so that the end of the
+	// round can tell whether mail moved behind it. Written by prepareScan, read by
+	// movedDuringScan.
+	scanned map[string]*imap.SelectData
 	// vanished holds records whose UID disappeared from their mailbox (or whose mailbox
 	// disappeared) this round. A new server message elsewhere that is the same message
 	// adopts the record (someone moved it); whatever is left at the end is deleted.
+	// Written by prepareScan, strand, commitScan, adoptMoveIn and finishVanished; read by
+	// movedCopy and movedDuringScan too.
 	vanished map[LocalID]MessageRecord
 	// orphans marks the vanished records that had UIDs of a replaced UIDVALIDITY: found
-	// nowhere, they are quarantined instead of deleted.
+	// nowhere, they are quarantined instead of deleted. Written by prepareScan, read by
+	// adoptMoveIn, finishVanished and movedDuringScan.
 	orphans map[LocalID]bool
-	// marked lists deleted records whose UID this round marked \Deleted: if they vanished
-	// before our EXPUNGE (moved), only a copy still marked \Deleted is theirs.
-	marked map[LocalID]bool
-	// located holds the server flags of messages found by locate.
-	located map[LocalID]Flags
+	// quarantined holds the quarantined records the scan came across: a message that turns
+	// up again (moved while its mailbox's UIDVALIDITY changed) is adopted back. Written by
+	// prepareScan, read and emptied by commitScan.
+	quarantined map[LocalID]MessageRecord
 	// created lists the records made from new server messages this round, so that a
 	// vanished record found after its new copy was downloaded can still be recognised.
+	// Written by commitScan, read by finishVanished.
 	created []MessageRecord
-	// blocked lists mailboxes whose UIDVALIDITY changed: nothing is pushed there until the
-	// scan has re-matched their messages.
-	blocked map[string]bool
-	// replaced lists mailboxes whose name another mailbox took (MAILBOXID changed): the
-	// old one's records are in the vanished pool (replacedMailboxes).
-	replaced map[string]bool
-	// fresh is set when the replica holds no server message yet (a first sync).
-	fresh bool
-	// quarantined holds the quarantined records the scan came across: a message that turns
-	// up again (moved while its mailbox's UIDVALIDITY changed) is adopted back.
-	quarantined map[LocalID]MessageRecord
-	// settleValidity holds the new UIDVALIDITY of mailboxes whose orphans finishVanished
-	// settles: only then is it recorded.
-	settleValidity map[string]uint32
-	// moveEcho holds, for moves without MOVE left in flight for the scan to find, the
-	// original's flags as the expunge's STORE saw them.
-	moveEcho map[LocalID]Flags
-	// scanned holds what the scan's SELECT of each mailbox said, so that the end of the
-	// round can tell whether mail moved behind it (movedDuringScan).
-	scanned map[string]*imap.SelectData
 	// movedOut marks orphans whose move in flight the scan finished in their destination
-	// before their source was matched again: the source's match is the original, to expunge.
+	// before their source was matched again: the source's match is the original, to
+	// expunge. Written by adoptMoveIn, read by commitScan.
 	movedOut map[LocalID]bool
+	// settleValidity holds the new UIDVALIDITY of mailboxes whose orphans finishVanished
+	// settles: only then is it recorded. Written by commitScan, read by finishVanished.
+	settleValidity map[string]uint32
 }
 
 func newRound(ctx context.Context, e *Engine, st *clients.SyncStats) *round {
