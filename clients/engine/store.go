@@ -43,6 +43,11 @@ type Tx interface {
 	Message(id LocalID) (MessageRecord, bool, error)
 	// Messages returns the records whose Mailbox is mailbox, sorted by local id.
 	Messages(mailbox string) ([]MessageRecord, error)
+	// MessagesByUID returns the records whose Mailbox is mailbox and whose UID is uid (not
+	// 0), sorted by local id: one at most while the records follow one UIDVALIDITY, more
+	// while records of an old one keep their UIDs (orphans, quarantined). The store keeps
+	// an index, so a lookup costs the same however large the mailbox.
+	MessagesByUID(mailbox string, uid uint32) ([]MessageRecord, error)
 	// AllMessages returns every message record, sorted by local id.
 	AllMessages() ([]MessageRecord, error)
 	// Counts returns the tallies of the records whose Mailbox (or MoveTo) is mailbox. The

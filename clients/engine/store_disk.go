@@ -76,15 +76,16 @@ var (
 	bucketBodies    = []byte("bodies")    // be64(id) → Maildir key
 	bucketJournal   = []byte("journal")   // be64(seq) → JSON JournalEntry
 	bucketCounts    = []byte("counts")    // mailbox → MessageCounts as four uvarints
+	bucketByUID     = []byte("byuid")     // mailbox NUL be32(uid) be64(id) → "", for UID != 0
 
 	keyNextID  = []byte("next-id")
 	keyNextSeq = []byte("next-seq")
 	keyFormat  = []byte("format")
 )
 
-// diskFormat is the version of the on-disk layout. Format 1 had no counts; opening it
-// adds them.
-const diskFormat = 2
+// diskFormat is the version of the on-disk layout. Format 1 had no counts, format 2 no
+// UID index; opening either adds what it lacks.
+const diskFormat = 3
 
 // cleanMarker is the file whose presence says the last Close left nothing to tidy.
 const cleanMarker = "clean"
@@ -168,7 +169,7 @@ func syncDir(dir string) error {
 	return err
 }
 
-var diskBuckets = [][]byte{bucketMeta, bucketMailboxes, bucketMessages, bucketByMailbox, bucketBodies, bucketJournal, bucketCounts}
+var diskBuckets = [][]byte{bucketMeta, bucketMailboxes, bucketMessages, bucketByMailbox, bucketBodies, bucketJournal, bucketCounts, bucketByUID}
 
 // init creates the buckets and checks the format. A store already set up is only read.
 func (s *DiskStore) init() error {
@@ -202,8 +203,13 @@ func (s *DiskStore) init() error {
 			switch got := decodeU64(v); got {
 			case diskFormat:
 				return nil
-			case 1:
-				if err := rebuildCounts(btx); err != nil {
+			case 1, 2:
+				if got == 1 {
+					if err := rebuildCounts(btx); err != nil {
+						return err
+					}
+				}
+				if err := rebuildUIDIndex(btx); err != nil {
 					return err
 				}
 				return meta.Put(keyFormat, be64(diskFormat))
@@ -254,6 +260,18 @@ func rebuildCounts(btx *bolt.Tx) error {
 		}
 	}
 	return nil
+}
+
+// rebuildUIDIndex indexes every message record that has a UID.
+func rebuildUIDIndex(btx *bolt.Tx) error {
+	idx := btx.Bucket(bucketByUID)
+	return btx.Bucket(bucketMessages).ForEach(func(_, v []byte) error {
+		m, err := decodeMessage(v)
+		if err != nil || m.UID == 0 {
+			return err
+		}
+		return idx.Put(uidKey(m.Mailbox, m.UID, m.ID), nil)
+	})
 }
 
 func encodeCounts(c MessageCounts) []byte {
@@ -814,6 +832,33 @@ func (t *diskTx) Messages(mailbox string) ([]MessageRecord, error) {
 	return out, err
 }
 
+func (t *diskTx) MessagesByUID(mailbox string, uid uint32) ([]MessageRecord, error) {
+	out := []MessageRecord{}
+	if uid == 0 {
+		return out, nil
+	}
+	err := t.do(false, func(btx *bolt.Tx) error {
+		msgs := btx.Bucket(bucketMessages)
+		prefix := uidKey(mailbox, uid, 0)
+		prefix = prefix[:len(prefix)-8]
+		c := btx.Bucket(bucketByUID).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			id := k[len(prefix):]
+			v := msgs.Get(id)
+			if v == nil {
+				return fmt.Errorf("engine: disk store: UID index of %q names missing message %d", mailbox, decodeU64(id))
+			}
+			m, err := decodeMessage(v)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	return out, err
+}
+
 func (t *diskTx) AllMessages() ([]MessageRecord, error) {
 	out := []MessageRecord{}
 	err := t.do(false, func(btx *bolt.Tx) error {
@@ -866,7 +911,7 @@ func (t *diskTx) PutMessage(m MessageRecord) error {
 		if next := decodeU64(btx.Bucket(bucketMeta).Get(keyNextID)); m.ID == 0 || uint64(m.ID) >= next {
 			return fmt.Errorf("engine: store: put message with unallocated id %d", m.ID)
 		}
-		msgs, idx := btx.Bucket(bucketMessages), btx.Bucket(bucketByMailbox)
+		msgs, idx, byUID := btx.Bucket(bucketMessages), btx.Bucket(bucketByMailbox), btx.Bucket(bucketByUID)
 		key := be64(uint64(m.ID))
 		var prev MessageRecord
 		old := msgs.Get(key)
@@ -880,12 +925,22 @@ func (t *diskTx) PutMessage(m MessageRecord) error {
 					return err
 				}
 			}
+			if prev.UID != 0 && (prev.Mailbox != m.Mailbox || prev.UID != m.UID) {
+				if err := byUID.Delete(uidKey(prev.Mailbox, prev.UID, m.ID)); err != nil {
+					return err
+				}
+			}
 		}
 		if err := adjustCounts(btx, prev, old != nil, m, true); err != nil {
 			return err
 		}
 		if err := idx.Put(indexKey(m.Mailbox, m.ID), nil); err != nil {
 			return err
+		}
+		if m.UID != 0 {
+			if err := byUID.Put(uidKey(m.Mailbox, m.UID, m.ID), nil); err != nil {
+				return err
+			}
 		}
 		return msgs.Put(key, v)
 	})
@@ -906,6 +961,11 @@ func (t *diskTx) DeleteMessage(id LocalID) error {
 			}
 			if err := btx.Bucket(bucketByMailbox).Delete(indexKey(prev.Mailbox, id)); err != nil {
 				return err
+			}
+			if prev.UID != 0 {
+				if err := btx.Bucket(bucketByUID).Delete(uidKey(prev.Mailbox, prev.UID, id)); err != nil {
+					return err
+				}
 			}
 			if err := adjustCounts(btx, prev, true, MessageRecord{}, false); err != nil {
 				return err
@@ -1172,6 +1232,14 @@ func indexKey(mailbox string, id LocalID) []byte {
 	k := make([]byte, 0, len(mailbox)+9)
 	k = append(k, mailbox...)
 	k = append(k, 0)
+	return binary.BigEndian.AppendUint64(k, uint64(id))
+}
+
+func uidKey(mailbox string, uid uint32, id LocalID) []byte {
+	k := make([]byte, 0, len(mailbox)+13)
+	k = append(k, mailbox...)
+	k = append(k, 0)
+	k = binary.BigEndian.AppendUint32(k, uid)
 	return binary.BigEndian.AppendUint64(k, uint64(id))
 }
 

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +15,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/syncharness/syncharness/clients"
 	"github.com/syncharness/syncharness/clients/engine"
@@ -322,6 +324,40 @@ var _ = Describe("The disk store", func() {
 		openDisk(dir)
 		Expect(stray).NotTo(BeAnExistingFile())
 		Expect(bodyFiles(dir, "cur")).To(HaveLen(2))
+	})
+
+	It("upgrades a store of format 2 (no UID index) on open, indexing every record with a UID", func() {
+		a := addMessage(s, "INBOX", "a")
+		b := addMessage(s, "Archive", "b")
+		Expect(s.Close()).To(Succeed())
+		db, err := bolt.Open(filepath.Join(dir, "state.db"), 0o600, nil)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(db.Update(func(btx *bolt.Tx) error {
+			if err := btx.DeleteBucket([]byte("byuid")); err != nil {
+				return err
+			}
+			return btx.Bucket([]byte("meta")).Put([]byte("format"), binary.BigEndian.AppendUint64(nil, 2))
+		})).To(Succeed())
+		Expect(db.Close()).To(Succeed())
+
+		s2 := openDisk(dir)
+		Expect(s2.View(func(tx engine.Tx) error {
+			for mailbox, id := range map[string]engine.LocalID{"INBOX": a, "Archive": b} {
+				got, err := tx.MessagesByUID(mailbox, uint32(id))
+				Expect(err).NotTo(HaveOccurred())
+				Expect(got).To(HaveLen(1), mailbox)
+				Expect(got[0].ID).To(Equal(id))
+			}
+			return nil
+		})).To(Succeed())
+		Expect(s2.Close()).To(Succeed())
+		db, err = bolt.Open(filepath.Join(dir, "state.db"), 0o600, nil)
+		Expect(err).NotTo(HaveOccurred())
+		defer db.Close()
+		Expect(db.View(func(btx *bolt.Tx) error {
+			Expect(btx.Bucket([]byte("meta")).Get([]byte("format"))).To(Equal(binary.BigEndian.AppendUint64(nil, 3)))
+			return nil
+		})).To(Succeed())
 	})
 
 	It("reports a body whose file is gone as missing", func() {

@@ -22,6 +22,7 @@ type MemoryStore struct {
 	mailboxes map[string]MailboxRecord
 	messages  map[LocalID]*MessageRecord
 	byMailbox map[string]map[LocalID]struct{}
+	byUID     map[uidSlot]map[LocalID]struct{} // records with a UID, by mailbox and UID
 	bodies    map[LocalID][]byte
 	journal   map[uint64]JournalEntry
 	nextID    LocalID
@@ -30,12 +31,39 @@ type MemoryStore struct {
 
 var _ Store = (*MemoryStore)(nil)
 
+// uidSlot is where a UID belongs: a mailbox and the UID.
+type uidSlot struct {
+	mailbox string
+	uid     uint32
+}
+
+// indexAdd adds id to the set at k of idx.
+func indexAdd[K comparable](idx map[K]map[LocalID]struct{}, k K, id LocalID) {
+	set := idx[k]
+	if set == nil {
+		set = map[LocalID]struct{}{}
+		idx[k] = set
+	}
+	set[id] = struct{}{}
+}
+
+// indexRemove removes id from the set at k of idx, and the set once empty.
+func indexRemove[K comparable](idx map[K]map[LocalID]struct{}, k K, id LocalID) {
+	if set := idx[k]; set != nil {
+		delete(set, id)
+		if len(set) == 0 {
+			delete(idx, k)
+		}
+	}
+}
+
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
 	return &MemoryStore{
 		mailboxes: map[string]MailboxRecord{},
 		messages:  map[LocalID]*MessageRecord{},
 		byMailbox: map[string]map[LocalID]struct{}{},
+		byUID:     map[uidSlot]map[LocalID]struct{}{},
 		bodies:    map[LocalID][]byte{},
 		journal:   map[uint64]JournalEntry{},
 		nextID:    1,
@@ -129,11 +157,9 @@ func (t *memTx) commit() {
 	}
 	for id, m := range t.messages {
 		if old, ok := s.messages[id]; ok {
-			if set := s.byMailbox[old.Mailbox]; set != nil {
-				delete(set, id)
-				if len(set) == 0 {
-					delete(s.byMailbox, old.Mailbox)
-				}
+			indexRemove(s.byMailbox, old.Mailbox, id)
+			if old.UID != 0 {
+				indexRemove(s.byUID, uidSlot{old.Mailbox, old.UID}, id)
 			}
 		}
 		if m == nil {
@@ -141,12 +167,10 @@ func (t *memTx) commit() {
 			continue
 		}
 		s.messages[id] = m
-		set := s.byMailbox[m.Mailbox]
-		if set == nil {
-			set = map[LocalID]struct{}{}
-			s.byMailbox[m.Mailbox] = set
+		indexAdd(s.byMailbox, m.Mailbox, id)
+		if m.UID != 0 {
+			indexAdd(s.byUID, uidSlot{m.Mailbox, m.UID}, id)
 		}
-		set[id] = struct{}{}
 	}
 	for id, b := range t.bodies {
 		if b == nil {
@@ -270,6 +294,31 @@ func (t *memTx) Messages(mailbox string) ([]MessageRecord, error) {
 			out[i] = *t.s.messages[id]
 		}
 	}
+	return out, nil
+}
+
+func (t *memTx) MessagesByUID(mailbox string, uid uint32) ([]MessageRecord, error) {
+	out := []MessageRecord{}
+	if uid == 0 {
+		return out, nil
+	}
+	at := func(m *MessageRecord) bool { return m != nil && m.Mailbox == mailbox && m.UID == uid }
+	set := t.s.byUID[uidSlot{mailbox, uid}]
+	for id := range set {
+		if o, ok := t.messages[id]; ok {
+			if at(o) {
+				out = append(out, *o)
+			}
+			continue
+		}
+		out = append(out, *t.s.messages[id])
+	}
+	for id, m := range t.messages {
+		if _, ok := set[id]; !ok && at(m) {
+			out = append(out, *m)
+		}
+	}
+	slices.SortFunc(out, func(a, b MessageRecord) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
 }
 

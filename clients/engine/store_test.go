@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"errors"
+	"fmt"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -287,6 +288,83 @@ func DescribeStoreConformance(name string, h StoreHarness) bool {
 				return tx.PutMessage(m)
 			})).To(Succeed())
 			check(s, map[string]engine.MessageCounts{"INBOX": {Records: 3, Quarantined: 1}})
+		})
+
+		It("finds records by mailbox and UID, in step with moves, new UIDs, deletes and crashes", func() {
+			// check compares MessagesByUID, inside tx, with the records themselves.
+			check := func(tx engine.Tx, want map[string][]engine.LocalID) {
+				GinkgoHelper()
+				all, err := tx.AllMessages()
+				Expect(err).NotTo(HaveOccurred())
+				for _, mailbox := range []string{"INBOX", "Archive"} {
+					for uid := uint32(0); uid <= 6; uid++ {
+						got, err := tx.MessagesByUID(mailbox, uid)
+						Expect(err).NotTo(HaveOccurred())
+						var ids, recount []engine.LocalID
+						for _, m := range got {
+							Expect(m.Mailbox).To(Equal(mailbox))
+							Expect(m.UID).To(Equal(uid))
+							ids = append(ids, m.ID)
+						}
+						for _, m := range all {
+							if uid != 0 && m.Mailbox == mailbox && m.UID == uid {
+								recount = append(recount, m.ID)
+							}
+						}
+						key := fmt.Sprintf("%s %d", mailbox, uid)
+						Expect(ids).To(Equal(recount), key)
+						Expect(ids).To(Equal(want[key]), key)
+					}
+				}
+			}
+			view := func(st engine.Store, want map[string][]engine.LocalID) {
+				GinkgoHelper()
+				Expect(st.View(func(tx engine.Tx) error { check(tx, want); return nil })).To(Succeed())
+			}
+			var a, b, c, d engine.LocalID
+			Expect(s.Update(func(tx engine.Tx) error {
+				a, b, c, d = put(tx, "INBOX", 1), put(tx, "INBOX", 2), put(tx, "INBOX", 0), put(tx, "Archive", 1)
+				return nil
+			})).To(Succeed())
+			view(s, map[string][]engine.LocalID{"INBOX 1": {a}, "INBOX 2": {b}, "Archive 1": {d}})
+
+			s = h.Crash(s)
+			err := s.Update(func(tx engine.Tx) error {
+				m, _, _ := tx.Message(a)
+				m.Mailbox, m.UID = "Archive", 5 // moved, with its new UID
+				Expect(tx.PutMessage(m)).To(Succeed())
+				m, _, _ = tx.Message(c)
+				m.UID = 3 // appended
+				Expect(tx.PutMessage(m)).To(Succeed())
+				Expect(tx.DeleteMessage(b)).To(Succeed())
+				// Inside the transaction the lookups already follow its writes.
+				check(tx, map[string][]engine.LocalID{"INBOX 3": {c}, "Archive 1": {d}, "Archive 5": {a}})
+				return errors.New("given up")
+			})
+			Expect(err).To(MatchError("given up"))
+			view(s, map[string][]engine.LocalID{"INBOX 1": {a}, "INBOX 2": {b}, "Archive 1": {d}})
+
+			Expect(s.Update(func(tx engine.Tx) error {
+				m, _, _ := tx.Message(a)
+				m.Mailbox, m.UID = "Archive", 5
+				Expect(tx.PutMessage(m)).To(Succeed())
+				m, _, _ = tx.Message(c)
+				m.UID = 1 // INBOX's UID 1 again, under a new UIDVALIDITY
+				Expect(tx.PutMessage(m)).To(Succeed())
+				return tx.DeleteMessage(b)
+			})).To(Succeed())
+			view(s, map[string][]engine.LocalID{"INBOX 1": {c}, "Archive 1": {d}, "Archive 5": {a}})
+
+			Expect(s.Update(func(tx engine.Tx) error {
+				m, _, _ := tx.Message(d)
+				m.State = engine.MsgQuarantined // keeps its old UID, which a is given next
+				Expect(tx.PutMessage(m)).To(Succeed())
+				m, _, _ = tx.Message(a)
+				m.UID = 1
+				return tx.PutMessage(m)
+			})).To(Succeed())
+			s = h.Crash(s)
+			view(s, map[string][]engine.LocalID{"INBOX 1": {c}, "Archive 1": {a, d}})
 		})
 	})
 }
