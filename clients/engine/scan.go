@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 )
 
 // scanAll pulls every synced mailbox in name order, in two passes: first every mailbox's
@@ -144,6 +145,9 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 	// unchanged: CONDSTORE says nothing happened since the last commit and the records
 	// tally with the server's count, so they need no reading (a round costs O(mailboxes)).
 	unchanged := false
+	// changedOnly: the same, but HIGHESTMODSEQ moved: only flags changed (changedRecords).
+	changedOnly := false
+	var changedBufs []*imapclient.FetchMessageBuffer
 	if err := r.view(func(tx Tx) error {
 		j, err := tx.Journal()
 		if err != nil {
@@ -179,14 +183,15 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 			}
 		}
 		if mb.UIDValidity != 0 && mb.UIDValidity == data.UIDValidity && data.HighestModSeq != 0 &&
-			mb.HighestModSeq == data.HighestModSeq && mb.UIDNext == uint32(data.UIDNext) &&
-			len(p.inflight) == 0 && len(p.movesIn) == 0 {
+			mb.HighestModSeq != 0 && mb.UIDNext == uint32(data.UIDNext) &&
+			len(p.inflight) == 0 && len(p.movesIn) == 0 && !r.replaced[name] {
 			c, err := tx.Counts(name)
 			if err != nil {
 				return err
 			}
 			if c.Quarantined == 0 && c.OnServer == int(data.NumMessages) {
-				unchanged = true
+				unchanged = mb.HighestModSeq == data.HighestModSeq
+				changedOnly = !unchanged
 				return nil
 			}
 		}
@@ -194,6 +199,17 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 		return err
 	}); err != nil {
 		return nil, err
+	}
+	if changedOnly {
+		var ok bool
+		if recs, changedBufs, ok, err = r.changedRecords(name, mb.HighestModSeq); err != nil {
+			return nil, err
+		} else if !ok {
+			changedOnly = false
+			if err := r.view(func(tx Tx) error { recs, err = tx.Messages(name); return err }); err != nil {
+				return nil, err
+			}
+		}
 	}
 
 	changed := mb.UIDValidity != 0 && mb.UIDValidity != data.UIDValidity && !quirks.Has(QuirkPairByUID)
@@ -246,10 +262,20 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 		for u := range p.known {
 			p.present[u] = true
 		}
+	case changedOnly:
+		for u := range p.known {
+			p.present[u] = true
+		}
+		for _, b := range changedBufs {
+			p.serverFlags[uint32(b.UID)] = ParseFlags(flagStrings(b.Flags))
+			p.noteIdentity(uint32(b.UID), uint32(b.RFC822Size), unixOrZero(b.InternalDate))
+		}
 	case condstore:
-		bufs, err := r.cn.fetchChanged(name, p.mb.HighestModSeq)
-		if err != nil {
-			return nil, err
+		bufs := changedBufs
+		if bufs == nil {
+			if bufs, err = r.cn.fetchChanged(name, p.mb.HighestModSeq); err != nil {
+				return nil, err
+			}
 		}
 		for _, b := range bufs {
 			p.serverFlags[uint32(b.UID)] = ParseFlags(flagStrings(b.Flags))

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ type readCounter struct {
 	mu    sync.Mutex
 	boxes []string // one entry per Messages call
 	all   int      // AllMessages calls
+	uids  []string // one entry ("mailbox uid") per MessagesByUID call
 }
 
 func (s *readCounter) View(fn func(engine.Tx) error) error {
@@ -36,10 +38,10 @@ func (s *readCounter) Update(fn func(engine.Tx) error) error {
 	return s.Store.Update(func(tx engine.Tx) error { return fn(readCountingTx{tx, s}) })
 }
 
-func (s *readCounter) reads() ([]string, int) {
+func (s *readCounter) reads() ([]string, int, []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.boxes), s.all
+	return slices.Clone(s.boxes), s.all, slices.Clone(s.uids)
 }
 
 type readCountingTx struct {
@@ -52,6 +54,33 @@ func (t readCountingTx) Messages(mailbox string) ([]engine.MessageRecord, error)
 	t.s.boxes = append(t.s.boxes, mailbox)
 	t.s.mu.Unlock()
 	return t.Tx.Messages(mailbox)
+}
+
+func (t readCountingTx) MessagesByUID(mailbox string, uid uint32) ([]engine.MessageRecord, error) {
+	t.s.mu.Lock()
+	t.s.uids = append(t.s.uids, fmt.Sprintf("%s %d", mailbox, uid))
+	t.s.mu.Unlock()
+	return t.Tx.MessagesByUID(mailbox, uid)
+}
+
+// sentRecorder is a connection that keeps what the client sent.
+type sentRecorder struct {
+	net.Conn
+	mu   sync.Mutex
+	sent strings.Builder
+}
+
+func (c *sentRecorder) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.sent.Write(p)
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+func (c *sentRecorder) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sent.String()
 }
 
 func (t readCountingTx) AllMessages() ([]engine.MessageRecord, error) {
@@ -97,6 +126,17 @@ var _ = Describe("The engine's store access against Dovecot (CONDSTORE)", Ordere
 		dir = filepath.Join(GinkgoT().TempDir(), "store")
 	})
 
+	change := func(mailbox string, f func()) {
+		GinkgoHelper()
+		_, err := admin.Select(mailbox, nil).Wait()
+		Expect(err).NotTo(HaveOccurred())
+		f()
+		Expect(admin.Unselect().Wait()).To(Succeed())
+	}
+	// lastUIDs are the records looked up by UID, and lastSent what the engine sent, in the
+	// last round.
+	var lastUIDs []string
+	var lastSent string
 	// round opens the disk store, syncs once as a process run from cron would, closes it,
 	// and returns the mailboxes whose records were read, the AllMessages calls and the
 	// replica.
@@ -105,27 +145,42 @@ var _ = Describe("The engine's store access against Dovecot (CONDSTORE)", Ordere
 		ds, err := engine.OpenDiskStore(dir)
 		Expect(err).NotTo(HaveOccurred())
 		store := &readCounter{Store: ds}
+		var conns []*sentRecorder
 		d, err := engine.NewDevice("phone", engine.Options{
 			Dial: func(ctx context.Context) (net.Conn, error) {
 				var d net.Dialer
-				return d.DialContext(ctx, "tcp", srv.Addr())
+				c, err := d.DialContext(ctx, "tcp", srv.Addr())
+				if err != nil {
+					return nil, err
+				}
+				rec := &sentRecorder{Conn: c}
+				conns = append(conns, rec)
+				return rec, nil
 			},
 			Username: u.Name, Password: u.Password, Store: store, CommandTimeout: 20 * time.Second,
 		})
 		Expect(err).NotTo(HaveOccurred())
 		st := syncOK(d)
-		boxes, all := store.reads()
+		boxes, all, uids := store.reads()
 		view := replica(d)
 		Expect(d.Close()).To(Succeed())
 		Expect(ds.Close()).To(Succeed())
+		lastUIDs, lastSent = uids, ""
+		for _, c := range conns {
+			lastSent += c.String()
+		}
 		return st, boxes, all, view
 	}
-	change := func(mailbox string, f func()) {
+	uidOf := func(mailbox string, seq uint32) string {
 		GinkgoHelper()
-		_, err := admin.Select(mailbox, nil).Wait()
-		Expect(err).NotTo(HaveOccurred())
-		f()
-		Expect(admin.Unselect().Wait()).To(Succeed())
+		var uid imap.UID
+		change(mailbox, func() {
+			msgs, err := admin.Fetch(imap.SeqSetNum(seq), &imap.FetchOptions{UID: true}).Collect()
+			Expect(err).NotTo(HaveOccurred())
+			Expect(msgs).To(HaveLen(1))
+			uid = msgs[0].UID
+		})
+		return fmt.Sprintf("%s %d", mailbox, uid)
 	}
 
 	It("reads no message record and writes nothing in a round where nothing changed", func() {
@@ -145,15 +200,19 @@ var _ = Describe("The engine's store access against Dovecot (CONDSTORE)", Ordere
 		Expect(after).To(Equal(before), "a round that changed nothing wrote to the database")
 	})
 
-	It("reads the records of a mailbox whose flags changed, and only of that one", func() {
+	It("reads only the records whose flags changed, found by UID, and sends no SEARCH, when UIDNEXT and the count are as committed", func() {
 		change("INBOX", func() {
-			Expect(admin.Store(imap.SeqSetNum(3), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true,
+			Expect(admin.Store(imap.SeqSetNum(3, 5), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true,
 				Flags: []imap.Flag{imap.FlagFlagged}}, nil).Close()).To(Succeed())
 		})
-		st, boxes, _, view := round()
-		Expect(st.LocalChanges).To(Equal(1))
-		Expect(boxes).To(Equal([]string{"INBOX"}))
-		Expect(view).To(ContainElement(ContainSubstring(`s03[\Flagged]`)))
+		st, boxes, all, view := round()
+		Expect(st.LocalChanges).To(Equal(2))
+		Expect(boxes).To(BeEmpty(), "a mailbox read record by record")
+		Expect(all).To(BeZero())
+		Expect(lastUIDs).To(ConsistOf(uidOf("INBOX", 3), uidOf("INBOX", 5)))
+		Expect(lastSent).To(ContainSubstring("CHANGEDSINCE"))
+		Expect(lastSent).NotTo(ContainSubstring("SEARCH"))
+		Expect(view).To(ContainElement(ContainSubstring(`s03[\Flagged] s04 s05[\Flagged]`)))
 	})
 
 	It("reads the records of a mailbox that lost a message", func() {
