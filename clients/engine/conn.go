@@ -374,15 +374,29 @@ func (cn *conn) readLiteral(mailbox string, buf *imapclient.FetchMessageBuffer, 
 		_, _ = io.Copy(io.Discard, lit)
 		return cn.tooBig(mailbox, buf, size)
 	}
-	if n := lit.Size(); n > cn.maxSize {
+	n := lit.Size()
+	if n > cn.maxSize {
 		return nil, refuse(n)
 	}
-	b, err := io.ReadAll(io.LimitReader(lit, cn.maxSize+1))
-	if err != nil {
-		return nil, cn.fail("UID FETCH", mailbox, err)
+	if n < 0 {
+		// No announced size: read up to the limit, growing the buffer as it comes.
+		b, err := io.ReadAll(io.LimitReader(lit, cn.maxSize+1))
+		if err != nil {
+			return nil, cn.fail("UID FETCH", mailbox, err)
+		}
+		if int64(len(b)) > cn.maxSize {
+			return nil, refuse(int64(len(b)))
+		}
+		return b, nil
 	}
-	if int64(len(b)) > cn.maxSize {
-		return nil, refuse(int64(len(b)))
+	// One buffer of the announced size (at most the limit): growing one as io.ReadAll does
+	// holds up to twice the body and leaves the smaller copies as garbage.
+	b := make([]byte, n)
+	if _, err := io.ReadFull(lit, b); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, cn.fail("UID FETCH", mailbox, err)
 	}
 	return b, nil
 }

@@ -1,0 +1,35 @@
+package engine
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/emersion/go-imap/v2/imapclient"
+	. "github.com/onsi/gomega"
+)
+
+// sizedLiteral is a body literal with its announced size.
+type sizedLiteral struct {
+	*bytes.Reader
+	size int64
+}
+
+func (l sizedLiteral) Size() int64 { return l.size }
+
+// A body is read into one buffer of the literal's announced size: io.ReadAll's growing
+// buffer held up to twice each body of a FETCH batch (issue 12, memory against mbsync).
+func TestReadLiteralSizesTheBufferFromTheAnnouncedSize(t *testing.T) {
+	g := NewWithT(t)
+	body := bytes.Repeat([]byte("0123456789"), 1000)
+	cn := &conn{maxSize: 1 << 20}
+	b, err := cn.readLiteral("INBOX", &imapclient.FetchMessageBuffer{UID: 7},
+		sizedLiteral{bytes.NewReader(body), int64(len(body))})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(b).To(Equal(body))
+	g.Expect(cap(b)).To(Equal(len(body)), "the buffer grew as the body came instead of being sized once")
+	allocs := testing.AllocsPerRun(20, func() {
+		_, _ = cn.readLiteral("INBOX", &imapclient.FetchMessageBuffer{UID: 7},
+			sizedLiteral{bytes.NewReader(body), int64(len(body))})
+	})
+	g.Expect(allocs).To(BeNumerically("<=", 3), "allocations for one body")
+}
