@@ -84,6 +84,8 @@
 //   - fail (Fail): the next N commands, or the next N of one command name, get the given
 //     NO, BAD or BYE response with its response code, e.g. `NO [UNAVAILABLE] try later`.
 //     CAPABILITY, NOOP, LOGOUT, ENABLE and STARTTLS never reach the backend and cannot fail.
+//     AUTHENTICATE (PLAIN, the one mechanism offered) fails as AUTHENTICATE before its SASL
+//     exchange starts, so a BYE answers it as it answers any other command.
 //   - latency (Latency): delay every response by D.
 //   - caps (SetCaps): switch UIDPLUS, MOVE, IDLE, ESEARCH, LIST-EXTENDED, LIST-STATUS,
 //     SPECIAL-USE, LITERAL+ or NAMESPACE off or on; Options.DisabledCaps sets the start.

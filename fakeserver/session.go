@@ -11,6 +11,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-sasl"
 )
 
 // session is the backend of one IMAP connection. Apart from the fields marked otherwise,
@@ -208,6 +209,31 @@ func (s *session) Login(username, password string) error {
 	if err := s.begin("LOGIN"); err != nil {
 		return err
 	}
+	return s.login(username, password)
+}
+
+// AuthenticateMechanisms lists PLAIN, the one mechanism the fake server offers.
+func (s *session) AuthenticateMechanisms() []string { return []string{sasl.Plain} }
+
+// Authenticate starts AUTHENTICATE. Its injected failure is taken here, before go-imap
+// holds the connection's response encoder for the SASL exchange: a BYE sent from inside
+// the exchange (as Login's would be) would wait for that encoder forever.
+func (s *session) Authenticate(mech string) (sasl.Server, error) {
+	if err := s.begin("AUTHENTICATE"); err != nil {
+		return nil, err
+	}
+	if mech != sasl.Plain {
+		return nil, errNo("", "SASL mechanism not supported")
+	}
+	return sasl.NewPlainServer(func(identity, username, password string) error {
+		if identity != "" && identity != username {
+			return errNo(imap.ResponseCodeAuthorizationFailed, "SASL identity not supported")
+		}
+		return s.login(username, password)
+	}), nil
+}
+
+func (s *session) login(username, password string) error {
 	u, err := s.srv.lookupUser(username)
 	if err != nil || u.password != password {
 		return imapserver.ErrAuthFailed
