@@ -9,6 +9,7 @@ import (
 
 	"github.com/syncharness/syncharness/clients"
 	"github.com/syncharness/syncharness/harness/check"
+	"github.com/syncharness/syncharness/scenarios"
 )
 
 // Options configure a run.
@@ -60,6 +61,10 @@ type Options struct {
 	IdleLatency IdleLatency
 	// IdleWait makes every within= wait IdleLatency longer instead of skipping.
 	IdleWait bool
+	// Skip, when set, says why a scenario cannot run with these devices ("" when it can):
+	// RunScenario then reports it skipped with that reason without running it (an
+	// external engine's unclaimed features, ExternalSkip).
+	Skip func(*scenarios.Scenario) string
 }
 
 // DeviceConfig is what a DeviceFactory gets to build one device.

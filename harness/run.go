@@ -266,6 +266,11 @@ func (r *runner) cleanup() {
 }
 
 func (r *runner) run(ctx context.Context) error {
+	if r.opts.Skip != nil {
+		if reason := r.opts.Skip(r.scn); reason != "" {
+			return skipError{reason: reason}
+		}
+	}
 	var err error
 	if r.opts.TempDir != "" {
 		r.tempDir, err = os.MkdirTemp(r.opts.TempDir, r.scn.Name+"-")

@@ -38,6 +38,7 @@ type exploreFlags struct {
 	serverMode  string
 	budget      int
 	maxFailures int
+	engine      engineFlags
 }
 
 // serverBugs are the fake server's known-bad modes, by the names --server-bug takes.
@@ -144,6 +145,13 @@ fail the same way is not confirmed: the harness was not deterministic. It is rep
 UNCONFIRMED, counted apart, kept in --json with the status "unconfirmed", and no file is
 written for it.
 
+With --engine mbsync or --engine offlineimap (or --engine-profile FILE) the devices run
+that external engine (docs/engines.md): a generated scenario that needs what the profile
+does not claim is skipped (counted apart), the checker follows the engine's declared
+policies, and a failure is confirmed only when its shrunk file fails the same way five
+times out of five; the replay line repeats --engine. Each sync starts the engine's
+process, so expect a few runs per second rather than dozens.
+
 A live progress line shows runs, failures and rate on a terminal; Ctrl-C stops cleanly
 with a summary. Exit status: 0 when nothing failed, 1 when a confirmed failure was found,
 2 for a usage error, 3 when the only failures found were not confirmed (a defect of the
@@ -157,6 +165,9 @@ harness, not of the engine).`,
   # shard 3 of 8 in a CI matrix; merge the shards' JSON afterwards
   syncharness explore --seed 42 --runs 40000 --shard 3/8 --json explore-3.json
   syncharness report merge explore-*.json -o explore.json
+
+  # explore mbsync instead of the syncharness engine
+  syncharness explore --engine mbsync --seed 7 --runs 200 --devices 2 --steps 12
 
   # see it find a deliberately broken engine
   syncharness explore --seed 1 --runs 100 --broken-engine reupload`,
@@ -182,6 +193,7 @@ harness, not of the engine).`,
 	fl.StringVar(&f.serverMode, "server-mode", "", "make the fake server behave as some real servers do, comma-separated: "+serverModeNames())
 	intVar(fl, &f.budget, "shrink-budget", 400, 0, 0, "runs spent at most on shrinking one failure (0: report failures unshrunk)")
 	intVar(fl, &f.maxFailures, "max-failures", 0, 1, 0, "stop after this many confirmed failures; unconfirmed ones do not count (default: no limit)")
+	f.engine.register(fl)
 	return cmd
 }
 
@@ -250,8 +262,24 @@ func runExplore(cmd *cobra.Command, f exploreFlags) error {
 	if runs == 0 && f.duration == 0 {
 		runs = 1000
 	}
+	eng, err := f.engine.resolve()
+	if err != nil {
+		return err
+	}
+	if eng.external() && (f.broken != "" || f.store != "memory") {
+		return usagef("--broken-engine and --store apply to the go engine, not to %s", eng.profile.Name)
+	}
 	opts := harness.Options{Store: f.store, Command: strings.Join(os.Args, " ")}
 	engineName := "syncharness-engine"
+	confirmations := 1
+	if eng.external() {
+		// The devices run the engine's own process: its scenarios are skipped where it does
+		// not claim what they need, it is judged with its declared policies, and a failure
+		// counts only when it replays five times out of five.
+		opts.NewDevice, opts.EngineName, opts.Policies, opts.Skip = eng.factory, eng.name, eng.policies, eng.skip
+		engineName = eng.name
+		confirmations = 5
+	}
 	differential := false
 	if f.broken != "" {
 		q, err := harness.ParseQuirks(f.broken)
@@ -290,8 +318,11 @@ func runExplore(cmd *cobra.Command, f exploreFlags) error {
 		ShrinkBudget: budget,
 		MaxFailures:  f.maxFailures,
 	}
+	cfg.Confirmations = confirmations
 	if differential {
-		cfg.Baseline = &harness.Options{Store: f.store}
+		// The same engine on a correct server; ours, correct, for a broken one.
+		cfg.Baseline = &harness.Options{Store: f.store, NewDevice: eng.factory, EngineName: eng.name,
+			Policies: eng.policies, Skip: eng.skip}
 	}
 	if f.json != "" {
 		if err := os.MkdirAll(filepath.Dir(f.json), 0o755); err != nil {
@@ -380,7 +411,11 @@ func runExplore(cmd *cobra.Command, f exploreFlags) error {
 
 func printFailure(w io.Writer, f *explore.Failure) {
 	fmt.Fprintf(w, "FAIL %s %s (run %d): %s\n", f.Invariant, f.Title, f.Run, f.Message)
-	fmt.Fprintf(w, "  shrunk from %d to %d steps in %d runs, confirmed by a second run\n", f.OriginalSteps, f.ShrunkSteps, f.ShrinkRuns)
+	again := "a second run"
+	if n := f.Confirmations; n > 1 {
+		again = fmt.Sprintf("%d runs out of %d", n, n)
+	}
+	fmt.Fprintf(w, "  shrunk from %d to %d steps in %d runs, confirmed by %s\n", f.OriginalSteps, f.ShrunkSteps, f.ShrinkRuns, again)
 	if f.File != "" {
 		fmt.Fprintf(w, "  wrote %s\n", f.File)
 	}

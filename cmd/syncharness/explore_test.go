@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 
@@ -43,6 +44,32 @@ var _ = Describe("syncharness explore", func() {
 		Expect(runCLI("run", files[0], "--seed", "3").Code).To(Equal(exitOK), "the correct engine passes it")
 	})
 
+	It("explores an external engine: claims skip runs, a failure is confirmed five times and replays with --engine", func() {
+		if _, err := exec.LookPath("mbsync"); err != nil {
+			Skip("mbsync is not installed (Debian: isync; .ci/run installs it)")
+		}
+		dir := tempDir()
+		out, js := filepath.Join(dir, "found"), filepath.Join(dir, "explore.json")
+		res := runCLI("explore", "--engine", "mbsync", "--seed", "7", "--runs", "4", "--devices", "2", "--steps", "12",
+			"--parallel", "1", "--max-failures", "1", "--shrink-budget", "0", "--out", out, "--json", js)
+		Expect(res.Code).To(Equal(exitFailed), res.Stdout+res.Stderr)
+		Expect(res.Stdout).To(ContainSubstring("confirmed by 5 runs out of 5"))
+		Expect(res.Stdout).To(MatchRegexp(`\d+ skipped`), "runs needing what mbsync does not claim")
+		files, err := filepath.Glob(filepath.Join(out, "*.scn"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(files).To(HaveLen(1))
+		Expect(res.Stdout).To(ContainSubstring("reproduce: syncharness run " + files[0] + " --seed 7 --engine mbsync"))
+		run := readRun(js)
+		Expect(run.Engine).To(HavePrefix("mbsync"))
+		Expect(run.Scenarios).To(HaveLen(1))
+		Expect(run.Scenarios[0].NotApplicable).To(ContainElements("I2", "I9", "I10"))
+		inv := run.Scenarios[0].Failures[0].Invariant
+
+		replay := runCLI("run", files[0], "--seed", "7", "--engine", "mbsync")
+		Expect(replay.Code).To(Equal(exitFailed), replay.Stdout)
+		Expect(replay.Stdout).To(MatchRegexp(`(?m)^  `+regexp.QuoteMeta(inv)+` `), "the same verdict")
+	})
+
 	It("prints the seed it picked so the exploration can be repeated", func() {
 		res := runCLI("explore", "--runs", "2", "--devices", "2", "--steps", "3", "--faults", "none", "--out", tempDir())
 		Expect(res.Code).To(BeElementOf(exitOK, exitFailed))
@@ -64,6 +91,8 @@ var _ = Describe("syncharness explore", func() {
 		Entry("an unknown fault", []string{"--faults", "crash,meteor"}, `unknown fault "meteor"`),
 		Entry("an unknown broken engine", []string{"--broken-engine", "sloppy"}, "--broken-engine"),
 		Entry("an unknown server bug", []string{"--server-bug", "lazy"}, "--server-bug"),
+		Entry("an unknown engine", []string{"--engine", "nosuch"}, "--engine"),
+		Entry("a profile file that is not there", []string{"--engine-profile", "nosuch.toml"}, "--engine-profile"),
 	)
 })
 

@@ -66,6 +66,10 @@ type Config struct {
 	// in Failure.Reproduce, one argument per element (say "--broken-engine", "reupload");
 	// they are quoted for a POSIX shell.
 	ReplayFlags []string
+	// Confirmations is how many runs of the shrunk file, one after the other, must each
+	// break the same invariant for a failure to be confirmed; 0 means 1. An external
+	// engine is a process with its own timing, so explore --engine asks for 5.
+	Confirmations int
 	// Progress, if set, is called after every run, from several goroutines but never at
 	// the same time.
 	Progress func(Progress)
@@ -73,11 +77,14 @@ type Config struct {
 
 // Progress is the state of an exploration, for a live progress line.
 type Progress struct {
-	Run      int           // the number of the run that just finished
-	Runs     int           // runs finished
-	Failures int           // runs that broke an invariant, confirmed by a second run
-	Errored  int           // runs that could not run to the end (reported, not failures)
-	Elapsed  time.Duration // since the exploration started
+	Run      int // the number of the run that just finished
+	Runs     int // runs finished
+	Failures int // runs that broke an invariant, confirmed by a second run
+	Errored  int // runs that could not run to the end (reported, not failures)
+	// Skipped counts runs not run because the devices cannot do what the scenario needs
+	// (Options.Skip: an external engine's unclaimed features).
+	Skipped int
+	Elapsed time.Duration // since the exploration started
 	// Unconfirmed counts runs that broke an invariant once but not when run again from the
 	// shrunk file: the harness was not deterministic. They are not failures of the engine.
 	Unconfirmed int
@@ -105,11 +112,13 @@ type Failure struct {
 	ShrinkRuns       int    // runs spent shrinking
 	File             string // where Shrunk was written ("" when Config.Dir is "")
 	// Confirmed is true when the shrunk file, parsed from its formatted text, broke the same
-	// invariant again; Report is that run's report. An unconfirmed failure is a defect of
+	// invariant again, in each of Config.Confirmations runs; Report is the first one's report. An unconfirmed failure is a defect of
 	// the harness (a run that did not replay), not a finding: it is not written to Dir,
 	// and Report is the first failing run's, with the status reports.Unconfirmed.
 	Confirmed bool
-	Report    *reports.Scenario
+	// Confirmations is how many runs of the shrunk file confirmed it.
+	Confirmations int
+	Report        *reports.Scenario
 	// Reproduce is the command line that replays a confirmed failure ("" when unconfirmed).
 	Reproduce string
 }
@@ -215,7 +224,7 @@ func Explore(ctx context.Context, cfg Config) (*Summary, error) {
 					return
 				}
 				found := false
-				f, errored, err := exploreOne(ctx, cfg, i, func() {
+				f, errored, skipped, err := exploreOne(ctx, cfg, i, func() {
 					mu.Lock()
 					pending++
 					found = true
@@ -242,6 +251,8 @@ func Explore(ctx context.Context, cfg Config) (*Summary, error) {
 					sum.Failures = append(sum.Failures, f)
 				case f != nil:
 					sum.Unconfirmed = append(sum.Unconfirmed, f)
+				case skipped:
+					sum.Skipped++
 				case errored != "":
 					sum.Errored++
 					if len(sum.ErroredRuns) < 10 {
@@ -267,33 +278,36 @@ func Explore(ctx context.Context, cfg Config) (*Summary, error) {
 
 // exploreOne runs run i; on a failure it shrinks, writes and confirms it.
 // onFound is called as soon as the run is known to fail, before shrinking.
-func exploreOne(ctx context.Context, cfg Config, i int, onFound func()) (*Failure, string, error) {
+func exploreOne(ctx context.Context, cfg Config, i int, onFound func()) (f *Failure, errored string, skipped bool, err error) {
 	name := RunName(cfg.Seed, i)
 	s := generate(runSeed(cfg.Seed, i), cfg.Gen)
 	scn, err := s.repair(name)
 	if err != nil {
-		return nil, fmt.Sprintf("run %d: %v", i, err), nil
+		return nil, fmt.Sprintf("run %d: %v", i, err), false, nil
 	}
 	opts := cfg.Options
 	opts.Seed = cfg.Seed
 	res := harness.RunScenario(ctx, scn, opts)
+	if res.Report.Status == reports.Skipped {
+		return nil, "", true, nil
+	}
 	inv := brokenInvariant(res.Report)
 	var base harness.Options
 	if cfg.Baseline != nil {
 		base = *cfg.Baseline
 		base.Seed = cfg.Seed
 		if inv != nil && breaks(harness.RunScenario(ctx, scn, base).Report, inv.Invariant) {
-			return nil, "", nil // not a difference from the baseline
+			return nil, "", false, nil // not a difference from the baseline
 		}
 	}
 	if inv == nil {
 		if res.Report.Status == reports.Errored {
-			return nil, fmt.Sprintf("run %d: %s", i, res.Report.Error), nil
+			return nil, fmt.Sprintf("run %d: %s", i, res.Report.Error), false, nil
 		}
-		return nil, "", nil
+		return nil, "", false, nil
 	}
 	onFound()
-	f := &Failure{Run: i, Name: name, Invariant: inv.Invariant, Title: inv.Title, Message: inv.Message,
+	f = &Failure{Run: i, Name: name, Invariant: inv.Invariant, Title: inv.Title, Message: inv.Message,
 		Original: []byte(s.text()), OriginalSteps: s.steps()}
 	stillFails := func(c *script) bool {
 		if ctx.Err() != nil {
@@ -331,18 +345,26 @@ func exploreOne(ctx context.Context, cfg Config, i int, onFound func()) (*Failur
 	}
 	shrunk, err := small.parse(name)
 	if err != nil {
-		return nil, "", err
+		return nil, "", false, err
 	}
 	f.Shrunk = scenarios.Format(shrunk)
 	// Confirm from the text as written, exactly as `syncharness run FILE --seed S` reads it,
 	// before writing anything: a failure that does not replay is not a finding.
 	again, err := scenarios.Parse(file, f.Shrunk)
 	if err != nil {
-		return nil, "", fmt.Errorf("explore: the shrunk scenario %s does not parse: %w", name, err)
+		return nil, "", false, fmt.Errorf("explore: the shrunk scenario %s does not parse: %w", name, err)
 	}
-	rep := harness.RunScenario(ctx, again, opts).Report
-	f.Report = rep
-	f.Confirmed = breaks(rep, f.Invariant)
+	f.Confirmed = true
+	for range max(cfg.Confirmations, 1) {
+		rep := harness.RunScenario(ctx, again, opts).Report
+		if f.Report == nil {
+			f.Report = rep
+		}
+		if !breaks(rep, f.Invariant) {
+			f.Confirmed = false
+			break
+		}
+	}
 	if f.Confirmed && cfg.Baseline != nil {
 		f.Confirmed = !breaks(harness.RunScenario(ctx, again, base).Report, f.Invariant)
 	}
@@ -351,16 +373,17 @@ func exploreOne(ctx context.Context, cfg Config, i int, onFound func()) (*Failur
 		first.Status = reports.Unconfirmed
 		first.Reproduce = ""
 		f.Report = &first
-		return f, "", nil
+		return f, "", false, nil
 	}
+	f.Confirmations = max(cfg.Confirmations, 1)
 	f.Reproduce = replay
 	if cfg.Dir != "" {
 		f.File = file
 		if err := os.WriteFile(f.File, f.Shrunk, 0o644); err != nil {
-			return nil, "", fmt.Errorf("explore: write %s: %w", f.File, err)
+			return nil, "", false, fmt.Errorf("explore: write %s: %w", f.File, err)
 		}
 	}
-	return f, "", nil
+	return f, "", false, nil
 }
 
 // ignored are failures that say a step could not be done, not that a guarantee broke: a
@@ -425,6 +448,9 @@ func (p Progress) String() string {
 	}
 	if p.Errored > 0 {
 		fmt.Fprintf(&b, ", %d errored", p.Errored)
+	}
+	if p.Skipped > 0 {
+		fmt.Fprintf(&b, ", %d skipped", p.Skipped)
 	}
 	fmt.Fprintf(&b, ", %.1f runs/s", p.Rate())
 	return b.String()
