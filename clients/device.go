@@ -41,7 +41,7 @@ const (
 	ActMove          ActionKind = "move"   // move to Dest
 	ActCopy          ActionKind = "copy"   // copy to Dest
 	ActDelete        ActionKind = "delete" // expunge
-	ActTrash         ActionKind = "trash"  // move to the \Trash mailbox
+	ActTrash         ActionKind = "trash"  // move to the \Trash mailbox (Dest: its name in the scenario)
 	ActAppend        ActionKind = "append" // add Message to Mailbox with Flags
 	ActCreateMailbox ActionKind = "create" // create Mailbox
 	ActRenameMailbox ActionKind = "rename" // rename Mailbox to Dest
@@ -55,7 +55,7 @@ type Action struct {
 	Mailbox string
 	Labels  []string // the messages acted on (read, flag, move, copy, delete, trash)
 	Flag    string   // flag or keyword for flag/unflag, e.g. `\Flagged` or `$Label1`
-	Dest    string   // destination mailbox for move/copy; new name for rename
+	Dest    string   // destination mailbox for move/copy and trash; new name for rename
 	Message []byte   // the raw RFC 5322 message for append
 	Flags   []string // initial flags for append
 	Date    time.Time

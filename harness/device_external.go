@@ -74,9 +74,6 @@ func ExternalSkip(p *external.Profile) func(*scenarios.Scenario) string {
 }
 
 func unclaimed(p *external.Profile, steps []*scenarios.Step) string {
-	if r := otherTrash(steps); r != "" {
-		return r
-	}
 	c := p.Claims
 	why := func(line int, what string) string {
 		return fmt.Sprintf("engine %s does not claim %s (line %d)", p.Name, what, line)
@@ -128,33 +125,6 @@ func unclaimed(p *external.Profile, steps []*scenarios.Step) string {
 				return why(st.Line, "the flag "+f)
 			}
 		}
-	}
-	return ""
-}
-
-// otherTrash says why a scenario whose \Trash mailbox is not "Trash" cannot run on a
-// Maildir device: a mail reader's trash is a folder it knows by name, and the device
-// trashes into Trash.
-func otherTrash(steps []*scenarios.Step) string {
-	trash, line := "", 0
-	var walk func([]*scenarios.Step) bool
-	walk = func(steps []*scenarios.Step) bool {
-		for _, st := range steps {
-			if st.Verb == "mailbox" && strings.EqualFold(st.SpecialUse, `\Trash`) {
-				trash = st.Mailbox
-			}
-			if st.Verb == "trash" && st.Actor != scenarios.ActorServer && trash != "" && trash != "Trash" {
-				line = st.Line
-				return true
-			}
-			if walk(st.Body) {
-				return true
-			}
-		}
-		return false
-	}
-	if walk(steps) {
-		return fmt.Sprintf("the device trashes into Trash, the scenario's \\Trash mailbox is %s (line %d)", trash, line)
 	}
 	return ""
 }

@@ -354,7 +354,10 @@ func (r *runner) deviceStep(ctx context.Context, d *device, st *scenarios.Step, 
 		case "read", "unread":
 			hist.Flag = `\Seen`
 		case "trash":
+			// The scenario's \Trash mailbox, for a device that knows its trash by name (a
+			// Maildir reader); one that reads special use from the server may ignore it.
 			hist.Trash = r.trash
+			a.Dest = r.trash
 		}
 		err = d.dev.Do(ctx, a)
 	case "append":

@@ -147,7 +147,13 @@ func (d *Device) Do(ctx context.Context, a clients.Action) error {
 	case clients.ActMove:
 		return d.move(a.Mailbox, a.Labels, a.Dest)
 	case clients.ActTrash:
-		return d.move(a.Mailbox, a.Labels, "Trash")
+		// A mail reader knows its trash folder by name: the scenario's \Trash mailbox,
+		// "Trash" when the action does not name one.
+		trash := a.Dest
+		if trash == "" {
+			trash = "Trash"
+		}
+		return d.move(a.Mailbox, a.Labels, trash)
 	case clients.ActCopy:
 		return d.copy(a.Mailbox, a.Labels, a.Dest)
 	case clients.ActDelete:

@@ -204,6 +204,19 @@ var _ = Describe("The Maildir device's folders", func() {
 		Expect(v.Find("Entwürfe & Co")).NotTo(BeNil())
 	})
 
+	It("trashes into the \\Trash mailbox the action names, Trash when it names none", func() {
+		d := newDevice(layoutProfile(maildirPP))
+		do(d, clients.Action{Kind: clients.ActCreateMailbox, Mailbox: "Bin"})
+		do(d, clients.Action{Kind: clients.ActCreateMailbox, Mailbox: "Trash"})
+		plant(d.Root(), "cur", "100.K1.host,U=7:2,S", "m1")
+		plant(d.Root(), "cur", "101.K2.host,U=8:2,", "m2")
+		do(d, clients.Action{Kind: clients.ActTrash, Mailbox: "INBOX", Labels: []string{"m1"}, Dest: "Bin"})
+		Expect(files(filepath.Join(d.Root(), ".Bin"))).To(ConsistOf("cur/100.K1.host:2,S"))
+		Expect(files(filepath.Join(d.Root(), ".Trash"))).To(BeEmpty())
+		do(d, clients.Action{Kind: clients.ActTrash, Mailbox: "INBOX", Labels: []string{"m2"}})
+		Expect(files(filepath.Join(d.Root(), ".Trash"))).To(ConsistOf("cur/101.K2.host:2,"))
+	})
+
 	It("refuses a folder name that the Maildir++ layout cannot hold", func() {
 		d := newDevice(layoutProfile(maildirPP))
 		Expect(d.Do(context.Background(), clients.Action{Kind: clients.ActCreateMailbox, Mailbox: "a.b"})).
