@@ -160,7 +160,7 @@ func BenchmarkReplicaBytesPerMessage(b *testing.B) {
 // the message counts by N, for a quick try. With SYNCHARNESS_BENCH_STRACE=1 every round
 // runs under strace and the fsyncs/op metric counts its fsync and fdatasync calls (the
 // times are then strace's, not comparable). SYNCHARNESS_BENCH_VERBOSE=1 logs each round's
-// output (the engine's statistics and memory use).
+// output (the engine's statistics, memory use and the time of each IMAP command, -timing).
 func BenchmarkVsMbsync(b *testing.B) {
 	if os.Getenv("SYNCHARNESS_BENCH_MBSYNC") != "1" {
 		b.Skip("set SYNCHARNESS_BENCH_MBSYNC=1 (make bench-mbsync)")
@@ -202,7 +202,11 @@ func BenchmarkVsMbsync(b *testing.B) {
 	}
 	clientsUnderTest := []client{
 		{"engine", func(user, dir string) *exec.Cmd {
-			c := exec.Command(bin, "-memstats", "-server", "imap://"+user+"@"+srv.Addr(), "-dir", dir)
+			args := []string{"-memstats", "-server", "imap://" + user + "@" + srv.Addr(), "-dir", dir}
+			if os.Getenv("SYNCHARNESS_BENCH_VERBOSE") == "1" {
+				args = append(args, "-timing")
+			}
+			c := exec.Command(bin, args...)
 			c.Env = append(os.Environ(), "SYNC_PASSWORD="+pass)
 			return c
 		}},
@@ -263,7 +267,8 @@ func BenchmarkVsMbsync(b *testing.B) {
 			fsyncs = straceCalls(b, straceFile, "fsync", "fdatasync")
 		}
 		if os.Getenv("SYNCHARNESS_BENCH_VERBOSE") == "1" {
-			b.Logf("%s round for %s:\n%s", c.name, user, out.String())
+			// On stderr: go test keeps only the first lines of a benchmark's log.
+			fmt.Fprintf(os.Stderr, "%s: %s round for %s:\n%s", b.Name(), c.name, user, out.String())
 		}
 		return wall, kb << 10
 	}

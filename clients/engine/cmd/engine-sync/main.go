@@ -18,6 +18,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/syncharness/syncharness/clients/engine"
@@ -32,6 +33,7 @@ func run() int {
 	passEnv := fs.String("password-env", "SYNC_PASSWORD", "the environment variable holding the password")
 	timeout := fs.Duration("timeout", 30*time.Minute, "give up the round after this long")
 	memstats := fs.Bool("memstats", false, "print the process's memory use at the end, on stderr")
+	timing := fs.Bool("timing", false, "print, on stderr, how long opening the store took and each IMAP command from its sending to its tagged answer")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
@@ -45,17 +47,25 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "engine-sync: $%s is not set\n", *passEnv)
 		return 2
 	}
+	start := time.Now()
 	store, err := engine.OpenDiskStore(*dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "engine-sync:", err)
 		return 1
+	}
+	if *timing {
+		fmt.Fprintf(os.Stderr, "timing: open store %v\n", time.Since(start).Round(time.Microsecond))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	e, err := engine.Open(ctx, engine.Options{
 		Dial: func(ctx context.Context) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, "tcp", u.Host)
+			c, err := d.DialContext(ctx, "tcp", u.Host)
+			if err != nil || !*timing {
+				return c, err
+			}
+			return &timedConn{Conn: c, sent: map[string]sent{}}, nil
 		},
 		Username: u.User.Username(), Password: password, Store: store,
 	})
@@ -68,6 +78,9 @@ func run() int {
 	cerr := e.Close()
 	if err := store.Close(); err != nil && cerr == nil {
 		cerr = err
+	}
+	if *timing {
+		fmt.Fprintf(os.Stderr, "timing: whole run %v\n", time.Since(start).Round(time.Microsecond))
 	}
 	fmt.Printf("%+v\n", st)
 	if *memstats {
@@ -96,4 +109,52 @@ func printMemStats() {
 			fmt.Fprintln(os.Stderr, "memstats:", strings.Join(strings.Fields(line), " "))
 		}
 	}
+}
+
+// timedConn prints each command's time from its sending to its tagged answer.
+type timedConn struct {
+	net.Conn
+	mu   sync.Mutex
+	sent map[string]sent // by tag
+	in   []byte          // the server's current line, so far
+}
+
+type sent struct {
+	cmd string
+	at  time.Time
+}
+
+func (c *timedConn) Write(p []byte) (int, error) {
+	if f := strings.Fields(string(p[:min(len(p), 120)])); len(f) >= 2 {
+		cmd := f[1]
+		if strings.EqualFold(cmd, "UID") && len(f) >= 3 {
+			cmd += " " + f[2]
+		}
+		c.mu.Lock()
+		c.sent[f[0]] = sent{cmd: cmd, at: time.Now()}
+		c.mu.Unlock()
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *timedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, b := range p[:n] {
+		if b != '\n' {
+			if len(c.in) < 64 {
+				c.in = append(c.in, b)
+			}
+			continue
+		}
+		if tag, _, ok := strings.Cut(string(c.in), " "); ok {
+			if s, ok := c.sent[tag]; ok {
+				fmt.Fprintf(os.Stderr, "timing: %-12s %v\n", s.cmd, time.Since(s.at).Round(time.Microsecond))
+				delete(c.sent, tag)
+			}
+		}
+		c.in = c.in[:0]
+	}
+	return n, err
 }
