@@ -934,10 +934,14 @@ func (t *diskTx) PutMessage(m MessageRecord) error {
 		if err := adjustCounts(btx, prev, old != nil, m, true); err != nil {
 			return err
 		}
-		if err := idx.Put(indexKey(m.Mailbox, m.ID), nil); err != nil {
-			return err
+		// The indexes are written only where they change: a Put dirties its page, and a
+		// round that changes 1,000 flags would copy and write three buckets' pages, not one.
+		if old == nil || prev.Mailbox != m.Mailbox {
+			if err := idx.Put(indexKey(m.Mailbox, m.ID), nil); err != nil {
+				return err
+			}
 		}
-		if m.UID != 0 {
+		if m.UID != 0 && (old == nil || prev.Mailbox != m.Mailbox || prev.UID != m.UID) {
 			if err := byUID.Put(uidKey(m.Mailbox, m.UID, m.ID), nil); err != nil {
 				return err
 			}
