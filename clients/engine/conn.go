@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -679,15 +680,15 @@ func (t *tapConn) scan(p []byte) {
 			p = p[k:]
 			continue
 		}
-		i := 0
-		for i < len(p) && p[i] != '\n' {
-			i++
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			i = len(p)
 		}
 		part := p[:i]
 		if room := 512 - len(t.line); room > 0 {
 			t.line = append(t.line, part[:min(room, len(part))]...)
 		}
-		t.tail = append(t.tail, part...)
+		t.tail = append(t.tail, part[max(0, len(part)-32):]...)
 		if len(t.tail) > 32 {
 			t.tail = append(t.tail[:0], t.tail[len(t.tail)-32:]...)
 		}
@@ -699,22 +700,24 @@ func (t *tapConn) scan(p []byte) {
 	}
 }
 
-// endLine looks at a complete line: a BYE is kept; a literal's announcement skips it.
+// endLine looks at a complete line: a BYE is kept; a literal's announcement skips it. It
+// runs for every line the server sends (a FETCH 1:* answer is one per message), so it
+// allocates only for the lines it keeps.
 func (t *tapConn) endLine() {
-	line := strings.TrimRight(string(t.line), "\r")
-	if len(line) >= 5 && strings.EqualFold(line[:5], "* BYE") {
-		t.byeText, t.byeSeen = strings.TrimSpace(line[5:]), true
+	line := bytes.TrimRight(t.line, "\r")
+	if len(line) >= 5 && bytes.EqualFold(line[:5], []byte("* BYE")) {
+		t.byeText, t.byeSeen = strings.TrimSpace(string(line[5:])), true
 	}
 	const idCode = "* OK [MAILBOXID ("
-	if len(line) > len(idCode) && strings.EqualFold(line[:len(idCode)], idCode) {
-		if id, _, ok := strings.Cut(line[len(idCode):], ")"); ok {
-			t.boxID = id
+	if len(line) > len(idCode) && bytes.EqualFold(line[:len(idCode)], []byte(idCode)) {
+		if id, _, ok := bytes.Cut(line[len(idCode):], []byte(")")); ok {
+			t.boxID = string(id)
 		}
 	}
-	tail := strings.TrimRight(string(t.tail), "\r")
-	if strings.HasSuffix(tail, "}") {
-		if open := strings.LastIndexByte(tail, '{'); open >= 0 {
-			if n, err := strconv.ParseInt(strings.TrimSuffix(tail[open+1:len(tail)-1], "+"), 10, 64); err == nil && n > 0 {
+	tail := bytes.TrimRight(t.tail, "\r")
+	if k := len(tail); k > 0 && tail[k-1] == '}' {
+		if open := bytes.LastIndexByte(tail, '{'); open >= 0 {
+			if n, err := strconv.ParseInt(strings.TrimSuffix(string(tail[open+1:k-1]), "+"), 10, 64); err == nil && n > 0 {
 				t.skip = n
 			}
 		}

@@ -115,10 +115,11 @@ func (p *scanPlan) idle() bool {
 	}
 	for _, i := range p.known {
 		m := p.recs[i]
-		if !p.has(m.UID) {
+		s, ok := p.serverFlags[m.UID]
+		if !ok && (p.flagsAll || !p.present[m.UID]) {
 			return false
 		}
-		if s, ok := p.serverFlags[m.UID]; ok && !s.Equal(m.Base) {
+		if ok && !s.Equal(m.Base) {
 			return false
 		}
 	}
