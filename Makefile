@@ -23,9 +23,12 @@ test:
 expectations:
 	SYNCHARNESS_UPDATE_EXPECTATIONS=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./harness -ginkgo.label-filter=external-catalog
 
-## engines-matrix: our engine, mbsync and OfflineIMAP side by side on the fake server
+## engines-matrix: our engine, mbsync and OfflineIMAP side by side on the fake server and
+## on a private Dovecot (docs/engines-matrix.md, its summary in the README)
 engines-matrix:
-	$(GO) run ./cmd/syncharness matrix --engine go,mbsync,offlineimap --parallel 8 --out docs/engines-matrix.md
+	$(GO) build -o .syncharness.bin ./cmd/syncharness
+	$(DOVECOT_RUN) sh -c './.syncharness.bin matrix --engine go,mbsync,offlineimap --server "$$SYNCHARNESS_SERVER" --admin dovecot --admin-doveadm "$$SYNCHARNESS_DOVEADM" --label "Dovecot $$(dovecot --version | cut -d" " -f1)" --out docs/engines-matrix.md'; \
+	  status=$$?; rm -f .syncharness.bin; exit $$status
 
 ## determinism: every push scenario and 12 generated ones with push steps, each run twice
 ## with the same seed while every core spins: histories and transcripts must be identical
