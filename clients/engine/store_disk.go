@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -809,22 +810,9 @@ func (t *diskTx) Messages(mailbox string) ([]MessageRecord, error) {
 				out = make([]MessageRecord, 0, c.Records)
 			}
 		}
-		msgs := btx.Bucket(bucketMessages)
-		prefix := append([]byte(mailbox), 0)
-		c := btx.Bucket(bucketByMailbox).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			id := k[len(prefix):]
-			v := msgs.Get(id)
-			if v == nil {
-				return fmt.Errorf("engine: disk store: index of %q names missing message %d", mailbox, decodeU64(id))
-			}
-			m, err := decodeMessage(v)
-			if err != nil {
-				return err
-			}
-			out = append(out, m)
-		}
-		return nil
+		var err error
+		out, err = indexed(btx, bucketByMailbox, append([]byte(mailbox), 0), "index of "+strconv.Quote(mailbox), out)
+		return err
 	})
 	if out == nil && err == nil {
 		out = []MessageRecord{}
@@ -838,25 +826,32 @@ func (t *diskTx) MessagesByUID(mailbox string, uid uint32) ([]MessageRecord, err
 		return out, nil
 	}
 	err := t.do(false, func(btx *bolt.Tx) error {
-		msgs := btx.Bucket(bucketMessages)
 		prefix := uidKey(mailbox, uid, 0)
-		prefix = prefix[:len(prefix)-8]
-		c := btx.Bucket(bucketByUID).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			id := k[len(prefix):]
-			v := msgs.Get(id)
-			if v == nil {
-				return fmt.Errorf("engine: disk store: UID index of %q names missing message %d", mailbox, decodeU64(id))
-			}
-			m, err := decodeMessage(v)
-			if err != nil {
-				return err
-			}
-			out = append(out, m)
-		}
-		return nil
+		var err error
+		out, err = indexed(btx, bucketByUID, prefix[:len(prefix)-8], "UID index of "+strconv.Quote(mailbox), out)
+		return err
 	})
 	return out, err
+}
+
+// indexed appends to out the records that the index bucket lists under prefix (each key is
+// prefix followed by a record id); what names the index in errors.
+func indexed(btx *bolt.Tx, index, prefix []byte, what string, out []MessageRecord) ([]MessageRecord, error) {
+	msgs := btx.Bucket(bucketMessages)
+	c := btx.Bucket(index).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		id := k[len(prefix):]
+		v := msgs.Get(id)
+		if v == nil {
+			return out, fmt.Errorf("engine: disk store: %s names missing message %d", what, decodeU64(id))
+		}
+		m, err := decodeMessage(v)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 func (t *diskTx) AllMessages() ([]MessageRecord, error) {
