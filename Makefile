@@ -21,7 +21,7 @@ test:
 ## expectations: record again each external engine's results on the catalogue
 ## (clients/external/expectations/*.txt; explain every new failure in its note)
 expectations:
-	SYNCHARNESS_UPDATE_EXPECTATIONS=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./harness -ginkgo.label-filter=external-catalog
+	SYNCHARNESS_UPDATE_EXPECTATIONS=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./harness/enginecatalog
 
 ## engines-matrix: our engine, mbsync and OfflineIMAP side by side on the fake server and
 ## on a private Dovecot (docs/engines-matrix.md, its summary in the README)

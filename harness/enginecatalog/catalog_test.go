@@ -1,4 +1,4 @@
-package harness_test
+package enginecatalog_test
 
 import (
 	"bytes"
@@ -60,7 +60,7 @@ var _ = Describe("The catalogue against external engines", Label("external", "ex
 			for _, res := range results {
 				got[res.Report.Name] = expectationOf(res.Report)
 			}
-			path := filepath.Join("..", external.ExpectationsPath(engine))
+			path := filepath.Join("..", "..", external.ExpectationsPath(engine))
 			if os.Getenv("SYNCHARNESS_UPDATE_EXPECTATIONS") == "1" {
 				old, _ := external.BuiltinExpectations(engine)
 				for name, e := range got {
@@ -72,7 +72,7 @@ var _ = Describe("The catalogue against external engines", Label("external", "ex
 				var b bytes.Buffer
 				Expect(external.WriteExpectations(&b, fmt.Sprintf(`Results of the built-in catalogue against %s on the fake server, seed 1: one line a
 scenario, NAME STATUS [FAILED INVARIANTS…] [-- the finding, for the matrix notes].
-The catalogue spec (harness/external_catalog_test.go) fails when a result changes;
+The catalogue spec (harness/enginecatalog/catalog_test.go) fails when a result changes;
 regenerate after a deliberate change with: make expectations`, engine), got)).To(Succeed())
 				Expect(os.WriteFile(path, b.Bytes(), 0o644)).To(Succeed())
 				return
