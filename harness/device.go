@@ -273,9 +273,17 @@ func (r *runner) quiesce(ctx context.Context) {
 // interleave with its commands by seed. done ends that.
 func (r *runner) pushStep(ctx context.Context, st *scenarios.Step) (_ context.Context, done func()) {
 	if st.Verb != "expect" || st.Expect == nil || st.Expect.Within <= 0 {
+		r.gate.Unhold()
 		r.quiesce(ctx)
 	}
-	after := func() { r.awaitServerClosed(ctx) }
+	// Watchers' rounds wait from the end of this step to the start of the next (exec
+	// unholds once it has read the step's start on the logical clock).
+	after := func() {
+		r.awaitServerClosed(ctx)
+		if r.watchingAny() {
+			r.gate.Hold()
+		}
+	}
 	if threadOf(ctx) != nil || !r.watchingAny() {
 		return ctx, after
 	}

@@ -73,6 +73,7 @@ type Scheduler struct {
 	timer     *time.Timer
 	ticks     int64
 	fallbacks int
+	held      bool // between two steps: nothing is released (Hold, Unhold)
 	order     []string
 	watchers  map[string]func() bool // device → is it quiet
 	recheck   *time.Timer
@@ -200,6 +201,25 @@ func (s *Scheduler) Wait(ctx context.Context, device, command string) error {
 	}
 }
 
+// Hold keeps every command of an active participant, or of a watcher that is not quiet,
+// waiting until Unhold. Between two steps nothing else runs, so a watcher's round that a
+// step set off starts in the next step's time, never in the real time between them.
+func (s *Scheduler) Hold() {
+	s.mu.Lock()
+	s.held = true
+	s.mu.Unlock()
+}
+
+// Unhold ends Hold and releases what may go.
+func (s *Scheduler) Unhold() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held {
+		s.held = false
+		s.changed()
+	}
+}
+
 // Enter makes participant active (once more: Enter and Leave nest).
 func (s *Scheduler) Enter(participant string) {
 	if participant == "" {
@@ -283,7 +303,7 @@ func (s *Scheduler) Fallbacks() int {
 // twice in one block) counts once, so a thread blocked behind the other on the device's own
 // lock cannot stall the gate. s.mu is held.
 func (s *Scheduler) ready() bool {
-	if len(s.waiters) == 0 {
+	if s.held || len(s.waiters) == 0 {
 		return false
 	}
 	waiting := make(map[string]bool, len(s.waiters))
@@ -324,7 +344,7 @@ func (s *Scheduler) changed() {
 func (s *Scheduler) stalled(progress uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.progress != progress || len(s.waiters) == 0 {
+	if s.held || s.progress != progress || len(s.waiters) == 0 {
 		return
 	}
 	s.fallbacks++

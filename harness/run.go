@@ -312,6 +312,9 @@ func (r *runner) run(ctx context.Context) error {
 
 // finish settles every device and runs the invariants.
 func (r *runner) finish(ctx context.Context) error {
+	if r.gate != nil {
+		r.gate.Unhold()
+	}
 	rounds, ok, last := r.settle(ctx)
 	if !ok {
 		r.fail(reports.Failure{

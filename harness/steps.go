@@ -33,6 +33,9 @@ func (r *runner) exec(ctx context.Context, st *scenarios.Step, group int) error 
 		t.at(r.participant(st))
 	}
 	begin := r.since()
+	if r.gate != nil && group == 0 {
+		r.gate.Unhold()
+	}
 	stepErr := r.dispatch(ctx, st, group)
 	r.stepEvent(st, begin, r.since()-begin, stepErr)
 	rs := reports.Step{Line: st.Line, Text: r.lineText(st.Line), Actor: st.Actor, Start: begin, Duration: r.since() - begin}
