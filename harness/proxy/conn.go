@@ -102,6 +102,9 @@ func (c *conn) cut(reason string) {
 
 	c.cancel()
 	c.event("%s", reason)
+	// No longer idling from this moment, not once the pumps have drained: a watcher whose
+	// connection was just cut must not look quiet to the scheduler while it reconnects.
+	c.p.idle.forget(c.id)
 	_ = c.client.Close() // the client learns of the cut from its own reads and writes
 	if server == nil {
 		return
