@@ -163,7 +163,7 @@ func BenchmarkReplicaBytesPerMessage(b *testing.B) {
 // output (the engine's statistics, memory use and the time of each IMAP command, -timing).
 func BenchmarkVsMbsync(b *testing.B) {
 	if os.Getenv("SYNCHARNESS_BENCH_MBSYNC") != "1" {
-		b.Skip("set SYNCHARNESS_BENCH_MBSYNC=1 (make bench-mbsync)")
+		b.Skip("the side-by-side run against mbsync starts a private Dovecot and takes minutes: set SYNCHARNESS_BENCH_MBSYNC=1 (make bench-mbsync)")
 	}
 	nSmall, nLarge := 10000, 50000
 	if v := os.Getenv("SYNCHARNESS_BENCH_DIVIDE"); v != "" {

@@ -46,6 +46,9 @@ var _ = Describe("syncharness explore", func() {
 
 	It("explores an external engine: claims skip runs, a failure is confirmed five times and replays with --engine", func() {
 		if _, err := exec.LookPath("mbsync"); err != nil {
+			if os.Getenv("SYNCHARNESS_REQUIRE_ENGINES") == "1" {
+				Fail("mbsync is not installed and SYNCHARNESS_REQUIRE_ENGINES=1")
+			}
 			Skip("mbsync is not installed (Debian: isync; .ci/run installs it)")
 		}
 		dir := tempDir()
