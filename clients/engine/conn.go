@@ -560,11 +560,14 @@ func (cn *conn) copy(mailbox string, uids imap.UIDSet, dest string) (*imap.CopyD
 	return data, nil
 }
 
+// list lists every mailbox, with its special use where the server offers SPECIAL-USE and,
+// where it offers LIST-STATUS (RFC 5819) and CONDSTORE, each mailbox's counters
+// (ListData.Status), with which a round can tell an unchanged mailbox without selecting it.
 func (cn *conn) list() ([]*imap.ListData, error) {
 	cn.count("LIST", false)
-	var opts *imap.ListOptions
-	if cn.has(imap.CapSpecialUse) {
-		opts = &imap.ListOptions{ReturnSpecialUse: true}
+	opts := &imap.ListOptions{ReturnSpecialUse: cn.has(imap.CapSpecialUse)}
+	if cn.listStatus() {
+		opts.ReturnStatus = &imap.StatusOptions{UIDValidity: true, UIDNext: true, NumMessages: true, HighestModSeq: true}
 	}
 	done := cn.watch()
 	data, err := cn.c.List("", "*", opts).Collect()
@@ -573,6 +576,19 @@ func (cn *conn) list() ([]*imap.ListData, error) {
 		return nil, err
 	}
 	return data, nil
+}
+
+// listStatus reports whether list asks for each mailbox's counters: HIGHESTMODSEQ is what
+// tells a mailbox whose flags changed, so without CONDSTORE the counters would prove nothing.
+func (cn *conn) listStatus() bool {
+	return (cn.has(imap.CapListStatus) || cn.has(imap.CapIMAP4rev2)) && cn.has(imap.CapCondStore)
+}
+
+// openOnServer reports whether the server's session has mailbox selected: a STATUS of the
+// selected mailbox may lag behind what the session has been told (RFC 3501 §6.3.10).
+func (cn *conn) openOnServer(mailbox string) bool {
+	mb := cn.c.Mailbox()
+	return mb != nil && (mb.Name == mailbox || strings.EqualFold(mb.Name, "INBOX") && strings.EqualFold(mailbox, "INBOX"))
 }
 
 // fetchChanged fetches the flags, sizes and internal dates of messages changed since

@@ -6,6 +6,7 @@ import (
 	"net"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -47,10 +48,43 @@ func imapView(c *imapclient.Client) []string {
 	return out
 }
 
+// sentLog records the commands a client writes on its connections ("SELECT INBOX", "UID
+// FETCH …"), tags and literals left out: what a round asked of the server.
+type sentLog struct {
+	mu   sync.Mutex
+	cmds []string
+}
+
+func (l *sentLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.cmds
+	l.cmds = nil
+	return out
+}
+
+type loggedConn struct {
+	net.Conn
+	log *sentLog
+}
+
+func (c loggedConn) Write(p []byte) (int, error) {
+	c.log.mu.Lock()
+	for _, line := range strings.Split(strings.TrimRight(string(p), "\r\n"), "\r\n") {
+		// A command line starts with its tag; a literal's bytes or DONE do not look like one.
+		if tag, cmd, ok := strings.Cut(line, " "); ok && strings.HasPrefix(tag, "T") && cmd != "" && cmd[0] >= 'A' && cmd[0] <= 'Z' {
+			c.log.cmds = append(c.log.cmds, cmd)
+		}
+	}
+	c.log.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
 var _ = Describe("against Dovecot (CONDSTORE)", Ordered, func() {
 	var srv *dovecot.Server
 	var admin *imapclient.Client
 	var phone, laptop *engine.Device
+	phoneSent := &sentLog{}
 	u := dovecot.User{Name: "alice", Password: "secret"}
 	ctx := context.Background()
 
@@ -82,11 +116,15 @@ var _ = Describe("against Dovecot (CONDSTORE)", Ordered, func() {
 			_, err = cmd.Wait()
 			Expect(err).NotTo(HaveOccurred())
 		}
-		dev := func(name string) *engine.Device {
+		dev := func(name string, log *sentLog) *engine.Device {
 			d, err := engine.NewDevice(name, engine.Options{
 				Dial: func(ctx context.Context) (net.Conn, error) {
 					var d net.Dialer
-					return d.DialContext(ctx, "tcp", srv.Addr())
+					c, err := d.DialContext(ctx, "tcp", srv.Addr())
+					if err != nil || log == nil {
+						return c, err
+					}
+					return loggedConn{c, log}, nil
 				},
 				Username: u.Name, Password: u.Password, Store: engine.NewMemoryStore(),
 				CommandTimeout: 20 * time.Second,
@@ -95,7 +133,7 @@ var _ = Describe("against Dovecot (CONDSTORE)", Ordered, func() {
 			DeferCleanup(d.Close)
 			return d
 		}
-		phone, laptop = dev("phone"), dev("laptop")
+		phone, laptop = dev("phone", phoneSent), dev("laptop", nil)
 	})
 
 	It("brings both devices all mail and records HIGHESTMODSEQ", func() {
@@ -111,11 +149,54 @@ var _ = Describe("against Dovecot (CONDSTORE)", Ordered, func() {
 		}
 	})
 
-	It("sends no FETCH in a round where nothing changed", func() {
+	It("selects no mailbox but the one its connection has open in a round where nothing changed", func() {
+		Expect(admin.Caps().Has(imap.CapListStatus)).To(BeTrue())
+		phoneSent.take()
 		st := syncOK(phone)
-		// NOOP, LIST, and one SELECT per mailbox: no flag scan thanks to HIGHESTMODSEQ.
-		Expect(st.Commands).To(Equal(4))
+		// LIST-STATUS shows both mailboxes as they were: the one the kept connection has
+		// selected is selected again (its STATUS may lag), the other one not at all, and no
+		// flag scan thanks to HIGHESTMODSEQ.
+		sent := phoneSent.take()
+		Expect(sent).To(HaveExactElements("NOOP", HavePrefix(`LIST "" "*" RETURN (STATUS (`), "SELECT INBOX (CONDSTORE)"))
+		for _, item := range []string{"MESSAGES", "UIDNEXT", "UIDVALIDITY", "HIGHESTMODSEQ"} {
+			Expect(sent[1]).To(ContainSubstring(item)) // in the order of a map in go-imap
+		}
 		Expect(st.Changed()).To(BeFalse())
+	})
+
+	It("still finds what another client did in a mailbox it did not select", func() {
+		admin.Select("Archive", nil)
+		raw := msg("a01")
+		cmd := admin.Append("Archive", int64(len(raw)), nil)
+		_, err := cmd.Write(raw)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(cmd.Close()).To(Succeed())
+		_, err = cmd.Wait()
+		Expect(err).NotTo(HaveOccurred())
+		syncOK(phone)
+		Expect(replica(phone)).To(ContainElement("Archive: a01"))
+		_, err = admin.Select("Archive", nil).Wait()
+		Expect(err).NotTo(HaveOccurred())
+		for _, step := range []struct {
+			op   imap.StoreFlagsOp
+			want string
+		}{{imap.StoreFlagsAdd, `Archive: a01[\Flagged]`}, {imap.StoreFlagsDel, "Archive: a01"}} {
+			Expect(admin.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: step.op, Silent: true,
+				Flags: []imap.Flag{imap.FlagFlagged}}, nil).Close()).To(Succeed())
+			phoneSent.take()
+			st := syncOK(phone)
+			Expect(phoneSent.take()).To(ContainElement(`SELECT "Archive" (CONDSTORE)`))
+			Expect(st.LocalChanges).To(Equal(1))
+			Expect(replica(phone)).To(ContainElement(step.want))
+		}
+		Expect(admin.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true,
+			Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close()).To(Succeed())
+		Expect(admin.Expunge().Close()).To(Succeed())
+		Expect(admin.Unselect().Wait()).To(Succeed())
+		syncOK(phone)
+		Expect(replica(phone)).To(ContainElement("Archive:"))
+		Expect(replica(phone)).To(Equal(imapView(admin)))
+		settle(phone, laptop)
 	})
 
 	It("picks up a flag changed by another client with CHANGEDSINCE", func() {

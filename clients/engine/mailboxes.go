@@ -184,11 +184,17 @@ func (r *round) reconcileMailboxes() error {
 		return err
 	}
 	server := map[string]string{}
+	r.listStatus = map[string]*imap.StatusData{}
 	for _, l := range list {
 		if noSelect(l.Attrs) {
 			continue
 		}
 		server[l.Mailbox] = specialUse(l.Attrs)
+		if l.Status != nil && !r.cn.openOnServer(l.Mailbox) {
+			// A STATUS of the mailbox the session has selected may lag behind what the
+			// session has been told (RFC 3501 §6.3.10): that one is selected to be seen.
+			r.listStatus[l.Mailbox] = l.Status
+		}
 	}
 	// An answer that would make the engine delete local mail it cannot account for is
 	// refused: INBOX always exists (RFC 3501 §5.1), and a server never has no mailbox.

@@ -41,6 +41,10 @@ type round struct {
 	// old one's records are in the vanished pool (replacedMailboxes). Written by
 	// reconcileMailboxes, read by prepareScan.
 	replaced map[string]bool
+	// listStatus holds the counters LIST-STATUS gave for each mailbox (see conn.list), with
+	// which the scan skips the SELECT of a mailbox that has not changed. Written by
+	// reconcileMailboxes, read by prepareScan.
+	listStatus map[string]*imap.StatusData
 
 	// Written by the scan (scan.go), read by the scan and by finishVanished.
 
