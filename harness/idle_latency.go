@@ -14,8 +14,8 @@ import (
 // IdleLatency is how long a server took to tell an idling client of a new message, as
 // MeasureIdleLatency measured it once for a run.
 type IdleLatency struct {
-	// D is the time from the APPEND's completion to the client's * EXISTS; with Over, the
-	// probe's limit, which the server exceeded.
+	// D is the longer time from a probe message's delivery to the client's * EXISTS, of
+	// two deliveries; with Over, the probe's limit, which the server exceeded.
 	D    time.Duration
 	Over bool
 }
@@ -50,11 +50,14 @@ func MaxWithin(list []*scenarios.Scenario) time.Duration {
 
 // MeasureIdleLatency measures, once, how long the target's server takes to tell a client
 // in IDLE (RFC 2177) of a message delivered by another: one client selects INBOX and
-// idles, the harness delivers a message as a server step, and the time until the client
-// reads * EXISTS is the latency, in real time. It waits at most limit: a server that
-// polls its mailboxes every minute instead of being woken by each change takes up to a
-// minute, and push scenarios expecting a change within seconds cannot pass against it.
-// The probe runs in a scenario folder of its own, removed afterwards.
+// idles, the harness delivers a message as a server step and times, in real time, the
+// client's wait for * EXISTS; then it delivers a second one as soon as the first was
+// told. The longer wait is the latency: a server that polls its mailboxes every minute
+// instead of being woken by each change tells of the first at a poll whose phase is
+// chance, of the second a whole period later, and push scenarios expecting a change
+// within seconds cannot pass against it. It waits at most limit for each message
+// (IdleProbeLimit) and stops when ctx ends. The probe runs in a scenario folder of its
+// own, removed afterwards.
 func MeasureIdleLatency(ctx context.Context, target Target, limit time.Duration) (IdleLatency, error) {
 	if target == nil {
 		target = FakeTarget{}
@@ -69,6 +72,17 @@ func MeasureIdleLatency(ctx context.Context, target Target, limit time.Duration)
 		return IdleLatency{}, fmt.Errorf("IDLE latency probe: connect: %w", err)
 	}
 	defer conn.Close()
+	// Waiting up to five minutes (--idle-wait) must still end at Ctrl-C.
+	defer context.AfterFunc(ctx, func() { conn.Close() })()
+	lat, err := probe(ctx, srv, conn, limit)
+	if err != nil && ctx.Err() != nil {
+		return IdleLatency{}, fmt.Errorf("IDLE latency probe: %w", ctx.Err())
+	}
+	return lat, err
+}
+
+// probe logs conn in, idles in INBOX and times two deliveries (MeasureIdleLatency).
+func probe(ctx context.Context, srv Server, conn net.Conn, limit time.Duration) (IdleLatency, error) {
 	c := &probeConn{conn: conn, r: bufio.NewReader(conn)}
 	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
 	user, pass := srv.Credentials()
@@ -94,28 +108,46 @@ func MeasureIdleLatency(ctx context.Context, target Target, limit time.Duration)
 	if l, err := c.line(); err != nil || !strings.HasPrefix(l, "+") {
 		return IdleLatency{}, fmt.Errorf("IDLE latency probe: IDLE not accepted: %q %v", l, err)
 	}
-	body := []byte("From: probe@syncharness.invalid\r\nMessage-ID: <idle-probe@syncharness.invalid>\r\nSubject: idle latency probe\r\n\r\nprobe\r\n")
-	if err := srv.Do(ctx, ServerOp{Kind: "deliver", Mailbox: "INBOX", Messages: []ServerMessage{{Label: "idle-probe", Body: body}}}); err != nil {
-		return IdleLatency{}, fmt.Errorf("IDLE latency probe: deliver: %w", err)
+	// Two deliveries: the first may fall just before a polling server's next poll, the
+	// second, made as soon as the first was told, waits a whole period. The longer is the
+	// latency, so a push scenario that waits for it (--idle-wait) waits long enough
+	// whatever the phase of the server's polls.
+	var most time.Duration
+	for n := 1; n <= 2; n++ {
+		lat, err := c.deliverAndWait(ctx, srv, n, limit)
+		if err != nil || lat.Over {
+			return lat, err
+		}
+		most = max(most, lat.D)
+	}
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = fmt.Fprintf(conn, "DONE\r\n")
+	return IdleLatency{D: most}, nil
+}
+
+// deliverAndWait delivers probe message n to INBOX as a server step and waits, at most
+// limit, for the idling client to read its * EXISTS.
+func (c *probeConn) deliverAndWait(ctx context.Context, srv Server, n int, limit time.Duration) (IdleLatency, error) {
+	body := fmt.Appendf(nil, "From: probe@syncharness.invalid\r\nMessage-ID: <idle-probe-%d@syncharness.invalid>\r\nSubject: idle latency probe %d\r\n\r\nprobe\r\n", n, n)
+	label := fmt.Sprintf("idle-probe-%d", n)
+	if err := srv.Do(ctx, ServerOp{Kind: "deliver", Mailbox: "INBOX", Messages: []ServerMessage{{Label: label, Body: body}}}); err != nil {
+		return IdleLatency{}, fmt.Errorf("IDLE latency probe: deliver %s: %w", label, err)
 	}
 	start := time.Now()
-	_ = conn.SetDeadline(start.Add(limit))
+	_ = c.conn.SetDeadline(start.Add(limit))
 	for {
 		l, err := c.line()
 		if ne, ok := err.(net.Error); ok && ne.Timeout() {
 			return IdleLatency{D: limit, Over: true}, nil
 		}
 		if err != nil {
-			return IdleLatency{}, fmt.Errorf("IDLE latency probe: waiting for EXISTS: %w", err)
+			return IdleLatency{}, fmt.Errorf("IDLE latency probe: waiting for EXISTS of %s: %w", label, err)
 		}
 		if strings.HasPrefix(l, "p9 ") {
 			return IdleLatency{}, fmt.Errorf("IDLE latency probe: IDLE ended: %s", l)
 		}
 		if f := strings.Fields(l); len(f) == 3 && f[0] == "*" && strings.EqualFold(f[2], "EXISTS") {
-			d := time.Since(start)
-			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-			_, _ = fmt.Fprintf(conn, "DONE\r\n")
-			return IdleLatency{D: d}, nil
+			return IdleLatency{D: time.Since(start)}, nil
 		}
 	}
 }
@@ -174,11 +206,18 @@ func hasIdle(lines []string) bool {
 }
 
 // idleSkip returns why the scenario cannot pass against a server with the measured IDLE
-// latency (an expectation's within= shorter than it), or "" when it can, or when
-// Options.IdleWait makes every within= wait for the server.
+// latency (IdleSkipReason), or "".
 func (r *runner) idleSkip() string {
-	lat := r.opts.IdleLatency
-	if lat.D <= 0 || r.opts.IdleWait {
+	return IdleSkipReason(r.scn, r.opts.IdleLatency, r.opts.IdleWait)
+}
+
+// IdleSkipReason returns why scn cannot pass against a server with the IDLE latency lat
+// (an expectation's within= shorter than it): the reason a run skips it with. It is "" when
+// it can, when lat was not measured, or when wait makes every within= wait for the server
+// (Options.IdleWait). explore compares a skipped run's reason with it to count the runs
+// skipped for the server's slowness apart.
+func IdleSkipReason(scn *scenarios.Scenario, lat IdleLatency, wait bool) string {
+	if lat.D <= 0 || wait {
 		return ""
 	}
 	var reason string
@@ -195,8 +234,18 @@ func (r *runner) idleSkip() string {
 			walk(st.Body)
 		}
 	}
-	walk(r.scn.Steps)
+	walk(scn.Steps)
 	return reason
+}
+
+// IdleProbeLimit is how long MeasureIdleLatency waits for each notification when the
+// longest within= is most: a second beyond it, enough to tell that the server is too slow
+// for it; with wait (--idle-wait), five minutes, to learn how long to wait.
+func IdleProbeLimit(most time.Duration, wait bool) time.Duration {
+	if wait {
+		return 5 * time.Minute
+	}
+	return most + time.Second
 }
 
 // idleExtra is what every within= waits on top, for a slow IDLE server (Options.IdleWait).

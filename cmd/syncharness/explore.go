@@ -36,6 +36,7 @@ type exploreFlags struct {
 	broken      string
 	serverBug   string
 	serverMode  string
+	idleWait    bool
 	budget      int
 	maxFailures int
 	engine      engineFlags
@@ -152,6 +153,15 @@ policies, and a failure is confirmed only when its shrunk file fails the same wa
 times out of five; the replay line repeats --engine. Each sync starts the engine's
 process, so expect a few runs per second rather than dozens.
 
+Push episodes expect a change within 500ms. As in run, the server's IDLE latency (how
+long an idling client waits to hear of a new message) is measured once, before the first
+run; where it is longer, each run with a push episode is skipped with the measured
+latency and counted apart ("N skipped for the server's IDLE latency"; in --json as
+skipped, with the reason): RFC 2177 sets no bound, so a server that polls every minute is
+no engine's fault. Such runs are neither shrunk nor written. --idle-wait makes every
+within= wait that much longer instead, and the replay line repeats it. --server-mode
+idle-every=60s makes the fake server tell IDLE clients of changes only every minute.
+
 A live progress line shows runs, failures and rate on a terminal; Ctrl-C stops cleanly
 with a summary. Exit status: 0 when nothing failed, 1 when a confirmed failure was found,
 2 for a usage error, 3 when the only failures found were not confirmed (a defect of the
@@ -186,11 +196,12 @@ harness, not of the engine).`,
 	fl.StringVar(&f.shard, "shard", "", "explore only shard K of N (K/N, from 1/N to N/N)")
 	intVar(fl, &f.parallel, "parallel", 0, 1, 0, "scenarios run at once, at least 1 (default: number of CPUs)")
 	fl.StringVar(&f.out, "out", "explore-failures", "directory for the shrunk failing scenarios")
-	fl.StringVar(&f.json, "json", "", "write the failures' results as JSON to this file (for report merge)")
+	fl.StringVar(&f.json, "json", "", "write the failures' results, and the runs skipped for the server's IDLE latency, as JSON to this file (for report merge)")
 	fl.StringVar(&f.store, "store", "memory", "device store: memory or disk")
 	fl.StringVar(&f.broken, "broken-engine", "", "explore a deliberately broken engine: "+quirkNames())
 	fl.StringVar(&f.serverBug, "server-bug", "", "switch on known-bad modes of the fake server, comma-separated: "+serverBugNames())
 	fl.StringVar(&f.serverMode, "server-mode", "", "make the fake server behave as some real servers do, comma-separated: "+serverModeNames())
+	fl.BoolVar(&f.idleWait, "idle-wait", false, "wait for a server whose IDLE updates come later than a push episode's within= (measured once per exploration), instead of skipping those runs")
 	intVar(fl, &f.budget, "shrink-budget", 400, 0, 0, "runs spent at most on shrinking one failure (0: report failures unshrunk)")
 	intVar(fl, &f.maxFailures, "max-failures", 0, 1, 0, "stop after this many confirmed failures; unconfirmed ones do not count (default: no limit)")
 	f.engine.register(fl)
@@ -269,7 +280,7 @@ func runExplore(cmd *cobra.Command, f exploreFlags) error {
 	if eng.external() && (f.broken != "" || f.store != "memory") {
 		return usagef("--broken-engine and --store apply to the go engine, not to %s", eng.profile.Name)
 	}
-	opts := harness.Options{Store: f.store, Command: strings.Join(os.Args, " ")}
+	opts := harness.Options{Store: f.store, Command: strings.Join(os.Args, " "), IdleWait: f.idleWait}
 	engineName := "syncharness-engine"
 	confirmations := 1
 	if eng.external() {
@@ -357,6 +368,7 @@ func runExplore(cmd *cobra.Command, f exploreFlags) error {
 		seed, shardText, f.devices, f.steps, limit, seed)
 	line := &progressLine{w: stderr, live: live}
 	cfg.Progress = line.show
+	cfg.IdleMeasured = func(lat harness.IdleLatency, err error) { printIdleLatency(stderr, lat, err, f.idleWait) }
 	started := time.Now().UTC()
 	sum, err := explore.Explore(ctx, cfg)
 	line.clear()
@@ -407,6 +419,22 @@ func runExplore(cmd *cobra.Command, f exploreFlags) error {
 			msg: fmt.Sprintf("syncharness: %d failure(s) not confirmed by a second run: the harness was not deterministic (nothing written)", len(sum.Unconfirmed))}
 	}
 	return nil
+}
+
+// printIdleLatency says, as run does, what the server's IDLE latency measured before the
+// first run does to the push episodes: nothing when it is within their within=.
+func printIdleLatency(w io.Writer, lat harness.IdleLatency, err error, wait bool) {
+	switch {
+	case err != nil:
+		// A server without IDLE, say: its push episodes say so themselves.
+		fmt.Fprintf(w, "syncharness: the server's IDLE latency could not be measured: %v\n", err)
+	case lat.Over || lat.D > explore.PushWithin:
+		what := fmt.Sprintf("runs with a push episode (within=%s) are skipped (--idle-wait waits instead)", explore.PushWithin)
+		if wait {
+			what = "every within= waits that much longer"
+		}
+		fmt.Fprintf(w, "the server's IDLE latency: %s, measured once for this exploration; %s\n", lat, what)
+	}
 }
 
 func printFailure(w io.Writer, f *explore.Failure) {

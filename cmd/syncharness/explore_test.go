@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -71,6 +72,43 @@ var _ = Describe("syncharness explore", func() {
 		replay := runCLI("run", files[0], "--seed", "7", "--engine", "mbsync")
 		Expect(replay.Code).To(Equal(exitFailed), replay.Stdout)
 		Expect(replay.Stdout).To(MatchRegexp(`(?m)^  `+regexp.QuoteMeta(inv)+` `), "the same verdict")
+	})
+
+	It("skips, with the IDLE latency it measured, the push episodes a slow server cannot pass, and with --idle-wait waits for them", func() {
+		dir := tempDir()
+		out, js := filepath.Join(dir, "found"), filepath.Join(dir, "explore.json")
+		args := []string{"explore", "--seed", "5", "--runs", "10", "--devices", "2", "--steps", "8", "--faults", "push",
+			"--parallel", "2", "--out", out}
+		slow := runCLI(append(args, "--server-mode", "idle-every=60s", "--json", js)...)
+		Expect(slow.Code).To(Equal(exitOK), slow.Stdout+slow.Stderr)
+		Expect(slow.Stderr).To(ContainSubstring("the server's IDLE latency: more than 1.5s, measured once for this exploration; runs with a push episode (within=500ms) are skipped (--idle-wait waits instead)"))
+		m := regexp.MustCompile(`(?m)^ok +10 runs, 0 failures, (\d+) skipped for the server's IDLE latency \(more than 1\.5s, longer than within=500ms\)`).FindStringSubmatch(slow.Stdout)
+		Expect(m).NotTo(BeNil(), slow.Stdout)
+		Expect(filepath.Glob(filepath.Join(out, "*.scn"))).To(BeEmpty(), "nothing written")
+		run := readRun(js)
+		Expect(strconv.Itoa(len(run.Scenarios))).To(Equal(m[1]), "the JSON lists each skipped run")
+		for _, s := range run.Scenarios {
+			Expect(s.Status).To(Equal(reports.Skipped))
+			Expect(s.SkipReason).To(ContainSubstring("after more than 1.5s"))
+		}
+
+		fast := runCLI(args...)
+		Expect(fast.Code).To(Equal(exitOK), fast.Stdout+fast.Stderr)
+		Expect(fast.Stdout).To(MatchRegexp(`(?m)^ok +10 runs, 0 failures, [\d.]+ runs/s`))
+		Expect(fast.Stderr).NotTo(ContainSubstring("IDLE latency"))
+
+		wait := runCLI(append(args, "--server-mode", "idle-every=1s", "--idle-wait")...)
+		Expect(wait.Code).To(Equal(exitOK), wait.Stdout+wait.Stderr)
+		Expect(wait.Stderr).To(MatchRegexp(`the server's IDLE latency: \d\.\ds, measured once for this exploration; every within= waits that much longer`))
+		Expect(wait.Stdout).To(MatchRegexp(`(?m)^ok +10 runs, 0 failures, [\d.]+ runs/s`), "none skipped, none failed")
+	})
+
+	It("explains the IDLE latency and --idle-wait in its help", func() {
+		res := runCLI("explore", "--help")
+		Expect(res.Code).To(Equal(exitOK))
+		Expect(res.Stdout).To(ContainSubstring("server's IDLE latency"))
+		Expect(res.Stdout).To(ContainSubstring("--idle-wait"))
+		Expect(res.Stdout).To(ContainSubstring("idle-every=60s"))
 	})
 
 	It("prints the seed it picked so the exploration can be repeated", func() {

@@ -47,7 +47,9 @@ type Config struct {
 	// Parallel is how many scenarios run at once; 0 means the number of CPUs.
 	Parallel int
 	// Options are the harness options of every run (device factory, target, store). Seed
-	// is set by the exploration.
+	// is set by the exploration, and so is IdleLatency, measured once before the first run
+	// when the scenarios may have push episodes (unless set already); with IdleWait every
+	// within= waits that much longer instead of the push episodes being skipped.
 	Options harness.Options
 	// Baseline, if set, makes the exploration differential: a run counts as a failure only
 	// when the same scenario does not break the same invariant with these options (say, a
@@ -73,6 +75,11 @@ type Config struct {
 	// Progress, if set, is called after every run, from several goroutines but never at
 	// the same time.
 	Progress func(Progress)
+	// IdleMeasured, if set, is called once, before the first run, with the server's IDLE
+	// latency Explore measured, or the error that kept it from measuring it (the runs then
+	// go on without it, as in `syncharness run`). It is not called when nothing was
+	// measured.
+	IdleMeasured func(harness.IdleLatency, error)
 }
 
 // Progress is the state of an exploration, for a live progress line.
@@ -88,6 +95,13 @@ type Progress struct {
 	// Unconfirmed counts runs that broke an invariant once but not when run again from the
 	// shrunk file: the harness was not deterministic. They are not failures of the engine.
 	Unconfirmed int
+	// IdleSkipped counts runs skipped because a push episode's within= is shorter than the
+	// server's IDLE latency, IdleLatency (harness.IdleSkipReason): the server's slowness,
+	// which RFC 2177 allows, not the engine's failure. They are neither shrunk nor written.
+	IdleSkipped int
+	// IdleLatency is the server's IDLE latency, measured once for the exploration; zero
+	// when it was not measured.
+	IdleLatency harness.IdleLatency
 }
 
 // Rate is the number of runs per second so far.
@@ -131,6 +145,13 @@ type Summary struct {
 	Unconfirmed []*Failure
 	// ErroredRuns names the first few runs that errored, with the error.
 	ErroredRuns []string
+	// IdleSkippedRuns are the reports of the runs skipped for the server's IDLE latency
+	// (Progress.IdleSkipped), in run order, each with its reason and the latency; without
+	// their source, which Generate gives again from the seed and the run's number.
+	IdleSkippedRuns []*reports.Scenario
+	// IdleErr is why the server's IDLE latency could not be measured, nil when it was or
+	// did not need to be.
+	IdleErr error
 }
 
 // RunName is the name of run i's scenario for seed: "explore_S_I" (a negative seed is
@@ -180,10 +201,12 @@ func Explore(ctx context.Context, cfg Config) (*Summary, error) {
 	}
 	shards, shard := max(cfg.Shards, 1), max(cfg.Shard, 1)
 	start := time.Now()
+	idleErr := measureIdle(ctx, &cfg)
 
 	var (
 		mu      sync.Mutex
-		sum     = &Summary{}
+		sum     = &Summary{Progress: Progress{IdleLatency: cfg.Options.IdleLatency}, IdleErr: idleErr}
+		idle    []skippedRun
 		werr    error
 		next    = shard - 1
 		stopped bool
@@ -224,7 +247,7 @@ func Explore(ctx context.Context, cfg Config) (*Summary, error) {
 					return
 				}
 				found := false
-				f, errored, skipped, err := exploreOne(ctx, cfg, i, func() {
+				o, err := exploreOne(ctx, cfg, i, func() {
 					mu.Lock()
 					pending++
 					found = true
@@ -236,6 +259,7 @@ func Explore(ctx context.Context, cfg Config) (*Summary, error) {
 					wake.Broadcast()
 				}
 				sum.Run = i
+				f, errored := o.failure, o.errored
 				if ctx.Err() != nil && f == nil && errored != "" {
 					// Interrupted part-way: neither a pass nor a failure.
 					mu.Unlock()
@@ -251,7 +275,10 @@ func Explore(ctx context.Context, cfg Config) (*Summary, error) {
 					sum.Failures = append(sum.Failures, f)
 				case f != nil:
 					sum.Unconfirmed = append(sum.Unconfirmed, f)
-				case skipped:
+				case o.idleSkip != nil:
+					sum.IdleSkipped++
+					idle = append(idle, skippedRun{i, o.idleSkip})
+				case o.skipped:
 					sum.Skipped++
 				case errored != "":
 					sum.Errored++
@@ -273,23 +300,64 @@ func Explore(ctx context.Context, cfg Config) (*Summary, error) {
 	sum.Elapsed = time.Since(start)
 	sort.Slice(sum.Failures, func(i, j int) bool { return sum.Failures[i].Run < sum.Failures[j].Run })
 	sort.Slice(sum.Unconfirmed, func(i, j int) bool { return sum.Unconfirmed[i].Run < sum.Unconfirmed[j].Run })
+	sort.Slice(idle, func(i, j int) bool { return idle[i].run < idle[j].run })
+	for _, s := range idle {
+		sum.IdleSkippedRuns = append(sum.IdleSkippedRuns, s.rep)
+	}
 	return sum, werr
+}
+
+// skippedRun is a run skipped for the server's IDLE latency, with its report.
+type skippedRun struct {
+	run int
+	rep *reports.Scenario
+}
+
+// measureIdle measures the server's IDLE latency once, as `syncharness run` does, when the
+// generated scenarios may expect a change within= (push episodes) and cfg does not give
+// it, and sets it in cfg.Options for every run. The error is kept for the summary: the
+// runs go on without the latency, and a server without IDLE shows in its push episodes.
+func measureIdle(ctx context.Context, cfg *Config) error {
+	if !cfg.Gen.allows(FaultPush) || cfg.Options.IdleLatency != (harness.IdleLatency{}) {
+		return nil
+	}
+	lat, err := harness.MeasureIdleLatency(ctx, cfg.Options.Target, harness.IdleProbeLimit(PushWithin, cfg.Options.IdleWait))
+	if err != nil {
+		lat = harness.IdleLatency{}
+	}
+	cfg.Options.IdleLatency = lat
+	if cfg.IdleMeasured != nil {
+		cfg.IdleMeasured(lat, err)
+	}
+	return err
+}
+
+// outcome is what one run of an exploration came to: at most one of its fields is set.
+type outcome struct {
+	failure *Failure // an invariant broke (confirmed or not)
+	errored string   // the run could not run to its end: why
+	skipped bool     // the devices cannot do what the scenario needs (Options.Skip)
+	// idleSkip is the report of a run skipped for the server's IDLE latency.
+	idleSkip *reports.Scenario
 }
 
 // exploreOne runs run i; on a failure it shrinks, writes and confirms it.
 // onFound is called as soon as the run is known to fail, before shrinking.
-func exploreOne(ctx context.Context, cfg Config, i int, onFound func()) (f *Failure, errored string, skipped bool, err error) {
+func exploreOne(ctx context.Context, cfg Config, i int, onFound func()) (outcome, error) {
 	name := RunName(cfg.Seed, i)
 	s := generate(runSeed(cfg.Seed, i), cfg.Gen)
 	scn, err := s.repair(name)
 	if err != nil {
-		return nil, fmt.Sprintf("run %d: %v", i, err), false, nil
+		return outcome{errored: fmt.Sprintf("run %d: %v", i, err)}, nil
 	}
 	opts := cfg.Options
 	opts.Seed = cfg.Seed
 	res := harness.RunScenario(ctx, scn, opts)
 	if res.Report.Status == reports.Skipped {
-		return nil, "", true, nil
+		if why := harness.IdleSkipReason(scn, opts.IdleLatency, opts.IdleWait); why != "" && res.Report.SkipReason == why {
+			return outcome{idleSkip: idleSkipReport(res.Report)}, nil
+		}
+		return outcome{skipped: true}, nil
 	}
 	inv := brokenInvariant(res.Report)
 	var base harness.Options
@@ -297,17 +365,17 @@ func exploreOne(ctx context.Context, cfg Config, i int, onFound func()) (f *Fail
 		base = *cfg.Baseline
 		base.Seed = cfg.Seed
 		if inv != nil && breaks(harness.RunScenario(ctx, scn, base).Report, inv.Invariant) {
-			return nil, "", false, nil // not a difference from the baseline
+			return outcome{}, nil // not a difference from the baseline
 		}
 	}
 	if inv == nil {
 		if res.Report.Status == reports.Errored {
-			return nil, fmt.Sprintf("run %d: %s", i, res.Report.Error), false, nil
+			return outcome{errored: fmt.Sprintf("run %d: %s", i, res.Report.Error)}, nil
 		}
-		return nil, "", false, nil
+		return outcome{}, nil
 	}
 	onFound()
-	f = &Failure{Run: i, Name: name, Invariant: inv.Invariant, Title: inv.Title, Message: inv.Message,
+	f := &Failure{Run: i, Name: name, Invariant: inv.Invariant, Title: inv.Title, Message: inv.Message,
 		Original: []byte(s.text()), OriginalSteps: s.steps()}
 	stillFails := func(c *script) bool {
 		if ctx.Err() != nil {
@@ -345,14 +413,14 @@ func exploreOne(ctx context.Context, cfg Config, i int, onFound func()) (f *Fail
 	}
 	shrunk, err := small.parse(name)
 	if err != nil {
-		return nil, "", false, err
+		return outcome{}, err
 	}
 	f.Shrunk = scenarios.Format(shrunk)
 	// Confirm from the text as written, exactly as `syncharness run FILE --seed S` reads it,
 	// before writing anything: a failure that does not replay is not a finding.
 	again, err := scenarios.Parse(file, f.Shrunk)
 	if err != nil {
-		return nil, "", false, fmt.Errorf("explore: the shrunk scenario %s does not parse: %w", name, err)
+		return outcome{}, fmt.Errorf("explore: the shrunk scenario %s does not parse: %w", name, err)
 	}
 	f.Confirmed = true
 	for range max(cfg.Confirmations, 1) {
@@ -373,17 +441,26 @@ func exploreOne(ctx context.Context, cfg Config, i int, onFound func()) (f *Fail
 		first.Status = reports.Unconfirmed
 		first.Reproduce = ""
 		f.Report = &first
-		return f, "", false, nil
+		return outcome{failure: f}, nil
 	}
 	f.Confirmations = max(cfg.Confirmations, 1)
 	f.Reproduce = replay
 	if cfg.Dir != "" {
 		f.File = file
 		if err := os.WriteFile(f.File, f.Shrunk, 0o644); err != nil {
-			return nil, "", false, fmt.Errorf("explore: write %s: %w", f.File, err)
+			return outcome{}, fmt.Errorf("explore: write %s: %w", f.File, err)
 		}
 	}
-	return f, "", false, nil
+	return outcome{failure: f}, nil
+}
+
+// idleSkipReport is rep, of a run skipped for the server's IDLE latency, as the JSON
+// results keep it: its name, seed and reason, which names the latency. Its source is left
+// out (Generate gives it again): a slow server may skip thousands of runs. So is its
+// replay line, which names the catalogue, where a generated scenario is not.
+func idleSkipReport(rep *reports.Scenario) *reports.Scenario {
+	return &reports.Scenario{Name: rep.Name, Category: rep.Category, Status: rep.Status,
+		SkipReason: rep.SkipReason, Seed: rep.Seed, Duration: rep.Duration}
 }
 
 // ignored are failures that say a step could not be done, not that a guarantee broke: a
@@ -428,7 +505,8 @@ func atoi(s string) int {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 // Reports returns the reports of the failures, confirmed ones first, then the unconfirmed
-// ones (status reports.Unconfirmed), for JSON output.
+// ones (status reports.Unconfirmed), then the runs skipped for the server's IDLE latency
+// (status reports.Skipped, the latency in the reason), for JSON output.
 func (s *Summary) Reports() []*reports.Scenario {
 	var out []*reports.Scenario
 	for _, f := range append(append([]*Failure(nil), s.Failures...), s.Unconfirmed...) {
@@ -436,7 +514,7 @@ func (s *Summary) Reports() []*reports.Scenario {
 			out = append(out, f.Report)
 		}
 	}
-	return out
+	return append(out, s.IdleSkippedRuns...)
 }
 
 // String summarises the exploration in one line.
@@ -451,6 +529,9 @@ func (p Progress) String() string {
 	}
 	if p.Skipped > 0 {
 		fmt.Fprintf(&b, ", %d skipped", p.Skipped)
+	}
+	if p.IdleSkipped > 0 {
+		fmt.Fprintf(&b, ", %d skipped for the server's IDLE latency (%s, longer than within=%s)", p.IdleSkipped, p.IdleLatency, PushWithin)
 	}
 	fmt.Fprintf(&b, ", %.1f runs/s", p.Rate())
 	return b.String()

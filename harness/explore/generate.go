@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Fault kinds a generated scenario may use (GenOptions.Faults, `explore --faults`).
@@ -26,6 +27,10 @@ const (
 	FaultPush = "push"
 )
 
+// PushWithin is the within= of a push episode's expectations: the longest a generated
+// scenario has, which the server's IDLE latency is measured against (Explore).
+const PushWithin = 500 * time.Millisecond
+
 // AllFaults lists every fault kind, in the order `explore --help` shows them.
 var AllFaults = []string{FaultUIDValidity, FaultDrop, FaultInterrupt, FaultCrash, FaultOffline, FaultWipe, FaultFail, FaultPush}
 
@@ -39,6 +44,14 @@ type GenOptions struct {
 	// Faults are the fault kinds allowed (AllFaults names); nil means all of them, an empty
 	// non-nil slice none.
 	Faults []string
+}
+
+// allows reports whether generated scenarios may use fault.
+func (o GenOptions) allows(fault string) bool {
+	if o.Faults == nil {
+		return true
+	}
+	return slices.Contains(o.Faults, fault)
 }
 
 var deviceNames = []string{"phone", "laptop", "tablet", "desktop"}
@@ -635,9 +648,9 @@ func (g *gen) faultStep(d string) *item {
 		return &item{group: true, body: [][]string{
 			{"server", "expunge", "INBOX", first},
 			{d, "watch", "INBOX"},
-			{"expect", "missing", d, first, "within=500ms"},
+			{"expect", "missing", d, first, "within=" + PushWithin.String()},
 			{"server", "expunge", "INBOX", second},
-			{"expect", "missing", d, second, "within=500ms"},
+			{"expect", "missing", d, second, "within=" + PushWithin.String()},
 			{d, "unwatch"},
 		}}
 	case FaultWipe:
