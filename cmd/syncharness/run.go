@@ -354,11 +354,7 @@ func runRun(cmd *cobra.Command, args []string, f runFlags, replay []string) erro
 	// than it comes are skipped with it (or, with --idle-wait, wait for it).
 	var idle harness.IdleLatency
 	if most := harness.MaxWithin(list); most > 0 {
-		limit := most + time.Second
-		if f.idleWait {
-			limit = 5 * time.Minute
-		}
-		idle, err = harness.MeasureIdleLatency(ctx, target, limit)
+		idle, err = harness.MeasureIdleLatency(ctx, target, harness.IdleProbeLimit(most, f.idleWait))
 		if err != nil {
 			// A server without IDLE, say: its push scenarios say so themselves.
 			fmt.Fprintf(stderr, "syncharness: the server's IDLE latency could not be measured: %v\n", err)
