@@ -12,10 +12,10 @@ import (
 	"github.com/syncharness/syncharness/scenarios"
 )
 
-// attribute judges every line the server sent against the server invariants (with the
-// transcripts' clock and the scenario's server steps, so that S7, S8, S12 and S13 can be
-// judged across devices) and decides whether a scenario that did not pass is a server
-// finding:
+// attribute decides whether a scenario that did not pass is a server finding, from the
+// server invariants its run found on the wire (Result.ServerFindings: judged once, with the
+// transcripts' clock and the scenario's server steps, by the same check that gave the
+// verdict its server failures):
 //   - every failure is a server finding; or
 //   - the first server finding came before the states diverged (before the end of the
 //     first sync from the step after which they diverged, or from a device's later step
@@ -30,37 +30,24 @@ import (
 // server did.
 func attribute(ctx context.Context, scn *scenarios.Scenario, opts Options, res *Result) {
 	rep := res.Report
-	if rep.Status != reports.Failed && rep.Status != reports.Errored && rep.Status != reports.Passed {
-		return
-	}
-	found := check.CheckWireWith(wireLines(res), check.WireOptions{Injected: injected(res.History), Reads: res.ServerReads})
-	var engine []reports.Failure
-	for _, f := range rep.Failures {
-		if !f.Server {
-			engine = append(engine, f)
-		}
-	}
-	if len(found) == 0 {
-		// Server findings of the untimed check that the proxy's clock does not confirm
-		// were not findings.
-		rep.Failures = engine
-		if len(engine) == 0 && rep.Status == reports.Failed {
-			rep.Status = reports.Passed
-		}
+	found := res.ServerFindings
+	if len(found) == 0 || rep.Status != reports.Failed && rep.Status != reports.Errored {
 		return
 	}
 	first := time.Duration(math.MaxInt64)
 	var firstID string
-	var server []reports.Failure
 	for _, r := range found {
 		if r.At < first {
 			first, firstID = r.At, r.Invariant
 		}
-		server = append(server, reports.Failure{Invariant: r.Invariant, Title: r.Title, Message: r.Message,
-			Devices: r.Devices, Labels: r.Labels, Table: convertTable(r.Table), Server: true})
 	}
-	rep.Failures = append(engine, server...)
-	if len(engine) == 0 && rep.Status != reports.Errored {
+	engine := 0
+	for _, f := range rep.Failures {
+		if !f.Server {
+			engine++
+		}
+	}
+	if engine == 0 && rep.Status != reports.Errored {
 		rep.Status = reports.ServerFinding
 		rep.Attribution = "every failure is a server finding"
 		return
@@ -168,23 +155,6 @@ func namesAny(text string, labels map[string]bool) bool {
 		}
 	}
 	return false
-}
-
-// wireLines is every device's transcript on the scenario's clock, with the server steps
-// as spans in which the state changed outside the transcripts.
-func wireLines(res *Result) []check.WireLine {
-	var out []check.WireLine
-	for _, dev := range res.Report.Devices {
-		for _, l := range res.Transcripts[dev] {
-			out = append(out, check.WireLine{Device: dev, Conn: l.Conn, Dir: l.Dir, Text: l.Text, Time: l.Time})
-		}
-	}
-	for _, st := range res.Report.Steps {
-		if st.Actor == "server" {
-			out = append(out, check.WireLine{Device: reports.ServerLane, Dir: 'M', Text: st.Text, Time: st.Start, End: st.Start + st.Duration})
-		}
-	}
-	return out
 }
 
 func injected(h []check.Op) bool {

@@ -42,6 +42,10 @@ type Result struct {
 	// step on the fake server, the final read), on the transcripts' clock: the server
 	// invariants judge them with the transcripts (check.ServerRead).
 	ServerReads []check.ServerRead
+	// ServerFindings are the server invariants broken on the wire (S1–S13), each with the
+	// time of its first line: the findings the report's server failures list and the
+	// attribution weighs, from one check of the transcripts with their times.
+	ServerFindings []check.Result
 }
 
 // skipError ends a scenario as skipped.
@@ -82,6 +86,10 @@ type runner struct {
 	relied   []check.Relaxation  // the relaxations the checker's verdict needed
 	notAppl  []string            // the invariants the checker could not judge on these devices
 	reads    []check.ServerRead  // the harness's own reads of the server
+	// findings are the server invariants' results on the wire, with their times, once
+	// wireJudged: the one check the verdict and the attribution share.
+	findings   []check.Result
+	wireJudged bool
 }
 
 // read records a read of the server's state by the harness itself, for the server
@@ -189,9 +197,53 @@ func RunScenario(ctx context.Context, scn *scenarios.Scenario, opts Options) *Re
 		res.Interleaving = r.gate.Order()
 		res.GateFallbacks = r.gate.Fallbacks()
 	}
+	r.judgeWire(rep)
+	res.ServerFindings = r.findings
 	r.cleanup()
 	attribute(ctx, scn, opts, res)
 	return res
+}
+
+// judgeWire checks the server invariants on the wire for a scenario that ended before its
+// verdict (an error): finish judges them with the other invariants otherwise. A skipped
+// scenario is not judged.
+func (r *runner) judgeWire(rep *reports.Scenario) {
+	if r.wireJudged || rep.Status != reports.Errored {
+		return
+	}
+	r.mu.Lock()
+	h, reads := append([]check.Op(nil), r.history...), append([]check.ServerRead(nil), r.reads...)
+	r.mu.Unlock()
+	r.findings = check.CheckWireWith(r.wireLines(), check.WireOptions{Injected: injected(h), Reads: reads})
+	r.wireJudged = true
+	for _, f := range r.findings {
+		rep.Failures = append(rep.Failures, serverFailure(f))
+	}
+}
+
+// wireLines is every device's transcript on the scenario's clock, with the server steps
+// as spans in which the state changed outside the transcripts.
+func (r *runner) wireLines() []check.WireLine {
+	var out []check.WireLine
+	for _, d := range r.devices {
+		for _, l := range d.proxy.Transcript() {
+			out = append(out, check.WireLine{Device: d.name, Conn: l.Conn, Dir: l.Dir, Text: l.Text, Time: l.Time})
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, st := range r.steps {
+		if st.Actor == "server" {
+			out = append(out, check.WireLine{Device: reports.ServerLane, Dir: 'M', Text: st.Text, Time: st.Start, End: st.Start + st.Duration})
+		}
+	}
+	return out
+}
+
+// serverFailure is a server invariant's result as a report's failure.
+func serverFailure(f check.Result) reports.Failure {
+	return reports.Failure{Invariant: f.Invariant, Title: f.Title, Message: f.Message,
+		Devices: f.Devices, Labels: f.Labels, Table: convertTable(f.Table), Server: true}
 }
 
 // since is the time since the scenario started: the scheduler's logical clock in
@@ -359,15 +411,20 @@ func (r *runner) finish(ctx context.Context) error {
 	in.Server = state
 	r.mu.Lock()
 	in.History = append([]check.Op(nil), r.history...)
+	in.Reads = append([]check.ServerRead(nil), r.reads...)
 	r.mu.Unlock()
-	for _, d := range r.devices {
-		for _, l := range d.proxy.Transcript() {
-			in.Wire = append(in.Wire, check.WireLine{Device: d.name, Conn: l.Conn, Dir: l.Dir, Text: l.Text})
-		}
-	}
+	// The server invariants are judged here once, on the proxy's clock: the verdict and the
+	// attribution (attribute.go) use the same findings.
+	in.Wire = r.wireLines()
 	verdict := check.Judge(in, r.opts.Policies)
 	results := verdict.Results
 	r.relied = verdict.Relied
+	r.wireJudged = true
+	for _, res := range results {
+		if res.Server {
+			r.findings = append(r.findings, res)
+		}
+	}
 	r.final = finalState(in.Devices, in.Server, check.ExpectedUnder(in, r.opts.Policies))
 	for _, res := range results {
 		if res.NotApplicable {

@@ -21,7 +21,12 @@ type Input struct {
 	History []Op
 	// Wire holds every device's proxy transcript, in order per device and connection, for
 	// the server invariants seen on the wire. Empty: those invariants are not checked.
+	// With the proxy's times and the server steps as spans ('M' lines), S7, S8, S12 and S13
+	// are judged across devices; all times zero, every connection overlaps every other.
 	Wire []WireLine
+	// Reads are the harness's own reads of the server, on the clock of Wire, judged with
+	// it for S3 (wire_reads.go).
+	Reads []ServerRead
 }
 
 // Device is one device's final view and, where it can show it, its sync state.
@@ -130,6 +135,6 @@ func Check(in Input) []Result {
 	out = append(out, c.watermarks()...)
 	out = append(out, c.quarantine()...)
 	out = append(out, CheckPush(in.Wire)...)
-	out = append(out, CheckWireWith(in.Wire, WireOptions{Injected: injectsFailures(in.History)})...)
+	out = append(out, CheckWireWith(in.Wire, WireOptions{Injected: injectsFailures(in.History), Reads: in.Reads})...)
 	return out
 }
