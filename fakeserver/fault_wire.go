@@ -26,7 +26,7 @@ var wireBugDocs = map[string]string{
 	"no-on-vanished-store":       "UID STORE of UIDs that are all gone answers NO No messages matched (S10)",
 	"create-exists-without-code": "CREATE of an existing mailbox answers NO without [ALREADYEXISTS] (S11)",
 	"lowercase-keywords":         "keywords are stored lower-cased (S12)",
-	"no-copy-within-mailbox":     "COPY into the selected mailbox answers NO [CANNOT], a limitation some servers have: a scenario that needs it is skipped with the server's answer",
+	"no-copy-within-mailbox":     "COPY into the selected mailbox answers NO [CANNOT], a limitation some servers have: a scenario that needs it (a device's copy or a server copy within one mailbox) is skipped with the server's answer",
 }
 
 // WireBugNames returns the names of the wire bugs, sorted.

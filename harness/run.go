@@ -145,6 +145,7 @@ func RunScenario(ctx context.Context, scn *scenarios.Scenario, opts Options) *Re
 	}
 	res := &Result{Report: rep}
 	err := r.run(ctx)
+	err = r.limitedBy(err)
 	rep.Duration = time.Since(r.start)
 	rep.Steps = r.steps
 	rep.Failures = r.failures

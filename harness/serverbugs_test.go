@@ -80,6 +80,39 @@ var _ = Describe("The fake server's wire bugs", func() {
 			Expect(res.Report.SkipReason).To(ContainSubstring(answer))
 		})
 
+		// A device's copy within one mailbox reaches the server with the device's sync: the
+		// step's own, one of a concurrently block, or the settling after the last step.
+		DescribeTable("skips a scenario whose device copies within a mailbox, naming the server's answer",
+			func(ctx SpecContext, script string) {
+				scn, err := scenarios.Parse("copy_within.scn", []byte("# A device copies a message into the mailbox it is in.\ndevices phone laptop\nmailbox Archive\ndeliver INBOX m1 m2\nsync\n\n"+script))
+				Expect(err).NotTo(HaveOccurred())
+				res := harness.RunScenario(ctx, scn, harness.Options{Seed: 1, Target: harness.FakeTarget{Bugs: []string{"no-copy-within-mailbox"}}})
+				Expect(res.Report.Status).To(Equal(reports.Skipped), "%s %v", res.Report.Error, res.Report.Failures)
+				Expect(res.Report.SkipReason).To(HavePrefix("line 8: the server refuses COPY within one mailbox (phone sent UID COPY 1 "))
+				Expect(res.Report.SkipReason).To(HaveSuffix(answer + ")"))
+
+				res = harness.RunScenario(ctx, scn, harness.Options{Seed: 1})
+				Expect(res.Report.Status).To(Equal(reports.Passed), "%s %v", res.Report.Error, res.Report.Failures)
+			},
+			Entry("its sync", "phone move INBOX m2 Archive\nphone copy INBOX m1 INBOX\nphone sync\nexpect server INBOX m1 m1\n"),
+			Entry("a sync of every device", "phone move INBOX m2 Archive\nphone copy INBOX m1 INBOX\nsync\nexpect converged\n"),
+			Entry("a concurrently block", "phone move INBOX m1 Archive\nphone copy Archive m1 Archive\nconcurrently\n  phone sync\n  laptop sync\nend\n"),
+			Entry("the settling", "laptop read INBOX m2\nphone copy INBOX m1 INBOX\n"),
+		)
+
+		It("skips it the same way for any device on any server, from what the device sent", func(ctx SpecContext) {
+			fs, addr := modeServer()
+			Expect(fs.Apply(fakeserver.WireBug{Bug: "no-copy-within-mailbox", On: true})).To(Succeed())
+			t, err := harness.NewRemoteTarget(harness.RemoteOptions{URL: "imap://alice@" + addr, Password: "pw-for-alice", RunID: "within"})
+			Expect(err).NotTo(HaveOccurred())
+			scn, err := scenarios.Parse("copy_within.scn", []byte("devices phone\ndeliver INBOX m1\nsync\nphone copy INBOX m1 INBOX\nphone sync\n"))
+			Expect(err).NotTo(HaveOccurred())
+			res := harness.RunScenario(ctx, scn, harness.Options{Seed: 1, Target: t})
+			Expect(res.Report.Status).To(Equal(reports.Skipped), "%s %v", res.Report.Error, res.Report.Failures)
+			Expect(res.Report.SkipReason).To(ContainSubstring("line 4: the server refuses COPY within one mailbox"))
+			Expect(res.Report.SkipReason).To(ContainSubstring(answer))
+		})
+
 		It("is no excuse for a copy between two mailboxes, nor for another refusal", func() {
 			scn, err := scenarios.Parse("copy_away.scn", []byte("devices phone\ndeliver INBOX m1\nserver create Archive\nserver copy INBOX m1 Archive\nsync\nexpect converged\n"))
 			Expect(err).NotTo(HaveOccurred())

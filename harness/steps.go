@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
 	"github.com/syncharness/syncharness/clients"
 	"github.com/syncharness/syncharness/harness/check"
 	"github.com/syncharness/syncharness/reports"
@@ -156,7 +155,12 @@ func (r *runner) dispatch(ctx context.Context, st *scenarios.Step, group int) er
 	case "sync":
 		var errs []string
 		for _, d := range r.devices {
-			if err := r.syncDevice(ctx, d, st, group); err != nil {
+			err := r.syncDevice(ctx, d, st, group)
+			var skip skipError
+			if errors.As(err, &skip) {
+				return err
+			}
+			if err != nil {
 				errs = append(errs, err.Error())
 			}
 		}
@@ -300,26 +304,6 @@ func (r *runner) serverStep(ctx context.Context, st *scenarios.Step, group int) 
 	return fatal(err)
 }
 
-// limitation reports whether err is the server's refusal of a server step that the server
-// cannot do by design rather than by mistake, and why: a NO to a COPY whose source and
-// destination are one mailbox (RFC 3501 §6.4.7 allows it; some servers refuse it). The
-// scenario needs what the server does not offer, so it is skipped with the server's answer
-// instead of ending in an error. Other refusals still end the scenario with an error.
-func limitation(op ServerOp, err error) (string, bool) {
-	var ie *imap.Error
-	if op.Kind != "copy" || op.Mailbox != op.Dest || !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeNo {
-		return "", false
-	}
-	answer := "NO"
-	if ie.Code != "" {
-		answer += " [" + string(ie.Code) + "]"
-	}
-	if ie.Text != "" {
-		answer += " " + ie.Text
-	}
-	return fmt.Sprintf("the server cannot copy messages within one mailbox (server copy %s … %s: %s)", op.Mailbox, op.Dest, answer), true
-}
-
 func (r *runner) deviceStep(ctx context.Context, d *device, st *scenarios.Step, group int) error {
 	hist := check.Op{Line: st.Line, Actor: d.name, Kind: st.Verb, Mailbox: st.Mailbox, Dest: st.Dest,
 		Labels: st.Labels, Flag: st.Flag, Flags: st.Flags, Group: group}
@@ -450,6 +434,11 @@ func (r *runner) syncDevice(ctx context.Context, d *device, st *scenarios.Step, 
 		hist.Err = err.Error()
 	}
 	r.record(hist)
+	if err != nil {
+		if reason := r.deviceLimitation(d, from); reason != "" {
+			return skipError{reason: reason}
+		}
+	}
 	if crash {
 		if cerr := d.dev.Crash(); cerr != nil {
 			return fatal(fmt.Errorf("crash %s: %w", d.name, cerr))
