@@ -13,6 +13,7 @@ type configParams struct {
 	BaseDir  string
 	StateDir string
 	Instance string
+	Settings []string // appended as they are
 }
 
 // renderConfig returns a complete Dovecot 2.3 configuration for a private IMAP-only server
@@ -76,5 +77,8 @@ func renderConfig(p configParams) string {
 	w("    port = 0")
 	w("  }")
 	w("}")
+	for _, line := range p.Settings {
+		w("%s", line)
+	}
 	return b.String()
 }

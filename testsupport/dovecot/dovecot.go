@@ -74,6 +74,10 @@ type Options struct {
 	ParentDir string
 	// StartTimeout bounds the wait for the greeting; zero: 20 seconds.
 	StartTimeout time.Duration
+	// Settings are extra lines of dovecot.conf, after the generated ones (for example
+	// "mailbox_list_index_very_dirty_syncs = yes"): Dovecot takes the last value of a
+	// setting.
+	Settings []string
 }
 
 // A Server is one running Dovecot. Stop it when done (DeferCleanup(srv.Stop)).
@@ -81,6 +85,7 @@ type Server struct {
 	// Users are the accounts of the server, with their passwords.
 	Users []User
 
+	settings   []string
 	dir        string // private directory, removed by Stop
 	conf       string
 	log        string
@@ -139,7 +144,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dovecot: create directory: %w", err)
 	}
-	s := &Server{Users: users, dir: dir, doveadmBin: doveadm, uid: uid, gid: gid,
+	s := &Server{Users: users, dir: dir, doveadmBin: doveadm, uid: uid, gid: gid, settings: opts.Settings,
 		conf: filepath.Join(dir, "dovecot.conf"), log: filepath.Join(dir, "dovecot.log")}
 	if err := s.prepare(); err != nil {
 		os.RemoveAll(dir)
@@ -207,7 +212,7 @@ func (s *Server) launch(ctx context.Context, bin string, timeout time.Duration) 
 	conf := renderConfig(configParams{
 		Port: port, Passwd: filepath.Join(s.dir, "passwd"), Log: s.log,
 		BaseDir: filepath.Join(s.dir, "run"), StateDir: filepath.Join(s.dir, "state"),
-		Instance: "syncharness-" + filepath.Base(s.dir),
+		Instance: "syncharness-" + filepath.Base(s.dir), Settings: s.settings,
 	})
 	if err := os.WriteFile(s.conf, []byte(conf), 0o644); err != nil {
 		return fmt.Errorf("dovecot: write configuration: %w", err)

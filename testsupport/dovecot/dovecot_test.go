@@ -270,3 +270,16 @@ var _ = Describe("Starting Dovecot", func() {
 		Expect(dovecot.Unavailable(err)).To(BeFalse())
 	})
 })
+
+var _ = Describe("A private Dovecot server with extra settings", func() {
+	It("runs with them in effect", func() {
+		ctx := context.Background()
+		srv := start(ctx, dovecot.Options{Settings: []string{"mailbox_list_index_very_dirty_syncs = yes"}})
+		out, err := srv.Doveadm(ctx, "config", "-h", "mailbox_list_index_very_dirty_syncs")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(strings.TrimSpace(out)).To(Equal("yes"))
+		out, err = srv.Doveadm(ctx, "config", "-h", "mail_location")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(strings.TrimSpace(out)).To(Equal("maildir:~/Maildir"), "the generated settings stay")
+	})
+})
