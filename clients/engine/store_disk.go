@@ -557,7 +557,7 @@ func (s *DiskStore) Update(fn func(Tx) error) error {
 	if ferr == nil && len(t.written) > 0 {
 		// The bodies are written without fsync; make them durable, all at once, before
 		// the commit that references them.
-		if err := s.md.SyncMessages(t.written); err != nil {
+		if err := s.md.Sync(t.written); err != nil {
 			ferr = fmt.Errorf("engine: disk store: %w", err)
 		}
 	}
@@ -567,7 +567,7 @@ func (s *DiskStore) Update(fn func(Tx) error) error {
 		s.mu.Unlock()
 		return ErrCrashed // like a real crash, the files it wrote stay until the next open
 	}
-	var renames map[string]maildir.Flags
+	var renames map[string]rename
 	if ferr == nil {
 		renames, ferr = t.wantedNames()
 	}
@@ -624,7 +624,7 @@ func (s *DiskStore) Update(fn func(Tx) error) error {
 // afterCommit removes the body files of deleted messages and renames files whose flags
 // changed. Failures leave stale files or names that the next open repairs; the first one
 // is kept for Close.
-func (s *DiskStore) afterCommit(t *diskTx, renames map[string]maildir.Flags) {
+func (s *DiskStore) afterCommit(t *diskTx, renames map[string]rename) {
 	var errs []error
 	for _, key := range t.unlink {
 		if err := s.md.Remove(key); err != nil && !errors.Is(err, maildir.ErrNotFound) {
@@ -637,7 +637,17 @@ func (s *DiskStore) afterCommit(t *diskTx, renames map[string]maildir.Flags) {
 	}
 	sort.Strings(keys)
 	for _, key := range keys {
-		if _, err := s.md.SetFlags(key, renames[key]); err != nil {
+		rn := renames[key]
+		var err error
+		if rn.was.known && rn.was.flags == rn.to {
+			continue
+		}
+		if rn.was.known {
+			_, err = s.md.SetFlagsFrom(key, rn.was.flags, rn.to)
+		} else {
+			_, err = s.md.SetFlags(key, rn.to)
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -658,10 +668,10 @@ type diskTx struct {
 	dead       bool // rolled back by Crash; guarded by s.mu
 	committing bool // guarded by s.mu
 
-	dirty   bool             // a write method ran: the transaction has something to commit
-	written []string         // body files this transaction wrote
-	unlink  []string         // body files to remove once committed
-	touched map[LocalID]bool // messages whose file name may need a new flag suffix
+	dirty   bool                // a write method ran: the transaction has something to commit
+	written []maildir.Message   // body files this transaction wrote
+	unlink  []string            // body files to remove once committed
+	touched map[LocalID]namedAs // messages whose file name may need a new flag suffix
 }
 
 // do runs f on the bbolt transaction unless Crash killed it.
@@ -680,23 +690,46 @@ func (t *diskTx) do(write bool, f func(*bolt.Tx) error) error {
 	return f(t.btx)
 }
 
-func (t *diskTx) touch(id LocalID) {
+// namedAs is what a transaction knows of a body file's name before it touched the
+// message: the flags of the committed record, which the name carries unless a crash came
+// between a commit and its renames (then the rename finds the file by reading the Maildir).
+type namedAs struct {
+	flags maildir.Flags
+	known bool
+}
+
+// touch notes that message id may need its file renamed; prev is its committed record,
+// when it had one and this transaction had not touched it yet.
+func (t *diskTx) touch(id LocalID, prev *MessageRecord) {
 	if t.touched == nil {
-		t.touched = map[LocalID]bool{}
+		t.touched = map[LocalID]namedAs{}
 	}
-	t.touched[id] = true
+	if _, ok := t.touched[id]; ok {
+		return
+	}
+	var was namedAs
+	if prev != nil {
+		was = namedAs{flags: nameFlags(prev.Flags), known: true}
+	}
+	t.touched[id] = was
+}
+
+// rename is a body file's name change after a commit.
+type rename struct {
+	was namedAs
+	to  maildir.Flags
 }
 
 // wantedNames returns, for every body file this transaction may have changed, the flags
 // its name must carry once committed. Called under s.mu before the commit.
-func (t *diskTx) wantedNames() (map[string]maildir.Flags, error) {
+func (t *diskTx) wantedNames() (map[string]rename, error) {
 	if len(t.touched) == 0 {
 		return nil, nil
 	}
-	out := make(map[string]maildir.Flags, len(t.touched))
+	out := make(map[string]rename, len(t.touched))
 	bodies := t.btx.Bucket(bucketBodies)
 	msgs := t.btx.Bucket(bucketMessages)
-	for id := range t.touched {
+	for id, was := range t.touched {
 		key := bodies.Get(be64(uint64(id)))
 		raw := msgs.Get(be64(uint64(id)))
 		if key == nil || raw == nil {
@@ -706,16 +739,16 @@ func (t *diskTx) wantedNames() (map[string]maildir.Flags, error) {
 		if err != nil {
 			return nil, err
 		}
-		out[string(key)] = nameFlags(m.Flags)
+		out[string(key)] = rename{was: was, to: nameFlags(m.Flags)}
 	}
 	return out, nil
 }
 
 // removeWritten removes the body files of a transaction that did not commit.
 func (t *diskTx) removeWritten() {
-	for _, key := range t.written {
+	for _, f := range t.written {
 		// Best effort: a file left here is an orphan the next open removes.
-		if err := t.s.md.Remove(key); err != nil && !errors.Is(err, maildir.ErrNotFound) {
+		if err := t.s.md.Discard(f); err != nil {
 			t.s.leftovers = true
 		}
 	}
@@ -902,6 +935,7 @@ func (t *diskTx) PutMessage(m MessageRecord) error {
 		return fmt.Errorf("engine: store: put message %d without mailbox", m.ID)
 	}
 	v := encodeMessage(m)
+	var prevRec *MessageRecord
 	err := t.do(true, func(btx *bolt.Tx) error {
 		if next := decodeU64(btx.Bucket(bucketMeta).Get(keyNextID)); m.ID == 0 || uint64(m.ID) >= next {
 			return fmt.Errorf("engine: store: put message with unallocated id %d", m.ID)
@@ -915,6 +949,7 @@ func (t *diskTx) PutMessage(m MessageRecord) error {
 			if prev, err = decodeMessage(old); err != nil {
 				return err
 			}
+			prevRec = &prev
 			if prev.Mailbox != m.Mailbox {
 				if err := idx.Delete(indexKey(prev.Mailbox, m.ID)); err != nil {
 					return err
@@ -944,7 +979,7 @@ func (t *diskTx) PutMessage(m MessageRecord) error {
 		return msgs.Put(key, v)
 	})
 	if err == nil {
-		t.touch(m.ID)
+		t.touch(m.ID, prevRec)
 	}
 	return err
 }
@@ -999,11 +1034,12 @@ func (t *diskTx) PutBody(id LocalID, raw []byte) error {
 		return err
 	}
 	// The file is written outside the lock: it is the slow part and touches no state.
+	t.touch(id, nil)
 	f, err := t.s.md.Add(bytes.NewReader(raw), flags)
 	if err != nil {
 		return fmt.Errorf("engine: disk store: body of message %d: %w", id, err)
 	}
-	t.written = append(t.written, f.Key)
+	t.written = append(t.written, f)
 	err = t.do(true, func(btx *bolt.Tx) error {
 		bodies := btx.Bucket(bucketBodies)
 		key := be64(uint64(id))
@@ -1013,7 +1049,7 @@ func (t *diskTx) PutBody(id LocalID, raw []byte) error {
 		return bodies.Put(key, []byte(f.Key))
 	})
 	if err == nil {
-		t.touch(id)
+		t.touched[id] = namedAs{flags: flags, known: true} // a new file, named as written
 	}
 	return err
 }

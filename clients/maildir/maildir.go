@@ -228,13 +228,27 @@ const syncWorkers = 8
 // cheaper than an fsync per delivery, as the files are synced in parallel and each
 // directory once.
 func (d *Dir) SyncMessages(keys []string) error {
-	if len(keys) == 0 {
+	msgs := make([]Message, 0, len(keys))
+	for _, key := range keys {
+		rel, err := d.find(key, false)
+		if err != nil {
+			return fmt.Errorf("maildir: sync: %w", err)
+		}
+		msgs = append(msgs, messageFor(d.path, rel))
+	}
+	return d.Sync(msgs)
+}
+
+// Sync is SyncMessages for messages as Deliver or Add returned them, by their paths: it
+// needs no lookup, so a process that only writes never reads the directory.
+func (d *Dir) Sync(msgs []Message) error {
+	if len(msgs) == 0 {
 		return nil
 	}
 	paths := make(chan string)
 	errs := make(chan error, syncWorkers)
 	var wg sync.WaitGroup
-	for i := 0; i < min(syncWorkers, len(keys)); i++ {
+	for i := 0; i < min(syncWorkers, len(msgs)); i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -248,23 +262,14 @@ func (d *Dir) SyncMessages(keys []string) error {
 			errs <- first
 		}()
 	}
-	var lookupErr error
 	subs := map[string]bool{}
-	for _, key := range keys {
-		rel, err := d.find(key, false)
-		if err != nil {
-			lookupErr = err
-			break
-		}
-		subs[filepath.Dir(rel)] = true
-		paths <- filepath.Join(d.path, rel)
+	for _, m := range msgs {
+		subs[filepath.Base(filepath.Dir(m.Path))] = true
+		paths <- m.Path
 	}
 	close(paths)
 	wg.Wait()
 	close(errs)
-	if lookupErr != nil {
-		return fmt.Errorf("maildir: sync: %w", lookupErr)
-	}
 	for err := range errs {
 		if err != nil {
 			return err
@@ -293,9 +298,10 @@ func fsyncFile(p string) error {
 }
 
 // List returns every message in new and cur, sorted by key. Files whose names start with
-// a dot are ignored, as the specification requires.
+// a dot are ignored, as the specification requires. It leaves the key index as it was: a
+// process that lists once and then only writes keeps no index growing with the Maildir.
 func (d *Dir) List() ([]Message, error) {
-	names, err := d.scan()
+	names, err := d.readNames()
 	if err != nil {
 		return nil, err
 	}
@@ -309,6 +315,18 @@ func (d *Dir) List() ([]Message, error) {
 
 // scan reads new and cur and replaces the key index. It returns the new index.
 func (d *Dir) scan() (map[string]string, error) {
+	names, err := d.readNames()
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.names = names
+	d.mu.Unlock()
+	return names, nil
+}
+
+// readNames reads new and cur: the relative file name of each key.
+func (d *Dir) readNames() (map[string]string, error) {
 	names := make(map[string]string)
 	for _, sub := range []string{"new", "cur"} {
 		entries, err := os.ReadDir(filepath.Join(d.path, sub))
@@ -326,9 +344,6 @@ func (d *Dir) scan() (map[string]string, error) {
 			names[key] = sub + "/" + name
 		}
 	}
-	d.mu.Lock()
-	d.names = names
-	d.mu.Unlock()
 	return names, nil
 }
 
@@ -466,6 +481,46 @@ func (d *Dir) SetFlags(key string, flags Flags) (Message, error) {
 		return Message{}, fmt.Errorf("maildir: set flags of %q: %w", key, err)
 	}
 	return m, nil
+}
+
+// SetFlagsFrom is SetFlags for a caller that knows the message's file as it left it: in
+// cur, carrying the standard flags was and no other letters. It renames that file without
+// reading the directory (a process's first lookup in a Maildir of 50,000 messages reads
+// them all); a file that is not there (renamed by another program) is found as SetFlags
+// finds it.
+func (d *Dir) SetFlagsFrom(key string, was, flags Flags) (Message, error) {
+	if err := checkKey(key); err != nil {
+		return Message{}, err
+	}
+	d.mu.Lock()
+	_, indexed := d.names[key]
+	d.mu.Unlock()
+	if !indexed {
+		rel := "cur/" + key + ":2," + was.String()
+		newRel := "cur/" + key + ":2," + flags.String()
+		err := os.Rename(filepath.Join(d.path, rel), filepath.Join(d.path, newRel))
+		if err == nil && rel != newRel {
+			err = d.syncDirAfterRename("cur")
+		}
+		if err == nil {
+			d.remember(key, newRel)
+			return messageFor(d.path, newRel), nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return Message{}, fmt.Errorf("maildir: set flags of %q: %w", key, err)
+		}
+	}
+	return d.SetFlags(key, flags)
+}
+
+// Discard deletes a message as Deliver or Add returned it (a write given up), by its path,
+// without a lookup. One already gone is not an error.
+func (d *Dir) Discard(m Message) error {
+	d.forget(m.Key)
+	if err := os.Remove(m.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("maildir: remove %q: %w", m.Key, err)
+	}
+	return nil
 }
 
 // Remove deletes the message with the given key. Removing a message that is already gone

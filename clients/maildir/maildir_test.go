@@ -179,6 +179,30 @@ var _ = Describe("A Maildir", func() {
 		Expect(names(root, "cur")).To(Equal([]string{m.Key + ":2,S"}))
 	})
 
+	It("renames a message from the name its caller knew, or finds it where another program put it", func() {
+		for _, k := range []string{"1.a", "2.b", "3.c"} {
+			Expect(os.WriteFile(filepath.Join(root, "cur", k+":2,S"), []byte(k), 0o600)).To(Succeed())
+		}
+		Expect(os.WriteFile(filepath.Join(root, "new", "4.d"), []byte("4.d"), 0o600)).To(Succeed())
+		// A new process: nothing of the directory is known.
+		fresh, err := maildir.Open(root, maildir.Options{Hostname: "host.example"})
+		Expect(err).NotTo(HaveOccurred())
+		m, err := fresh.SetFlagsFrom("1.a", maildir.Seen, maildir.Seen|maildir.Flagged)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(m.Flags).To(Equal(maildir.Seen | maildir.Flagged))
+		_, err = fresh.SetFlagsFrom("2.b", maildir.Flagged, 0) // the caller was wrong: found by reading
+		Expect(err).NotTo(HaveOccurred())
+		_, err = fresh.SetFlagsFrom("4.d", 0, maildir.Seen) // still in new
+		Expect(err).NotTo(HaveOccurred())
+		_, err = fresh.SetFlagsFrom("3.c", maildir.Seen, maildir.Seen)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(names(root, "cur")).To(Equal([]string{"1.a:2,FS", "2.b:2,", "3.c:2,S", "4.d:2,S"}))
+		Expect(names(root, "new")).To(BeEmpty())
+		Expect(fresh.ReadMessage("1.a")).To(Equal([]byte("1.a")))
+		_, err = fresh.SetFlagsFrom("5.e", 0, maildir.Seen)
+		Expect(err).To(MatchError(maildir.ErrNotFound))
+	})
+
 	It("opens a message for streaming", func() {
 		m, err := md.Add(strings.NewReader("streamed"), 0)
 		Expect(err).NotTo(HaveOccurred())
