@@ -318,52 +318,101 @@ func (cn *conn) reselect(mailbox string) (*imap.SelectData, error) {
 // headers, before any body is fetched), and a body literal announced over it closes the
 // connection instead of being read; either error names the mailbox and UID.
 func (cn *conn) fetch(mailbox string, uids imap.UIDSet, opts *imap.FetchOptions) ([]*imapclient.FetchMessageBuffer, error) {
-	cn.count("UID FETCH", false)
-	done := cn.watch()
-	defer done()
-	opts.UID = true
-	cmd := cn.c.Fetch(uids, opts)
+	fs := cn.fetchStream(mailbox, uids, opts)
 	var out []*imapclient.FetchMessageBuffer
-	var big error // the first message whose RFC822.SIZE is over the limit
-	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-		buf := &imapclient.FetchMessageBuffer{SeqNum: msg.SeqNum}
-		for item := msg.Next(); item != nil; item = msg.Next() {
-			switch it := item.(type) {
-			case imapclient.FetchItemDataBodySection:
-				b, err := cn.readLiteral(mailbox, buf, it.Literal)
-				if err != nil {
-					cn.close()
-					_ = cmd.Close()
-					return nil, err
-				}
-				buf.BodySection = append(buf.BodySection, imapclient.FetchBodySectionBuffer{Section: it.Section, Bytes: b})
-			case imapclient.FetchItemDataFlags:
-				buf.Flags = it.Flags
-			case imapclient.FetchItemDataInternalDate:
-				buf.InternalDate = it.Time
-			case imapclient.FetchItemDataRFC822Size:
-				buf.RFC822Size = it.Size
-			case imapclient.FetchItemDataUID:
-				buf.UID = it.UID
-			case imapclient.FetchItemDataModSeq:
-				buf.ModSeq = it.ModSeq
-			}
+	for {
+		buf, err := fs.next()
+		if err != nil {
+			return nil, err
 		}
-		if big == nil && buf.RFC822Size > cn.maxSize {
-			big = cn.tooBig(mailbox, buf, buf.RFC822Size)
+		if buf == nil {
+			break
 		}
 		out = append(out, buf)
 	}
-	if err := cn.fail("UID FETCH", mailbox, cmd.Close()); err != nil {
+	if err := fs.close(); err != nil {
 		return nil, err
-	}
-	if big != nil {
-		return nil, big
 	}
 	return out, nil
 }
 
-// readLiteral reads a body literal of the message in buf, refusing one over the size limit.
+// fetchStream is a UID FETCH whose messages are taken one at a time as they arrive, so
+// that a download holds one body at a time however many it asks for. The command
+// watchdog starts again with each message: a long download times out only when the
+// server stops sending.
+type fetchStream struct {
+	cn      *conn
+	mailbox string
+	cmd     *imapclient.FetchCommand
+	timer   *time.Timer
+	big     error // the first message whose RFC822.SIZE is over the limit
+}
+
+func (cn *conn) fetchStream(mailbox string, uids imap.UIDSet, opts *imap.FetchOptions) *fetchStream {
+	cn.count("UID FETCH", false)
+	opts.UID = true
+	fs := &fetchStream{cn: cn, mailbox: mailbox}
+	fs.timer = time.AfterFunc(cn.timeout, func() {
+		cn.timedOut.Store(true)
+		cn.close()
+	})
+	fs.cmd = cn.c.Fetch(uids, opts)
+	return fs
+}
+
+// next returns the next message of the answer, or nil at its end (then call close). After
+// an error the command is over and the connection closed.
+func (fs *fetchStream) next() (*imapclient.FetchMessageBuffer, error) {
+	msg := fs.cmd.Next()
+	if msg == nil {
+		return nil, nil
+	}
+	fs.timer.Reset(fs.cn.timeout)
+	buf := &imapclient.FetchMessageBuffer{SeqNum: msg.SeqNum}
+	for item := msg.Next(); item != nil; item = msg.Next() {
+		switch it := item.(type) {
+		case imapclient.FetchItemDataBodySection:
+			b, err := fs.cn.readLiteral(fs.mailbox, buf, it.Literal)
+			if err != nil {
+				fs.abort()
+				return nil, err
+			}
+			buf.BodySection = append(buf.BodySection, imapclient.FetchBodySectionBuffer{Section: it.Section, Bytes: b})
+		case imapclient.FetchItemDataFlags:
+			buf.Flags = it.Flags
+		case imapclient.FetchItemDataInternalDate:
+			buf.InternalDate = it.Time
+		case imapclient.FetchItemDataRFC822Size:
+			buf.RFC822Size = it.Size
+		case imapclient.FetchItemDataUID:
+			buf.UID = it.UID
+		case imapclient.FetchItemDataModSeq:
+			buf.ModSeq = it.ModSeq
+		}
+	}
+	if fs.big == nil && buf.RFC822Size > fs.cn.maxSize {
+		fs.big = fs.cn.tooBig(fs.mailbox, buf, buf.RFC822Size)
+	}
+	return buf, nil
+}
+
+// close ends the command and returns its outcome.
+func (fs *fetchStream) close() error {
+	defer fs.timer.Stop()
+	if err := fs.cn.fail("UID FETCH", fs.mailbox, fs.cmd.Close()); err != nil {
+		return err
+	}
+	return fs.big
+}
+
+// abort gives the command up: the connection is closed rather than the rest of the answer
+// read, and the round ends with an error.
+func (fs *fetchStream) abort() {
+	fs.timer.Stop()
+	fs.cn.close()
+	_ = fs.cmd.Close()
+}
+
 func (cn *conn) readLiteral(mailbox string, buf *imapclient.FetchMessageBuffer, lit imap.LiteralReader) ([]byte, error) {
 	if lit == nil {
 		return nil, nil

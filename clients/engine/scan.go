@@ -350,18 +350,13 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 			opts.BodySection = []*imap.FetchItemBodySection{bodySection}
 		}
 		if !p.headersOnly {
-			// Nothing to match: each batch is committed as it comes and nothing of it is
-			// kept, so memory stays flat however large the mailbox.
-			_, err := r.fetchInBatches(name, newUIDs, opts, true, func(batch []*serverMsg) error {
-				return r.storeFresh(name, data.UIDValidity, r.quirkNewMail(batch))
-			})
-			return p, err
+			return p, r.downloadFresh(name, data.UIDValidity, newUIDs, opts)
 		}
-		msgs, err := r.fetchInBatches(name, newUIDs, opts, false, nil)
+		bufs, err := r.cn.fetch(name, uidSet(newUIDs), opts)
 		if err != nil {
 			return nil, err
 		}
-		p.msgs = r.quirkNewMail(msgs)
+		p.msgs = r.quirkNewMail(describeMsgs(bufs, 1))
 	}
 	return p, nil
 }
@@ -657,73 +652,62 @@ func (r *round) create(tx Tx, mailbox string, s *serverMsg) (MessageRecord, erro
 	return m, nil
 }
 
-// storeFresh commits a batch of whole messages of a mailbox a fresh replica scans: new
-// records, and the mailbox's UIDVALIDITY, which the UIDs stored belong to. The watermarks
-// wait for the scan's commit (data before watermarks): a round cut short fetches the rest.
-// The records are not kept for finishVanished: a fresh replica has nothing that vanished.
-func (r *round) storeFresh(mailbox string, validity uint32, msgs []*serverMsg) error {
-	return r.update(func(tx Tx) error {
-		mb, ok, err := tx.Mailbox(mailbox)
-		if err != nil {
+// downloadFresh streams the new messages of a mailbox a fresh replica scans (nothing to
+// match them with) into the store: each body is written as it arrives and let go, and the
+// records are committed every freshCommit messages (the mailbox's UIDVALIDITY with the
+// first), so memory stays flat however large the mailbox and the server keeps sending
+// while a commit syncs the disk. A failure rolls back only the batch in progress.
+func (r *round) downloadFresh(mailbox string, validity uint32, uids []uint32, opts *imap.FetchOptions) error {
+	const perCommand, freshCommit = 2000, 100
+	sortUIDs(uids)
+	for i := 0; i < len(uids); i += perCommand {
+		fs := r.cn.fetchStream(mailbox, uidSet(uids[i:min(i+perCommand, len(uids))]), opts)
+		for more := true; more; {
+			err := r.update(func(tx Tx) error {
+				if err := setValidity(tx, mailbox, validity); err != nil {
+					return err
+				}
+				for range freshCommit {
+					buf, err := fs.next()
+					if err != nil || buf == nil {
+						more = false
+						return err
+					}
+					for _, s := range r.quirkNewMail(describeMsgs([]*imapclient.FetchMessageBuffer{buf}, 1)) {
+						if !s.hashed {
+							continue
+						}
+						r.st.Downloaded++
+						r.st.BytesFetched += int64(len(s.body))
+						if _, err := r.create(tx, mailbox, s); err != nil {
+							return err
+						}
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				fs.abort()
+				return err
+			}
+		}
+		if err := fs.close(); err != nil {
 			return err
 		}
-		if ok && mb.UIDValidity != validity {
-			mb.UIDValidity = validity
-			if err := tx.PutMailbox(mb); err != nil {
-				return err
-			}
-		}
-		for _, s := range msgs {
-			if !s.hashed {
-				continue
-			}
-			if _, err := r.create(tx, mailbox, s); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }
 
-// fetchInBatches fetches new messages with opts; whole bodies go in batches. With commit,
-// each batch goes to it and nothing is returned.
-func (r *round) fetchInBatches(mailbox string, uids []uint32, opts *imap.FetchOptions, bodies bool, commit func([]*serverMsg) error) ([]*serverMsg, error) {
-	const batch = 100
-	if !bodies {
-		bufs, err := r.cn.fetch(mailbox, uidSet(uids), opts)
-		if err != nil {
-			return nil, err
-		}
-		return describeMsgs(bufs, 1), nil
+// setValidity records the UIDVALIDITY of the mailbox's first messages.
+func setValidity(tx Tx, mailbox string, validity uint32) error {
+	mb, ok, err := tx.Mailbox(mailbox)
+	if err != nil || !ok || mb.UIDValidity == validity {
+		return err
 	}
-	sortUIDs(uids)
-	var out []*serverMsg
-	for i := 0; i < len(uids); i += batch {
-		j := min(i+batch, len(uids))
-		bufs, err := r.cn.fetch(mailbox, uidSet(uids[i:j]), opts)
-		if err != nil {
-			return nil, err
-		}
-		batch := describeMsgs(bufs, 1)
-		for _, s := range batch {
-			if s.hashed {
-				r.st.Downloaded++
-				r.st.BytesFetched += int64(len(s.body))
-			}
-		}
-		if commit != nil {
-			if err := commit(batch); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		out = append(out, batch...)
-	}
-	return out, nil
+	mb.UIDValidity = validity
+	return tx.PutMailbox(mb)
 }
 
-// mergeLocal is merge3 of m's flags with server flags s, except that the flags the user
-// wrote and that were not pushed yet keep their local value: the user's write is newer.
 func mergeLocal(tx Tx, m MessageRecord, s Flags) (Flags, error) {
 	nf := merge3(m.Flags, m.Base, s)
 	en, ok, err := findEntry(tx, OpFlags, m.ID)

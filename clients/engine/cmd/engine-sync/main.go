@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +35,8 @@ func run() int {
 	timeout := fs.Duration("timeout", 30*time.Minute, "give up the round after this long")
 	memstats := fs.Bool("memstats", false, "print the process's memory use at the end, on stderr")
 	timing := fs.Bool("timing", false, "print, on stderr, how long opening the store took and each IMAP command from its sending to its tagged answer")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
+	memProfile := fs.String("memprofile", "", "write a profile of the memory allocated during the run to this file (go tool pprof -sample_index=alloc_space)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
@@ -46,6 +49,17 @@ func run() int {
 	if !ok {
 		fmt.Fprintf(os.Stderr, "engine-sync: $%s is not set\n", *passEnv)
 		return 2
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "engine-sync:", err)
+			return 2
+		}
+		defer stop()
+	}
+	if *memProfile != "" {
+		defer writeMemProfile(*memProfile)
 	}
 	start := time.Now()
 	store, err := engine.OpenDiskStore(*dir)
@@ -91,6 +105,29 @@ func run() int {
 		return 1
 	}
 	return 0
+}
+
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+func writeMemProfile(path string) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		f.Close()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "engine-sync: memory profile:", err)
+	}
 }
 
 // printMemStats prints the Go heap's figures and the kernel's view of the process's
