@@ -259,6 +259,7 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 	}
 
 	condstore := data.HighestModSeq != 0 && p.mb.HighestModSeq != 0 && !changed && mb.UIDValidity == data.UIDValidity
+	var allNew []uint32 // every UID of the mailbox, when none is known
 	switch {
 	case data.NumMessages == 0, unchanged:
 	case condstore && data.HighestModSeq == p.mb.HighestModSeq && uint32(data.UIDNext) == p.mb.UIDNext &&
@@ -294,13 +295,14 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 		}
 	case len(p.known) == 0:
 		// No local message to compare flags with (a first sync): the UIDs are enough, as
-		// each new message's flags come with it.
+		// each new message's flags come with it, and all of them are new.
 		uids, err := r.cn.search(name, &imap.SearchCriteria{})
 		if err != nil {
 			return nil, err
 		}
-		for _, u := range uids {
-			p.present[uint32(u)] = true
+		allNew = make([]uint32, len(uids))
+		for i, u := range uids {
+			allNew[i] = uint32(u)
 		}
 	default:
 		flags, err := r.cn.fetchFlags(name, len(p.known), p.noteIdentity)
@@ -323,17 +325,23 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 		}
 	}
 	var newUIDs []uint32
-	for u := range p.presentSet() {
+	consider := func(u uint32) {
 		if _, ok := p.known[u]; ok {
-			continue
+			return
 		}
 		if u < watermark && quirks.Has(QuirkWatermarkFirst) {
-			continue
+			return
 		}
 		if u < watermark {
 			r.e.log.Warn("server UID below the watermark appeared late; fetching it", "mailbox", name, "uid", u)
 		}
 		newUIDs = append(newUIDs, u)
+	}
+	for _, u := range allNew {
+		consider(u)
+	}
+	for u := range p.presentSet() {
+		consider(u)
 	}
 	for _, i := range p.known {
 		if m := p.recs[i]; !p.has(m.UID) {

@@ -483,8 +483,22 @@ func (s *DiskStore) begin(writable bool) (*diskTx, error) {
 		return nil, err
 	}
 	t := &diskTx{s: s, btx: btx, writable: writable}
+	if writable {
+		appendOnly(btx)
+	}
 	s.open[t] = struct{}{}
 	return t, nil
+}
+
+// appendOnly packs the pages of the buckets whose keys mostly grow (local ids, and UIDs
+// within a mailbox) instead of splitting them half full: the file, and the pages a process
+// maps while it writes, are about a third smaller. The setting lasts for the transaction.
+func appendOnly(btx *bolt.Tx) {
+	for _, name := range [][]byte{bucketMessages, bucketByMailbox, bucketBodies, bucketByUID, bucketJournal} {
+		if b := btx.Bucket(name); b != nil {
+			b.FillPercent = 0.9
+		}
+	}
 }
 
 func (s *DiskStore) stateErr() error {

@@ -6,7 +6,8 @@
 // The store in -dir is created on the first run. The connection is plain IMAP (no TLS): it
 // is meant for a server on loopback, such as the private Dovecot of the benchmarks
 // (make bench-mbsync). The exit status is 0 after a complete round, 1 when the round
-// failed, 2 for bad arguments.
+// failed, 2 for bad arguments. Unless GOMEMLIMIT is set, the Go runtime gets a soft memory
+// limit of 8 MiB (it collects garbage sooner rather than grow).
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -26,6 +28,11 @@ import (
 )
 
 func main() { os.Exit(run()) }
+
+// defaultMemoryLimit is the Go runtime's soft memory limit unless GOMEMLIMIT is set. With
+// it a first sync of 10,000 messages peaks at about 14 MB resident instead of 18 MB, for
+// about a thousand more (small) garbage collections.
+const defaultMemoryLimit = 8 << 20
 
 func run() int {
 	fs := flag.NewFlagSet("engine-sync", flag.ContinueOnError)
@@ -49,6 +56,12 @@ func run() int {
 	if !ok {
 		fmt.Fprintf(os.Stderr, "engine-sync: $%s is not set\n", *passEnv)
 		return 2
+	}
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		// A round holds one message body at a time and the store's pages: the Go runtime
+		// would let its heap grow to twice what is live before collecting, and keep what it
+		// got; a soft limit makes it collect sooner instead (GOMEMLIMIT overrides it).
+		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
 	if *cpuProfile != "" {
 		stop, err := startCPUProfile(*cpuProfile)
