@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/syncharness/syncharness/clients"
+	"github.com/syncharness/syncharness/internal/deadline"
 )
 
 // conn is one logged-in IMAP connection of an engine. It counts every command into stats
@@ -105,7 +107,9 @@ func (e *Engine) dial(ctx context.Context, stats *clients.SyncStats) (*conn, err
 	}
 	notes := &flagNotes{}
 	expunges := &atomic.Int64{}
-	tap := &tapConn{Conn: nc}
+	// go-imap sets and clears a read deadline around every response: lazily applied,
+	// a flag scan of 50,000 messages costs no 100,000 timer changes.
+	tap := &tapConn{Conn: deadline.Wrap(nc)}
 	c := imapclient.New(tap, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
 		Fetch:   notes.fetch,
 		Expunge: func(uint32) { expunges.Add(1) },
@@ -288,16 +292,33 @@ func (cn *conn) selectBox(mailbox string) (*imap.SelectData, error) {
 	done := cn.watch()
 	opts := &imap.SelectOptions{CondStore: cn.has(imap.CapCondStore)}
 	cn.tap.takeMailboxID()
+	prev := cn.c.Mailbox()
 	data, err := cn.c.Select(mailbox, opts).Wait()
 	done()
 	if err := cn.fail("SELECT", mailbox, err); err != nil {
 		return nil, err
 	}
+	cn.settleSelect(prev, mailbox)
 	cn.selected, cn.sel = mailbox, data
 	if id := cn.tap.takeMailboxID(); id != "" && cn.has(capObjectID) {
 		cn.selID = id
 	}
 	return data, nil
+}
+
+// settleSelect waits until go-imap has recorded the selection of mailbox that just
+// completed (a new SelectedMailbox, replacing prev): its Wait returns before the client
+// records it, and exists() read a moment too early gives the count of the mailbox selected
+// before, or none after the server's [CLOSED] (RFC 7162 §3.2.11), against which a short
+// FETCH answer would pass for complete.
+func (cn *conn) settleSelect(prev *imapclient.SelectedMailbox, mailbox string) {
+	for {
+		mb := cn.c.Mailbox()
+		if mb != nil && mb != prev && mb.Name == mailbox || cn.closed() {
+			return
+		}
+		runtime.Gosched()
+	}
 }
 
 // capObjectID is RFC 8474's capability, which go-imap v2.0.0-beta.8 does not name.

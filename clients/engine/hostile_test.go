@@ -194,7 +194,7 @@ func DescribeHostileServer(kind storeKind) bool {
 			GinkgoHelper()
 			before := replica(tablet)
 			_, err := tablet.Sync(context.Background())
-			Expect(err).To(HaveOccurred())
+			Expect(err).To(HaveOccurred(), "commands sent:\n%s", strings.Join(rw.sent(), "\n"))
 			for _, s := range want {
 				Expect(err.Error()).To(ContainSubstring(s))
 			}
