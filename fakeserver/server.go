@@ -16,6 +16,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/syncharness/syncharness/internal/deadline"
 )
 
 // DefaultMaxLiteralSize is the APPEND size limit when Options.MaxLiteralSize is zero.
@@ -240,7 +242,9 @@ func (s *Server) Close() error {
 // handleConn serves one connection with its own imapserver.Server, so that its
 // capability set can change without racing with other connections.
 func (s *Server) handleConn(nc net.Conn) {
-	tc := &trackedConn{Conn: s.wrapBugs(nc), srv: s}
+	// imapserver sets a write deadline for every answer it writes: lazily applied, a
+	// FETCH of 50,000 messages costs no 50,000 timer changes.
+	tc := &trackedConn{Conn: s.wrapBugs(deadline.Wrap(nc)), srv: s}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
