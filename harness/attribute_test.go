@@ -55,15 +55,9 @@ var _ = Describe("The divergence a server finding must precede", func() {
 // catalogScenario is the catalogue scenario name.
 func catalogScenario(name string) *scenarios.Scenario {
 	GinkgoHelper()
-	list, err := Catalog()
+	s, err := CatalogScenario(name)
 	Expect(err).NotTo(HaveOccurred())
-	for _, s := range list {
-		if s.Name == name {
-			return s
-		}
-	}
-	Fail("no catalogue scenario " + name)
-	return nil
+	return s
 }
 
 // serverFailures are the report's failures that are server findings, as results.

@@ -13,15 +13,10 @@ import (
 )
 
 func catalogScenario(name string) *scenarios.Scenario {
-	list, err := harness.Catalog()
+	GinkgoHelper()
+	s, err := harness.CatalogScenario(name)
 	Expect(err).NotTo(HaveOccurred())
-	for _, s := range list {
-		if s.Name == name {
-			return s
-		}
-	}
-	Fail("no catalogue scenario " + name)
-	return nil
+	return s
 }
 
 func invariantsOf(s *reports.Scenario) []string {

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"sync"
 	"time"
@@ -73,6 +74,20 @@ func RunAll(ctx context.Context, list []*scenarios.Scenario, opts RunOptions) (*
 	}
 	run.Duration = time.Since(run.Started)
 	return run, results
+}
+
+// CatalogScenario returns the built-in scenario called name.
+func CatalogScenario(name string) (*scenarios.Scenario, error) {
+	list, err := Catalog()
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range list {
+		if s.Name == name {
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("no catalogue scenario %q", name)
 }
 
 // Catalog returns the built-in conformance catalogue, parsed.

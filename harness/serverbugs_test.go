@@ -40,15 +40,7 @@ func wireBugScenario(name string) *scenarios.Scenario {
 		Expect(err).NotTo(HaveOccurred())
 		return s
 	}
-	list, err := harness.Catalog()
-	Expect(err).NotTo(HaveOccurred())
-	for _, s := range list {
-		if s.Name == name {
-			return s
-		}
-	}
-	Fail("no catalogue scenario " + name)
-	return nil
+	return catalogScenario(name)
 }
 
 var _ = Describe("The fake server's wire bugs", func() {

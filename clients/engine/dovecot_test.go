@@ -48,6 +48,18 @@ func imapView(c *imapclient.Client) []string {
 	return out
 }
 
+// appendTo appends the message labelled label to mailbox.
+func appendTo(c *imapclient.Client, mailbox, label string) {
+	GinkgoHelper()
+	raw := msg(label)
+	cmd := c.Append(mailbox, int64(len(raw)), nil)
+	_, err := cmd.Write(raw)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(cmd.Close()).To(Succeed())
+	_, err = cmd.Wait()
+	Expect(err).NotTo(HaveOccurred())
+}
+
 // sentLog records the commands a client writes on its connections ("SELECT INBOX", "UID
 // FETCH …"), tags and literals left out: what a round asked of the server.
 type sentLog struct {
@@ -108,13 +120,7 @@ var _ = Describe("against Dovecot (CONDSTORE)", Ordered, func() {
 		Expect(admin.Caps().Has(imap.CapCondStore)).To(BeTrue())
 		Expect(admin.Create("Archive", nil).Wait()).To(Succeed())
 		for i := 1; i <= 20; i++ {
-			raw := msg(fmt.Sprintf("m%02d", i))
-			cmd := admin.Append("INBOX", int64(len(raw)), nil)
-			_, err := cmd.Write(raw)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(cmd.Close()).To(Succeed())
-			_, err = cmd.Wait()
-			Expect(err).NotTo(HaveOccurred())
+			appendTo(admin, "INBOX", fmt.Sprintf("m%02d", i))
 		}
 		dev := func(name string, log *sentLog) *engine.Device {
 			d, err := engine.NewDevice(name, engine.Options{
@@ -165,17 +171,10 @@ var _ = Describe("against Dovecot (CONDSTORE)", Ordered, func() {
 	})
 
 	It("still finds what another client did in a mailbox it did not select", func() {
-		admin.Select("Archive", nil)
-		raw := msg("a01")
-		cmd := admin.Append("Archive", int64(len(raw)), nil)
-		_, err := cmd.Write(raw)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(cmd.Close()).To(Succeed())
-		_, err = cmd.Wait()
-		Expect(err).NotTo(HaveOccurred())
+		appendTo(admin, "Archive", "a01")
 		syncOK(phone)
 		Expect(replica(phone)).To(ContainElement("Archive: a01"))
-		_, err = admin.Select("Archive", nil).Wait()
+		_, err := admin.Select("Archive", nil).Wait()
 		Expect(err).NotTo(HaveOccurred())
 		for _, step := range []struct {
 			op   imap.StoreFlagsOp
