@@ -77,7 +77,7 @@ install:
 DOVECOT_RUN = $(GO) run ./testsupport/dovecot/cmd/dovecot-run --
 
 ## conformance-dovecot: the catalogue against a private Dovecot, with the dovecot admin profile
-# Exit status 4 (nothing failed but server findings: Dovecot's rename bug at times) counts
+# Exit status 4 (nothing failed but server findings: Dovecot's rename bug, its stale LIST-STATUS) counts
 # as success here: the report names the finding, and it is Dovecot's to fix.
 conformance-dovecot:
 	$(GO) build -o .syncharness.bin ./cmd/syncharness
