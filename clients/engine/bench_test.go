@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -447,4 +449,84 @@ func benchFill(b *testing.B, srv *dovecot.Server, user, pass string, n, size int
 	if int(sel.NumMessages) != n {
 		b.Fatalf("%s's INBOX holds %d messages, not %d", user, sel.NumMessages, n)
 	}
+}
+
+// BenchmarkNewMailMemory: a device that has synced before finds 2,000 new messages of
+// 30 KB (60 MB) in one round, on its disk store. The bodies go to the store as they come
+// (BodyStager) instead of being held until the mailbox's commit: the maxheap-MB metric is
+// how far the live heap grew during the round (as the collections, made frequent here,
+// find it; above what it held before, the in-process server's messages included), which
+// stays near one FETCH batch (8 MB) however many messages come.
+func BenchmarkNewMailMemory(b *testing.B) {
+	const n, size = 2000, 30 << 10
+	var peak float64
+	// The live heap is known at the end of each collection: collect often, to see it often.
+	defer debug.SetGCPercent(debug.SetGCPercent(5))
+	for b.Loop() {
+		srv := fakeserver.New(fakeserver.Options{Seed: 1})
+		if err := srv.AddUser(user, password); err != nil {
+			b.Fatal(err)
+		}
+		addr, err := srv.Listen("127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		store, err := engine.OpenDiskStore(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		e, err := engine.Open(context.Background(), engine.Options{
+			Dial: func(ctx context.Context) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "tcp", addr.String())
+			},
+			Username: user, Password: password, Store: store,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.Sync(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		for i := range n {
+			body := clients.MakeMessage(clients.MessageSpec{Label: fmt.Sprintf("n%06d", i), Run: run, Size: size, Seed: int64(i)})
+			if err := srv.Apply(fakeserver.Deliver{User: user, Mailbox: "INBOX", Body: body}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		base := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		metrics.Read(base) // the server's messages are in this process's heap too
+		stop := make(chan struct{})
+		sampled := make(chan float64)
+		go func() {
+			sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+			most := 0.0
+			t := time.NewTicker(time.Millisecond)
+			defer t.Stop()
+			for {
+				metrics.Read(sample)
+				most = max(most, float64(sample[0].Value.Uint64()))
+				select {
+				case <-stop:
+					sampled <- most
+					return
+				case <-t.C:
+				}
+			}
+		}()
+		st, err := e.Sync(context.Background())
+		close(stop)
+		peak = max(peak, <-sampled-float64(base[0].Value.Uint64()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st.Downloaded != n {
+			b.Fatalf("downloaded %d of %d", st.Downloaded, n)
+		}
+		_ = e.Close()
+		_ = store.Close()
+		_ = srv.Close()
+	}
+	b.ReportMetric(peak/(1<<20), "maxheap-MB")
 }

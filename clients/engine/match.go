@@ -20,6 +20,10 @@ type serverMsg struct {
 	hashed bool
 	hash   [32]byte
 	taken  bool
+	// staged holds the body once the store took it (BodyStager), body is then nil and rec
+	// the record's fields that come from the body.
+	staged StagedBody
+	rec    MessageRecord
 }
 
 var msgIDSection = &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader,
@@ -49,6 +53,36 @@ func describeMsgs(bufs []*imapclient.FetchMessageBuffer, min uint32) []*serverMs
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].uid < out[j].uid })
 	return out
+}
+
+// stage hands s's body to the store now, where the store takes bodies before their
+// transaction (BodyStager), so that the round holds none of them in memory.
+func (r *round) stage(s *serverMsg) error {
+	st, ok := r.e.opts.Store.(BodyStager)
+	if !ok || s.body == nil {
+		return nil
+	}
+	b, err := st.StageBody(s.body)
+	if err != nil {
+		return &storeError{err}
+	}
+	s.rec = MessageRecord{Size: uint32(len(s.body)), Hash: s.hash, MessageID: clients.MessageID(s.body), Label: clients.Label(s.body)}
+	s.staged, s.body = b, nil
+	return nil
+}
+
+// dropStaged lets go the staged bodies of msgs that no record took.
+func (r *round) dropStaged(msgs []*serverMsg) {
+	st, ok := r.e.opts.Store.(BodyStager)
+	if !ok {
+		return
+	}
+	for _, s := range msgs {
+		if s.staged != nil {
+			st.DropStaged(s.staged)
+			s.staged = nil
+		}
+	}
 }
 
 func (s *serverMsg) setBody(b []byte) {
@@ -184,6 +218,9 @@ func (r *round) fetchBodies(mailbox string, msgs []*serverMsg) error {
 				s.setBody(b)
 				r.st.BytesFetched += int64(len(b))
 				r.st.Downloaded++
+				if err := r.stage(s); err != nil {
+					return err
+				}
 			}
 		}
 		batch, bytes = batch[:0], 0

@@ -414,6 +414,7 @@ func (r *round) unchangedByStatus(mb MailboxRecord) (bool, error) {
 // first and the watermarks in the same transaction.
 func (r *round) commitScan(p *scanPlan) error {
 	name := p.mb.Name
+	defer r.dropStaged(p.msgs) // bodies fetched for messages that no record took
 	inflightPairs := map[LocalID]*serverMsg{}
 	movesInPairs := map[LocalID]*serverMsg{}
 	orphanPairs := map[LocalID]*serverMsg{}
@@ -646,13 +647,26 @@ func (r *round) create(tx Tx, mailbox string, s *serverMsg) (MessageRecord, erro
 	if err != nil {
 		return MessageRecord{}, err
 	}
-	m := newRecord(id, mailbox, s.body)
+	m := s.rec
+	if s.staged == nil {
+		m = newRecord(id, mailbox, s.body)
+	}
+	m.ID, m.Mailbox = id, mailbox
 	m.UID, m.State, m.EverUID = s.uid, MsgSynced, true
 	m.InternalDate, m.Flags, m.Base = s.date, s.flags, s.flags
 	if err := tx.PutMessage(m); err != nil {
 		return MessageRecord{}, err
 	}
-	if err := tx.PutBody(id, s.body); err != nil {
+	if s.staged != nil {
+		sp, ok := tx.(StagedPutter)
+		if !ok {
+			return MessageRecord{}, fmt.Errorf("engine: store: a staged body, but the transaction cannot put one")
+		}
+		if err := sp.PutStagedBody(id, s.staged); err != nil {
+			return MessageRecord{}, err
+		}
+		s.staged = nil // the transaction's now: synced with it, or removed if it fails
+	} else if err := tx.PutBody(id, s.body); err != nil {
 		return MessageRecord{}, err
 	}
 	s.body = nil
@@ -661,39 +675,35 @@ func (r *round) create(tx Tx, mailbox string, s *serverMsg) (MessageRecord, erro
 }
 
 // downloadFresh streams the new messages of a mailbox a fresh replica scans (nothing to
-// match them with) into the store: each body is written as it arrives and let go, and the
-// records are committed every freshCommit messages (the mailbox's UIDVALIDITY with the
-// first), so memory stays flat however large the mailbox and the server keeps sending
-// while a commit syncs the disk. A failure rolls back only the batch in progress.
+// match them with) into the store: each body goes to the store as it arrives (BodyStager)
+// and the records are committed every freshCommit messages (the mailbox's UIDVALIDITY
+// with the first), so memory stays flat however large the mailbox, and no transaction
+// waits for the network. A failure rolls back only the batch in progress.
 func (r *round) downloadFresh(mailbox string, validity uint32, uids []uint32, opts *imap.FetchOptions) error {
 	const perCommand, freshCommit = 2000, 100
 	sortUIDs(uids)
 	for i := 0; i < len(uids); i += perCommand {
 		fs := r.cn.fetchStream(mailbox, uidSet(uids[i:min(i+perCommand, len(uids))]), opts)
 		for more := true; more; {
-			err := r.update(func(tx Tx) error {
+			batch, err := r.freshBatch(fs, freshCommit)
+			if err != nil {
+				fs.abort()
+				r.dropStaged(batch)
+				return err
+			}
+			more = len(batch) > 0
+			err = r.update(func(tx Tx) error {
 				if err := setValidity(tx, mailbox, validity); err != nil {
 					return err
 				}
-				for range freshCommit {
-					buf, err := fs.next()
-					if err != nil || buf == nil {
-						more = false
+				for _, s := range batch {
+					if _, err := r.create(tx, mailbox, s); err != nil {
 						return err
-					}
-					for _, s := range r.quirkNewMail(describeMsgs([]*imapclient.FetchMessageBuffer{buf}, 1)) {
-						if !s.hashed {
-							continue
-						}
-						r.st.Downloaded++
-						r.st.BytesFetched += int64(len(s.body))
-						if _, err := r.create(tx, mailbox, s); err != nil {
-							return err
-						}
 					}
 				}
 				return nil
 			})
+			r.dropStaged(batch) // what a failed transaction did not take
 			if err != nil {
 				fs.abort()
 				return err
@@ -704,6 +714,30 @@ func (r *round) downloadFresh(mailbox string, validity uint32, uids []uint32, op
 		}
 	}
 	return nil
+}
+
+// freshBatch reads up to n messages of fs (none at the end of the answer), each body
+// handed to the store as it comes.
+func (r *round) freshBatch(fs *fetchStream, n int) ([]*serverMsg, error) {
+	var batch []*serverMsg
+	for len(batch) < n {
+		buf, err := fs.next()
+		if err != nil || buf == nil {
+			return batch, err
+		}
+		for _, s := range r.quirkNewMail(describeMsgs([]*imapclient.FetchMessageBuffer{buf}, 1)) {
+			if !s.hashed {
+				continue
+			}
+			r.st.Downloaded++
+			r.st.BytesFetched += int64(len(s.body))
+			if err := r.stage(s); err != nil {
+				return batch, err
+			}
+			batch = append(batch, s)
+		}
+	}
+	return batch, nil
 }
 
 // setValidity records the UIDVALIDITY of the mailbox's first messages.

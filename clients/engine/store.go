@@ -15,7 +15,8 @@ import (
 // the process; nothing else does. Implementations: MemoryStore (NewMemoryStore) and the disk
 // store (bbolt for state and journal, a Maildir for bodies).
 //
-// The engine never holds a transaction across network I/O.
+// The engine never holds a transaction across network I/O (a BodyStager takes bodies as
+// they arrive, before the transaction).
 type Store interface {
 	// View runs fn in a read-only transaction.
 	View(fn func(Tx) error) error
@@ -75,6 +76,25 @@ type Tx interface {
 	PutJournal(e JournalEntry) error
 	// DeleteJournal removes the entry seq (the entry is done). Unknown seq is not an error.
 	DeleteJournal(seq uint64) error
+}
+
+// A BodyStager is a Store that takes a message body before the transaction that stores
+// its record: the disk store writes it to its Maildir at once, so that a round downloading
+// many messages holds none of their bodies in memory. A staged body is put with
+// StagedPutter.PutStagedBody in a later transaction (whose Tx implements StagedPutter), or
+// dropped; one neither put nor dropped (a crash) is removed when the store opens again.
+// Without staging, a round holds a batch's bodies until its transaction.
+type BodyStager interface {
+	StageBody(raw []byte) (StagedBody, error)
+	DropStaged(b StagedBody)
+}
+
+// StagedBody is a body a BodyStager took; only that store can use it.
+type StagedBody interface{ staged() }
+
+// StagedPutter is a Tx that stores a staged body as the body of id (instead of PutBody).
+type StagedPutter interface {
+	PutStagedBody(id LocalID, b StagedBody) error
 }
 
 // Errors returned by stores.

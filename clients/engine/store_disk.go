@@ -758,6 +758,64 @@ func (t *diskTx) wantedNames() (map[string]rename, error) {
 	return out, nil
 }
 
+// stagedFile is a body the disk store wrote before its record's transaction.
+type stagedFile struct{ f maildir.Message }
+
+func (stagedFile) staged() {}
+
+// StageBody writes raw into the Maildir now, with no flags, for PutStagedBody to give it
+// to a message later (BodyStager). The file is synced with the transaction that puts it.
+func (s *DiskStore) StageBody(raw []byte) (StagedBody, error) {
+	s.writer.Lock()
+	err := s.unmark() // a crash from here on may leave a file for the next open to remove
+	s.writer.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	f, err := s.md.Add(bytes.NewReader(raw), 0)
+	if err != nil {
+		return nil, fmt.Errorf("engine: disk store: stage a body: %w", err)
+	}
+	return stagedFile{f}, nil
+}
+
+// DropStaged removes a staged body that no message took.
+func (s *DiskStore) DropStaged(b StagedBody) {
+	if sf, ok := b.(stagedFile); ok {
+		if err := s.md.Discard(sf.f); err != nil {
+			s.writer.Lock()
+			s.leftovers = true // the next open removes it
+			s.writer.Unlock()
+		}
+	}
+}
+
+// PutStagedBody records a staged body as the body of id (StagedPutter); the file is
+// synced before the commit and removed if the transaction does not commit.
+func (t *diskTx) PutStagedBody(id LocalID, b StagedBody) error {
+	if !t.writable {
+		return ErrReadOnly
+	}
+	sf, ok := b.(stagedFile)
+	if !ok {
+		return fmt.Errorf("engine: disk store: body of message %d was not staged here", id)
+	}
+	t.written = append(t.written, sf.f)
+	err := t.do(true, func(btx *bolt.Tx) error {
+		bodies := btx.Bucket(bucketBodies)
+		key := be64(uint64(id))
+		if old := bodies.Get(key); old != nil {
+			t.unlink = append(t.unlink, string(old))
+		}
+		return bodies.Put(key, []byte(sf.f.Key))
+	})
+	if err == nil {
+		t.touch(id, nil)
+		t.touched[id] = namedAs{flags: sf.f.Flags, known: true} // named as staged
+	}
+	return err
+}
+
 // removeWritten removes the body files of a transaction that did not commit.
 func (t *diskTx) removeWritten() {
 	for _, f := range t.written {

@@ -264,6 +264,56 @@ var _ = Describe("The disk store", func() {
 		})).To(Succeed())
 	})
 
+	It("takes a body before the transaction that gives it to a message, and names it with the message's flags", func() {
+		staged, err := s.StageBody([]byte("staged"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(bodyFiles(dir, "cur")).To(HaveLen(1), "written at once, outside any transaction")
+		dropped, err := s.StageBody([]byte("dropped"))
+		Expect(err).NotTo(HaveOccurred())
+		var id engine.LocalID
+		Expect(s.Update(func(tx engine.Tx) error {
+			id, err = tx.NextID()
+			if err != nil {
+				return err
+			}
+			if err := tx.PutMessage(engine.MessageRecord{ID: id, Mailbox: "INBOX", Flags: engine.ParseFlags([]string{`\Seen`})}); err != nil {
+				return err
+			}
+			return tx.(engine.StagedPutter).PutStagedBody(id, staged)
+		})).To(Succeed())
+		s.DropStaged(dropped)
+		Expect(flagSuffixes(dir)).To(Equal([]string{"2,S"}))
+		Expect(s.View(func(tx engine.Tx) error {
+			Expect(tx.Body(id)).To(Equal([]byte("staged")))
+			return nil
+		})).To(Succeed())
+
+		// A staged body whose transaction fails is removed with it; one a crash leaves
+		// behind, given to no message, is removed on the next open.
+		lost, err := s.StageBody([]byte("lost"))
+		Expect(err).NotTo(HaveOccurred())
+		boom := errors.New("boom")
+		Expect(s.Update(func(tx engine.Tx) error {
+			nid, err := tx.NextID()
+			if err != nil {
+				return err
+			}
+			if err := tx.(engine.StagedPutter).PutStagedBody(nid, lost); err != nil {
+				return err
+			}
+			return boom
+		})).To(MatchError(boom))
+		Expect(bodyFiles(dir, "cur")).To(HaveLen(1))
+		_, err = s.StageBody([]byte("orphan"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(bodyFiles(dir, "cur")).To(HaveLen(2))
+		Expect(s.Crash()).To(Succeed())
+		after, err := s.Reopen()
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(after.Close)
+		Expect(bodyFiles(dir, "cur")).To(HaveLen(1))
+	})
+
 	It("removes, on open, half-written files in tmp and stray files in cur", func() {
 		addMessage(s, "INBOX", "committed")
 		Expect(s.Crash()).To(Succeed())

@@ -424,6 +424,26 @@ func (t *memTx) PutBody(id LocalID, raw []byte) error {
 	return nil
 }
 
+// stagedBytes is a body staged in memory (the memory store holds everything in memory).
+type stagedBytes []byte
+
+func (stagedBytes) staged() {}
+
+// StageBody keeps raw for PutStagedBody (BodyStager).
+func (s *MemoryStore) StageBody(raw []byte) (StagedBody, error) { return stagedBytes(raw), nil }
+
+// DropStaged lets a staged body go.
+func (s *MemoryStore) DropStaged(StagedBody) {}
+
+// PutStagedBody is PutBody of a staged body (StagedPutter).
+func (t *memTx) PutStagedBody(id LocalID, b StagedBody) error {
+	raw, ok := b.(stagedBytes)
+	if !ok {
+		return fmt.Errorf("engine: store: body of message %d was not staged here", id)
+	}
+	return t.PutBody(id, raw)
+}
+
 func (t *memTx) Body(id LocalID) ([]byte, error) {
 	if b, ok := t.bodies[id]; ok {
 		if b == nil {
