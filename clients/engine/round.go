@@ -16,8 +16,10 @@ package engine
 //  3. pushMailboxOps(true), mailboxes.go: mailboxes deleted locally.
 //  4. reconcileMailboxes, mailboxes.go: the server's LIST against the local mailboxes.
 //  5. scanAll, scan.go: every mailbox's flags, expunges and new messages (prepareScan,
-//     with the check of known UIDs in reuse.go), then per mailbox the matching (match.go),
-//     the downloads and the commit (commitScan).
+//     scan_prepare.go, with changedRecords in scan_changed.go and the check of known UIDs
+//     in reuse.go; a fresh replica downloads there, downloadFresh), then per mailbox the
+//     matching (matchNew, scan_commit.go, with match.go), the downloads and the commit
+//     (commitScan, scan_commit.go).
 //  6. finishVanished, scan.go: records found nowhere are deleted or quarantined.
 //  7. pushAgain, sync.go: what the scan made possible, pushed in the same round.
 //
