@@ -2,6 +2,8 @@ package engine
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -214,6 +216,10 @@ func (r *round) reconcileMailboxes() error {
 		return err
 	}
 	r.replaced = replaced
+	renamed, err := r.renamedMailboxes(server)
+	if err != nil {
+		return err
+	}
 	err = r.update(func(tx Tx) error {
 		local, err := tx.Mailboxes()
 		if err != nil {
@@ -222,6 +228,21 @@ func (r *round) reconcileMailboxes() error {
 		have := map[string]MailboxRecord{}
 		for _, mb := range local {
 			have[mb.Name] = mb
+		}
+		followed := map[string]bool{}
+		for _, name := range slices.Sorted(maps.Keys(renamed)) {
+			old := renamed[name]
+			ok, err := r.followRename(tx, have[old], name)
+			if err != nil {
+				return err
+			}
+			if ok {
+				followed[old] = true
+				mb := have[old]
+				mb.Name = name
+				have[name] = mb
+				delete(have, old)
+			}
 		}
 		names := make([]string, 0, len(server))
 		for n := range server {
@@ -253,7 +274,7 @@ func (r *round) reconcileMailboxes() error {
 			}
 		}
 		for _, mb := range local {
-			if _, ok := server[mb.Name]; ok || mb.State != MailboxSynced {
+			if _, ok := server[mb.Name]; ok || mb.State != MailboxSynced || followed[mb.Name] {
 				continue
 			}
 			if err := r.mailboxGone(tx, mb); err != nil {
@@ -308,6 +329,115 @@ func (r *round) replacedMailboxes(server map[string]string) (map[string]bool, er
 		}
 	}
 	return out, nil
+}
+
+// renamedMailboxes finds, where the server offers OBJECTID (RFC 8474), the mailboxes
+// another client renamed: a name new to the replica whose MAILBOXID and UIDVALIDITY are
+// those of a synced mailbox whose name the server no longer lists. It returns the new
+// names with the old ones. It costs one SELECT per new name, and only when a known name
+// is gone; without OBJECTID nothing, and a rename is followed by matching the messages
+// again (by Message-ID, size and content).
+func (r *round) renamedMailboxes(server map[string]string) (map[string]string, error) {
+	if !r.cn.has(capObjectID) {
+		return nil, nil
+	}
+	var local []MailboxRecord
+	if err := r.view(func(tx Tx) error {
+		var err error
+		local, err = tx.Mailboxes()
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	have := map[string]bool{}
+	gone := map[string]MailboxRecord{} // by MAILBOXID
+	for _, mb := range local {
+		have[mb.Name] = true
+		if _, listed := server[mb.Name]; !listed && mb.State == MailboxSynced && mb.MailboxID != "" {
+			gone[mb.MailboxID] = mb
+		}
+	}
+	out := map[string]string{}
+	for _, name := range slices.Sorted(maps.Keys(server)) {
+		if have[name] || len(gone) == 0 {
+			continue
+		}
+		data, err := r.cn.selectBox(name)
+		if isGone(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if mb, ok := gone[r.cn.mailboxID()]; ok && data.UIDValidity == mb.UIDValidity {
+			r.e.log.Info("mailbox renamed by another client (same MAILBOXID); following it", "mailbox", mb.Name, "now", name)
+			out[name] = mb.Name
+			delete(gone, mb.MailboxID)
+		}
+	}
+	return out, nil
+}
+
+// followRename moves the replica's mailbox mb under name, where another client renamed it:
+// the same MAILBOXID and UIDVALIDITY make it the same mailbox, so its records keep their
+// UIDs and nothing is downloaded again; the journal's pending work on it follows it. With
+// a local create, rename or delete of the mailbox pending it does not follow (false): the
+// mailbox is then taken for gone, as without MAILBOXID.
+func (r *round) followRename(tx Tx, mb MailboxRecord, name string) (bool, error) {
+	old := mb.Name
+	j, err := tx.Journal()
+	if err != nil {
+		return false, err
+	}
+	for _, en := range j {
+		switch en.Op {
+		case OpCreateMailbox, OpRenameMailbox, OpDeleteMailbox:
+			if en.Mailbox == old || en.Dest == old {
+				return false, nil
+			}
+		}
+	}
+	if err := tx.DeleteMailbox(old); err != nil {
+		return false, err
+	}
+	mb.Name = name
+	if err := tx.PutMailbox(mb); err != nil {
+		return false, err
+	}
+	all, err := tx.AllMessages()
+	if err != nil {
+		return false, err
+	}
+	for _, m := range all {
+		if m.Mailbox != old && m.MoveTo != old {
+			continue
+		}
+		if m.Mailbox == old {
+			m.Mailbox = name
+		}
+		if m.MoveTo == old {
+			m.MoveTo = name
+		}
+		if err := tx.PutMessage(m); err != nil {
+			return false, err
+		}
+	}
+	for _, en := range j {
+		if en.Mailbox != old && en.Dest != old {
+			continue
+		}
+		if en.Mailbox == old {
+			en.Mailbox = name
+		}
+		if en.Dest == old {
+			en.Dest = name
+		}
+		if err := tx.PutJournal(en); err != nil {
+			return false, err
+		}
+	}
+	r.st.LocalChanges++
+	return true, nil
 }
 
 // mailboxGone handles a synced mailbox that the server no longer has (deleted or renamed

@@ -86,3 +86,58 @@ var _ = Describe("mailbox changes", func() {
 		Expect(st.PendingDesc).To(ConsistOf(MatchRegexp(`^pending flags m2 in "INBOX" \(local id \d+\)$`)))
 	})
 })
+
+var _ = Describe("a mailbox another client renamed", func() {
+	// Messages without a Message-ID: only their content tells them apart, which takes
+	// their bodies.
+	deliverBare := func(w *world, mailbox string, labels ...string) {
+		GinkgoHelper()
+		for _, l := range labels {
+			body := clients.MakeMessage(clients.MessageSpec{Label: l, Run: run, NoMessageID: true, Size: 600})
+			Expect(w.srv.Apply(fakeserver.Deliver{User: user, Mailbox: mailbox, Body: body})).To(Succeed())
+		}
+	}
+	// world builds a server (with MAILBOXID, RFC 8474, when objectID) holding Work with
+	// two messages, and a device that synced them and then flagged w1 offline.
+	world := func(objectID bool) (*world, *engine.Device) {
+		GinkgoHelper()
+		w := newWorld(fakeserver.Options{Seed: 1})
+		if objectID {
+			Expect(w.srv.Apply(fakeserver.Mode{User: user, Mode: "mailboxid", On: true})).To(Succeed())
+		}
+		w.create("Work")
+		deliverBare(w, "Work", "w1", "w2")
+		phone := w.device("phone")
+		syncOK(phone)
+		do(phone, clients.Action{Kind: clients.ActFlag, Mailbox: "Work", Labels: []string{"w1"}, Flag: "$Todo"})
+		Expect(w.srv.Apply(fakeserver.RenameMailbox{User: user, Old: "Work", New: "Projects"})).To(Succeed())
+		return w, phone
+	}
+
+	It("is followed by its MAILBOXID: nothing downloaded again, the offline flag kept", func() {
+		w, phone := world(true)
+		st := syncOK(phone)
+		Expect(st.Downloaded).To(BeZero())
+		w.expectConverged([]string{"INBOX:", "Projects: w1[$Todo] w2"}, phone)
+	})
+
+	It("is matched again by content without MAILBOXID (the bodies are downloaded)", func() {
+		w, phone := world(false)
+		st := syncOK(phone)
+		Expect(st.Downloaded).To(Equal(2))
+		w.expectConverged([]string{"INBOX:", "Projects: w1[$Todo] w2"}, phone)
+	})
+
+	It("is not followed where the MAILBOXID is another mailbox's (re-created under a new name)", func() {
+		w, phone := world(true)
+		// The renamed mailbox goes, and a new one takes a new name with the same messages.
+		Expect(w.srv.Apply(fakeserver.DeleteMailbox{User: user, Mailbox: "Projects"})).To(Succeed())
+		w.create("Later")
+		deliverBare(w, "Later", "w1", "w2")
+		st := syncOK(phone)
+		// Read as a new mailbox: its messages are matched by content (so the offline
+		// flag finds w1 there), not taken for the old mailbox's by UID.
+		Expect(st.Downloaded).To(Equal(2), "a mailbox with another MAILBOXID is read as a new one")
+		w.expectConverged([]string{"INBOX:", "Later: w1[$Todo] w2"}, phone)
+	})
+})
