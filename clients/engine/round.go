@@ -20,7 +20,7 @@ package engine
 //     in reuse.go; a fresh replica downloads there, downloadFresh), then per mailbox the
 //     matching (matchNew, scan_commit.go, with match.go), the downloads and the commit
 //     (commitScan, scan_commit.go).
-//  6. finishVanished, scan.go: records found nowhere are deleted or quarantined.
+//  6. finishVanished, scan_vanished.go: records found nowhere are deleted or quarantined.
 //  7. pushAgain, sync.go: what the scan made possible, pushed in the same round.
 //
 // The round's state shared between steps is the round struct (sync.go), with who writes
