@@ -2,12 +2,12 @@ package engine
 
 import (
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
 )
 
 // pushMoves moves messages from mailbox to dest. The entries are marked in flight with
 // dest's UIDNEXT first, so that after a crash the engine looks for them there before moving
-// again. Without COPYUID the messages are looked up in dest by Message-ID and content.
+// again. Without COPYUID the messages are looked up in dest by Message-ID and content. Its
+// steps: resumeMoves (moves a crash left in flight), sendMoves, finishMoves.
 func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map[LocalID]MessageRecord) error {
 	destBox, ok, err := r.mailbox(dest)
 	if err != nil {
@@ -16,9 +16,7 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 	if !ok || destBox.State != MailboxSynced {
 		return nil // created first, or gone: reconciliation decides
 	}
-	// Crash recovery: entries in flight may have been moved already.
-	var todo []JournalEntry
-	var inflight []JournalEntry
+	var todo, inflight []JournalEntry
 	for _, en := range entries {
 		if en.State == EntryInFlight {
 			inflight = append(inflight, en)
@@ -27,49 +25,11 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 		}
 	}
 	if len(inflight) > 0 {
-		var left []uint32
-		var echo map[uint32]Flags
-		found, err := r.locate(dest, inflight, recs)
-		if isGone(err) || err == errSkip {
-			return nil // gone, or its UIDs are being re-matched: the scan decides first
-		}
-		if err != nil {
+		again, stop, err := r.resumeMoves(mailbox, dest, inflight, recs)
+		if err != nil || stop {
 			return err
 		}
-		var src []uint32
-		for id := range found {
-			src = append(src, recs[id].UID)
-		}
-		if _, err := r.selectForPush(mailbox); err == errSkip {
-			// The source's UIDs are unusable (a new UIDVALIDITY) or it is gone. The copies
-			// found are moves done; the originals, if still there, are kept as deleted
-			// records that the scan matches again and the next push expunges.
-			return r.adoptMoved(mailbox, dest, found, inflight, recs, nil, src)
-		} else if err != nil {
-			return err
-		}
-		if len(found) > 0 {
-			// The copy reached dest; without MOVE the original may still be here: expunge
-			// it before recording the new location, or it would come back as new mail.
-			if echo, left, err = r.expunge(mailbox, src); err != nil {
-				return err
-			}
-		}
-		if err := r.adoptMoved(mailbox, dest, found, inflight, recs, echo, left); err != nil {
-			return err
-		}
-		for _, en := range inflight {
-			if _, ok := found[en.Message]; !ok {
-				if m := recs[en.Message]; m.MoveTo != dest {
-					// The user moved it on meanwhile: the next push goes there.
-					if err := r.retarget(m); err != nil {
-						return err
-					}
-					continue
-				}
-				todo = append(todo, en)
-			}
-		}
+		todo = append(todo, again...)
 	}
 	if len(todo) == 0 {
 		return nil
@@ -85,54 +45,124 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 	if st == nil || err != nil {
 		return err
 	}
+	sent, err := r.sendMoves(mailbox, dest, todo, recs)
+	if sent == nil || err != nil {
+		return err
+	}
+	return r.finishMoves(mailbox, dest, todo, recs, st.UIDValidity, sent)
+}
+
+// resumeMoves settles the moves a crash (or a lost answer) left in flight: those whose
+// copy is found in dest are done (the original expunged if still there), the others are
+// returned to be sent again. stop says the push of these moves ends here.
+func (r *round) resumeMoves(mailbox, dest string, inflight []JournalEntry, recs map[LocalID]MessageRecord) (again []JournalEntry, stop bool, err error) {
+	var left []uint32
+	var echo map[uint32]Flags
+	found, err := r.locate(dest, inflight, recs)
+	if isGone(err) || err == errSkip {
+		return nil, true, nil // gone, or its UIDs are being re-matched: the scan decides first
+	}
+	if err != nil {
+		return nil, true, err
+	}
+	var src []uint32
+	for id := range found {
+		src = append(src, recs[id].UID)
+	}
+	if _, err := r.selectForPush(mailbox); err == errSkip {
+		// The source's UIDs are unusable (a new UIDVALIDITY) or it is gone. The copies
+		// found are moves done; the originals, if still there, are kept as deleted records
+		// that the scan matches again and the next push expunges.
+		return nil, true, r.adoptMoved(mailbox, dest, found, inflight, recs, nil, src)
+	} else if err != nil {
+		return nil, true, err
+	}
+	if len(found) > 0 {
+		// The copy reached dest; without MOVE the original may still be here: expunge it
+		// before recording the new location, or it would come back as new mail.
+		if echo, left, err = r.expunge(mailbox, src); err != nil {
+			return nil, true, err
+		}
+	}
+	if err := r.adoptMoved(mailbox, dest, found, inflight, recs, echo, left); err != nil {
+		return nil, true, err
+	}
+	for _, en := range inflight {
+		if _, ok := found[en.Message]; !ok {
+			if m := recs[en.Message]; m.MoveTo != dest {
+				// The user moved it on meanwhile: the next push goes there.
+				if err := r.retarget(m); err != nil {
+					return nil, true, err
+				}
+				continue
+			}
+			again = append(again, en)
+		}
+	}
+	return again, false, nil
+}
+
+// movesSent is what sendMoves learned: where the server put each original (COPYUID), under
+// which UIDVALIDITY, and, for a COPY and an expunge, what the expunge left and the
+// originals' flags just before it.
+type movesSent struct {
+	mapped   map[uint32]uint32
+	validity uint32
+	left     []uint32
+	echo     map[uint32]Flags
+}
+
+// sendMoves moves todo with UID MOVE, or COPY and an expunge where the server has no MOVE
+// (or stopped offering it). nil with no error: the mailbox is gone, the moves dropped.
+func (r *round) sendMoves(mailbox, dest string, todo []JournalEntry, recs map[LocalID]MessageRecord) (*movesSent, error) {
 	var uids []uint32
 	for _, en := range todo {
 		uids = append(uids, recs[en.Message].UID)
 	}
 	set := uidSet(uids)
-	mapped := map[uint32]uint32{}
-	var validity uint32
-	var left []uint32         // originals the expunge could not remove
-	var echo map[uint32]Flags // the originals' flags just before the expunge
-	var moved *imapclient.MoveData
+	sent := &movesSent{mapped: map[uint32]uint32{}}
 	if r.cn.has(imap.CapMove) {
 		data, err := r.cn.move(mailbox, set, dest)
 		if isGone(err) {
-			return r.dropMoves(todo, err)
+			return nil, r.dropMoves(todo, err)
 		}
 		if isBad(err) && !r.cn.has(imap.CapMove) {
 			// The server stopped offering MOVE on this connection: nothing was moved.
 			r.e.log.Warn("UID MOVE refused and MOVE no longer offered; moving with COPY", "mailbox", mailbox, "err", err)
 		} else if err != nil {
-			return err
-		}
-		moved = data
-	}
-	if data := moved; data != nil {
-		validity = data.UIDValidity
-		if src, ok := data.SourceUIDs.(imap.UIDSet); ok {
-			if dst, ok := data.DestUIDs.(imap.UIDSet); ok {
-				pairUIDs(src, dst, mapped)
+			return nil, err
+		} else if data != nil {
+			sent.validity = data.UIDValidity
+			if src, ok := data.SourceUIDs.(imap.UIDSet); ok {
+				if dst, ok := data.DestUIDs.(imap.UIDSet); ok {
+					pairUIDs(src, dst, sent.mapped)
+				}
 			}
-		}
-	} else {
-		data, err := r.cn.copy(mailbox, set, dest)
-		if isGone(err) {
-			return r.dropMoves(todo, err)
-		}
-		if err != nil {
-			return err
-		}
-		validity = data.UIDValidity
-		pairUIDs(data.SourceUIDs, data.DestUIDs, mapped)
-		if echo, left, err = r.expunge(mailbox, uids); err != nil {
-			return err
+			return sent, nil
 		}
 	}
+	data, err := r.cn.copy(mailbox, set, dest)
+	if isGone(err) {
+		return nil, r.dropMoves(todo, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	sent.validity = data.UIDValidity
+	pairUIDs(data.SourceUIDs, data.DestUIDs, sent.mapped)
+	if sent.echo, sent.left, err = r.expunge(mailbox, uids); err != nil {
+		return nil, err
+	}
+	return sent, nil
+}
+
+// finishMoves records where todo's messages are now: by COPYUID, else looked up in dest
+// (validity is dest's UIDVALIDITY when the moves were marked in flight).
+func (r *round) finishMoves(mailbox, dest string, todo []JournalEntry, recs map[LocalID]MessageRecord, validity uint32, sent *movesSent) error {
 	found := map[LocalID]uint32{}
 	var missing []JournalEntry
 	for _, en := range todo {
-		if nu, ok := mapped[recs[en.Message].UID]; ok && validity == st.UIDValidity {
+		if nu, ok := sent.mapped[recs[en.Message].UID]; ok && sent.validity == validity {
 			found[en.Message] = nu
 		} else {
 			missing = append(missing, en)
@@ -147,7 +177,7 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 			for _, en := range todo {
 				if _, ok := found[en.Message]; ok {
 					done = append(done, en)
-				} else if e, ok := echo[recs[en.Message].UID]; ok {
+				} else if e, ok := sent.echo[recs[en.Message].UID]; ok {
 					r.moveEcho[en.Message] = e
 				}
 			}
@@ -159,7 +189,7 @@ func (r *round) pushMoves(mailbox, dest string, entries []JournalEntry, recs map
 			found[id] = u
 		}
 	}
-	return r.adoptMoved(mailbox, dest, found, todo, recs, echo, left)
+	return r.adoptMoved(mailbox, dest, found, todo, recs, sent.echo, sent.left)
 }
 
 func pairUIDs(src, dst imap.UIDSet, out map[uint32]uint32) {
