@@ -8,7 +8,7 @@ import (
 
 // pushAppends uploads new messages to mailbox. Each is marked in flight with the mailbox's
 // UIDNEXT before its APPEND; entries found in flight (a crash) are first looked for from
-// that UID on.
+// that UID on. Its steps: appendWork, resumeAppends, then appendOne per message.
 func (r *round) pushAppends(mailbox string, entries []JournalEntry) error {
 	mb, ok, err := r.mailbox(mailbox)
 	if err != nil {
@@ -17,7 +17,37 @@ func (r *round) pushAppends(mailbox string, entries []JournalEntry) error {
 	if !ok || mb.State != MailboxSynced {
 		return nil
 	}
-	recs := map[LocalID]MessageRecord{}
+	recs, todo, inflight, err := r.appendWork(mailbox, entries)
+	if err != nil {
+		return err
+	}
+	if len(inflight) > 0 {
+		again, stop, err := r.resumeAppends(mailbox, inflight, recs)
+		if err != nil || stop {
+			return err
+		}
+		todo = append(todo, again...)
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	st, err := r.quirkMark()(mailbox, todo)
+	if st == nil || err != nil {
+		return err
+	}
+	for _, en := range todo {
+		if stop, err := r.appendOne(mailbox, en, recs, st); err != nil || stop {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendWork reads the records of entries still to upload into mailbox, drops the
+// entries whose message is no longer one, and splits the rest into those to send and those
+// in flight.
+func (r *round) appendWork(mailbox string, entries []JournalEntry) (recs map[LocalID]MessageRecord, todo, inflight []JournalEntry, err error) {
+	recs = map[LocalID]MessageRecord{}
 	if err := r.view(func(tx Tx) error {
 		for _, en := range entries {
 			m, ok, err := tx.Message(en.Message)
@@ -30,13 +60,12 @@ func (r *round) pushAppends(mailbox string, entries []JournalEntry) error {
 		}
 		return nil
 	}); err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	var todo, inflight []JournalEntry
 	for _, en := range entries {
 		if _, ok := recs[en.Message]; !ok {
 			if err := r.update(func(tx Tx) error { return tx.DeleteJournal(en.Seq) }); err != nil {
-				return err
+				return nil, nil, nil, err
 			}
 			continue
 		}
@@ -46,92 +75,89 @@ func (r *round) pushAppends(mailbox string, entries []JournalEntry) error {
 			todo = append(todo, en)
 		}
 	}
-	if len(inflight) > 0 {
-		found, err := r.locate(mailbox, r.quirkInFlight(inflight), recs)
-		if isGone(err) || err == errSkip {
-			return nil // gone, or its UIDs are being re-matched: the scan decides first
+	return recs, todo, inflight, nil
+}
+
+// resumeAppends settles the appends a crash (or a lost answer) left in flight: those found
+// in the mailbox are done, one the user deleted meanwhile is forgotten, the others are
+// returned to be sent again. stop says the push of these appends ends here.
+func (r *round) resumeAppends(mailbox string, inflight []JournalEntry, recs map[LocalID]MessageRecord) (again []JournalEntry, stop bool, err error) {
+	found, err := r.locate(mailbox, r.quirkInFlight(inflight), recs)
+	if isGone(err) || err == errSkip {
+		return nil, true, nil // gone, or its UIDs are being re-matched: the scan decides first
+	}
+	if err != nil {
+		return nil, true, err
+	}
+	if err := r.adoptAppended(mailbox, found, inflight); err != nil {
+		return nil, true, err
+	}
+	for _, en := range inflight {
+		if _, ok := found[en.Message]; ok {
+			continue
 		}
-		if err != nil {
-			return err
-		}
-		if err := r.adoptAppended(mailbox, found, inflight); err != nil {
-			return err
-		}
-		for _, en := range inflight {
-			if _, ok := found[en.Message]; ok {
-				continue
-			}
-			if recs[en.Message].State == MsgDeleted {
-				// Deleted by the user and never reached the server: forget it.
-				if err := r.update(func(tx Tx) error {
-					if err := dropEntries(tx, en.Message); err != nil {
-						return err
-					}
-					return tx.DeleteMessage(en.Message)
-				}); err != nil {
+		if recs[en.Message].State == MsgDeleted {
+			// Deleted by the user and never reached the server: forget it.
+			if err := r.update(func(tx Tx) error {
+				if err := dropEntries(tx, en.Message); err != nil {
 					return err
 				}
-				continue
+				return tx.DeleteMessage(en.Message)
+			}); err != nil {
+				return nil, true, err
 			}
-			todo = append(todo, en)
+			continue
+		}
+		again = append(again, en)
+	}
+	return again, false, nil
+}
+
+// appendOne uploads one message (a local copy of a message on the server by UID COPY,
+// pushCopy) and records its UID, by APPENDUID or looked up. stop says the mailbox left the
+// server: the reconciliation of mailboxes decides.
+func (r *round) appendOne(mailbox string, en JournalEntry, recs map[LocalID]MessageRecord, st *imap.StatusData) (stop bool, err error) {
+	m := recs[en.Message]
+	if en.Source != 0 {
+		done, err := r.pushCopy(mailbox, en, m, st)
+		if err != nil || done {
+			return false, err
 		}
 	}
-	if len(todo) == 0 {
-		return nil
-	}
-	st, err := r.quirkMark()(mailbox, todo)
-	if st == nil || err != nil {
+	var body []byte
+	if err := r.view(func(tx Tx) error {
+		b, err := tx.Body(m.ID)
+		body = append([]byte(nil), b...)
 		return err
+	}); err != nil {
+		return false, err
 	}
-	for _, en := range todo {
-		m := recs[en.Message]
-		if en.Source != 0 {
-			done, err := r.pushCopy(mailbox, en, m, st)
-			if err != nil {
-				return err
-			}
-			if done {
-				continue
-			}
-		}
-		var body []byte
-		if err := r.view(func(tx Tx) error {
-			b, err := tx.Body(m.ID)
-			body = append([]byte(nil), b...)
-			return err
-		}); err != nil {
-			return err
-		}
-		var flags []imap.Flag
-		for _, f := range m.Flags.Names() {
-			flags = append(flags, imap.Flag(f))
-		}
-		data, err := r.cn.append(mailbox, body, flags, time.Unix(m.InternalDate, 0))
-		if isGone(err) {
-			return nil // the mailbox left the server: the reconciliation of mailboxes decides
+	var flags []imap.Flag
+	for _, f := range m.Flags.Names() {
+		flags = append(flags, imap.Flag(f))
+	}
+	data, err := r.cn.append(mailbox, body, flags, time.Unix(m.InternalDate, 0))
+	if isGone(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	r.st.Uploaded++
+	found := map[LocalID]uint32{}
+	if data.UID != 0 && data.UIDValidity == st.UIDValidity {
+		found[m.ID] = uint32(data.UID)
+	} else {
+		more, err := r.locate(mailbox, []JournalEntry{en}, recs)
+		if err == errSkip {
+			return false, nil // stays in flight: the scan finds it
 		}
 		if err != nil {
-			return err
+			return false, err
 		}
-		r.st.Uploaded++
-		found := map[LocalID]uint32{}
-		if data.UID != 0 && data.UIDValidity == st.UIDValidity {
-			found[m.ID] = uint32(data.UID)
-		} else {
-			more, err := r.locate(mailbox, []JournalEntry{en}, recs)
-			if err == errSkip {
-				continue // stays in flight: the scan finds it
-			}
-			if err != nil {
-				return err
-			}
-			found = more
-		}
-		if err := r.adoptAppended(mailbox, found, []JournalEntry{en}); err != nil {
-			return err
-		}
+		found = more
 	}
-	return nil
+	return false, r.adoptAppended(mailbox, found, []JournalEntry{en})
 }
 
 // adoptAppended records the UIDs of appended messages (found: local id → UID).
