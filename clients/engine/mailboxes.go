@@ -181,9 +181,35 @@ func noSelect(attrs []imap.MailboxAttr) bool {
 // messages into the vanished pool (a rename elsewhere shows up as a new mailbox whose
 // messages adopt them). Local-only ones wait for the journal.
 func (r *round) reconcileMailboxes() error {
-	list, err := r.cn.list()
+	server, err := r.serverMailboxes()
 	if err != nil {
 		return err
+	}
+	r.st.MailboxesSeen = len(server)
+	replaced, err := r.replacedMailboxes(server)
+	if err != nil {
+		return err
+	}
+	r.replaced = replaced
+	renamed, err := r.renamedMailboxes(server)
+	if err != nil {
+		return err
+	}
+	err = r.update(func(tx Tx) error { return r.reconcileLocal(tx, server, replaced, renamed) })
+	if err == nil {
+		r.e.unfinished.Store(false)
+	}
+	return err
+}
+
+// serverMailboxes lists the server's selectable mailboxes with their special uses, and
+// keeps their LIST-STATUS counters (listStatus). An answer that would make the engine
+// delete local mail it cannot account for is refused: INBOX always exists (RFC 3501
+// §5.1), and a server never has no mailbox.
+func (r *round) serverMailboxes() (map[string]string, error) {
+	list, err := r.cn.list()
+	if err != nil {
+		return nil, err
 	}
 	server := map[string]string{}
 	r.listStatus = map[string]*imap.StatusData{}
@@ -198,98 +224,87 @@ func (r *round) reconcileMailboxes() error {
 			r.listStatus[l.Mailbox] = l.Status
 		}
 	}
-	// An answer that would make the engine delete local mail it cannot account for is
-	// refused: INBOX always exists (RFC 3501 §5.1), and a server never has no mailbox.
 	if len(server) == 0 {
-		return fail("LIST", "", fmt.Errorf("%w: the server listed no mailboxes; keeping the local ones", errBadAnswer))
+		return nil, fail("LIST", "", fmt.Errorf("%w: the server listed no mailboxes; keeping the local ones", errBadAnswer))
 	}
 	inbox := false
 	for n := range server {
 		inbox = inbox || strings.EqualFold(n, "INBOX")
 	}
 	if !inbox {
-		return fail("LIST", "", fmt.Errorf("%w: the server did not list INBOX as selectable; keeping the local mailboxes", errBadAnswer))
+		return nil, fail("LIST", "", fmt.Errorf("%w: the server did not list INBOX as selectable; keeping the local mailboxes", errBadAnswer))
 	}
-	r.st.MailboxesSeen = len(server)
-	replaced, err := r.replacedMailboxes(server)
+	return server, nil
+}
+
+// reconcileLocal applies the server's mailbox list (server: name → special use) to the
+// replica: mailboxes followed where another client renamed them (renamed: new name → old),
+// new ones added, replaced and gone ones followed into the vanished pool.
+func (r *round) reconcileLocal(tx Tx, server map[string]string, replaced map[string]bool, renamed map[string]string) error {
+	local, err := tx.Mailboxes()
 	if err != nil {
 		return err
 	}
-	r.replaced = replaced
-	renamed, err := r.renamedMailboxes(server)
-	if err != nil {
-		return err
+	have := map[string]MailboxRecord{}
+	for _, mb := range local {
+		have[mb.Name] = mb
 	}
-	err = r.update(func(tx Tx) error {
-		local, err := tx.Mailboxes()
+	followed := map[string]bool{}
+	for _, name := range slices.Sorted(maps.Keys(renamed)) {
+		old := renamed[name]
+		ok, err := r.followRename(tx, have[old], name)
 		if err != nil {
 			return err
 		}
-		have := map[string]MailboxRecord{}
-		for _, mb := range local {
-			have[mb.Name] = mb
+		if ok {
+			followed[old] = true
+			mb := have[old]
+			mb.Name = name
+			have[name] = mb
+			delete(have, old)
 		}
-		followed := map[string]bool{}
-		for _, name := range slices.Sorted(maps.Keys(renamed)) {
-			old := renamed[name]
-			ok, err := r.followRename(tx, have[old], name)
-			if err != nil {
-				return err
-			}
-			if ok {
-				followed[old] = true
-				mb := have[old]
-				mb.Name = name
-				have[name] = mb
-				delete(have, old)
-			}
-		}
-		names := make([]string, 0, len(server))
-		for n := range server {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			mb, ok := have[n]
-			if ok && replaced[n] {
-				// The mailbox that had this name left it: follow it as if it were gone
-				// (a rename shows it elsewhere), and take this one as new.
-				if err := r.mailboxGone(tx, mb); err != nil {
-					return err
-				}
-				ok = false
-			}
-			if !ok {
-				if err := tx.PutMailbox(MailboxRecord{Name: n, SpecialUse: server[n]}); err != nil {
-					return err
-				}
-				r.st.LocalChanges++
-				continue
-			}
-			if mb.SpecialUse != server[n] {
-				mb.SpecialUse = server[n]
-				if err := tx.PutMailbox(mb); err != nil {
-					return err
-				}
-			}
-		}
-		for _, mb := range local {
-			if _, ok := server[mb.Name]; ok || mb.State != MailboxSynced || followed[mb.Name] {
-				continue
-			}
+	}
+	names := make([]string, 0, len(server))
+	for n := range server {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		mb, ok := have[n]
+		if ok && replaced[n] {
+			// The mailbox that had this name left it: follow it as if it were gone
+			// (a rename shows it elsewhere), and take this one as new.
 			if err := r.mailboxGone(tx, mb); err != nil {
 				return err
 			}
+			ok = false
 		}
-		if r.e.unfinished.Load() {
-			return r.rehomeStranded(tx)
+		if !ok {
+			if err := tx.PutMailbox(MailboxRecord{Name: n, SpecialUse: server[n]}); err != nil {
+				return err
+			}
+			r.st.LocalChanges++
+			continue
 		}
-		return nil
-	})
-	if err == nil {
-		r.e.unfinished.Store(false)
+		if mb.SpecialUse != server[n] {
+			mb.SpecialUse = server[n]
+			if err := tx.PutMailbox(mb); err != nil {
+				return err
+			}
+		}
 	}
-	return err
+	for _, mb := range local {
+		if _, ok := server[mb.Name]; ok || mb.State != MailboxSynced || followed[mb.Name] {
+			continue
+		}
+		if err := r.mailboxGone(tx, mb); err != nil {
+			return err
+		}
+	}
+	if r.e.unfinished.Load() {
+		return r.rehomeStranded(tx)
+	}
+	return nil
 }
 
 // replacedMailboxes returns the synced mailboxes whose name now belongs to another
