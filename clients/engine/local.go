@@ -495,23 +495,8 @@ func (e *Engine) RenameMailbox(ctx context.Context, old, name string) error {
 		if err := tx.PutMailbox(mb); err != nil {
 			return err
 		}
-		all, err := tx.AllMessages()
-		if err != nil {
+		if err := renameRecords(tx, old, name); err != nil {
 			return err
-		}
-		for _, m := range all {
-			changed := false
-			if m.Mailbox == old {
-				m.Mailbox, changed = name, true
-			}
-			if m.MoveTo == old {
-				m.MoveTo, changed = name, true
-			}
-			if changed {
-				if err := tx.PutMessage(m); err != nil {
-					return err
-				}
-			}
 		}
 		j, err := tx.Journal()
 		if err != nil {

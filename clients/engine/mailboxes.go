@@ -419,23 +419,8 @@ func (r *round) followRename(tx Tx, mb MailboxRecord, name string) (bool, error)
 	if err := tx.PutMailbox(mb); err != nil {
 		return false, err
 	}
-	all, err := tx.AllMessages()
-	if err != nil {
+	if err := renameRecords(tx, old, name); err != nil {
 		return false, err
-	}
-	for _, m := range all {
-		if m.Mailbox != old && m.MoveTo != old {
-			continue
-		}
-		if m.Mailbox == old {
-			m.Mailbox = name
-		}
-		if m.MoveTo == old {
-			m.MoveTo = name
-		}
-		if err := tx.PutMessage(m); err != nil {
-			return false, err
-		}
 	}
 	for _, en := range j {
 		if en.Mailbox != old && en.Dest != old {
@@ -453,6 +438,29 @@ func (r *round) followRename(tx Tx, mb MailboxRecord, name string) (bool, error)
 	}
 	r.st.LocalChanges++
 	return true, nil
+}
+
+// renameRecords moves every record in (or moving into) mailbox old to name.
+func renameRecords(tx Tx, old, name string) error {
+	all, err := tx.AllMessages()
+	if err != nil {
+		return err
+	}
+	for _, m := range all {
+		if m.Mailbox != old && m.MoveTo != old {
+			continue
+		}
+		if m.Mailbox == old {
+			m.Mailbox = name
+		}
+		if m.MoveTo == old {
+			m.MoveTo = name
+		}
+		if err := tx.PutMessage(m); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // mailboxGone handles a synced mailbox that the server no longer has (deleted or renamed
