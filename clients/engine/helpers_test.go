@@ -6,6 +6,7 @@ import (
 	"net"
 	"sort"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -113,17 +114,29 @@ func (w *world) create(mailbox string) {
 // uid returns the server UID of the message labelled label in mailbox.
 func (w *world) uid(mailbox, label string) uint32 {
 	GinkgoHelper()
+	return w.serverMessage(mailbox, label).UID
+}
+
+// serverMessage returns the server message labelled label in mailbox.
+func (w *world) serverMessage(mailbox, label string) fakeserver.MessageSnapshot {
+	GinkgoHelper()
 	snap, err := w.srv.Snapshot(user)
 	Expect(err).NotTo(HaveOccurred())
 	mb, ok := snap.Mailbox(mailbox)
 	Expect(ok).To(BeTrue(), "mailbox %q", mailbox)
 	for _, m := range mb.Messages {
 		if clients.Label(m.Body) == label {
-			return m.UID
+			return m
 		}
 	}
 	Fail(fmt.Sprintf("no %s in server mailbox %s", label, mailbox))
-	return 0
+	return fakeserver.MessageSnapshot{}
+}
+
+// internalDate returns the INTERNALDATE of the server message labelled label in mailbox.
+func (w *world) internalDate(mailbox, label string) time.Time {
+	GinkgoHelper()
+	return w.serverMessage(mailbox, label).InternalDate
 }
 
 // server renders the server's state as "MAILBOX: label[flags] ..." lines, one per mailbox.
