@@ -186,12 +186,21 @@ func (r *round) reconcileMailboxes() error {
 		return err
 	}
 	r.st.MailboxesSeen = len(server)
-	replaced, err := r.replacedMailboxes(server)
+	var local []MailboxRecord
+	if r.cn.has(capObjectID) {
+		if err := r.view(func(tx Tx) error {
+			local, err = tx.Mailboxes()
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	replaced, err := r.replacedMailboxes(server, local)
 	if err != nil {
 		return err
 	}
 	r.replaced = replaced
-	renamed, err := r.renamedMailboxes(server)
+	renamed, err := r.renamedMailboxes(server, local)
 	if err != nil {
 		return err
 	}
@@ -314,17 +323,10 @@ func (r *round) reconcileLocal(tx Tx, server map[string]string, replaced map[str
 // UIDVALIDITY (servers that take it from the clock give one to folders made in the same
 // second, and RENAME keeps it), so without MAILBOXID nothing tells them apart. Without
 // OBJECTID it returns nothing and costs nothing; with it, one SELECT per such mailbox.
-func (r *round) replacedMailboxes(server map[string]string) (map[string]bool, error) {
+// local is the replica's mailbox list (read where OBJECTID is offered).
+func (r *round) replacedMailboxes(server map[string]string, local []MailboxRecord) (map[string]bool, error) {
 	if !r.cn.has(capObjectID) {
 		return nil, nil
-	}
-	var local []MailboxRecord
-	if err := r.view(func(tx Tx) error {
-		var err error
-		local, err = tx.Mailboxes()
-		return err
-	}); err != nil {
-		return nil, err
 	}
 	out := map[string]bool{}
 	for _, mb := range local {
@@ -352,17 +354,9 @@ func (r *round) replacedMailboxes(server map[string]string) (map[string]bool, er
 // names with the old ones. It costs one SELECT per new name, and only when a known name
 // is gone; without OBJECTID nothing, and a rename is followed by matching the messages
 // again (by Message-ID, size and content).
-func (r *round) renamedMailboxes(server map[string]string) (map[string]string, error) {
+func (r *round) renamedMailboxes(server map[string]string, local []MailboxRecord) (map[string]string, error) {
 	if !r.cn.has(capObjectID) {
 		return nil, nil
-	}
-	var local []MailboxRecord
-	if err := r.view(func(tx Tx) error {
-		var err error
-		local, err = tx.Mailboxes()
-		return err
-	}); err != nil {
-		return nil, err
 	}
 	have := map[string]bool{}
 	gone := map[string]MailboxRecord{} // by MAILBOXID
