@@ -177,7 +177,7 @@ func BenchmarkVsMbsync(b *testing.B) {
 	}
 	mbsync, err := exec.LookPath("mbsync")
 	if err != nil {
-		b.Skip("mbsync is not installed")
+		b.Skip("mbsync is not installed (Debian: isync; .ci/run installs it)")
 	}
 	ctx := context.Background()
 	pass := "bench-secret"
@@ -253,7 +253,7 @@ func BenchmarkVsMbsync(b *testing.B) {
 	// this process's own pages (the child shares them until its exec).
 	timeBin, err := exec.LookPath("/usr/bin/time")
 	if err != nil {
-		b.Skip("/usr/bin/time (GNU time) is not installed")
+		b.Skip("/usr/bin/time (GNU time) is not installed (Debian: time): it measures each round's peak memory")
 	}
 	rssFile := filepath.Join(work, "maxrss")
 	straceFile := filepath.Join(work, "strace")
