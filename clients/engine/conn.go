@@ -668,7 +668,8 @@ func (cn *conn) fetchChanged(mailbox string, modseq uint64) ([]*imapclient.Fetch
 		&imap.FetchOptions{Flags: true, RFC822Size: true, InternalDate: true, ChangedSince: modseq})
 }
 
-// fetchFlags runs UID FETCH 1:* (FLAGS) and returns the flags by UID, streaming the
+// fetchFlags runs UID FETCH 1:* (FLAGS) and returns the flags by UID (about hint of them,
+// mostly below uidNext: see uidMap), streaming the
 // responses instead of buffering them. The answer must hold every message the mailbox had
 // when the command was sent, less those expunged meanwhile: a message left out would be
 // taken for expunged, so a short answer is an error, not a list of expunges. (go-imap gives
@@ -676,12 +677,12 @@ func (cn *conn) fetchChanged(mailbox string, modseq uint64) ([]*imapclient.Fetch
 // With ident set, each message's RFC822.SIZE is asked too and handed to ident (see
 // checkReused); not its INTERNALDATE, whose parsing would make a no-change round on 50,000
 // messages a third slower.
-func (cn *conn) fetchFlags(mailbox string, hint int, ident func(uid, size uint32, date int64)) (map[uint32]Flags, error) {
+func (cn *conn) fetchFlags(mailbox string, uidNext uint32, hint int, ident func(uid, size uint32, date int64)) (uidMap[Flags], error) {
 	cn.count("UID FETCH", false)
 	done := cn.watch()
 	defer done()
 	want, gone := cn.exists(), cn.expunges.Load()
-	out := make(map[uint32]Flags, hint)
+	out := newUIDMap[Flags](uidNext, hint)
 	opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: ident != nil}
 	cmd := cn.c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, opts)
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
@@ -699,17 +700,17 @@ func (cn *conn) fetchFlags(mailbox string, hint int, ident func(uid, size uint32
 			}
 		}
 		if uid != 0 {
-			out[uint32(uid)] = flags
+			out.set(uint32(uid), flags)
 			if ident != nil {
 				ident(uint32(uid), size, 0)
 			}
 		}
 	}
 	if err := cn.fail("UID FETCH", mailbox, cmd.Close()); err != nil {
-		return nil, err
+		return out, err
 	}
-	if err := cn.complete(len(out), want, gone); err != nil {
-		return nil, fail("UID FETCH", mailbox, err)
+	if err := cn.complete(out.len(), want, gone); err != nil {
+		return out, fail("UID FETCH", mailbox, err)
 	}
 	return out, nil
 }

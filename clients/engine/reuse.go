@@ -22,7 +22,7 @@ import (
 // noteIdentity compares what the flag scan said of UID uid (size and internal date, 0 when
 // not asked) with the record the plan knows under it, and remembers a UID that differs.
 func (p *scanPlan) noteIdentity(uid, size uint32, date int64) {
-	i, ok := p.known[uid]
+	i, ok := p.known.get(uid)
 	if !ok {
 		return
 	}
@@ -53,7 +53,7 @@ func (r *round) checkReused(p *scanPlan) error {
 	}
 	var fixed []MessageRecord
 	for _, b := range bufs {
-		i, ok := p.known[uint32(b.UID)]
+		i, ok := p.known.get(uint32(b.UID))
 		if !ok {
 			continue
 		}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"iter"
 	"sort"
 
 	"github.com/emersion/go-imap/v2"
@@ -66,9 +67,9 @@ type scanPlan struct {
 	data         *imap.SelectData
 	mailboxID    string // MAILBOXID the SELECT announced, or ""
 	recs         []MessageRecord
-	known        map[uint32]int // UID → index in recs, in the current UIDVALIDITY
-	present      map[uint32]bool
-	serverFlags  map[uint32]Flags
+	known        uidMap[int] // UID → index in recs, in the current UIDVALIDITY
+	present      uidMap[bool]
+	serverFlags  uidMap[Flags]
 	flagsAll     bool            // serverFlags holds every present UID (present is unused)
 	orphans      []MessageRecord // had UIDs of an old UIDVALIDITY
 	inflight     []MessageRecord // appends in flight into this mailbox
@@ -82,23 +83,37 @@ type scanPlan struct {
 
 func (p *scanPlan) has(uid uint32) bool {
 	if p.flagsAll {
-		_, ok := p.serverFlags[uid]
-		return ok
+		return p.serverFlags.contains(uid)
 	}
-	return p.present[uid]
+	return p.present.contains(uid)
 }
 
-func (p *scanPlan) presentSet() map[uint32]bool {
-	if !p.flagsAll {
-		return p.present
-	}
-	out := make(map[uint32]bool, len(p.serverFlags))
-	for u := range p.serverFlags {
-		if _, ok := p.known[u]; !ok {
-			out[u] = true
-		}
+// knownPresent returns the UIDs of p's known messages, as present.
+func (p *scanPlan) knownPresent() uidMap[bool] {
+	out := newUIDMap[bool](uint32(len(p.known.vals)), p.known.len())
+	for u := range p.known.all() {
+		out.set(u, true)
 	}
 	return out
+}
+
+// presentUIDs yields the UIDs the server has, in ascending order.
+func (p *scanPlan) presentUIDs() iter.Seq[uint32] {
+	return func(yield func(uint32) bool) {
+		if p.flagsAll {
+			for u := range p.serverFlags.all() {
+				if !yield(u) {
+					return
+				}
+			}
+			return
+		}
+		for u := range p.present.all() {
+			if !yield(u) {
+				return
+			}
+		}
+	}
 }
 
 // idle reports whether committing p would change nothing at all.
@@ -110,10 +125,10 @@ func (p *scanPlan) idle() bool {
 		p.mb.HighestModSeq != p.data.HighestModSeq {
 		return false
 	}
-	for _, i := range p.known {
+	for _, i := range p.known.all() {
 		m := p.recs[i]
-		s, ok := p.serverFlags[m.UID]
-		if !ok && (p.flagsAll || !p.present[m.UID]) {
+		s, ok := p.serverFlags.get(m.UID)
+		if !ok && (p.flagsAll || !p.present.contains(m.UID)) {
 			return false
 		}
 		if ok && !s.Equal(m.Base) {

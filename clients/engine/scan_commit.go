@@ -161,12 +161,12 @@ func (r *round) vanishedElsewhere(p *scanPlan) []MessageRecord {
 
 // commitFlags merges the flags the server changed into the records of p's known messages.
 func (r *round) commitFlags(tx Tx, p *scanPlan) error {
-	for _, i := range p.known {
+	for _, i := range p.known.all() {
 		m := p.recs[i]
 		if !p.has(m.UID) {
 			continue // in the vanished pool
 		}
-		s, ok := p.serverFlags[m.UID]
+		s, ok := p.serverFlags.get(m.UID)
 		if !ok || s.Equal(m.Base) {
 			continue
 		}

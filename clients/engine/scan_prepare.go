@@ -28,8 +28,8 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 		return nil, err
 	}
 	r.scanned[name] = data
-	p := &scanPlan{mb: mb, data: data, mailboxID: r.cn.mailboxID(), present: map[uint32]bool{},
-		serverFlags: map[uint32]Flags{}, inflightFrom: map[LocalID]uint32{}, copies: map[LocalID]bool{}}
+	p := &scanPlan{mb: mb, data: data, mailboxID: r.cn.mailboxID(),
+		inflightFrom: map[LocalID]uint32{}, copies: map[LocalID]bool{}}
 	rs, err := r.readPlan(p)
 	if err != nil {
 		return nil, err
@@ -171,7 +171,11 @@ func (r *round) indexRecords(p *scanPlan, recs []MessageRecord, changed bool) {
 		recs = kept
 	}
 	p.recs = recs
-	p.known = make(map[uint32]int, len(recs))
+	limit := max(p.mb.UIDNext, uint32(p.data.UIDNext))
+	for _, m := range recs {
+		limit = max(limit, m.UID+1)
+	}
+	p.known = newUIDMap[int](limit, len(recs))
 	for i, m := range recs {
 		if m.State == MsgQuarantined {
 			r.quarantined[m.ID] = m
@@ -186,7 +190,7 @@ func (r *round) indexRecords(p *scanPlan, recs []MessageRecord, changed bool) {
 			r.vanished[m.ID] = m
 			r.orphans[m.ID] = true
 		} else {
-			p.known[m.UID] = i
+			p.known.set(m.UID, i)
 		}
 	}
 }
@@ -216,21 +220,17 @@ func (r *round) scanFlags(p *scanPlan, rs replicaSide, changed bool) ([]uint32, 
 	condstore := data.HighestModSeq != 0 && p.mb.HighestModSeq != 0 && !changed && p.mb.UIDValidity == data.UIDValidity
 	noteAll := func(bufs []*imapclient.FetchMessageBuffer) {
 		for _, b := range bufs {
-			p.serverFlags[uint32(b.UID)] = ParseFlags(flagStrings(b.Flags))
+			p.serverFlags.set(uint32(b.UID), ParseFlags(flagStrings(b.Flags)))
 			p.noteIdentity(uint32(b.UID), uint32(b.RFC822Size), unixOrZero(b.InternalDate))
 		}
 	}
 	switch {
 	case data.NumMessages == 0, rs.unchanged:
 	case condstore && data.HighestModSeq == p.mb.HighestModSeq && uint32(data.UIDNext) == p.mb.UIDNext &&
-		int(data.NumMessages) == len(p.known):
-		for u := range p.known {
-			p.present[u] = true
-		}
+		int(data.NumMessages) == p.known.len():
+		p.present = p.knownPresent()
 	case rs.changedOnly:
-		for u := range p.known {
-			p.present[u] = true
-		}
+		p.present = p.knownPresent()
 		noteAll(rs.changedBufs)
 	case condstore:
 		bufs := rs.changedBufs
@@ -245,10 +245,11 @@ func (r *round) scanFlags(p *scanPlan, rs replicaSide, changed bool) ([]uint32, 
 		if err != nil {
 			return nil, err
 		}
+		p.present = newUIDMap[bool](uint32(data.UIDNext), len(uids))
 		for _, u := range uids {
-			p.present[uint32(u)] = true
+			p.present.set(uint32(u), true)
 		}
-	case len(p.known) == 0:
+	case p.known.len() == 0:
 		// No local message to compare flags with (a first sync): the UIDs are enough, as
 		// each new message's flags come with it, and all of them are new.
 		uids, err := r.cn.search(name, &imap.SearchCriteria{})
@@ -261,7 +262,7 @@ func (r *round) scanFlags(p *scanPlan, rs replicaSide, changed bool) ([]uint32, 
 		}
 		return allNew, nil
 	default:
-		flags, err := r.cn.fetchFlags(name, len(p.known), p.noteIdentity)
+		flags, err := r.cn.fetchFlags(name, uint32(data.UIDNext), p.known.len(), p.noteIdentity)
 		if err != nil {
 			return nil, err
 		}
@@ -285,7 +286,7 @@ func (r *round) newUIDs(p *scanPlan, allNew []uint32) ([]uint32, error) {
 	}
 	var out []uint32
 	consider := func(u uint32) {
-		if _, ok := p.known[u]; ok {
+		if p.known.contains(u) {
 			return
 		}
 		if u < watermark && quirks.Has(QuirkWatermarkFirst) {
@@ -299,10 +300,10 @@ func (r *round) newUIDs(p *scanPlan, allNew []uint32) ([]uint32, error) {
 	for _, u := range allNew {
 		consider(u)
 	}
-	for u := range p.presentSet() {
+	for u := range p.presentUIDs() {
 		consider(u)
 	}
-	for _, i := range p.known {
+	for _, i := range p.known.all() {
 		if m := p.recs[i]; !p.has(m.UID) {
 			r.vanished[m.ID] = m
 		}
