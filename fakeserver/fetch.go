@@ -45,11 +45,16 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	targets := s.resolve(numSet)
 	out := make([]fetched, 0, len(targets))
 	var seen []uint32
+	next := 0 // targets come in UID order, mostly: try the message after the last first
 	for _, t := range targets {
-		i, ok := m.find(t.uid)
+		i, ok := next, next < len(m.msgs) && m.msgs[next].uid == t.uid
+		if !ok {
+			i, ok = m.find(t.uid)
+		}
 		if !ok {
 			continue // expunged; the client has not been told yet
 		}
+		next = i + 1
 		msg := m.msgs[i]
 		if markSeen && !hasFlag(msg.flags, `\Seen`) {
 			u.setFlags(m, msg, applyStore(msg.flags, storeAdd, []string{`\Seen`}), s)

@@ -27,6 +27,12 @@ type MemoryStore struct {
 	journal   map[uint64]JournalEntry
 	nextID    LocalID
 	nextSeq   uint64
+
+	// sorted holds each mailbox's committed records in ID order, as Messages returns
+	// them, made on first use (a round reads every mailbox's records: sorting 50,000 IDs
+	// each time was most of its cost); a commit that touches a mailbox drops its entry.
+	sortedMu sync.Mutex
+	sorted   map[string][]*MessageRecord
 }
 
 var _ Store = (*MemoryStore)(nil)
@@ -155,8 +161,11 @@ func (t *memTx) commit() {
 			s.mailboxes[name] = *m
 		}
 	}
+	s.sortedMu.Lock()
+	defer s.sortedMu.Unlock()
 	for id, m := range t.messages {
 		if old, ok := s.messages[id]; ok {
+			delete(s.sorted, old.Mailbox)
 			indexRemove(s.byMailbox, old.Mailbox, id)
 			if old.UID != 0 {
 				indexRemove(s.byUID, uidSlot{old.Mailbox, old.UID}, id)
@@ -167,6 +176,7 @@ func (t *memTx) commit() {
 			continue
 		}
 		s.messages[id] = m
+		delete(s.sorted, m.Mailbox)
 		indexAdd(s.byMailbox, m.Mailbox, id)
 		if m.UID != 0 {
 			indexAdd(s.byUID, uidSlot{m.Mailbox, m.UID}, id)
@@ -268,33 +278,54 @@ func (t *memTx) Message(id LocalID) (MessageRecord, bool, error) {
 }
 
 func (t *memTx) Messages(mailbox string) ([]MessageRecord, error) {
-	set := t.s.byMailbox[mailbox]
-	// Sort the ids, not the records: records are large, and this runs every round.
-	ids := make([]LocalID, 0, len(set))
-	for id := range set {
-		if o, ok := t.messages[id]; ok && (o == nil || o.Mailbox != mailbox) {
-			continue
+	committed := t.s.sortedRecords(mailbox)
+	if len(t.messages) == 0 {
+		out := make([]MessageRecord, len(committed))
+		for i, m := range committed {
+			out[i] = *m
 		}
-		ids = append(ids, id)
+		return out, nil
 	}
-	for id, m := range t.messages {
+	// The transaction's own changes over the committed records.
+	var out []MessageRecord
+	for _, m := range committed {
+		if o, ok := t.messages[m.ID]; ok && (o == nil || o.Mailbox != mailbox) {
+			continue
+		} else if ok {
+			m = o
+		}
+		out = append(out, *m)
+	}
+	for _, m := range t.messages {
 		if m == nil || m.Mailbox != mailbox {
 			continue
 		}
-		if _, ok := set[id]; !ok {
-			ids = append(ids, id)
+		if old, ok := t.s.messages[m.ID]; !ok || old.Mailbox != mailbox {
+			out = append(out, *m)
 		}
 	}
-	slices.Sort(ids)
-	out := make([]MessageRecord, len(ids))
-	for i, id := range ids {
-		if o, ok := t.messages[id]; ok {
-			out[i] = *o
-		} else {
-			out[i] = *t.s.messages[id]
-		}
-	}
+	slices.SortFunc(out, func(a, b MessageRecord) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
+}
+
+// sortedRecords returns the committed records of mailbox in ID order (see sorted).
+func (s *MemoryStore) sortedRecords(mailbox string) []*MessageRecord {
+	s.sortedMu.Lock()
+	defer s.sortedMu.Unlock()
+	if recs, ok := s.sorted[mailbox]; ok {
+		return recs
+	}
+	set := s.byMailbox[mailbox]
+	recs := make([]*MessageRecord, 0, len(set))
+	for id := range set {
+		recs = append(recs, s.messages[id])
+	}
+	slices.SortFunc(recs, func(a, b *MessageRecord) int { return cmp.Compare(a.ID, b.ID) })
+	if s.sorted == nil {
+		s.sorted = map[string][]*MessageRecord{}
+	}
+	s.sorted[mailbox] = recs
+	return recs
 }
 
 func (t *memTx) MessagesByUID(mailbox string, uid uint32) ([]MessageRecord, error) {

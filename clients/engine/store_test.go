@@ -3,6 +3,7 @@ package engine_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -118,6 +119,60 @@ func DescribeStoreConformance(name string, h StoreHarness) bool {
 				body, err := tx.Body(a)
 				Expect(err).NotTo(HaveOccurred())
 				Expect(string(body)).To(Equal("body"))
+				return nil
+			})).To(Succeed())
+		})
+
+		It("lists a mailbox's records in id order, as committed and as a transaction changed them", func() {
+			var ids []engine.LocalID
+			Expect(s.Update(func(tx engine.Tx) error {
+				for uid := uint32(1); uid <= 6; uid++ {
+					ids = append(ids, put(tx, "INBOX", uid))
+				}
+				return nil
+			})).To(Succeed())
+			idsOf := func(recs []engine.MessageRecord) []engine.LocalID {
+				var out []engine.LocalID
+				for _, m := range recs {
+					out = append(out, m.ID)
+				}
+				return out
+			}
+			flaggedOf := func(tx engine.Tx, id engine.LocalID) bool {
+				recs, err := tx.Messages("INBOX")
+				Expect(err).NotTo(HaveOccurred())
+				for _, m := range recs {
+					if m.ID == id {
+						return m.Flags.System&engine.FlagFlagged != 0
+					}
+				}
+				return false
+			}
+			Expect(s.View(func(tx engine.Tx) error {
+				in, err := tx.Messages("INBOX")
+				Expect(err).NotTo(HaveOccurred())
+				Expect(idsOf(in)).To(Equal(ids))
+				return nil
+			})).To(Succeed())
+			var added engine.LocalID
+			Expect(s.Update(func(tx engine.Tx) error {
+				m, _, err := tx.Message(ids[2])
+				Expect(err).NotTo(HaveOccurred())
+				m.Flags.System |= engine.FlagFlagged
+				Expect(tx.PutMessage(m)).To(Succeed())
+				added = put(tx, "INBOX", 7)
+				Expect(tx.DeleteMessage(ids[0])).To(Succeed())
+				in, err := tx.Messages("INBOX")
+				Expect(err).NotTo(HaveOccurred())
+				Expect(idsOf(in)).To(Equal(append(slices.Clone(ids[1:]), added)))
+				Expect(flaggedOf(tx, ids[2])).To(BeTrue(), "the transaction's own flags")
+				return nil
+			})).To(Succeed())
+			Expect(s.View(func(tx engine.Tx) error {
+				in, err := tx.Messages("INBOX")
+				Expect(err).NotTo(HaveOccurred())
+				Expect(idsOf(in)).To(Equal(append(slices.Clone(ids[1:]), added)))
+				Expect(flaggedOf(tx, ids[2])).To(BeTrue(), "the committed flags, not an earlier listing's")
 				return nil
 			})).To(Succeed())
 		})
