@@ -33,6 +33,8 @@ type conn struct {
 	selected  string
 	sel       *imap.SelectData
 	selID     string // the MAILBOXID (RFC 8474) the current selection announced, or ""
+	mutations int    // commands sent that may change the server's mail (count)
+	selMuts   int    // mutations when the current selection was made
 	condstore bool
 	notes     *flagNotes // flag updates the server sent unasked
 	tap       *tapConn   // the network connection, watched for BYE
@@ -183,6 +185,7 @@ func (cn *conn) count(name string, mutating bool) {
 	cn.stats.Commands++
 	if mutating {
 		cn.stats.Mutations++
+		cn.mutations++
 	}
 }
 
@@ -299,7 +302,7 @@ func (cn *conn) selectBox(mailbox string) (*imap.SelectData, error) {
 		return nil, err
 	}
 	cn.settleSelect(prev, mailbox)
-	cn.selected, cn.sel = mailbox, data
+	cn.selected, cn.sel, cn.selMuts = mailbox, data, cn.mutations
 	if id := cn.tap.takeMailboxID(); id != "" && cn.has(capObjectID) {
 		cn.selID = id
 	}
@@ -332,6 +335,18 @@ func (cn *conn) mailboxID() string { return cn.selID }
 func (cn *conn) reselect(mailbox string) (*imap.SelectData, error) {
 	cn.selected, cn.sel, cn.selID = "", nil, ""
 	return cn.selectBox(mailbox)
+}
+
+// scanSelect selects mailbox for its scan: it keeps the current selection when that is of
+// mailbox and nothing was sent since that may have changed the server's mail (the round's
+// early SELECT of INBOX, selectInboxFirst), and selects afresh otherwise, to see the
+// counters after the round's own changes. What others changed in between is seen by the
+// next round, as what they change just after a SELECT is.
+func (cn *conn) scanSelect(mailbox string) (*imap.SelectData, error) {
+	if cn.selected == mailbox && cn.sel != nil && cn.selMuts == cn.mutations {
+		return cn.sel, nil
+	}
+	return cn.reselect(mailbox)
 }
 
 // fetch runs a UID FETCH and collects its results, within the engine's size limit: a

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sort"
@@ -207,6 +208,78 @@ var _ = Describe("against Dovecot (CONDSTORE)", Ordered, func() {
 		st := syncOK(phone)
 		Expect(st.LocalChanges).To(Equal(1))
 		Expect(replica(phone)).To(ContainElement(ContainSubstring(`m03[\Flagged]`)))
+	})
+
+	It("selects INBOX before the LIST on a new connection, and scans with that selection unless it changed the mailbox since", func() {
+		// As engine-sync runs: one engine, and one connection, per round, on one store.
+		store, sent := engine.NewMemoryStore(), &sentLog{}
+		round := func() (clients.SyncStats, []string) {
+			e, err := engine.Open(ctx, engine.Options{
+				Dial: func(ctx context.Context) (net.Conn, error) {
+					var d net.Dialer
+					c, err := d.DialContext(ctx, "tcp", srv.Addr())
+					return loggedConn{c, sent}, err
+				},
+				Username: u.Name, Password: u.Password, Store: store, CommandTimeout: 20 * time.Second,
+			})
+			Expect(err).NotTo(HaveOccurred())
+			defer func() { Expect(e.Close()).To(Succeed()) }()
+			sent.take()
+			st, err := e.Sync(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			return st, sent.take()
+		}
+		selects := func(cmds []string) (n, first, list int) {
+			first, list = -1, -1
+			for i, c := range cmds {
+				if c == "SELECT INBOX (CONDSTORE)" {
+					if n++; first < 0 {
+						first = i
+					}
+				}
+				if strings.HasPrefix(c, "LIST ") && list < 0 {
+					list = i
+				}
+			}
+			return n, first, list
+		}
+		round()
+		_, err := admin.Select("INBOX", nil).Wait()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(admin.Store(imap.SeqSetNum(7), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true,
+			Flags: []imap.Flag{imap.FlagAnswered}}, nil).Close()).To(Succeed())
+		Expect(admin.Unselect().Wait()).To(Succeed())
+
+		// Another client's change: found by the scan of the early selection, which is the
+		// round's only SELECT.
+		st, cmds := round()
+		n, first, list := selects(cmds)
+		Expect(n).To(Equal(1), "SELECTs of INBOX in %q", cmds)
+		Expect(first).To(BeNumerically("<", list), "the SELECT comes before the LIST in %q", cmds)
+		Expect(st.LocalChanges).To(Equal(1))
+
+		// The round's own change to INBOX: the scan selects INBOX again, to see the
+		// counters after it.
+		e, err := engine.Open(ctx, engine.Options{Username: u.Name, Password: u.Password, Store: store,
+			Dial: func(ctx context.Context) (net.Conn, error) { return nil, errors.New("offline") }})
+		Expect(err).NotTo(HaveOccurred())
+		recs, err := e.Messages(ctx, "INBOX")
+		Expect(err).NotTo(HaveOccurred())
+		var m08 []engine.LocalID
+		for _, m := range recs {
+			if m.Label == "m08" {
+				m08 = append(m08, m.ID)
+			}
+		}
+		Expect(m08).To(HaveLen(1))
+		Expect(e.SetFlags(ctx, m08, []string{"$Todo"})).To(Succeed())
+		Expect(e.Close()).To(Succeed())
+		st, cmds = round()
+		n, first, list = selects(cmds)
+		Expect(n).To(Equal(2), "SELECTs of INBOX in %q", cmds)
+		Expect(first).To(BeNumerically("<", list))
+		Expect(st.Mutations).To(Equal(1))
+		Expect(imapView(admin)).To(ContainElement(ContainSubstring(`m07[\Answered] m08[$Todo]`)))
 	})
 
 	It("converges two devices' offline changes", func() {

@@ -19,7 +19,7 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 	if same, err := r.unchangedByStatus(mb); same || err != nil {
 		return nil, err
 	}
-	data, err := r.cn.reselect(name)
+	data, err := r.cn.scanSelect(name)
 	if isGone(err) {
 		r.e.log.Info("mailbox not selectable; skipped this round", "mailbox", name, "err", err)
 		return nil, nil

@@ -134,7 +134,8 @@ func (r *round) run() error {
 			cn = nil
 		}
 	}
-	if cn == nil || cn.closed() {
+	fresh := cn == nil || cn.closed()
+	if fresh {
 		var err error
 		cn, err = r.e.dial(r.ctx, r.st)
 		if err != nil {
@@ -148,6 +149,7 @@ func (r *round) run() error {
 	cn.selected, cn.sel = "", nil
 	r.cn = cn
 	steps := []func() error{
+		func() error { return r.selectInboxFirst(fresh) },
 		func() error { return r.pushMailboxOps(false) },
 		r.pushMessages,
 		func() error { return r.pushMailboxOps(true) },
@@ -163,6 +165,27 @@ func (r *round) run() error {
 		if err := r.ctx.Err(); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// selectInboxFirst selects INBOX before anything else on a new connection to a server
+// whose LIST-STATUS lets the round skip unchanged mailboxes. INBOX always exists (RFC 3501
+// §5.1) and is where mail arrives; and a server may open a mailbox much faster before the
+// session's first LIST than after it: Dovecot 2.3 answers the first SELECT of a Maildir
+// INBOX of 50,000 messages in 0.4-3 ms, but 140-300 ms once the session has listed, and
+// opens it to answer its STATUS in LIST-STATUS (150-190 ms, with its defaults) unless it
+// is selected. The scan keeps this selection when nothing changed since (scanSelect). A
+// refusal is left to the LIST and the scan, which know what to do without INBOX.
+func (r *round) selectInboxFirst(fresh bool) error {
+	if !fresh || !r.cn.listStatus() {
+		return nil
+	}
+	if _, err := r.cn.selectBox("INBOX"); err != nil {
+		if !isProtocolRefusal(err) {
+			return err
+		}
+		r.e.log.Info("INBOX not selectable before the LIST", "err", err)
 	}
 	return nil
 }
