@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -162,7 +163,9 @@ func BenchmarkReplicaBytesPerMessage(b *testing.B) {
 // the message counts by N, for a quick try. With SYNCHARNESS_BENCH_STRACE=1 every round
 // runs under strace and the fsyncs/op metric counts its fsync and fdatasync calls (the
 // times are then strace's, not comparable). SYNCHARNESS_BENCH_VERBOSE=1 logs each round's
-// output (the engine's statistics, memory use and the time of each IMAP command, -timing).
+// output (the engine's statistics, memory use and the time of each IMAP command, -timing);
+// SYNCHARNESS_BENCH_PROFILE=DIR writes a CPU profile of each engine round into DIR
+// (USER-N.prof, numbered in the order the rounds ran).
 func BenchmarkVsMbsync(b *testing.B) {
 	if os.Getenv("SYNCHARNESS_BENCH_MBSYNC") != "1" {
 		b.Skip("the side-by-side run against mbsync starts a private Dovecot and takes minutes: set SYNCHARNESS_BENCH_MBSYNC=1 (make bench-mbsync)")
@@ -186,7 +189,7 @@ func BenchmarkVsMbsync(b *testing.B) {
 	// where a first look into a Maildir of 50,000 messages costs 140-150 ms on this kind of
 	// machine (whoever looks: mbsync's SELECT pays it too). SYNCHARNESS_BENCH_DOVECOT_DEFAULTS=1
 	// measures with Dovecot's defaults instead.
-	settings := []string{"mailbox_list_index_include_inbox = yes", "mailbox_list_index_very_dirty_syncs = yes"}
+	settings := []string{"mailbox_list_index_include_inbox = yes", "mailbox_list_index_very_dirty_syncs = yes", "maildir_very_dirty_syncs = yes"}
 	if os.Getenv("SYNCHARNESS_BENCH_DOVECOT_DEFAULTS") == "1" {
 		settings = nil
 	}
@@ -220,6 +223,7 @@ func BenchmarkVsMbsync(b *testing.B) {
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/engine-sync").CombinedOutput(); err != nil {
 		b.Fatalf("go build engine-sync: %v\n%s", err, out)
 	}
+	profiles := 0 // the engine's CPU profiles written, with SYNCHARNESS_BENCH_PROFILE
 	// A client runs one round for user into dir as a process.
 	type client struct {
 		name string
@@ -230,6 +234,10 @@ func BenchmarkVsMbsync(b *testing.B) {
 			args := []string{"-memstats", "-server", "imap://" + user + "@" + srv.Addr(), "-dir", dir}
 			if os.Getenv("SYNCHARNESS_BENCH_VERBOSE") == "1" {
 				args = append(args, "-timing")
+			}
+			if d := os.Getenv("SYNCHARNESS_BENCH_PROFILE"); d != "" {
+				profiles++
+				args = append(args, "-cpuprofile", filepath.Join(d, fmt.Sprintf("%s-%d.prof", user, profiles)))
 			}
 			c := exec.Command(bin, args...)
 			c.Env = append(os.Environ(), "SYNC_PASSWORD="+pass)
@@ -264,7 +272,14 @@ func BenchmarkVsMbsync(b *testing.B) {
 		}
 	}
 	fsyncs := 0 // of the last round, with strace
+	// Rounds are a second apart at least, as scheduled rounds are (minutes, in use): mbsync
+	// sleeps one second when its Maildir changed within the current second (changes later
+	// in that second would have the same mtime), and Dovecot re-reads a Maildir changed in
+	// the last second; back-to-back rounds would measure those waits, not the engines.
+	var lastEnd time.Time
 	round := func(b *testing.B, c client, user, dir string) (time.Duration, int64) {
+		time.Sleep(time.Until(lastEnd.Add(time.Second).Truncate(time.Second).Add(10 * time.Millisecond)))
+		defer func() { lastEnd = time.Now() }()
 		cmd := c.cmd(user, dir)
 		args := []string{timeBin, "-f", "%M", "-o", rssFile}
 		if straceBin != "" {
@@ -298,13 +313,20 @@ func BenchmarkVsMbsync(b *testing.B) {
 		return wall, kb << 10
 	}
 	replicas := map[string]string{} // client → its replica of "large"
-	timed := func(b *testing.B, c client, user string, prepare func(i int) string) {
+	// timed runs b.N rounds, each in the replica prepare returns; a round of a first sync
+	// (want > 0) must leave want messages there.
+	timed := func(b *testing.B, c client, user string, want int, prepare func(i int) string) {
 		var total time.Duration
 		var rss int64
 		syncs := 0
 		for i := range b.N {
 			dir := prepare(i)
 			wall, r := round(b, c, user, dir)
+			if want > 0 {
+				if n := replicaMessages(b, dir); n != want {
+					b.Fatalf("%s's first sync of %s left %d messages in %s, want %d", c.name, user, n, dir, want)
+				}
+			}
 			total += wall
 			rss = max(rss, r)
 			syncs += fsyncs
@@ -315,9 +337,13 @@ func BenchmarkVsMbsync(b *testing.B) {
 			b.ReportMetric(float64(syncs)/float64(b.N), "fsyncs/op")
 		}
 	}
+	// A first sync needs a replica no round has used: the benchmark runs b.N=1 before
+	// b.N=3, so a directory named after the iteration would be synced already.
+	made := 0
 	fresh := func(c client, tag string) func(int) string {
-		return func(i int) string {
-			dir := filepath.Join(work, fmt.Sprintf("%s-%s-%d", c.name, tag, i))
+		return func(int) string {
+			made++
+			dir := filepath.Join(work, fmt.Sprintf("%s-%s-%d", c.name, tag, made))
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				b.Fatal(err)
 			}
@@ -325,12 +351,12 @@ func BenchmarkVsMbsync(b *testing.B) {
 		}
 	}
 	for _, c := range clientsUnderTest {
-		b.Run("first-10k/"+c.name, func(b *testing.B) { timed(b, c, "small", fresh(c, "small")) })
+		b.Run("first-10k/"+c.name, func(b *testing.B) { timed(b, c, "small", nSmall, fresh(c, "small")) })
 	}
 	for _, c := range clientsUnderTest {
 		b.Run("first-50k/"+c.name, func(b *testing.B) {
 			prep := fresh(c, "large")
-			timed(b, c, "large", func(i int) string {
+			timed(b, c, "large", nLarge, func(i int) string {
 				replicas[c.name] = prep(i)
 				return replicas[c.name]
 			})
@@ -338,7 +364,7 @@ func BenchmarkVsMbsync(b *testing.B) {
 	}
 	for _, c := range clientsUnderTest {
 		b.Run("nochange-50k/"+c.name, func(b *testing.B) {
-			timed(b, c, "large", func(int) string { return replicas[c.name] })
+			timed(b, c, "large", 0, func(int) string { return replicas[c.name] })
 		})
 	}
 	admin, err := imapclient.DialInsecure(srv.Addr(), nil)
@@ -356,7 +382,7 @@ func BenchmarkVsMbsync(b *testing.B) {
 	for _, c := range clientsUnderTest {
 		b.Run("flags-1000/"+c.name, func(b *testing.B) {
 			round(b, c, "large", replicas[c.name]) // catch up with the other client's changes
-			timed(b, c, "large", func(int) string {
+			timed(b, c, "large", 0, func(int) string {
 				// Another client sets (or clears) \Flagged on every 50th message.
 				op := imap.StoreFlagsAdd
 				if flagged {
@@ -374,6 +400,25 @@ func BenchmarkVsMbsync(b *testing.B) {
 			})
 		})
 	}
+}
+
+// replicaMessages counts the message files of the Maildirs under dir (files in a cur or
+// new directory), as the engine's disk store and mbsync both keep them.
+func replicaMessages(b *testing.B, dir string) int {
+	n := 0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if parent := filepath.Base(filepath.Dir(path)); d.Type().IsRegular() && (parent == "cur" || parent == "new") {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
 }
 
 // straceCalls returns the number of calls of the named system calls in a strace -c summary.
