@@ -1,12 +1,10 @@
 package clients
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -58,44 +56,80 @@ func MakeMessage(spec MessageSpec) []byte {
 // message that carries none.
 func Label(raw []byte) string {
 	hdr, body := splitMessage(raw)
-	var subject string
-	sc := bufio.NewScanner(bytes.NewReader(hdr))
-	sc.Buffer(make([]byte, 0, 4096), len(hdr)+1)
-	for sc.Scan() {
-		line := sc.Text()
-		name, value, ok := strings.Cut(line, ":")
+	var subject []byte
+	label, found := "", false
+	eachLine(hdr, func(line []byte) bool {
+		name, value, ok := bytes.Cut(line, []byte(":"))
 		if !ok {
-			continue
+			return true
 		}
-		value = strings.TrimSpace(value)
-		switch strings.ToLower(name) {
-		case "message-id":
-			id := strings.Trim(value, "<>")
-			if local, domain, ok := strings.Cut(id, "@"); ok && domain == LabelDomain {
-				label, _, _ := strings.Cut(local, ".")
-				return label
+		value = bytes.TrimSpace(value)
+		switch {
+		case asciiFold(name, "message-id"):
+			id := bytes.Trim(value, "<>")
+			if local, domain, ok := bytes.Cut(id, []byte("@")); ok && string(domain) == LabelDomain {
+				l, _, _ := bytes.Cut(local, []byte("."))
+				label, found = string(l), true
+				return false
 			}
-		case "subject":
+		case asciiFold(name, "subject"):
 			subject = value
 		}
+		return true
+	})
+	if found {
+		return label
 	}
-	if subject != "" {
-		return subject
+	if len(subject) > 0 {
+		return string(subject)
 	}
-	first, _, _ := strings.Cut(string(body), "\n")
-	return strings.TrimSpace(first)
+	first, _, _ := bytes.Cut(body, []byte("\n"))
+	return string(bytes.TrimSpace(first))
+}
+
+// eachLine calls fn with each line of b, without its line ending, until fn returns false.
+// Label and MessageID run for every message a round downloads: they allocate nothing but
+// their result.
+func eachLine(b []byte, fn func(line []byte) bool) {
+	for len(b) > 0 {
+		line, rest, _ := bytes.Cut(b, []byte("\n"))
+		b = rest
+		if !fn(bytes.TrimSuffix(line, []byte("\r"))) {
+			return
+		}
+	}
+}
+
+// asciiFold reports whether b is want (lower case ASCII) in any case.
+func asciiFold(b []byte, want string) bool {
+	if len(b) != len(want) {
+		return false
+	}
+	for i := range len(b) {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != want[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // MessageID returns the Message-ID header value of raw without angle brackets, or "".
 func MessageID(raw []byte) string {
 	hdr, _ := splitMessage(raw)
-	for _, line := range strings.Split(string(hdr), "\n") {
-		name, value, ok := strings.Cut(line, ":")
-		if ok && strings.EqualFold(strings.TrimSpace(name), "message-id") {
-			return strings.Trim(strings.TrimSpace(value), "<>")
+	id := ""
+	eachLine(hdr, func(line []byte) bool {
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if ok && bytes.EqualFold(bytes.TrimSpace(name), []byte("message-id")) {
+			id = string(bytes.Trim(bytes.TrimSpace(value), "<>"))
+			return false
 		}
-	}
-	return ""
+		return true
+	})
+	return id
 }
 
 // ContentHash is the identity of a message's content: the hex SHA-256 of the raw message

@@ -3,6 +3,7 @@ package clients_test
 import (
 	"bytes"
 	"strings"
+	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -31,7 +32,16 @@ var _ = Describe("Message labels", func() {
 		Entry("bare LF line endings", "Subject: m4\n\nm4\n", "m4"),
 		Entry("no Subject: the first body line", "From: a@b\r\n\r\nm5\r\nmore\r\n", "m5"),
 		Entry("nothing at all", "From: a@b\r\n\r\n", ""),
+		Entry("header names in any case", "SUBJECT: other\r\nmessage-ID: <m6.x@syncharness.invalid>\r\n\r\nbody\r\n", "m6"),
+		Entry("the last Subject", "Subject: m7\r\nsubject: m8\r\n\r\nbody\r\n", "m8"),
 	)
+
+	It("reads a message's label and Message-ID allocating only the result (they run for every download)", func() {
+		raw := clients.MakeMessage(clients.MessageSpec{Label: "m9", Run: "r1", Size: 10000})
+		Expect(testing.AllocsPerRun(50, func() { _ = clients.Label(raw) })).To(BeNumerically("<=", 1))
+		Expect(testing.AllocsPerRun(50, func() { _ = clients.MessageID(raw) })).To(BeNumerically("<=", 1))
+		Expect(clients.MessageID([]byte("X: y\r\nmessage-id:  <a@b> \r\n\r\n"))).To(Equal("a@b"))
+	})
 
 	It("is deterministic and pads to the requested size", func() {
 		spec := clients.MessageSpec{Label: "m1", Run: "r", Size: 10000, Seed: 3}
