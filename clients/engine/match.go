@@ -67,6 +67,9 @@ func (r *round) stage(s *serverMsg) error {
 		return &storeError{err}
 	}
 	s.rec = MessageRecord{Size: uint32(len(s.body)), Hash: s.hash, MessageID: clients.MessageID(s.body), Label: clients.Label(s.body)}
+	if _, copies := st.(stagesCopies); copies {
+		r.cn.recycle(s.body)
+	}
 	s.staged, s.body = b, nil
 	return nil
 }

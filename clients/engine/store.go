@@ -89,6 +89,10 @@ type BodyStager interface {
 	DropStaged(b StagedBody)
 }
 
+// stagesCopies marks a BodyStager whose StageBody keeps nothing of raw once it returned
+// (the disk store writes it to a file), so the engine may reuse the buffer.
+type stagesCopies interface{ stagesCopies() }
+
 // StagedBody is a body a BodyStager took; only that store can use it.
 type StagedBody interface{ staged() }
 

@@ -779,6 +779,8 @@ func (s *DiskStore) StageBody(raw []byte) (StagedBody, error) {
 	return stagedFile{f}, nil
 }
 
+func (s *DiskStore) stagesCopies() {}
+
 // DropStaged removes a staged body that no message took.
 func (s *DiskStore) DropStaged(b StagedBody) {
 	if sf, ok := b.(stagedFile); ok {
