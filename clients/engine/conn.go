@@ -35,6 +35,7 @@ type conn struct {
 	selID     string // the MAILBOXID (RFC 8474) the current selection announced, or ""
 	mutations int    // commands sent that may change the server's mail (count)
 	selMuts   int    // mutations when the current selection was made
+	selGen    int    // counts the selections made
 	condstore bool
 	notes     *flagNotes // flag updates the server sent unasked
 	tap       *tapConn   // the network connection, watched for BYE
@@ -306,6 +307,7 @@ func (cn *conn) selectBox(mailbox string) (*imap.SelectData, error) {
 	}
 	cn.settleSelect(prev, mailbox)
 	cn.selected, cn.sel, cn.selMuts = mailbox, data, cn.mutations
+	cn.selGen++
 	if id := cn.tap.takeMailboxID(); id != "" && cn.has(capObjectID) {
 		cn.selID = id
 	}

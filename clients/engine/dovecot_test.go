@@ -229,18 +229,21 @@ var _ = Describe("against Dovecot (CONDSTORE)", Ordered, func() {
 			Expect(err).NotTo(HaveOccurred())
 			return st, sent.take()
 		}
-		selects := func(cmds []string) (n, first, list int) {
-			first, list = -1, -1
+		// index returns the position of the first command with prefix, and how many have it.
+		index := func(cmds []string, prefix string) (first, n int) {
+			first = -1
 			for i, c := range cmds {
-				if c == "SELECT INBOX (CONDSTORE)" {
+				if strings.HasPrefix(c, prefix) {
 					if n++; first < 0 {
 						first = i
 					}
 				}
-				if strings.HasPrefix(c, "LIST ") && list < 0 {
-					list = i
-				}
 			}
+			return first, n
+		}
+		selects := func(cmds []string) (n, first, list int) {
+			first, n = index(cmds, "SELECT INBOX (CONDSTORE)")
+			list, _ = index(cmds, "LIST ")
 			return n, first, list
 		}
 		round()
@@ -250,12 +253,16 @@ var _ = Describe("against Dovecot (CONDSTORE)", Ordered, func() {
 			Flags: []imap.Flag{imap.FlagAnswered}}, nil).Close()).To(Succeed())
 		Expect(admin.Unselect().Wait()).To(Succeed())
 
-		// Another client's change: found by the scan of the early selection, which is the
-		// round's only SELECT.
+		// Another client's change: asked for right after the early selection, before the
+		// LIST, and the round's only SELECT and FETCH.
 		st, cmds := round()
 		n, first, list := selects(cmds)
 		Expect(n).To(Equal(1), "SELECTs of INBOX in %q", cmds)
 		Expect(first).To(BeNumerically("<", list), "the SELECT comes before the LIST in %q", cmds)
+		fetch, fetches := index(cmds, "UID FETCH")
+		Expect(fetches).To(Equal(1), "FETCHes in %q", cmds)
+		Expect(cmds[fetch]).To(ContainSubstring("(CHANGEDSINCE "))
+		Expect(fetch).To(BeNumerically("<", list), "the FETCH comes before the LIST in %q", cmds)
 		Expect(st.LocalChanges).To(Equal(1))
 
 		// The round's own change to INBOX: the scan selects INBOX again, to see the
@@ -263,6 +270,7 @@ var _ = Describe("against Dovecot (CONDSTORE)", Ordered, func() {
 		e, err := engine.Open(ctx, engine.Options{Username: u.Name, Password: u.Password, Store: store,
 			Dial: func(ctx context.Context) (net.Conn, error) { return nil, errors.New("offline") }})
 		Expect(err).NotTo(HaveOccurred())
+		Expect(replica(e)).To(ContainElement(ContainSubstring(`m07[\Answered]`)))
 		recs, err := e.Messages(ctx, "INBOX")
 		Expect(err).NotTo(HaveOccurred())
 		var m08 []engine.LocalID
@@ -274,12 +282,21 @@ var _ = Describe("against Dovecot (CONDSTORE)", Ordered, func() {
 		Expect(m08).To(HaveLen(1))
 		Expect(e.SetFlags(ctx, m08, []string{"$Todo"})).To(Succeed())
 		Expect(e.Close()).To(Succeed())
+		_, err = admin.Select("INBOX", nil).Wait()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(admin.Store(imap.SeqSetNum(9), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true,
+			Flags: []imap.Flag{imap.FlagAnswered}}, nil).Close()).To(Succeed())
+		Expect(admin.Unselect().Wait()).To(Succeed())
 		st, cmds = round()
 		n, first, list = selects(cmds)
 		Expect(n).To(Equal(2), "SELECTs of INBOX in %q", cmds)
 		Expect(first).To(BeNumerically("<", list))
+		fetch, fetches = index(cmds, "UID FETCH")
+		Expect(fetch).To(BeNumerically(">", list), "nothing fetched early with a change to push: %q", cmds)
+		Expect(fetches).To(Equal(1), "FETCHes in %q", cmds)
 		Expect(st.Mutations).To(Equal(1))
-		Expect(imapView(admin)).To(ContainElement(ContainSubstring(`m07[\Answered] m08[$Todo]`)))
+		Expect(imapView(admin)).To(ContainElement(ContainSubstring(`m07[\Answered] m08[$Todo] m09[\Answered]`)))
+		Expect(replica(e)).To(ContainElement(ContainSubstring(`m07[\Answered] m08[$Todo] m09[\Answered]`)))
 	})
 
 	It("converges two devices' offline changes", func() {

@@ -174,7 +174,9 @@ func render(label string, flags []string) string {
 }
 
 // replica renders a device's view like server.
-func replica(d clients.Device) []string {
+func replica(d interface {
+	View(context.Context) (clients.Replica, error)
+}) []string {
 	GinkgoHelper()
 	r, err := d.View(context.Background())
 	Expect(err).NotTo(HaveOccurred())

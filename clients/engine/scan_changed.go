@@ -22,7 +22,7 @@ import (
 // does not hold what its counts say): the caller then scans the mailbox in full, with the
 // answer already fetched.
 func (r *round) changedRecords(mailbox string, modseq uint64) (recs []MessageRecord, bufs []*imapclient.FetchMessageBuffer, ok bool, err error) {
-	bufs, err = r.cn.fetchChanged(mailbox, modseq)
+	bufs, err = r.changesSince(mailbox, modseq)
 	if err != nil {
 		return nil, nil, false, err
 	}

@@ -236,7 +236,7 @@ func (r *round) scanFlags(p *scanPlan, rs replicaSide, changed bool) ([]uint32, 
 		bufs := rs.changedBufs
 		if bufs == nil {
 			var err error
-			if bufs, err = r.cn.fetchChanged(name, p.mb.HighestModSeq); err != nil {
+			if bufs, err = r.changesSince(name, p.mb.HighestModSeq); err != nil {
 				return nil, err
 			}
 		}
