@@ -710,11 +710,14 @@ func (cn *conn) openOnServer(mailbox string) bool {
 	return mb != nil && (mb.Name == mailbox || strings.EqualFold(mb.Name, "INBOX") && strings.EqualFold(mailbox, "INBOX"))
 }
 
-// fetchChanged fetches the flags, sizes and internal dates of messages changed since
-// modseq (CONDSTORE).
+// fetchChanged fetches the flags and internal dates of messages changed since modseq
+// (CONDSTORE); the dates let checkReused see a UID given to other content. Not their
+// sizes: Dovecot finds a Maildir message's size through its file name, so it reads the
+// mailbox's whole UID list to answer (1,000 changed messages of 50,000: 146 ms with
+// RFC822.SIZE, 6-7 ms with FLAGS and INTERNALDATE).
 func (cn *conn) fetchChanged(mailbox string, modseq uint64) ([]*imapclient.FetchMessageBuffer, error) {
 	return cn.fetch(mailbox, imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}},
-		&imap.FetchOptions{Flags: true, RFC822Size: true, InternalDate: true, ChangedSince: modseq})
+		&imap.FetchOptions{Flags: true, InternalDate: true, ChangedSince: modseq})
 }
 
 // fetchFlags runs UID FETCH 1:* (FLAGS) and returns the flags by UID (about hint of them,
