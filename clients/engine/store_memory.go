@@ -3,6 +3,7 @@ package engine
 import (
 	"cmp"
 	"fmt"
+	"iter"
 	"slices"
 	"sort"
 	"sync"
@@ -22,7 +23,7 @@ type MemoryStore struct {
 	mailboxes map[string]MailboxRecord
 	messages  map[LocalID]*MessageRecord
 	byMailbox map[string]map[LocalID]struct{}
-	byUID     map[uidSlot]map[LocalID]struct{} // records with a UID, by mailbox and UID
+	byUID     uidIndex // records with a UID, by mailbox and UID
 	bodies    map[LocalID][]byte
 	journal   map[uint64]JournalEntry
 	nextID    LocalID
@@ -63,13 +64,77 @@ func indexRemove[K comparable](idx map[K]map[LocalID]struct{}, k K, id LocalID) 
 	}
 }
 
+// idSet is the set of records at one UID slot: almost always one, so it holds one without
+// a map (a map per message cost the replica some 170 bytes a message).
+type idSet struct {
+	one  LocalID // 0: none
+	more map[LocalID]struct{}
+}
+
+func (s idSet) has(id LocalID) bool {
+	if id == s.one && id != 0 {
+		return true
+	}
+	_, ok := s.more[id]
+	return ok
+}
+
+func (s idSet) all() iter.Seq[LocalID] {
+	return func(yield func(LocalID) bool) {
+		if s.one != 0 && !yield(s.one) {
+			return
+		}
+		for id := range s.more {
+			if !yield(id) {
+				return
+			}
+		}
+	}
+}
+
+// uidIndex finds records by mailbox and UID.
+type uidIndex map[uidSlot]idSet
+
+func (x uidIndex) add(k uidSlot, id LocalID) {
+	s := x[k]
+	switch {
+	case s.has(id):
+		return
+	case s.one == 0:
+		s.one = id
+	default:
+		if s.more == nil {
+			s.more = map[LocalID]struct{}{}
+		}
+		s.more[id] = struct{}{}
+	}
+	x[k] = s
+}
+
+func (x uidIndex) remove(k uidSlot, id LocalID) {
+	s, ok := x[k]
+	if !ok {
+		return
+	}
+	if s.one == id {
+		s.one = 0
+	} else {
+		delete(s.more, id)
+	}
+	if s.one == 0 && len(s.more) == 0 {
+		delete(x, k)
+		return
+	}
+	x[k] = s
+}
+
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
 	return &MemoryStore{
 		mailboxes: map[string]MailboxRecord{},
 		messages:  map[LocalID]*MessageRecord{},
 		byMailbox: map[string]map[LocalID]struct{}{},
-		byUID:     map[uidSlot]map[LocalID]struct{}{},
+		byUID:     uidIndex{},
 		bodies:    map[LocalID][]byte{},
 		journal:   map[uint64]JournalEntry{},
 		nextID:    1,
@@ -168,7 +233,7 @@ func (t *memTx) commit() {
 			delete(s.sorted, old.Mailbox)
 			indexRemove(s.byMailbox, old.Mailbox, id)
 			if old.UID != 0 {
-				indexRemove(s.byUID, uidSlot{old.Mailbox, old.UID}, id)
+				s.byUID.remove(uidSlot{old.Mailbox, old.UID}, id)
 			}
 		}
 		if m == nil {
@@ -179,7 +244,7 @@ func (t *memTx) commit() {
 		delete(s.sorted, m.Mailbox)
 		indexAdd(s.byMailbox, m.Mailbox, id)
 		if m.UID != 0 {
-			indexAdd(s.byUID, uidSlot{m.Mailbox, m.UID}, id)
+			s.byUID.add(uidSlot{m.Mailbox, m.UID}, id)
 		}
 	}
 	for id, b := range t.bodies {
@@ -335,7 +400,7 @@ func (t *memTx) MessagesByUID(mailbox string, uid uint32) ([]MessageRecord, erro
 	}
 	at := func(m *MessageRecord) bool { return m != nil && m.Mailbox == mailbox && m.UID == uid }
 	set := t.s.byUID[uidSlot{mailbox, uid}]
-	for id := range set {
+	for id := range set.all() {
 		if o, ok := t.messages[id]; ok {
 			if at(o) {
 				out = append(out, *o)
@@ -345,7 +410,7 @@ func (t *memTx) MessagesByUID(mailbox string, uid uint32) ([]MessageRecord, erro
 		out = append(out, *t.s.messages[id])
 	}
 	for id, m := range t.messages {
-		if _, ok := set[id]; !ok && at(m) {
+		if !set.has(id) && at(m) {
 			out = append(out, *m)
 		}
 	}
