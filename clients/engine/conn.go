@@ -508,8 +508,7 @@ func (cn *conn) bodyBuffer(n int) []byte {
 }
 
 // recycle hands back a body buffer nothing refers to any more (a body the store copied),
-// for the next body: a first sync then leaves no body behind as garbage, and with the
-// soft memory limit of engine-sync the collector runs a fifth as often.
+// for the next body: a first sync then leaves no body behind as garbage.
 func (cn *conn) recycle(b []byte) {
 	if cap(b) > maxSpare {
 		return
@@ -721,8 +720,8 @@ func (cn *conn) fetchChanged(mailbox string, modseq uint64) ([]*imapclient.Fetch
 }
 
 // fetchFlags runs UID FETCH 1:* (FLAGS) and returns the flags by UID (about hint of them,
-// mostly below uidNext: see uidMap), streaming the
-// responses instead of buffering them. The answer must hold every message the mailbox had
+// mostly below uidNext: see uidMap), streaming the responses instead of buffering them.
+// The answer must hold every message the mailbox had
 // when the command was sent, less those expunged meanwhile: a message left out would be
 // taken for expunged, so a short answer is an error, not a list of expunges. (go-imap gives
 // the command each UID once, so two messages claiming one UID make the answer short.)
@@ -759,10 +758,10 @@ func (cn *conn) fetchFlags(mailbox string, uidNext uint32, hint int, ident func(
 		}
 	}
 	if err := cn.fail("UID FETCH", mailbox, cmd.Close()); err != nil {
-		return out, err
+		return uidMap[Flags]{}, err
 	}
 	if err := cn.complete(out.len(), want, gone); err != nil {
-		return out, fail("UID FETCH", mailbox, err)
+		return uidMap[Flags]{}, fail("UID FETCH", mailbox, err)
 	}
 	return out, nil
 }

@@ -99,21 +99,10 @@ func (p *scanPlan) knownPresent() uidMap[bool] {
 
 // presentUIDs yields the UIDs the server has, in ascending order.
 func (p *scanPlan) presentUIDs() iter.Seq[uint32] {
-	return func(yield func(uint32) bool) {
-		if p.flagsAll {
-			for u := range p.serverFlags.all() {
-				if !yield(u) {
-					return
-				}
-			}
-			return
-		}
-		for u := range p.present.all() {
-			if !yield(u) {
-				return
-			}
-		}
+	if p.flagsAll {
+		return p.serverFlags.keys()
 	}
+	return p.present.keys()
 }
 
 // idle reports whether committing p would change nothing at all.

@@ -76,3 +76,14 @@ func (m *uidMap[V]) all() iter.Seq2[uint32, V] {
 		}
 	}
 }
+
+// keys yields the UIDs in ascending order.
+func (m *uidMap[V]) keys() iter.Seq[uint32] {
+	return func(yield func(uint32) bool) {
+		for u := range m.all() {
+			if !yield(u) {
+				return
+			}
+		}
+	}
+}

@@ -57,6 +57,7 @@ func TestUIDMapAnswersAsAMap(t *testing.T) {
 			g.Expect(got).To(Equal(want))
 			g.Expect(slices.IsSorted(order)).To(BeTrue(), "ascending UID order")
 			g.Expect(order).To(Equal(slices.Sorted(maps.Keys(want))))
+			g.Expect(slices.Collect(m.keys())).To(Equal(order))
 		})
 	}
 }
