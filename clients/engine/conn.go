@@ -766,6 +766,15 @@ func (cn *conn) fetchFlags(mailbox string, uidNext uint32, hint int, ident func(
 	return out, nil
 }
 
+// uint32s converts UIDs to the engine's uint32s.
+func uint32s(uids []imap.UID) []uint32 {
+	out := make([]uint32, len(uids))
+	for i, u := range uids {
+		out[i] = uint32(u)
+	}
+	return out
+}
+
 // exists returns the selected mailbox's message count as the server last announced it.
 func (cn *conn) exists() int {
 	if mb := cn.c.Mailbox(); mb != nil {

@@ -210,10 +210,7 @@ func (r *round) expungeOnly(mailbox string, uids []uint32) ([]uint32, error) {
 		// Journal first: if the round stops before the others are marked again, the next
 		// one marks them.
 		nums, _ := others.Nums()
-		en := JournalEntry{Op: OpRemark, Mailbox: mailbox, UIDs: make([]uint32, len(nums))}
-		for i, u := range nums {
-			en.UIDs[i] = uint32(u)
-		}
+		en := JournalEntry{Op: OpRemark, Mailbox: mailbox, UIDs: uint32s(nums)}
 		if r.cn.sel != nil {
 			en.UIDValidity = r.cn.sel.UIDValidity
 		}
@@ -255,9 +252,5 @@ func (r *round) expungeOnly(mailbox string, uids []uint32) ([]uint32, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]uint32, len(still))
-	for i, u := range still {
-		out[i] = uint32(u)
-	}
-	return out, nil
+	return uint32s(still), nil
 }

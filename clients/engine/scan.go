@@ -71,6 +71,7 @@ type scanPlan struct {
 	present      uidMap[bool]
 	serverFlags  uidMap[Flags]
 	flagsAll     bool            // serverFlags holds every present UID (present is unused)
+	presentKnown bool            // the server has the known UIDs, no more (present is unused)
 	orphans      []MessageRecord // had UIDs of an old UIDVALIDITY
 	inflight     []MessageRecord // appends in flight into this mailbox
 	movesIn      []MessageRecord // moves in flight into this mailbox (the records, still at their source)
@@ -82,25 +83,22 @@ type scanPlan struct {
 }
 
 func (p *scanPlan) has(uid uint32) bool {
-	if p.flagsAll {
+	switch {
+	case p.flagsAll:
 		return p.serverFlags.contains(uid)
+	case p.presentKnown:
+		return p.known.contains(uid)
 	}
 	return p.present.contains(uid)
 }
 
-// knownPresent returns the UIDs of p's known messages, as present.
-func (p *scanPlan) knownPresent() uidMap[bool] {
-	out := newUIDMap[bool](uint32(len(p.known.vals)), p.known.len())
-	for u := range p.known.all() {
-		out.set(u, true)
-	}
-	return out
-}
-
 // presentUIDs yields the UIDs the server has, in ascending order.
 func (p *scanPlan) presentUIDs() iter.Seq[uint32] {
-	if p.flagsAll {
+	switch {
+	case p.flagsAll:
 		return p.serverFlags.keys()
+	case p.presentKnown:
+		return p.known.keys()
 	}
 	return p.present.keys()
 }
@@ -117,7 +115,7 @@ func (p *scanPlan) idle() bool {
 	for _, i := range p.known.all() {
 		m := p.recs[i]
 		s, ok := p.serverFlags.get(m.UID)
-		if !ok && (p.flagsAll || !p.present.contains(m.UID)) {
+		if !ok && !p.has(m.UID) {
 			return false
 		}
 		if ok && !s.Equal(m.Base) {

@@ -228,9 +228,9 @@ func (r *round) scanFlags(p *scanPlan, rs replicaSide, changed bool) ([]uint32, 
 	case data.NumMessages == 0, rs.unchanged:
 	case condstore && data.HighestModSeq == p.mb.HighestModSeq && uint32(data.UIDNext) == p.mb.UIDNext &&
 		int(data.NumMessages) == p.known.len():
-		p.present = p.knownPresent()
+		p.presentKnown = true
 	case rs.changedOnly:
-		p.present = p.knownPresent()
+		p.presentKnown = true
 		noteAll(rs.changedBufs)
 	case condstore:
 		bufs := rs.changedBufs
@@ -256,11 +256,7 @@ func (r *round) scanFlags(p *scanPlan, rs replicaSide, changed bool) ([]uint32, 
 		if err != nil {
 			return nil, err
 		}
-		allNew := make([]uint32, len(uids))
-		for i, u := range uids {
-			allNew[i] = uint32(u)
-		}
-		return allNew, nil
+		return uint32s(uids), nil
 	default:
 		flags, err := r.cn.fetchFlags(name, uint32(data.UIDNext), p.known.len(), p.noteIdentity)
 		if err != nil {
