@@ -450,8 +450,11 @@ func (fs *fetchStream) close() error {
 // read, and the round ends with an error.
 func (fs *fetchStream) abort() {
 	fs.timer.Stop()
-	fs.cn.close()
+	// go-imap's Close waits for its reader, which may be waiting for this command's
+	// consumer to take the next message: hang up first, then drain, then close.
+	_ = fs.cn.tap.Close()
 	_ = fs.cmd.Close()
+	fs.cn.close()
 }
 
 func (cn *conn) readLiteral(mailbox string, buf *imapclient.FetchMessageBuffer, lit imap.LiteralReader) ([]byte, error) {

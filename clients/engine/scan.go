@@ -127,6 +127,15 @@ func (p *scanPlan) idle() bool {
 
 // create stores the server message s, downloaded whole, as a new record of mailbox.
 func (r *round) create(tx Tx, mailbox string, s *serverMsg) (MessageRecord, error) {
+	m, err := storeNew(tx, mailbox, s)
+	if err == nil {
+		r.st.LocalChanges++
+	}
+	return m, err
+}
+
+// storeNew is create without the round's count.
+func storeNew(tx Tx, mailbox string, s *serverMsg) (MessageRecord, error) {
 	id, err := tx.NextID()
 	if err != nil {
 		return MessageRecord{}, err
@@ -154,7 +163,6 @@ func (r *round) create(tx Tx, mailbox string, s *serverMsg) (MessageRecord, erro
 		return MessageRecord{}, err
 	}
 	s.body = nil
-	r.st.LocalChanges++
 	return m, nil
 }
 

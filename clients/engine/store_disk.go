@@ -58,7 +58,8 @@ type DiskStore struct {
 	mirrorErr error // the first failure to bring a file name in step; reported by Close
 
 	// marked is set while the clean marker exists; leftovers once a file could not be
-	// removed. Both are guarded by writer (only Updates and Close change them).
+	// removed. markMu guards both: bodies are staged while an Update commits.
+	markMu    sync.Mutex
 	marked    bool
 	leftovers bool
 }
@@ -127,8 +128,10 @@ func OpenDiskStore(dir string) (*DiskStore, error) {
 }
 
 // unmark removes the clean marker, durably, before anything a crash could leave behind is
-// written. Called with writer held.
+// written.
 func (s *DiskStore) unmark() error {
+	s.markMu.Lock()
+	defer s.markMu.Unlock()
 	if !s.marked {
 		return nil
 	}
@@ -142,9 +145,25 @@ func (s *DiskStore) unmark() error {
 	return nil
 }
 
+// isMarked reports whether the clean marker is there.
+func (s *DiskStore) isMarked() bool {
+	s.markMu.Lock()
+	defer s.markMu.Unlock()
+	return s.marked
+}
+
+// leftBehind notes a file that could not be removed: the next open removes it.
+func (s *DiskStore) leftBehind() {
+	s.markMu.Lock()
+	s.leftovers = true
+	s.markMu.Unlock()
+}
+
 // mark leaves the clean marker for the next open. Called with writer held, after the
 // database is closed.
 func (s *DiskStore) mark() error {
+	s.markMu.Lock()
+	defer s.markMu.Unlock()
 	if s.marked || s.leftovers {
 		return nil
 	}
@@ -595,7 +614,7 @@ func (s *DiskStore) Update(fn func(Tx) error) error {
 		}
 		return nil
 	}
-	if ferr == nil && s.marked {
+	if ferr == nil && s.isMarked() {
 		// Not under mu: unmark fsyncs. Crash may roll t back meanwhile (checked below).
 		s.mu.Unlock()
 		ferr = s.unmark()
@@ -766,10 +785,8 @@ func (stagedFile) staged() {}
 // StageBody writes raw into the Maildir now, with no flags, for PutStagedBody to give it
 // to a message later (BodyStager). The file is synced with the transaction that puts it.
 func (s *DiskStore) StageBody(raw []byte) (StagedBody, error) {
-	s.writer.Lock()
-	err := s.unmark() // a crash from here on may leave a file for the next open to remove
-	s.writer.Unlock()
-	if err != nil {
+	// Not under writer: a round stages the next bodies while an Update commits.
+	if err := s.unmark(); err != nil { // a crash from here on may leave a file for the next open to remove
 		return nil, err
 	}
 	f, err := s.md.Add(bytes.NewReader(raw), 0)
@@ -785,9 +802,7 @@ func (s *DiskStore) stagesCopies() {}
 func (s *DiskStore) DropStaged(b StagedBody) {
 	if sf, ok := b.(stagedFile); ok {
 		if err := s.md.Discard(sf.f); err != nil {
-			s.writer.Lock()
-			s.leftovers = true // the next open removes it
-			s.writer.Unlock()
+			s.leftBehind()
 		}
 	}
 }
@@ -823,7 +838,7 @@ func (t *diskTx) removeWritten() {
 	for _, f := range t.written {
 		// Best effort: a file left here is an orphan the next open removes.
 		if err := t.s.md.Discard(f); err != nil {
-			t.s.leftovers = true
+			t.s.leftBehind()
 		}
 	}
 }

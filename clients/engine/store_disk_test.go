@@ -526,6 +526,28 @@ var _ = Describe("The disk store", func() {
 	})
 })
 
+// commitFailer is a disk store whose commits fail once INBOX would hold more than max
+// records.
+type commitFailer struct {
+	*engine.DiskStore
+	max int
+}
+
+var errInjected = errors.New("injected commit failure")
+
+func (s *commitFailer) Update(fn func(engine.Tx) error) error {
+	return s.DiskStore.Update(func(tx engine.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		c, err := tx.Counts("INBOX")
+		if err == nil && c.Records > s.max {
+			err = errInjected
+		}
+		return err
+	})
+}
+
 var _ = Describe("An engine on the disk store", func() {
 	// newDiskPhone returns a world with a phone on a disk store (behind a cutter) and a
 	// laptop on a memory store, synced, and an offline journal on the phone that mixes
@@ -562,6 +584,38 @@ var _ = Describe("An engine on the disk store", func() {
 		`INBOX: d1[\Seen] m2[\Flagged] m4 n1 n2`,
 		"Projects: d2 m4",
 	}
+
+	It("stops a first sync at a failed commit, keeping the batches committed before it and no other file", func() {
+		w := newWorld(fakeserver.Options{Seed: 1})
+		labels := make([]string, 1000)
+		for i := range labels {
+			labels[i] = fmt.Sprintf("m%d", i+1)
+		}
+		w.deliver("INBOX", labels...)
+		dir := GinkgoT().TempDir()
+		disk, err := engine.OpenDiskStore(dir)
+		Expect(err).NotTo(HaveOccurred())
+		failing := &commitFailer{DiskStore: disk, max: 250}
+		phone, err := engine.NewDevice("phone", w.options(failing, 0))
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(phone.Close)
+
+		st, err := phone.Sync(context.Background())
+		Expect(err).To(MatchError(errInjected))
+		// Batches of 100 are committed while the next ones arrive: the two before the
+		// failure stay, and the download stops within the batches already under way.
+		Expect(st.Downloaded).To(BeNumerically("<", 600), "the download went on after the failed commit")
+		Expect(bodyFiles(dir, "cur")).To(HaveLen(200))
+		Expect(bodyFiles(dir, "tmp")).To(BeEmpty())
+		rep, err := phone.View(context.Background())
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rep.Mailboxes).To(ContainElement(And(HaveField("Name", "INBOX"), HaveField("Messages", HaveLen(200)))))
+
+		failing.max = len(labels)
+		st = syncOK(phone)
+		Expect(st.Downloaded).To(Equal(800))
+		Expect(bodyFiles(dir, "cur")).To(HaveLen(1000))
+	})
 
 	It("syncs an offline journal and keeps one body file per message, named with its flags", func() {
 		w, cut, phone, laptop, dir := newDiskPhone()
