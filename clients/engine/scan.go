@@ -178,15 +178,19 @@ func mergeLocal(tx Tx, m MessageRecord, s Flags) (Flags, error) {
 	return nf, nil
 }
 
-// mergeFlags merges server flags s into m against m's base.
-func (r *round) mergeFlags(tx Tx, m MessageRecord, s Flags) error {
+// mergeFlags merges server flags s into m against m's base. quiet says the journal is
+// empty: there is no entry to consult or drop.
+func (r *round) mergeFlags(tx Tx, m MessageRecord, s Flags, quiet bool) error {
 	if m.State == MsgDeleted {
 		m.Base = s
 		return tx.PutMessage(m)
 	}
-	nf, err := mergeLocal(tx, m, s)
-	if err != nil {
-		return err
+	nf := merge3(m.Flags, m.Base, s)
+	if !quiet {
+		var err error
+		if nf, err = mergeLocal(tx, m, s); err != nil {
+			return err
+		}
 	}
 	if !nf.Equal(m.Flags) {
 		r.st.LocalChanges++
@@ -194,6 +198,9 @@ func (r *round) mergeFlags(tx Tx, m MessageRecord, s Flags) error {
 	m.Flags, m.Base = nf, s
 	if err := tx.PutMessage(m); err != nil {
 		return err
+	}
+	if quiet {
+		return nil
 	}
 	if s.System&FlagDeleted == 0 {
 		if err := dropEntries(tx, m.ID, OpCarry); err != nil {

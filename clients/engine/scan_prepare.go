@@ -419,16 +419,13 @@ func (r *round) commitFresh(mailbox string, validity uint32) *freshCommitter {
 	go func() {
 		defer close(c.done)
 		for batch := range c.batches {
-			if c.err == nil {
-				c.err = r.update(func(tx Tx) error { return createFresh(tx, mailbox, validity, batch) })
-				if c.err == nil {
-					c.changes += len(batch)
-				}
-				if c.err != nil {
-					close(c.failed)
-				}
-			}
+			c.err = r.update(func(tx Tx) error { return createFresh(tx, mailbox, validity, batch) })
 			r.dropStaged(batch) // what a failed transaction did not take
+			if c.err != nil {
+				close(c.failed) // and take no more: stop drops what put let in meanwhile
+				return
+			}
+			c.changes += len(batch)
 		}
 	}()
 	return c
@@ -451,6 +448,11 @@ func createFresh(tx Tx, mailbox string, validity uint32, batch []*serverMsg) err
 // commit's error (stop returns it) and the caller drops its staged bodies.
 func (c *freshCommitter) put(batch []*serverMsg) error {
 	select {
+	case <-c.failed:
+		return errCommitFailed
+	default:
+	}
+	select {
 	case c.batches <- batch:
 		return nil
 	case <-c.failed:
@@ -465,6 +467,9 @@ var errCommitFailed = errors.New("engine: an earlier commit failed")
 func (c *freshCommitter) stop(err error) error {
 	close(c.batches)
 	<-c.done
+	for batch := range c.batches { // left after a failed commit
+		c.r.dropStaged(batch)
+	}
 	c.r.st.LocalChanges += c.changes
 	if c.err != nil && (err == nil || errors.Is(err, errCommitFailed)) {
 		return c.err

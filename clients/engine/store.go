@@ -166,6 +166,18 @@ func (m MessageRecord) addCounts(counts func(mailbox string) *MessageCounts, sig
 	}
 }
 
+// countsClass is what of m addCounts looks at: two records of one class count alike.
+type countsClass struct {
+	mailbox, moveTo string
+	quarantined     bool
+	onServer        bool
+}
+
+func (m MessageRecord) countsClass() countsClass {
+	return countsClass{mailbox: m.Mailbox, moveTo: m.MoveTo, quarantined: m.State == MsgQuarantined,
+		onServer: m.State != MsgQuarantined && m.UID != 0 && (m.State == MsgSynced || m.State == MsgDeleted)}
+}
+
 // MessageState is the life cycle state of a local message.
 type MessageState uint8
 

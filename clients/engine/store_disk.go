@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -56,6 +54,8 @@ type DiskStore struct {
 
 	mirrorMu  sync.Mutex
 	mirrorErr error // the first failure to bring a file name in step; reported by Close
+
+	renaming sync.WaitGroup // renames running beside a commit; Crash waits for them
 
 	// marked is set while the clean marker exists; leftovers once a file could not be
 	// removed. markMu guards both: bodies are staged while an Update commits.
@@ -316,6 +316,9 @@ func decodeCounts(v []byte) (MessageCounts, error) {
 
 // adjustCounts moves the counts from prev's contribution (if had) to m's (if has).
 func adjustCounts(btx *bolt.Tx, prev MessageRecord, had bool, m MessageRecord, has bool) error {
+	if had && has && prev.countsClass() == m.countsClass() {
+		return nil // a flag change: the counts stay, and their page is not copied
+	}
 	b := btx.Bucket(bucketCounts)
 	counts := map[string]*MessageCounts{}
 	var ferr error
@@ -433,7 +436,9 @@ func (s *DiskStore) Crash() error {
 	}
 	db := s.db
 	s.mu.Unlock()
-	if err := db.Close(); err != nil {
+	err := db.Close() // waits for a commit under way
+	s.renaming.Wait() // and for the renames beside it, as a dead process makes none after
+	if err != nil {
 		return fmt.Errorf("engine: disk store %q: crash: %w", s.dir, err)
 	}
 	return nil
@@ -637,60 +642,110 @@ func (s *DiskStore) Update(fn func(Tx) error) error {
 	t.committing = true
 	s.mu.Unlock()
 
+	renamed := s.renameFiles(renames)
 	cerr := t.btx.Commit()
+	applied := <-renamed
 
 	s.mu.Lock()
 	delete(s.open, t)
 	crashed := s.crashed
 	s.mu.Unlock()
 	if cerr != nil {
+		s.noteMirror(s.undoRenames(applied.done))
 		t.removeWritten()
 		return fmt.Errorf("engine: disk store: commit: %w", cerr)
 	}
 	if crashed {
 		return nil // committed; the process "died" right after: the next open tidies up
 	}
-	s.afterCommit(t, renames)
+	s.noteMirror(applied.errs)
+	s.removeFiles(t.unlink)
 	return nil
 }
 
-// afterCommit removes the body files of deleted messages and renames files whose flags
-// changed. Failures leave stale files or names that the next open repairs; the first one
-// is kept for Close.
-func (s *DiskStore) afterCommit(t *diskTx, renames map[string]rename) {
+// renamed is what renameFiles did: the renames made and the ones that failed.
+type renamed struct {
+	done map[string]rename
+	errs []error
+}
+
+// renameFiles gives the body files the flag letters of their records, beside the commit
+// (1,000 renames take about as long as a commit of 1,000 records). A file name is a
+// mirror of its record: a crash on the way leaves the store unmarked, and the next open
+// brings every name in step with the committed records (recover); a commit that fails
+// has the names put back (undoRenames).
+func (s *DiskStore) renameFiles(renames map[string]rename) <-chan renamed {
+	out := make(chan renamed, 1)
+	if len(renames) == 0 {
+		out <- renamed{}
+		return out
+	}
+	s.renaming.Add(1)
+	go func() {
+		defer s.renaming.Done()
+		r := renamed{done: make(map[string]rename, len(renames))}
+		for key, rn := range renames {
+			if rn.was.known && rn.was.flags == rn.to {
+				continue
+			}
+			if err := s.setFlags(key, rn.was, rn.to); err != nil {
+				r.errs = append(r.errs, err)
+				continue
+			}
+			r.done[key] = rn
+		}
+		out <- r
+	}()
+	return out
+}
+
+// undoRenames puts back the names renameFiles gave for a commit that failed.
+func (s *DiskStore) undoRenames(done map[string]rename) []error {
 	var errs []error
-	for _, key := range t.unlink {
+	for key, rn := range done {
+		back := rn.was
+		if !back.known {
+			continue // the name it had is unknown: the next open repairs it, if need be
+		}
+		if err := s.setFlags(key, namedAs{flags: rn.to, known: true}, back.flags); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+func (s *DiskStore) setFlags(key string, was namedAs, to maildir.Flags) error {
+	var err error
+	if was.known {
+		_, err = s.md.SetFlagsFrom(key, was.flags, to)
+	} else {
+		_, err = s.md.SetFlags(key, to)
+	}
+	return err
+}
+
+// removeFiles removes the body files of messages a committed transaction deleted.
+func (s *DiskStore) removeFiles(keys []string) {
+	var errs []error
+	for _, key := range keys {
 		if err := s.md.Remove(key); err != nil && !errors.Is(err, maildir.ErrNotFound) {
 			errs = append(errs, err)
 		}
 	}
-	keys := make([]string, 0, len(renames))
-	for k := range renames {
-		keys = append(keys, k)
+	s.noteMirror(errs)
+}
+
+// noteMirror keeps the first failure to bring the Maildir in step with the records, for
+// Close to report. The files stay stale or misnamed until the next open repairs them.
+func (s *DiskStore) noteMirror(errs []error) {
+	if len(errs) == 0 {
+		return
 	}
-	sort.Strings(keys)
-	for _, key := range keys {
-		rn := renames[key]
-		var err error
-		if rn.was.known && rn.was.flags == rn.to {
-			continue
-		}
-		if rn.was.known {
-			_, err = s.md.SetFlagsFrom(key, rn.was.flags, rn.to)
-		} else {
-			_, err = s.md.SetFlags(key, rn.to)
-		}
-		if err != nil {
-			errs = append(errs, err)
-		}
+	s.mirrorMu.Lock()
+	if s.mirrorErr == nil {
+		s.mirrorErr = fmt.Errorf("engine: disk store: after commit: %w", errors.Join(errs...))
 	}
-	if len(errs) > 0 {
-		s.mirrorMu.Lock()
-		if s.mirrorErr == nil {
-			s.mirrorErr = fmt.Errorf("engine: disk store: after commit: %w", errors.Join(errs...))
-		}
-		s.mirrorMu.Unlock()
-	}
+	s.mirrorMu.Unlock()
 }
 
 // diskTx is one transaction of a DiskStore.
@@ -705,6 +760,25 @@ type diskTx struct {
 	written []maildir.Message   // body files this transaction wrote
 	unlink  []string            // body files to remove once committed
 	touched map[LocalID]namedAs // messages whose file name may need a new flag suffix
+	named   map[LocalID]maildir.Flags // the flag letters of the records this transaction put
+	next    uint64                    // the next id to hand out, once read (0: not yet)
+	last    lastRead                  // the record a writable transaction's Message read last
+}
+
+// lastRead is a record as Message decoded it, for PutMessage to find the previous record
+// without decoding it again (a round reads a record, then puts it back changed).
+type lastRead struct {
+	id  LocalID
+	raw []byte
+	m   MessageRecord
+}
+
+// prev decodes v, the stored record of id, or takes it from t.last.
+func (t *diskTx) prev(id LocalID, v []byte) (MessageRecord, error) {
+	if t.last.id == id && bytes.Equal(t.last.raw, v) {
+		return t.last.m, nil
+	}
+	return decodeMessage(v)
 }
 
 // do runs f on the bbolt transaction unless Crash killed it.
@@ -764,15 +838,22 @@ func (t *diskTx) wantedNames() (map[string]rename, error) {
 	msgs := t.btx.Bucket(bucketMessages)
 	for id, was := range t.touched {
 		key := bodies.Get(be64(uint64(id)))
-		raw := msgs.Get(be64(uint64(id)))
-		if key == nil || raw == nil {
+		if key == nil {
 			continue
 		}
-		m, err := decodeMessage(raw)
-		if err != nil {
-			return nil, err
+		to, ok := t.named[id]
+		if !ok { // only its body was put
+			raw := msgs.Get(be64(uint64(id)))
+			if raw == nil {
+				continue
+			}
+			m, err := decodeMessage(raw)
+			if err != nil {
+				return nil, err
+			}
+			to = nameFlags(m.Flags)
 		}
-		out[string(key)] = rename{was: was, to: nameFlags(m.Flags)}
+		out[string(key)] = rename{was: was, to: to}
 	}
 	return out, nil
 }
@@ -902,7 +983,8 @@ func (t *diskTx) NextID() (LocalID, error) {
 	err := t.do(true, func(btx *bolt.Tx) error {
 		meta := btx.Bucket(bucketMeta)
 		id = LocalID(decodeU64(meta.Get(keyNextID)))
-		return meta.Put(keyNextID, be64(uint64(id)+1))
+		t.next = uint64(id) + 1
+		return meta.Put(keyNextID, be64(t.next))
 	})
 	return id, err
 }
@@ -917,7 +999,9 @@ func (t *diskTx) Message(id LocalID) (MessageRecord, bool, error) {
 		}
 		ok = true
 		var err error
-		m, err = decodeMessage(v)
+		if m, err = decodeMessage(v); err == nil && t.writable {
+			t.last = lastRead{id: id, raw: append(t.last.raw[:0], v...), m: m}
+		}
 		return err
 	})
 	return m, ok, err
@@ -933,7 +1017,7 @@ func (t *diskTx) Messages(mailbox string) ([]MessageRecord, error) {
 			}
 		}
 		var err error
-		out, err = indexed(btx, bucketByMailbox, append([]byte(mailbox), 0), "index of "+strconv.Quote(mailbox), out)
+		out, err = indexed(btx, bucketByMailbox, append([]byte(mailbox), 0), "index", mailbox, out)
 		return err
 	})
 	if out == nil && err == nil {
@@ -943,29 +1027,29 @@ func (t *diskTx) Messages(mailbox string) ([]MessageRecord, error) {
 }
 
 func (t *diskTx) MessagesByUID(mailbox string, uid uint32) ([]MessageRecord, error) {
-	out := []MessageRecord{}
+	out := make([]MessageRecord, 0, 1) // a UID names one record, but for a mailbox's re-match
 	if uid == 0 {
 		return out, nil
 	}
 	err := t.do(false, func(btx *bolt.Tx) error {
 		prefix := uidKey(mailbox, uid, 0)
 		var err error
-		out, err = indexed(btx, bucketByUID, prefix[:len(prefix)-8], "UID index of "+strconv.Quote(mailbox), out)
+		out, err = indexed(btx, bucketByUID, prefix[:len(prefix)-8], "UID index", mailbox, out)
 		return err
 	})
 	return out, err
 }
 
 // indexed appends to out the records that the index bucket lists under prefix (each key is
-// prefix followed by a record id); what names the index in errors.
-func indexed(btx *bolt.Tx, index, prefix []byte, what string, out []MessageRecord) ([]MessageRecord, error) {
+// prefix followed by a record id); what and mailbox name the index in errors.
+func indexed(btx *bolt.Tx, index, prefix []byte, what, mailbox string, out []MessageRecord) ([]MessageRecord, error) {
 	msgs := btx.Bucket(bucketMessages)
 	c := btx.Bucket(index).Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		id := k[len(prefix):]
 		v := msgs.Get(id)
 		if v == nil {
-			return out, fmt.Errorf("engine: disk store: %s names missing message %d", what, decodeU64(id))
+			return out, fmt.Errorf("engine: disk store: %s of %q names missing message %d", what, mailbox, decodeU64(id))
 		}
 		m, err := decodeMessage(v)
 		if err != nil {
@@ -1026,7 +1110,10 @@ func (t *diskTx) PutMessage(m MessageRecord) error {
 	v := encodeMessage(m)
 	var prevRec *MessageRecord
 	err := t.do(true, func(btx *bolt.Tx) error {
-		if next := decodeU64(btx.Bucket(bucketMeta).Get(keyNextID)); m.ID == 0 || uint64(m.ID) >= next {
+		if t.next == 0 {
+			t.next = decodeU64(btx.Bucket(bucketMeta).Get(keyNextID))
+		}
+		if m.ID == 0 || uint64(m.ID) >= t.next {
 			return fmt.Errorf("engine: store: put message with unallocated id %d", m.ID)
 		}
 		msgs, idx, byUID := btx.Bucket(bucketMessages), btx.Bucket(bucketByMailbox), btx.Bucket(bucketByUID)
@@ -1035,7 +1122,7 @@ func (t *diskTx) PutMessage(m MessageRecord) error {
 		old := msgs.Get(key)
 		if old != nil {
 			var err error
-			if prev, err = decodeMessage(old); err != nil {
+			if prev, err = t.prev(m.ID, old); err != nil {
 				return err
 			}
 			prevRec = &prev
@@ -1069,11 +1156,16 @@ func (t *diskTx) PutMessage(m MessageRecord) error {
 	})
 	if err == nil {
 		t.touch(m.ID, prevRec)
+		if t.named == nil {
+			t.named = map[LocalID]maildir.Flags{}
+		}
+		t.named[m.ID] = nameFlags(m.Flags)
 	}
 	return err
 }
 
 func (t *diskTx) DeleteMessage(id LocalID) error {
+	delete(t.named, id)
 	return t.do(true, func(btx *bolt.Tx) error {
 		key := be64(uint64(id))
 		msgs := btx.Bucket(bucketMessages)

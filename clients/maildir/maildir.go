@@ -196,7 +196,7 @@ func publish(tmp, dst string) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	return os.Rename(tmp, dst)
+	return rename(tmp, dst)
 }
 
 func (d *Dir) syncDir(sub string) error {
@@ -459,7 +459,7 @@ func (d *Dir) SetFlags(key string, flags Flags) (Message, error) {
 			m = cur
 			return nil
 		}
-		if err := os.Rename(filepath.Join(d.path, rel), filepath.Join(d.path, newRel)); err != nil {
+		if err := rename(filepath.Join(d.path, rel), filepath.Join(d.path, newRel)); err != nil {
 			return err
 		}
 		if err := d.syncDirAfterRename("cur"); err != nil {
@@ -495,7 +495,7 @@ func (d *Dir) SetFlagsFrom(key string, was, flags Flags) (Message, error) {
 	if !indexed {
 		rel := "cur/" + key + ":2," + was.String()
 		newRel := "cur/" + key + ":2," + flags.String()
-		err := os.Rename(filepath.Join(d.path, rel), filepath.Join(d.path, newRel))
+		err := rename(filepath.Join(d.path, rel), filepath.Join(d.path, newRel))
 		if err == nil && rel != newRel {
 			err = d.syncDirAfterRename("cur")
 		}
