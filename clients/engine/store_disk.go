@@ -756,10 +756,10 @@ type diskTx struct {
 	dead       bool // rolled back by Crash; guarded by s.mu
 	committing bool // guarded by s.mu
 
-	dirty   bool                // a write method ran: the transaction has something to commit
-	written []maildir.Message   // body files this transaction wrote
-	unlink  []string            // body files to remove once committed
-	touched map[LocalID]namedAs // messages whose file name may need a new flag suffix
+	dirty   bool                      // a write method ran: the transaction has something to commit
+	written []maildir.Message         // body files this transaction wrote
+	unlink  []string                  // body files to remove once committed
+	touched map[LocalID]namedAs       // messages whose file name may need a new flag suffix
 	named   map[LocalID]maildir.Flags // the flag letters of the records this transaction put
 	next    uint64                    // the next id to hand out, once read (0: not yet)
 	last    lastRead                  // the record a writable transaction's Message read last
