@@ -17,7 +17,8 @@ package engine
 //  4. reconcileMailboxes, mailboxes.go: the server's LIST against the local mailboxes.
 //  5. scanAll, scan.go: every mailbox's flags, expunges and new messages (prepareScan,
 //     scan_prepare.go, with changedRecords in scan_changed.go and the check of known UIDs
-//     in reuse.go; a fresh replica downloads there, downloadFresh), then per mailbox the
+//     in reuse.go; a fresh replica downloads there, downloadFresh in scan_fresh.go, its
+//     commits beside the download), then per mailbox the
 //     matching (matchNew, scan_commit.go, with match.go), the downloads and the commit
 //     (commitScan, scan_commit.go).
 //  6. finishVanished, scan_vanished.go: records found nowhere are deleted or quarantined.
