@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -115,7 +116,7 @@ func (e *Engine) dial(ctx context.Context, stats *clients.SyncStats) (*conn, err
 	expunges := &atomic.Int64{}
 	// go-imap sets and clears a read deadline around every response: lazily applied,
 	// a flag scan of 50,000 messages costs no 100,000 timer changes.
-	tap := &tapConn{Conn: deadline.Wrap(nc)}
+	tap := &tapConn{Conn: bufferReads(deadline.Wrap(nc))}
 	c := imapclient.New(tap, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
 		Fetch:   notes.fetch,
 		Expunge: func(uint32) { expunges.Add(1) },
@@ -797,6 +798,23 @@ func (cn *conn) complete(got, want int, gone int64) error {
 	}
 	return nil
 }
+
+// readBuffer is how much a connection reads from the network at a time.
+const readBuffer = 64 << 10
+
+// bufferedConn reads the network readBuffer bytes at a time. go-imap reads through a
+// buffer of 4 KiB and straight into a literal's buffer, a system call each: three or
+// more per message of a first sync, 10% of the engine's processor time there.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func bufferReads(c net.Conn) *bufferedConn {
+	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBuffer)}
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // tapConn watches the server's lines, skipping literals, for an untagged BYE, whose text
 // go-imap does not keep.
