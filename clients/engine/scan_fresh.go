@@ -51,6 +51,7 @@ type freshCommitter struct {
 	r       *round
 }
 
+// commitFresh starts the committer of a fresh download into mailbox.
 func (r *round) commitFresh(mailbox string, validity uint32) *freshCommitter {
 	c := &freshCommitter{batches: make(chan []*serverMsg, 1), failed: make(chan struct{}), done: make(chan struct{}), r: r}
 	go func() {
@@ -99,8 +100,8 @@ func (c *freshCommitter) put(batch []*serverMsg) error {
 
 var errCommitFailed = errors.New("engine: an earlier commit failed")
 
-// stop waits for the batches handed over to be committed and returns the first failure:
-// the download's (err) unless a commit failed first.
+// stop waits for the batches handed over to be committed and returns what failed: a
+// commit, the download (err), or both.
 func (c *freshCommitter) stop(err error) error {
 	close(c.batches)
 	<-c.done
@@ -108,10 +109,14 @@ func (c *freshCommitter) stop(err error) error {
 		c.r.dropStaged(batch)
 	}
 	c.r.st.LocalChanges += c.changes
-	if c.err != nil && (err == nil || errors.Is(err, errCommitFailed)) {
+	switch {
+	case c.err == nil:
+		return err
+	case err == nil || errors.Is(err, errCommitFailed):
 		return c.err
+	default:
+		return errors.Join(c.err, err)
 	}
-	return err
 }
 
 // freshBatch reads up to n messages of fs (none at the end of the answer), each body
