@@ -278,6 +278,10 @@ func BenchmarkVsMbsync(b *testing.B) {
 	fsyncs := 0 // of the last round, with strace
 	round := func(b *testing.B, c client, user, dir string) (time.Duration, int64) {
 		dateBack(b, dir)
+		// What the fill and the rounds before wrote is written back first: otherwise the
+		// fsyncs of a round wait for the writeback of the last one's 100 MB (or the
+		// fill's), and whichever client comes next pays for the other.
+		syscall.Sync()
 		cmd := c.cmd(user, dir)
 		args := []string{timeBin, "-f", "%M", "-o", rssFile}
 		if straceBin != "" {
