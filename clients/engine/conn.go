@@ -349,10 +349,16 @@ func (cn *conn) reselect(mailbox string) (*imap.SelectData, error) {
 // counters after the round's own changes. What others changed in between is seen by the
 // next round, as what they change just after a SELECT is.
 func (cn *conn) scanSelect(mailbox string) (*imap.SelectData, error) {
-	if cn.selected == mailbox && cn.sel != nil && cn.selMuts == cn.mutations {
+	if cn.unchangedSelection(mailbox) {
 		return cn.sel, nil
 	}
 	return cn.reselect(mailbox)
+}
+
+// unchangedSelection reports whether mailbox is selected and nothing was sent since its
+// SELECT that may have changed the server's mail.
+func (cn *conn) unchangedSelection(mailbox string) bool {
+	return cn.selected == mailbox && cn.sel != nil && cn.selMuts == cn.mutations
 }
 
 // fetch runs a UID FETCH and collects its results, within the engine's size limit: a

@@ -99,6 +99,52 @@ func findEntry(tx Tx, op JournalOp, id LocalID) (JournalEntry, bool, error) {
 	return JournalEntry{}, false, nil
 }
 
+// msgJournal is a transaction's journal entries about messages, by message, for a step
+// that merges many messages: findEntry and dropEntries read the whole journal per call.
+// The step keeps it in step with the entries it drops (drop) and adds none.
+type msgJournal map[LocalID][]JournalEntry
+
+func readMsgJournal(tx Tx) (msgJournal, error) {
+	j, err := tx.Journal()
+	if err != nil {
+		return nil, err
+	}
+	mj := msgJournal{}
+	for _, en := range j {
+		if en.Op != OpCreateMailbox && en.Op != OpRenameMailbox && en.Op != OpDeleteMailbox {
+			mj[en.Message] = append(mj[en.Message], en)
+		}
+	}
+	return mj, nil
+}
+
+// find is findEntry.
+func (mj msgJournal) find(op JournalOp, id LocalID) (JournalEntry, bool) {
+	for _, en := range mj[id] {
+		if en.Op == op {
+			return en, true
+		}
+	}
+	return JournalEntry{}, false
+}
+
+// drop is dropEntries for one op.
+func (mj msgJournal) drop(tx Tx, id LocalID, op JournalOp) error {
+	if len(mj[id]) == 0 {
+		return nil
+	}
+	kept := mj[id][:0]
+	for _, en := range mj[id] {
+		if en.Op != op {
+			kept = append(kept, en)
+		} else if err := tx.DeleteJournal(en.Seq); err != nil {
+			return err
+		}
+	}
+	mj[id] = kept
+	return nil
+}
+
 // journalFlags makes sure a synced message whose flags differ from the last agreed ones
 // has a flags entry in the journal, so that the difference is pushed.
 func journalFlags(tx Tx, m MessageRecord) error {

@@ -167,31 +167,32 @@ func storeNew(tx Tx, mailbox string, s *serverMsg) (MessageRecord, error) {
 }
 
 func mergeLocal(tx Tx, m MessageRecord, s Flags) (Flags, error) {
-	nf := merge3(m.Flags, m.Base, s)
 	en, ok, err := findEntry(tx, OpFlags, m.ID)
 	if err != nil {
-		return nf, err
+		return merge3(m.Flags, m.Base, s), err
 	}
+	return mergeWith(m, s, en, ok), nil
+}
+
+// mergeWith merges server flags s into m against m's base, keeping the flags the user
+// touched since (en, m's flags entry, if ok).
+func mergeWith(m MessageRecord, s Flags, en JournalEntry, ok bool) Flags {
+	nf := merge3(m.Flags, m.Base, s)
 	if ok && !en.Touched.IsZero() {
 		nf = nf.Minus(en.Touched).Union(m.Flags.Intersect(en.Touched))
 	}
-	return nf, nil
+	return nf
 }
 
-// mergeFlags merges server flags s into m against m's base. quiet says the journal is
-// empty: there is no entry to consult or drop.
-func (r *round) mergeFlags(tx Tx, m MessageRecord, s Flags, quiet bool) error {
+// mergeFlags merges server flags s into m against m's base; mj is the transaction's
+// journal by message.
+func (r *round) mergeFlags(tx Tx, m MessageRecord, s Flags, mj msgJournal) error {
 	if m.State == MsgDeleted {
 		m.Base = s
 		return tx.PutMessage(m)
 	}
-	nf := merge3(m.Flags, m.Base, s)
-	if !quiet {
-		var err error
-		if nf, err = mergeLocal(tx, m, s); err != nil {
-			return err
-		}
-	}
+	en, ok := mj.find(OpFlags, m.ID)
+	nf := mergeWith(m, s, en, ok)
 	if !nf.Equal(m.Flags) {
 		r.st.LocalChanges++
 	}
@@ -199,16 +200,13 @@ func (r *round) mergeFlags(tx Tx, m MessageRecord, s Flags, quiet bool) error {
 	if err := tx.PutMessage(m); err != nil {
 		return err
 	}
-	if quiet {
-		return nil
-	}
 	if s.System&FlagDeleted == 0 {
-		if err := dropEntries(tx, m.ID, OpCarry); err != nil {
+		if err := mj.drop(tx, m.ID, OpCarry); err != nil {
 			return err // no longer marked \Deleted: nothing to carry
 		}
 	}
 	if nf.Equal(s) {
-		return dropEntries(tx, m.ID, OpFlags)
+		return mj.drop(tx, m.ID, OpFlags)
 	}
 	return nil
 }

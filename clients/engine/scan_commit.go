@@ -161,13 +161,10 @@ func (r *round) vanishedElsewhere(p *scanPlan) []MessageRecord {
 
 // commitFlags merges the flags the server changed into the records of p's known messages.
 func (r *round) commitFlags(tx Tx, p *scanPlan) error {
-	// With no journal entry (as after a round that pushed everything), none can be found
-	// or dropped for the messages merged here: merging deletes entries, it adds none.
-	j, err := tx.Journal()
+	mj, err := readMsgJournal(tx)
 	if err != nil {
 		return err
 	}
-	quiet := len(j) == 0
 	for _, i := range p.known.all() {
 		m := p.recs[i]
 		if !p.has(m.UID) {
@@ -186,7 +183,7 @@ func (r *round) commitFlags(tx Tx, p *scanPlan) error {
 		if !ok || cur.Mailbox != m.Mailbox || cur.UID != m.UID {
 			continue
 		}
-		if err := r.mergeFlags(tx, cur, s, quiet); err != nil {
+		if err := r.mergeFlags(tx, cur, s, mj); err != nil {
 			return err
 		}
 	}

@@ -708,9 +708,6 @@ func (s *DiskStore) renameFiles(renames map[string]rename) <-chan renamed {
 		defer s.renaming.Done()
 		r := renamed{done: make(map[string]rename, len(renames))}
 		for key, rn := range renames {
-			if rn.was.known && rn.was.flags == rn.to {
-				continue
-			}
 			if err := s.setFlags(key, rn.was, rn.to); err != nil {
 				r.errs = append(r.errs, err)
 				continue
@@ -779,13 +776,12 @@ type diskTx struct {
 	dead       bool // rolled back by Crash; guarded by s.mu
 	committing bool // guarded by s.mu
 
-	dirty   bool                      // a write method ran: the transaction has something to commit
-	written []maildir.Message         // body files this transaction wrote
-	unlink  []string                  // body files to remove once committed
-	touched map[LocalID]namedAs       // messages whose file name may need a new flag suffix
-	named   map[LocalID]maildir.Flags // the flag letters of the records this transaction put
-	next    uint64                    // the next id to hand out, once read (0: not yet)
-	last    lastRead                  // the record a writable transaction's Message read last
+	dirty   bool                   // a write method ran: the transaction has something to commit
+	written []maildir.Message      // body files this transaction wrote
+	unlink  []string               // body files to remove once committed
+	touched map[LocalID]nameChange // messages whose file name may need a new flag suffix
+	next    uint64                 // the next id to hand out, once read (0: not yet)
+	last    lastRead               // the record a writable transaction's Message read last
 }
 
 // lastRead is a record as Message decoded it, for PutMessage to find the previous record
@@ -828,20 +824,32 @@ type namedAs struct {
 	known bool
 }
 
-// touch notes that message id may need its file renamed; prev is its committed record,
-// when it had one and this transaction had not touched it yet.
-func (t *diskTx) touch(id LocalID, prev *MessageRecord) {
+// nameChange is what a transaction did to a message that may need its file renamed.
+type nameChange struct {
+	was namedAs       // the file's name before the transaction
+	to  maildir.Flags // the flags of the record it put last, if put
+	put bool
+}
+
+// touch returns what the transaction did to message id so far, noting it on the first
+// call; prev is its committed record, when it had one. The caller stores it back.
+func (t *diskTx) touch(id LocalID, prev *MessageRecord) nameChange {
 	if t.touched == nil {
-		t.touched = map[LocalID]namedAs{}
+		t.touched = map[LocalID]nameChange{}
 	}
-	if _, ok := t.touched[id]; ok {
-		return
+	c, ok := t.touched[id]
+	if !ok && prev != nil {
+		c.was = namedAs{flags: nameFlags(prev.Flags), known: true}
 	}
-	var was namedAs
-	if prev != nil {
-		was = namedAs{flags: nameFlags(prev.Flags), known: true}
-	}
-	t.touched[id] = was
+	t.touched[id] = c
+	return c
+}
+
+// wroteFile notes that message id's body is a new file, named with flags.
+func (t *diskTx) wroteFile(id LocalID, flags maildir.Flags) {
+	c := t.touch(id, nil)
+	c.was = namedAs{flags: flags, known: true}
+	t.touched[id] = c
 }
 
 // rename is a body file's name change after a commit.
@@ -850,7 +858,7 @@ type rename struct {
 	to  maildir.Flags
 }
 
-// wantedNames returns, for every body file this transaction may have changed, the flags
+// wantedNames returns, for every body file whose name this transaction changes, the flags
 // its name must carry once committed. Called under s.mu before the commit.
 func (t *diskTx) wantedNames() (map[string]rename, error) {
 	if len(t.touched) == 0 {
@@ -859,13 +867,13 @@ func (t *diskTx) wantedNames() (map[string]rename, error) {
 	out := make(map[string]rename, len(t.touched))
 	bodies := t.btx.Bucket(bucketBodies)
 	msgs := t.btx.Bucket(bucketMessages)
-	for id, was := range t.touched {
+	for id, c := range t.touched {
 		key := bodies.Get(be64(uint64(id)))
 		if key == nil {
 			continue
 		}
-		to, ok := t.named[id]
-		if !ok { // only its body was put
+		to := c.to
+		if !c.put { // only its body was put
 			raw := msgs.Get(be64(uint64(id)))
 			if raw == nil {
 				continue
@@ -876,7 +884,10 @@ func (t *diskTx) wantedNames() (map[string]rename, error) {
 			}
 			to = nameFlags(m.Flags)
 		}
-		out[string(key)] = rename{was: was, to: to}
+		if c.was.known && c.was.flags == to {
+			continue // named as it must be
+		}
+		out[string(key)] = rename{was: c.was, to: to}
 	}
 	return out, nil
 }
@@ -931,8 +942,7 @@ func (t *diskTx) PutStagedBody(id LocalID, b StagedBody) error {
 		return bodies.Put(key, []byte(sf.f.Key))
 	})
 	if err == nil {
-		t.touch(id, nil)
-		t.touched[id] = namedAs{flags: sf.f.Flags, known: true} // named as staged
+		t.wroteFile(id, sf.f.Flags) // named as staged
 	}
 	return err
 }
@@ -1178,17 +1188,18 @@ func (t *diskTx) PutMessage(m MessageRecord) error {
 		return msgs.Put(key, v)
 	})
 	if err == nil {
-		t.touch(m.ID, prevRec)
-		if t.named == nil {
-			t.named = map[LocalID]maildir.Flags{}
-		}
-		t.named[m.ID] = nameFlags(m.Flags)
+		c := t.touch(m.ID, prevRec)
+		c.to, c.put = nameFlags(m.Flags), true
+		t.touched[m.ID] = c
 	}
 	return err
 }
 
 func (t *diskTx) DeleteMessage(id LocalID) error {
-	delete(t.named, id)
+	if c, ok := t.touched[id]; ok {
+		c.put = false
+		t.touched[id] = c
+	}
 	return t.do(true, func(btx *bolt.Tx) error {
 		key := be64(uint64(id))
 		msgs := btx.Bucket(bucketMessages)
@@ -1253,7 +1264,7 @@ func (t *diskTx) PutBody(id LocalID, raw []byte) error {
 		return bodies.Put(key, []byte(f.Key))
 	})
 	if err == nil {
-		t.touched[id] = namedAs{flags: flags, known: true} // a new file, named as written
+		t.wroteFile(id, flags) // a new file, named as written
 	}
 	return err
 }

@@ -248,7 +248,7 @@ func (r *round) fetchEarly(data *imap.SelectData) error {
 func (r *round) changesSince(mailbox string, modseq uint64) ([]*imapclient.FetchMessageBuffer, error) {
 	if e := r.early; e != nil && e.mailbox == mailbox {
 		r.early = nil
-		if e.modseq == modseq && r.cn.selected == mailbox && r.cn.selGen == e.selGen && r.cn.selMuts == r.cn.mutations {
+		if e.modseq == modseq && r.cn.selGen == e.selGen && r.cn.unchangedSelection(mailbox) {
 			return e.bufs, nil
 		}
 	}
