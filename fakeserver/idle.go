@@ -1,5 +1,7 @@
 package fakeserver
 
+import "time"
+
 // idleState is what a session in IDLE tells IdleQuiet.
 type idleState struct {
 	on       bool // the session is in IDLE
@@ -17,15 +19,7 @@ type idleState struct {
 // mode waits for that before it goes on, so that push episodes happen at the same point
 // of every run.
 func (s *Server) IdleQuiet(addr string) (known, quiet bool) {
-	s.mu.Lock()
-	var sess *session
-	for _, x := range s.byID {
-		if x.tc != nil && x.tc.RemoteAddr().String() == addr {
-			sess = x
-			break
-		}
-	}
-	s.mu.Unlock()
+	sess := s.sessionFrom(addr)
 	if sess == nil {
 		return false, false
 	}
@@ -42,4 +36,68 @@ func (s *Server) IdleQuiet(addr string) (known, quiet bool) {
 func (s *Server) ClosedConn(addr string) bool {
 	_, ok := s.closedAddrs.Load(addr)
 	return ok
+}
+
+// SetClock gives the server the logical clock of a deterministic run (nil takes it away).
+// Each change the server queues for a session is dated on it when the change is made, and
+// each line an idling session writes about changes is dated by the latest change it reports
+// (or, in the idle-every mode, by when the held lines went out): PushStamp hands those
+// dates out. A harness that dated the lines itself when its reader got them would see
+// other work take the clock forward in between, by an amount that depends on timing. now
+// must be safe for concurrent use and must not wait for anything the server holds.
+func (s *Server) SetClock(now func() time.Duration) {
+	if now == nil {
+		s.logical.Store(nil)
+		return
+	}
+	s.logical.Store(&now)
+}
+
+// now reads the logical clock; ok is false without one.
+func (s *Server) now() (at time.Duration, ok bool) {
+	if f := s.logical.Load(); f != nil {
+		return (*f)(), true
+	}
+	return 0, false
+}
+
+// PushStamp returns the date of the oldest line about changes (an EXISTS, an EXPUNGE or a
+// FETCH of flags) that the idling session whose client is at addr has written and nobody
+// has asked for yet, and forgets it. ok is false when there is none (no clock, no such
+// session, or the line was not written in IDLE). Ask once per such line, in the order the
+// lines arrive: the dates are kept in the order the lines were written, and are dropped
+// when the session's next IDLE begins.
+func (s *Server) PushStamp(addr string) (at time.Duration, ok bool) {
+	sess := s.sessionFrom(addr)
+	if sess == nil {
+		return 0, false
+	}
+	sess.qmu.Lock()
+	defer sess.qmu.Unlock()
+	if len(sess.stamps) == 0 {
+		return 0, false
+	}
+	at = sess.stamps[0]
+	sess.stamps = sess.stamps[1:]
+	return at, true
+}
+
+// sessionFrom returns the session whose client is at addr, or nil.
+func (s *Server) sessionFrom(addr string) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, x := range s.byID {
+		if x.tc != nil && x.tc.RemoteAddr().String() == addr {
+			return x
+		}
+	}
+	return nil
+}
+
+// dateLine records the date of an update line an idling session is about to write: the
+// date of the change it reports, or later when the line was held (idle-every mode).
+func (s *session) dateLine(at time.Duration) {
+	s.qmu.Lock()
+	s.stamps = append(s.stamps, max(at, s.heldUntil))
+	s.qmu.Unlock()
 }

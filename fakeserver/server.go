@@ -65,8 +65,9 @@ type Server struct {
 	renamedOpen map[string]bool // serverbug-on-rename: names renamed away while a session had them selected
 	bugScanned  uint64          // serverbug-on-rename: the history is read up to this clock
 
-	capsGenA  atomic.Uint64 // capsGen, readable without mu
-	failsLeft atomic.Int64  // number of installed fail rules, readable without mu
+	capsGenA  atomic.Uint64                        // capsGen, readable without mu
+	failsLeft atomic.Int64                         // number of installed fail rules, readable without mu
+	logical   atomic.Pointer[func() time.Duration] // SetClock; nil: changes are not dated
 
 	histMu  sync.Mutex
 	clock   uint64

@@ -37,6 +37,11 @@ type session struct {
 	gone   string   // non-empty: the selected mailbox vanished, why
 	notify chan struct{}
 	idle   idleState // guarded by qmu
+	// stamps are the dates of the update lines written in IDLE that PushStamp has not yet
+	// handed out, in writing order; heldUntil is when the idle-every mode last let held
+	// lines go (0 otherwise). Guarded by qmu; only with a logical clock (SetClock).
+	stamps    []time.Duration
+	heldUntil time.Duration
 
 	written int // updates written by flush; only the session's goroutine uses it
 }
@@ -61,6 +66,7 @@ type update struct {
 	kind  updateKind
 	uid   uint32
 	flags []string
+	at    time.Duration // when the change was made, on the logical clock (SetClock)
 }
 
 func (s *Server) newSession(c *imapserver.Conn, tc *trackedConn, caps imap.CapSet, gen uint64) *session {
@@ -77,6 +83,7 @@ func (s *Server) newSession(c *imapserver.Conn, tc *trackedConn, caps imap.CapSe
 
 // push queues an update. Callers hold the user's lock.
 func (s *session) push(u update) {
+	u.at, _ = s.srv.now()
 	s.qmu.Lock()
 	s.queue = append(s.queue, u)
 	s.qmu.Unlock()
@@ -548,10 +555,12 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 // stops before the first EXPUNGE (RFC 3501 7.4.1).
 func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	s.syncCaps()
-	return s.flush(w, allowExpunge)
+	return s.flush(w, allowExpunge, false)
 }
 
-func (s *session) flush(w *imapserver.UpdateWriter, allowExpunge bool) error {
+// flush writes the queued updates. dated is true in IDLE: each line written is then dated
+// for PushStamp just before it is written, when the server has a logical clock.
+func (s *session) flush(w *imapserver.UpdateWriter, allowExpunge, dated bool) error {
 	s.qmu.Lock()
 	q := s.queue
 	if !allowExpunge {
@@ -566,8 +575,17 @@ func (s *session) flush(w *imapserver.UpdateWriter, allowExpunge bool) error {
 		s.queue = nil
 	}
 	s.qmu.Unlock()
+	if _, ok := s.srv.now(); !ok {
+		dated = false
+	}
+	date := func(at time.Duration) {
+		if dated {
+			s.dateLine(at)
+		}
+	}
 
 	exists := false
+	var existsAt time.Duration
 	for i := 0; i < len(q); i++ {
 		up := q[i]
 		switch up.kind {
@@ -577,11 +595,12 @@ func (s *session) flush(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			} else if j, found := slices.BinarySearch(s.view, up.uid); !found {
 				s.view = slices.Insert(s.view, j, up.uid)
 			}
-			exists = true
+			exists, existsAt = true, max(existsAt, up.at)
 			continue
 		}
 		if exists {
 			exists = false
+			date(existsAt)
 			if err := w.WriteNumMessages(uint32(len(s.view))); err != nil {
 				return err
 			}
@@ -592,13 +611,14 @@ func (s *session) flush(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			for j < len(q) && q[j].kind == updateExpunge {
 				j++
 			}
-			if err := s.expungeRun(w, q[i:j]); err != nil {
+			if err := s.expungeRun(w, q[i:j], date); err != nil {
 				return err
 			}
 			i = j - 1
 			continue
 		}
 		if j, found := slices.BinarySearch(s.view, up.uid); found {
+			date(up.at)
 			if err := w.WriteMessageFlags(uint32(j+1), imap.UID(up.uid), toFlags(up.flags)); err != nil {
 				return err
 			}
@@ -607,15 +627,18 @@ func (s *session) flush(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	}
 	if exists {
 		s.written++
+		date(existsAt)
 		return w.WriteNumMessages(uint32(len(s.view)))
 	}
 	return nil
 }
 
-// expungeRun removes a run of expunged UIDs from the view and writes their EXPUNGEs. A
-// run in ascending UID order (the usual case) costs one pass over the view.
-func (s *session) expungeRun(w *imapserver.UpdateWriter, run []update) error {
+// expungeRun removes a run of expunged UIDs from the view and writes their EXPUNGEs,
+// dating each line (see flush). A run in ascending UID order (the usual case) costs one
+// pass over the view.
+func (s *session) expungeRun(w *imapserver.UpdateWriter, run []update, date func(time.Duration)) error {
 	idxs := make([]int, 0, len(run))
+	dates := make([]time.Duration, 0, len(run))
 	ascending := true
 	for _, up := range run {
 		j, found := slices.BinarySearch(s.view, up.uid)
@@ -626,6 +649,7 @@ func (s *session) expungeRun(w *imapserver.UpdateWriter, run []update) error {
 			ascending = false
 		}
 		idxs = append(idxs, j)
+		dates = append(dates, up.at)
 	}
 	if !ascending {
 		for _, up := range run {
@@ -634,6 +658,7 @@ func (s *session) expungeRun(w *imapserver.UpdateWriter, run []update) error {
 				continue
 			}
 			s.view = slices.Delete(s.view, j, j+1)
+			date(up.at)
 			if err := w.WriteExpunge(uint32(j + 1)); err != nil {
 				return err
 			}
@@ -643,6 +668,7 @@ func (s *session) expungeRun(w *imapserver.UpdateWriter, run []update) error {
 	}
 	for k, j := range idxs {
 		// Each earlier EXPUNGE of the run removed one message below this one.
+		date(dates[k])
 		if err := w.WriteExpunge(uint32(j - k + 1)); err != nil {
 			return err
 		}
@@ -675,6 +701,7 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 	}
 	s.qmu.Lock()
 	s.idle = idleState{on: true}
+	s.stamps, s.heldUntil = nil, 0
 	s.qmu.Unlock()
 	defer func() {
 		s.qmu.Lock()
@@ -697,15 +724,17 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 				t.Stop()
 				return nil
 			}
+			at, _ := s.srv.now()
 			s.qmu.Lock()
 			s.idle.held = false
+			s.heldUntil = at
 			s.qmu.Unlock()
 		}
 		s.qmu.Lock()
 		s.idle.flushing = true
 		s.qmu.Unlock()
 		before := s.written
-		err := s.flush(w, true)
+		err := s.flush(w, true, true)
 		s.qmu.Lock()
 		s.idle.flushing = false
 		s.idle.woken = s.idle.woken || s.written != before

@@ -9,12 +9,14 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"github.com/syncharness/syncharness/harness"
 	"github.com/syncharness/syncharness/harness/explore"
+	"github.com/syncharness/syncharness/harness/proxy"
 	"github.com/syncharness/syncharness/reports"
 	"github.com/syncharness/syncharness/scenarios"
 )
@@ -182,4 +184,89 @@ phone unwatch
 		Expect(wait).NotTo(BeNil())
 		Expect(wait.Duration).To(BeNumerically(">", 0), "the expectation waited for the phone's round")
 	})
+
+	It("dates a line pushed to an idling device by the step that made the change, not by when the proxy read it", func(ctx SpecContext) {
+		// The expectations start at once (within=), each a tick later: a pushed line dated
+		// when the proxy happened to read it could fall in any of them.
+		scn, err := scenarios.Parse("dated.scn", []byte(`# dated push
+devices phone tablet laptop
+mailbox Archive
+deliver INBOX m1
+sync
+phone watch INBOX
+tablet watch INBOX
+server deliver INBOX m2
+expect laptop INBOX m1 within=5s
+expect laptop INBOX m1 within=5s
+expect phone INBOX m1 m2 within=5s
+expect tablet INBOX m1 m2 within=5s
+laptop move INBOX m1 Archive
+laptop sync
+expect phone INBOX m2 within=5s
+expect tablet INBOX m2 within=5s
+phone unwatch
+tablet unwatch
+`))
+		Expect(err).NotTo(HaveOccurred())
+		for run := 0; run < 3; run++ {
+			res := harness.RunScenario(ctx, scn, harness.Options{Seed: int64(run + 1)})
+			Expect(res.Report.Status).To(Equal(reports.Passed), res.Report.Error)
+			var deliverFrom, deliverTo time.Duration
+			for _, s := range res.Report.Steps {
+				if s.Line == 8 {
+					deliverFrom, deliverTo = s.Start, s.Start+s.Duration
+				}
+			}
+			// The laptop's MOVE, from the command to its answer: the change the EXPUNGE reports.
+			var moveFrom, moveTo time.Duration
+			moveTag := ""
+			for _, l := range res.Transcripts["laptop"] {
+				tag, rest, _ := strings.Cut(l.Text, " ")
+				switch {
+				case l.Dir == 'C' && strings.Contains(rest, "MOVE "):
+					moveFrom, moveTag = l.Time, tag
+				case l.Dir == 'S' && moveTag != "" && tag == moveTag:
+					moveTo = l.Time
+				}
+			}
+			Expect(moveTo).To(BeNumerically(">", deliverTo))
+			for _, dev := range []string{"phone", "tablet"} {
+				var exists, expunge []time.Duration
+				for _, l := range pushedLines(res.Transcripts[dev]) {
+					switch {
+					case l.Text == "* 2 EXISTS":
+						exists = append(exists, l.Time)
+					case strings.HasSuffix(l.Text, " EXPUNGE"):
+						expunge = append(expunge, l.Time)
+					}
+				}
+				Expect(exists).To(HaveLen(1), dev)
+				Expect(exists[0]).To(BeBetween(deliverFrom, deliverTo), "%s: the EXISTS of m2's delivery", dev)
+				Expect(expunge).To(HaveLen(1), dev)
+				Expect(expunge[0]).To(BeBetween(moveFrom, moveTo), "%s: the EXPUNGE of the laptop's MOVE", dev)
+			}
+		}
+	})
 })
+
+// pushedLines returns the server's lines that arrived on a connection while it idled.
+func pushedLines(lines []proxy.Line) []proxy.Line {
+	idling := map[int]bool{}
+	var out []proxy.Line
+	for _, l := range lines {
+		switch {
+		case l.Dir == 'C':
+			idling[l.Conn] = false
+		case l.Dir == 'S' && strings.HasPrefix(l.Text, "+ "):
+			idling[l.Conn] = true
+		case l.Dir == 'S' && idling[l.Conn] && strings.HasPrefix(l.Text, "* "):
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// BeBetween matches a time.Duration in [lo, hi].
+func BeBetween(lo, hi time.Duration) OmegaMatcher {
+	return SatisfyAll(BeNumerically(">=", lo), BeNumerically("<=", hi))
+}

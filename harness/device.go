@@ -80,6 +80,9 @@ func (r *runner) newDevice(ctx context.Context, name string) (*device, error) {
 	if r.gate != nil {
 		popts.Gate, popts.Clock = r.gate, r.since
 		popts.OnIdle = r.gate.Poke
+		if fs := r.fakeServer(); fs != nil && r.logicalClock() {
+			popts.PushStamp = fs.PushStamp
+		}
 	}
 	p, err := proxy.New(popts)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/syncharness/syncharness/harness/proxy"
@@ -71,7 +72,7 @@ type Scheduler struct {
 	seq       uint64
 	progress  uint64
 	timer     *time.Timer
-	ticks     int64
+	ticks     atomic.Int64 // written under mu; Now reads it without the lock
 	fallbacks int
 	held      bool // between two steps: nothing is released (Hold, Unhold)
 	order     []string
@@ -174,7 +175,7 @@ func (s *Scheduler) Wait(ctx context.Context, device, command string) error {
 		s.idle[device]--
 	}
 	if s.active[device] == 0 && !s.busyWatcher(device) {
-		s.ticks++
+		s.ticks.Add(1)
 		s.mu.Unlock()
 		return nil
 	}
@@ -271,15 +272,15 @@ func (s *Scheduler) leave(p string) {
 // Tick advances the logical clock by one tick.
 func (s *Scheduler) Tick() {
 	s.mu.Lock()
-	s.ticks++
+	s.ticks.Add(1)
 	s.mu.Unlock()
 }
 
-// Now returns the logical clock: one millisecond per tick.
+// Now returns the logical clock: one millisecond per tick. It takes no lock, so the fake
+// server may read it while it holds its own (to date a change it pushes, see
+// fakeserver.Server.SetClock) without ordering its locks after the scheduler's.
 func (s *Scheduler) Now() time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return time.Duration(s.ticks) * time.Millisecond
+	return time.Duration(s.ticks.Load()) * time.Millisecond
 }
 
 // Order returns the commands the scheduler released while their participant was active, as
@@ -370,7 +371,7 @@ func (s *Scheduler) release() {
 	}
 	w := s.waiters[i]
 	s.waiters = append(s.waiters[:i], s.waiters[i+1:]...)
-	s.ticks++
+	s.ticks.Add(1)
 	s.order = append(s.order, w.device+": "+w.command)
 	if isIdleCommand(w.command) {
 		s.idle[w.device]++

@@ -340,6 +340,9 @@ func (r *runner) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open %s server: %w", r.target.Name(), err)
 	}
+	if fs := r.fakeServer(); fs != nil && r.logicalClock() {
+		fs.SetClock(r.gate.Now) // the date of each change a watcher is told of
+	}
 	// Special-use names come from the setup lines.
 	for _, st := range r.scn.Steps {
 		if st.Actor == "" && st.Verb == "mailbox" {

@@ -481,6 +481,7 @@ func (c *conn) forwardServerLine(lr *lineReader, seg []byte, arrival time.Time) 
 			switchOK = c.completed(string(first), bytes.EqualFold(second, []byte("OK")))
 		}
 	}
+	pushed, isPushed := c.pushDate(first, seg)
 	if !(len(first) == 1 && first[0] == '+') && c.losing() {
 		return c.dropServerLine(lr, seg, data)
 	}
@@ -495,7 +496,12 @@ func (c *conn) forwardServerLine(lr *lineReader, seg []byte, arrival time.Time) 
 	defer c.toClientMu.Unlock()
 	var lt lineText
 	lt.segment(seg)
-	idx := c.p.transcript.add(arrival, c.id, DirServer, lt.String())
+	var idx int
+	if isPushed {
+		idx = c.p.transcript.addDated(pushed, c.id, DirServer, lt.String())
+	} else {
+		idx = c.p.transcript.add(arrival, c.id, DirServer, lt.String())
+	}
 	c.p.idle.server(c.id, first)
 	if _, err := w.Write(seg); err != nil {
 		c.cut(endReason("client", err))
@@ -521,6 +527,24 @@ func (c *conn) forwardServerLine(lr *lineReader, seg []byte, arrival time.Time) 
 		return false
 	}
 	return true
+}
+
+// pushDate asks Options.PushStamp for the date of a server line about a change that came
+// while the connection idles ("* 3 EXISTS", "* 2 EXPUNGE", "* 1 FETCH (...)").
+func (c *conn) pushDate(first, seg []byte) (time.Duration, bool) {
+	if c.p.pushStamp == nil || len(first) != 1 || first[0] != '*' {
+		return 0, false
+	}
+	_, _, rest := firstTokens(seg)
+	word, _, _ := bytes.Cut(rest, []byte{' '})
+	if !isUpdateWord(word) {
+		return 0, false
+	}
+	upstream, idling := c.p.idle.idlingUpstream(c.id)
+	if !idling {
+		return 0, false
+	}
+	return c.p.pushStamp(upstream)
 }
 
 func (c *conn) flushToClient() error {

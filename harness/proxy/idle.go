@@ -134,6 +134,17 @@ func (t *idleTracker) changed() {
 	}
 }
 
+// idlingUpstream returns the upstream address of connection id and whether it idles.
+func (t *idleTracker) idlingUpstream(id int) (string, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := t.conns[id]
+	if st == nil || !st.idling {
+		return "", false
+	}
+	return st.upstream, true
+}
+
 // Idling returns the device's connections that are idling, by connection number.
 func (p *Proxy) Idling() []IdleConn {
 	t := p.idle

@@ -44,6 +44,14 @@ type Options struct {
 	// since Start: a logical clock makes transcripts of a deterministic run reproducible
 	// byte for byte. It must be safe for concurrent use.
 	Clock func() time.Duration
+	// PushStamp, if not nil (and with Clock), dates the server's lines about changes (an
+	// EXISTS, EXPUNGE or FETCH) that arrive on a connection while it idles: it is given the
+	// connection's upstream address (see IdleConn.Upstream) and returns the time at which
+	// the server made the change, or false to date the line by Clock as any other. A
+	// server pushes such lines on its own time, not in answer to a command, so on a
+	// logical clock the time at which the proxy happens to read them depends on timing;
+	// the time of the change does not. It is asked once per such line, in order.
+	PushStamp func(upstream string) (time.Duration, bool)
 	// OnIdle, if not nil, is called whenever a connection starts or stops idling, or is
 	// woken by the server while idling (see Idling). It must not call back into the proxy
 	// synchronously with a lock held that the proxy's users take.
@@ -67,6 +75,7 @@ type Proxy struct {
 	name       string                                      // immutable
 	upstream   func(ctx context.Context) (net.Conn, error) // immutable
 	gate       Gate                                        // immutable
+	pushStamp  func(upstream string) (time.Duration, bool) // immutable; nil without Options.Clock
 	ln         net.Listener                                // immutable
 	transcript *transcript                                 // immutable pointer
 	idle       *idleTracker                                // immutable pointer
@@ -117,6 +126,9 @@ func New(opts Options) (*Proxy, error) {
 		cancel:     cancel,
 		conns:      map[*conn]struct{}{},
 		cutCh:      make(chan struct{}),
+	}
+	if opts.Clock != nil {
+		p.pushStamp = opts.PushStamp
 	}
 	p.wg.Add(1)
 	go p.acceptLoop()

@@ -128,6 +128,13 @@ func commandName(line []byte) (tag, name string) {
 	return string(t), name
 }
 
+// isUpdateWord reports whether w, the third token of an untagged line, names a response a
+// server sends about a change of the selected mailbox: EXISTS, EXPUNGE, FETCH.
+func isUpdateWord(w []byte) bool {
+	return bytes.EqualFold(w, []byte("EXISTS")) || bytes.EqualFold(w, []byte("EXPUNGE")) ||
+		bytes.EqualFold(w, []byte("FETCH"))
+}
+
 // isStatusWord reports whether w is a status response word (RFC 9051 §7.1).
 func isStatusWord(w []byte) bool {
 	for _, s := range [...]string{"OK", "NO", "BAD", "BYE", "PREAUTH"} {
