@@ -74,9 +74,14 @@ func (n *flagNotes) fetch(m *imapclient.FetchMessageData) {
 	if uid == 0 || !has {
 		return // without a UID the update cannot be placed: left to the scan
 	}
+	n.put(uint32(uid), parseIMAPFlags(flags))
+}
+
+// put records the flags of uid, if recording.
+func (n *flagNotes) put(uid uint32, flags Flags) {
 	n.mu.Lock()
 	if n.flags != nil {
-		n.flags[uint32(uid)] = parseIMAPFlags(flags)
+		n.flags[uid] = flags
 	}
 	n.mu.Unlock()
 }
@@ -730,7 +735,8 @@ func (cn *conn) fetchChanged(mailbox string, modseq uint64) ([]*imapclient.Fetch
 }
 
 // fetchFlags runs UID FETCH 1:* (FLAGS) and returns the flags by UID (about hint of them,
-// mostly below uidNext: see uidMap), streaming the responses instead of buffering them.
+// mostly below uidNext: see uidMap), streaming the responses instead of buffering them;
+// the connection's tap reads the plain answers itself (flagtap.go).
 // The answer must hold every message the mailbox had
 // when the command was sent, less those expunged meanwhile: a message left out would be
 // taken for expunged, so a short answer is an error, not a list of expunges. (go-imap gives
@@ -744,30 +750,58 @@ func (cn *conn) fetchFlags(mailbox string, uidNext uint32, hint int, ident func(
 	defer done()
 	want, gone := cn.exists(), cn.expunges.Load()
 	out := newUIDMap[Flags](uidNext, hint)
+	var mu sync.Mutex // out and ident: the tap's answers come on go-imap's reader
+	note := func(uid, size uint32, flags Flags) {
+		out.set(uid, flags)
+		if ident != nil {
+			ident(uid, size, 0)
+		}
+	}
+	cn.tap.takeFlags(func(a flagAnswer) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if _, dup := out.get(a.uid); dup {
+			return false
+		}
+		note(a.uid, a.size, a.flags)
+		return true
+	})
+	defer cn.tap.stopTaking()
 	opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: ident != nil}
 	cmd := cn.c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, opts)
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		var uid imap.UID
 		var flags Flags
 		var size uint32
+		hasFlags := false
 		for item := msg.Next(); item != nil; item = msg.Next() {
 			switch it := item.(type) {
 			case imapclient.FetchItemDataUID:
 				uid = it.UID
 			case imapclient.FetchItemDataFlags:
-				flags = parseIMAPFlags(it.Flags)
+				flags, hasFlags = parseIMAPFlags(it.Flags), true
 			case imapclient.FetchItemDataRFC822Size:
 				size = uint32(it.Size)
 			}
 		}
-		if uid != 0 {
-			out.set(uint32(uid), flags)
-			if ident != nil {
-				ident(uint32(uid), size, 0)
-			}
+		if uid == 0 {
+			continue
 		}
+		mu.Lock()
+		if _, taken := out.get(uint32(uid)); !taken {
+			note(uint32(uid), size, flags)
+		} else if hasFlags {
+			// The tap took this UID's first answer: go-imap would have given the command
+			// that one, and this second one to the unasked updates.
+			cn.notes.put(uint32(uid), flags)
+		}
+		mu.Unlock()
 	}
-	if err := cn.fail("UID FETCH", mailbox, cmd.Close()); err != nil {
+	err := cmd.Close()
+	cn.tap.stopTaking()
+	mu.Lock() // the tap offers nothing more
+	mu.Unlock()
+	if err := cn.fail("UID FETCH", mailbox, err); err != nil {
 		return uidMap[Flags]{}, err
 	}
 	if err := cn.complete(out.len(), want, gone); err != nil {
@@ -823,7 +857,7 @@ func bufferReads(c net.Conn) *bufferedConn {
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // tapConn watches the server's lines, skipping literals, for an untagged BYE, whose text
-// go-imap does not keep.
+// go-imap does not keep, and takes the answers of a flag scan out of the stream (flagtap.go).
 type tapConn struct {
 	net.Conn
 	mu      sync.Mutex
@@ -833,17 +867,45 @@ type tapConn struct {
 	byeText string
 	byeSeen bool
 	boxID   string // the last * OK [MAILBOXID (…)] seen
+
+	// While a flag scan runs (takeFlags), and until what it held back is passed on.
+	taker   *flagTaker
+	held    []byte // the start of a line not yet complete
+	out     []byte // bytes read and passed on; Read has returned those before outPos
+	outPos  int
+	scratch []byte
+	readErr error // the network's error, returned once out is empty
+	passing bool  // the rest of a line too long to take passes
+	cont    bool  // the next line continues a response after a literal
 }
 
 func (t *tapConn) Read(p []byte) (int, error) {
+	t.mu.Lock()
+	taking := t.taker != nil || t.outPos < len(t.out) || len(t.held) > 0 || t.readErr != nil
+	t.mu.Unlock()
+	if taking {
+		return t.readTaking(p)
+	}
 	n, err := t.Conn.Read(p)
-	t.scan(p[:n])
-	return n, err
+	t.mu.Lock()
+	if t.taker == nil {
+		t.scanLocked(p[:n])
+		t.mu.Unlock()
+		return n, err
+	}
+	// A flag scan began while this read waited: what it read goes through the filter.
+	t.filtered(p[:n], err)
+	t.mu.Unlock()
+	return t.readTaking(p)
 }
 
 func (t *tapConn) scan(p []byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.scanLocked(p)
+}
+
+func (t *tapConn) scanLocked(p []byte) {
 	for len(p) > 0 {
 		if t.skip > 0 {
 			k := int64(len(p))

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"testing/iotest"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -305,6 +306,38 @@ func DescribeHostileServer(kind storeKind) bool {
 				})
 				refused(final, `SELECT "INBOX"`, "UIDNEXT went back")
 			})
+		})
+
+		// The tap reads a flag scan's plain answers itself and leaves the others to go-imap
+		// (flagtap.go): however the server cuts and spells them, the flags are the same.
+		It("reads the same flags from a flag scan cut into single bytes, in small letters, with odd spaces", func() {
+			flag(phone, "m1", `\Seen`)
+			flag(phone, "m1", "$Forwarded")
+			flag(phone, "m2", "$Work")
+			flag(phone, "m3", `\Answered`)
+			syncOK(phone)
+			m1 := regexp.MustCompile(fmt.Sprintf(`\bUID %d[ )]`, w.uid("INBOX", "m1")))
+			m2 := regexp.MustCompile(fmt.Sprintf(`\bUID %d[ )]`, w.uid("INBOX", "m2")))
+			scans := 0
+			rw.set(func(cmd string, resp []byte) io.Reader {
+				if !strings.Contains(cmd, "UID FETCH 1:* (") || !bytes.Contains(resp, []byte(" FETCH (")) {
+					return bytes.NewReader(resp)
+				}
+				scans++
+				s := string(resp)
+				switch {
+				case m1.MatchString(s):
+					s = strings.ToLower(s) // go-imap spells \seen and $forwarded its way
+				case m2.MatchString(s):
+					s = strings.Replace(s, "FLAGS (", "FLAGS ( ", 1)
+				default:
+					s = strings.Replace(s, "FLAGS (", "FLAGS (\\Recent ", 1)
+				}
+				return iotest.OneByteReader(strings.NewReader(s))
+			})
+			syncOK(tablet)
+			Expect(scans).To(BeNumerically(">=", 3))
+			w.expectConverged([]string{"Archive:", `INBOX: m1[$Forwarded,\Seen] m2[$Work] m3[\Answered]`}, tablet, phone)
 		})
 
 		Context("point 6: memory stays bounded whatever size the server announces", func() {
