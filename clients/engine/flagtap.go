@@ -273,7 +273,8 @@ func cutNumber(b []byte) (uint32, []byte, bool) {
 }
 
 // cutFlagList reads "(\Seen $Work)" at the start of b as parseIMAPFlags reads what go-imap
-// makes of it: system flags and keywords named as go-imap names them.
+// makes of it: system flags and keywords named as go-imap names them. The spaces are
+// go-imap's: one between flags, and one more before any flag.
 func cutFlagList(b []byte) (Flags, []byte, bool) {
 	var f Flags
 	if len(b) == 0 || b[0] != '(' {
@@ -286,12 +287,13 @@ func cutFlagList(b []byte) (Flags, []byte, bool) {
 	list, rest := b[1:end], b[end+1:]
 	var kws []string
 	for len(list) > 0 {
-		tok, after, _ := bytes.Cut(list, []byte(" "))
-		list = after
-		if len(tok) == 0 {
-			continue // go-imap skips a space at the start of the list; be as lenient
+		list, _ = bytes.CutPrefix(list, []byte(" "))
+		tok, after, more := bytes.Cut(list, []byte(" "))
+		if more && len(after) == 0 {
+			return f, b, false // a space before the closing parenthesis
 		}
-		system := tok[0] == '\\'
+		list = after
+		system := len(tok) > 0 && tok[0] == '\\'
 		name := tok
 		if system {
 			name = tok[1:]

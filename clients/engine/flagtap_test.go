@@ -7,7 +7,10 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 	. "github.com/onsi/gomega"
 )
 
@@ -179,4 +182,96 @@ func TestTapTakesOnlyBetweenTheCommandAndItsEnd(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(line).To(Equal("* 2 FETCH (UID 11 FLAGS ())\r\n"))
 	g.Expect(took).To(BeZero())
+}
+
+// goIMAPAnswer has go-imap's client read line as the whole answer to a flag scan and
+// returns the messages it gave the command, or its error.
+func goIMAPAnswer(t testing.TB, line string) ([]flagAnswer, error) {
+	t.Helper()
+	client, server := net.Pipe()
+	deadline := time.Now().Add(5 * time.Second)
+	_ = client.SetDeadline(deadline)
+	_ = server.SetDeadline(deadline)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer server.Close()
+		// With its capabilities in the greeting, go-imap asks for none before the FETCH.
+		if _, err := io.WriteString(server, "* OK [CAPABILITY IMAP4rev1] ready\r\n"); err != nil {
+			return
+		}
+		r := bufio.NewReader(server)
+		for {
+			cmd, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			tag, rest, _ := strings.Cut(cmd, " ")
+			answer := tag + " OK done\r\n"
+			if strings.HasPrefix(rest, "UID FETCH ") {
+				answer = line + answer
+			}
+			if _, err := io.WriteString(server, answer); err != nil {
+				return
+			}
+		}
+	}()
+	c := imapclient.New(client, nil)
+	defer func() {
+		c.Close()
+		<-done
+	}()
+	cmd := c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true})
+	var out []flagAnswer
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		var a flagAnswer
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				a.uid = uint32(it.UID)
+			case imapclient.FetchItemDataFlags:
+				a.flags = parseIMAPFlags(it.Flags)
+			case imapclient.FetchItemDataRFC822Size:
+				a.size = uint32(it.Size)
+			}
+		}
+		out = append(out, a)
+	}
+	return out, cmd.Close()
+}
+
+// FuzzFlagAnswerReadAsGoIMAPReadsIt: every answer line the tap takes, go-imap reads without
+// error as one message with the same UID, flags and size (the seeds run with go test; go
+// test -fuzz=FuzzFlagAnswer explores).
+func FuzzFlagAnswerReadAsGoIMAPReadsIt(f *testing.F) {
+	for _, s := range []string{
+		"* 1 FETCH (UID 10 FLAGS (\\Seen) RFC822.SIZE 100)\r\n",
+		"* 2 FETCH (FLAGS () UID 11)\r\n",
+		"* 2 FETCH (FLAGS ( ) UID 11)\r\n",
+		"* 2 FETCH (FLAGS ( \\Seen  $x) UID 11)\r\n",
+		"* 2 FETCH (FLAGS (\\Seen ) UID 11)\r\n",
+		"* 2 FETCH (RFC822.SIZE 7 MODSEQ (123456789012) UID 4294967295 FLAGS (\\seen \\FLAGGED))\n",
+		"* 3 fetch (uid 12 flags (\\answered $junk $work $Work) rfc822.size 9)\r\n",
+		"* 4 FETCH (UID 13 FLAGS (caf\xc3\xa9 a\x7fb))\r\n",
+		"* 0001 FETCH (UID 0012 FLAGS (\\Draft))\r\n",
+		"* 1 FETCH (UID 10 MODSEQ ( 5) FLAGS ())\r\n",
+		"* 1 FETCH (UID 10 MODSEQ (18446744073709551615) FLAGS ())\r\n",
+		"* 1 FETCH (UID 10 MODSEQ (18446744073709551616) FLAGS ())\r\n",
+		"* 1 FETCH (UID 10 FLAGS (\\Recent \\Unknown))\r\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		a, ok := parseFlagAnswer([]byte(line))
+		if !ok {
+			return // go-imap reads it, whatever it is
+		}
+		got, err := goIMAPAnswer(t, line)
+		if err != nil {
+			t.Fatalf("the tap took %q, which go-imap refuses: %v", line, err)
+		}
+		if len(got) != 1 || got[0] != a {
+			t.Fatalf("%q: the tap read %+v, go-imap %+v", line, a, got)
+		}
+	})
 }
