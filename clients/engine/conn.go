@@ -869,6 +869,7 @@ type tapConn struct {
 	boxID   string // the last * OK [MAILBOXID (…)] seen
 
 	// While a flag scan runs (takeFlags), and until what it held back is passed on.
+	taking  atomic.Bool // Read goes through readTaking; set under mu
 	taker   *flagTaker
 	held    []byte // the start of a line not yet complete
 	out     []byte // bytes read and passed on; Read has returned those before outPos
@@ -880,10 +881,7 @@ type tapConn struct {
 }
 
 func (t *tapConn) Read(p []byte) (int, error) {
-	t.mu.Lock()
-	taking := t.taker != nil || t.outPos < len(t.out) || len(t.held) > 0 || t.readErr != nil
-	t.mu.Unlock()
-	if taking {
+	if t.taking.Load() {
 		return t.readTaking(p)
 	}
 	n, err := t.Conn.Read(p)

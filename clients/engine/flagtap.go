@@ -46,6 +46,7 @@ func (t *tapConn) takeFlags(take func(flagAnswer) bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.taker = &flagTaker{take: take}
+	t.taking.Store(true)
 }
 
 // stopTaking ends takeFlags. Bytes the tap held back are passed on.
@@ -92,6 +93,7 @@ func (t *tapConn) readTaking(p []byte) (int, error) {
 			return 0, err
 		}
 		if t.taker == nil && len(t.held) == 0 {
+			t.taking.Store(false) // nothing held back: Read reads directly again
 			t.mu.Unlock()
 			n, err := t.Conn.Read(p)
 			t.scan(p[:n])
