@@ -864,6 +864,7 @@ type tapConn struct {
 	line    []byte // the start of the current line
 	tail    []byte // its last bytes, for a literal's announcement
 	skip    int64  // literal bytes still to pass
+	literal bool   // the last line announced a literal: the next one continues its response
 	byeText string
 	byeSeen bool
 	boxID   string // the last * OK [MAILBOXID (…)] seen
@@ -877,7 +878,6 @@ type tapConn struct {
 	scratch []byte
 	readErr error // the network's error, returned once out is empty
 	passing bool  // the rest of a line too long to take passes
-	cont    bool  // the next line continues a response after a literal
 }
 
 func (t *tapConn) Read(p []byte) (int, error) {
@@ -949,10 +949,11 @@ func (t *tapConn) endLine() {
 		}
 	}
 	tail := bytes.TrimRight(t.tail, "\r")
+	t.literal = false
 	if k := len(tail); k > 0 && tail[k-1] == '}' {
 		if open := bytes.LastIndexByte(tail, '{'); open >= 0 {
-			if n, err := strconv.ParseInt(strings.TrimSuffix(string(tail[open+1:k-1]), "+"), 10, 64); err == nil && n > 0 {
-				t.skip = n
+			if n, err := strconv.ParseInt(strings.TrimSuffix(string(tail[open+1:k-1]), "+"), 10, 64); err == nil && n >= 0 {
+				t.skip, t.literal = n, true
 			}
 		}
 	}

@@ -161,10 +161,9 @@ func (t *tapConn) filter(b []byte) {
 		b = b[i+1:]
 		line := t.held
 		// A whole line: not the rest of one passed on before, nor of a response whose
-		// literal came just before it.
-		whole := !t.cont && len(t.line) == 0 && len(t.tail) == 0 && len(line) <= maxTakenLine
+		// literal came just before it (however the bytes before it were read).
+		whole := !t.literal && len(t.line) == 0 && len(t.tail) == 0 && len(line) <= maxTakenLine
 		t.scanLocked(line)
-		t.cont = t.skip > 0
 		if whole && t.taker.offer(line) {
 			t.held = t.held[:0]
 			continue

@@ -70,6 +70,7 @@ const flagStream = "* 3 EXISTS\r\n" +
 	"* 2 FETCH (FLAGS () UID 11 RFC822.SIZE 200 MODSEQ (5))\r\n" +
 	"* 3 FETCH (UID 12 BODY[HEADER] {37}\r\n* 9 FETCH (UID 99 FLAGS (\\Seen))\r\n FLAGS (\\Seen))\r\n" +
 	"* 4 FETCH (UID 13 FLAGS (\\Flagged))\r\n" +
+	"* 5 FETCH (UID 16 BODY[HEADER] {0}\r\n* 9 FETCH (UID 98 FLAGS ())\r\n" +
 	"* 5 FETCH (FLAGS (\\Deleted))\r\n" +
 	"* 6 FETCH (UID 10 FLAGS (\\Answered))\r\n" +
 	"* 7 FETCH (UID 14 FLAGS (\\Seen) X-GM-THRID 1)\r\n" +
@@ -80,6 +81,7 @@ const flagStream = "* 3 EXISTS\r\n" +
 // passed is what go-imap must get of flagStream: all but the answers about 10, 11, 13 and 15.
 const passed = "* 3 EXISTS\r\n" +
 	"* 3 FETCH (UID 12 BODY[HEADER] {37}\r\n* 9 FETCH (UID 99 FLAGS (\\Seen))\r\n FLAGS (\\Seen))\r\n" +
+	"* 5 FETCH (UID 16 BODY[HEADER] {0}\r\n* 9 FETCH (UID 98 FLAGS ())\r\n" +
 	"* 5 FETCH (FLAGS (\\Deleted))\r\n" +
 	"* 6 FETCH (UID 10 FLAGS (\\Answered))\r\n" +
 	"* 7 FETCH (UID 14 FLAGS (\\Seen) X-GM-THRID 1)\r\n" +
