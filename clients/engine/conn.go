@@ -798,9 +798,7 @@ func (cn *conn) fetchFlags(mailbox string, uidNext uint32, hint int, ident func(
 		mu.Unlock()
 	}
 	err := cmd.Close()
-	cn.tap.stopTaking()
-	mu.Lock() // the tap offers nothing more
-	mu.Unlock()
+	cn.tap.stopTaking() // returns once no answer is being offered: out is the scan's alone
 	if err := cn.fail("UID FETCH", mailbox, err); err != nil {
 		return uidMap[Flags]{}, err
 	}
