@@ -114,22 +114,29 @@ func (t *tapConn) readTaking(p []byte) (int, error) {
 func (t *tapConn) filtered(b []byte, err error) {
 	t.filter(b)
 	if err != nil {
-		t.out = append(t.out, t.held...)
-		t.scanLocked(t.held)
-		t.held = t.held[:0]
+		t.passHeld()
 		t.readErr = err
 	}
+}
+
+// pass passes b on to go-imap, watched as every byte the server sends is. t.mu is held.
+func (t *tapConn) pass(b []byte) {
+	t.out = append(t.out, b...)
+	t.scanLocked(b)
+}
+
+// passHeld passes on the start of a line held back. t.mu is held.
+func (t *tapConn) passHeld() {
+	t.pass(t.held)
+	t.held = t.held[:0]
 }
 
 // filter passes b on to t.out, less the answers the taker takes. t.mu is held.
 func (t *tapConn) filter(b []byte) {
 	for len(b) > 0 {
 		if t.taker == nil {
-			t.out = append(t.out, t.held...)
-			t.scanLocked(t.held)
-			t.held = t.held[:0]
-			t.out = append(t.out, b...)
-			t.scanLocked(b)
+			t.passHeld()
+			t.pass(b)
 			return
 		}
 		if t.skip > 0 || t.passing {
@@ -139,19 +146,16 @@ func (t *tapConn) filter(b []byte) {
 			} else if i := bytes.IndexByte(b, '\n'); i >= 0 {
 				k, t.passing = i+1, false
 			}
-			t.out = append(t.out, b[:k]...)
-			t.scanLocked(b[:k])
+			t.pass(b[:k])
 			b = b[k:]
 			continue
 		}
 		i := bytes.IndexByte(b, '\n')
 		if i < 0 {
 			if len(t.held)+len(b) > maxTakenLine {
-				t.out = append(t.out, t.held...)
-				t.out = append(t.out, b...)
-				t.scanLocked(t.held)
-				t.scanLocked(b)
-				t.held, t.passing = t.held[:0], true
+				t.passHeld()
+				t.pass(b)
+				t.passing = true
 			} else {
 				t.held = append(t.held, b...)
 			}

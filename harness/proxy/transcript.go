@@ -45,7 +45,6 @@ type transcript struct {
 	clock func() time.Duration // immutable; nil means the wall clock since start
 	mu    sync.Mutex
 	lines []Line
-	last  map[int]time.Duration // the time of each connection's latest line
 }
 
 // add appends a line and returns its index for later updates.
@@ -54,26 +53,24 @@ func (t *transcript) add(at time.Time, conn int, dir byte, text string) int {
 	if t.clock != nil {
 		when = t.clock()
 	}
-	return t.append(when, false, conn, dir, text)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lines = append(t.lines, Line{Time: when, Conn: conn, Dir: dir, Text: text})
+	return len(t.lines) - 1
 }
 
 // addDated is add with the time given on the transcript's clock (Options.PushStamp). The
 // line is never dated before the connection's previous one, so that it keeps its place
 // among the connection's lines.
 func (t *transcript) addDated(when time.Duration, conn int, dir byte, text string) int {
-	return t.append(when, true, conn, dir, text)
-}
-
-func (t *transcript) append(when time.Duration, notBefore bool, conn int, dir byte, text string) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.last == nil {
-		t.last = map[int]time.Duration{}
+	for i := len(t.lines) - 1; i >= 0; i-- {
+		if t.lines[i].Conn == conn {
+			when = max(when, t.lines[i].Time)
+			break
+		}
 	}
-	if notBefore {
-		when = max(when, t.last[conn])
-	}
-	t.last[conn] = when
 	t.lines = append(t.lines, Line{Time: when, Conn: conn, Dir: dir, Text: text})
 	return len(t.lines) - 1
 }
