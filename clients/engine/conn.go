@@ -932,13 +932,18 @@ func (t *tapConn) scanLocked(p []byte) {
 	}
 }
 
-// endLine looks at a complete line: a BYE is kept; a literal's announcement skips it. It
+// endLine looks at a complete line: a BYE is kept (and hangs up); a literal's announcement skips it. It
 // runs for every line the server sends (a FETCH 1:* answer is one per message), so it
 // allocates only for the lines it keeps.
 func (t *tapConn) endLine() {
 	line := bytes.TrimRight(t.line, "\r")
 	if len(line) >= 5 && bytes.EqualFold(line[:5], []byte("* BYE")) {
 		t.byeText, t.byeSeen = strings.TrimSpace(string(line[5:])), true
+		// The server is going away (RFC 3501 §7.1.5): whatever it sends after this
+		// cannot make the command succeed (fail), so the engine hangs up at once rather
+		// than wait for a close that a server may never make, and the command waiting
+		// fails now, not when its watchdog gives up. What was read goes on to go-imap.
+		_ = t.Conn.Close()
 	}
 	const idCode = "* OK [MAILBOXID ("
 	if len(line) > len(idCode) && bytes.EqualFold(line[:len(idCode)], []byte(idCode)) {

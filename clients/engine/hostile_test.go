@@ -237,6 +237,29 @@ func DescribeHostileServer(kind storeKind) bool {
 				refused(final, "LIST", "INBOX")
 			})
 
+			It("refuses a LIST that leaves out a mailbox STATUS still finds", func() {
+				w.deliver("Archive", "a1")
+				settle(tablet, phone)
+				do(tablet, clients.Action{Kind: clients.ActFlag, Mailbox: "Archive", Labels: []string{"a1"}, Flag: `\Seen`})
+				rw.set(func(cmd string, resp []byte) io.Reader {
+					if strings.HasPrefix(string(resp), "* LIST ") && strings.Contains(string(resp), `"Archive"`) {
+						return nil
+					}
+					return bytes.NewReader(resp)
+				})
+				refused([]string{`Archive: a1[\Seen]`, `INBOX: m1[\Flagged] m2[\Flagged] m3`}, "LIST", `left out "Archive", which STATUS finds`)
+			})
+
+			It("refuses a SELECT that announces an empty mailbox where UID SEARCH lists messages", func() {
+				rw.set(func(cmd string, resp []byte) io.Reader {
+					if strings.Contains(cmd, "SELECT INBOX") && regexp.MustCompile(`^\* \d+ EXISTS`).Match(resp) {
+						return nil // go-imap reads a SELECT without EXISTS as empty
+					}
+					return bytes.NewReader(resp)
+				})
+				refused(final, `SELECT "INBOX"`, "announced empty", "UID SEARCH ALL lists 3 messages")
+			})
+
 			It("refuses a LIST with no mailbox at all, and does not call it a store error", func() {
 				rw.set(func(cmd string, resp []byte) io.Reader {
 					if strings.HasPrefix(string(resp), "* LIST ") {
@@ -407,6 +430,23 @@ func DescribeHostileServer(kind storeKind) bool {
 				_, err := slow.Sync(context.Background())
 				Expect(err).To(MatchError(ContainSubstring(`SELECT "Archive": command timed out after 200ms`)))
 				Expect(err.Error()).NotTo(ContainSubstring("use of closed network connection"))
+				rw.set(nil)
+				syncOK(slow)
+			})
+
+			It("hangs up at a BYE instead of waiting for a server that keeps the connection open", func() {
+				slow := hostileDevice("laptop", func(o *engine.Options) { o.CommandTimeout = time.Minute })
+				settle(slow)
+				rw.set(func(cmd string, resp []byte) io.Reader {
+					if strings.Contains(cmd, "SELECT") && bytes.Contains(resp, []byte(" OK ")) && !bytes.HasPrefix(resp, []byte("* ")) {
+						return text("* BYE going away\r\n") // and the connection stays open
+					}
+					return bytes.NewReader(resp)
+				})
+				start := time.Now()
+				_, err := slow.Sync(context.Background())
+				Expect(err).To(MatchError(ContainSubstring(`BYE "going away"`)))
+				Expect(time.Since(start)).To(BeNumerically("<", 30*time.Second), "the round waited for the watchdog")
 				rw.set(nil)
 				syncOK(slow)
 			})

@@ -185,6 +185,9 @@ func (r *round) reconcileMailboxes() error {
 	if err != nil {
 		return err
 	}
+	if err := r.confirmGone(server); err != nil {
+		return err
+	}
 	r.st.MailboxesSeen = len(server)
 	var local []MailboxRecord
 	if r.cn.has(capObjectID) {
@@ -244,6 +247,30 @@ func (r *round) serverMailboxes() (map[string]string, error) {
 		return nil, fail("LIST", "", fmt.Errorf("%w: the server did not list INBOX as selectable; keeping the local mailboxes", errBadAnswer))
 	}
 	return server, nil
+}
+
+// confirmGone asks the server about each synced mailbox of the replica that its LIST
+// answer (server) left out, before the mailbox's records go: a LIST that drops a line
+// would otherwise cost the replica a whole mailbox. A mailbox STATUS still finds was left
+// out by mistake: the answer is refused. One STATUS per mailbox gone, none otherwise.
+func (r *round) confirmGone(server map[string]string) error {
+	var local []MailboxRecord
+	if err := r.view(func(tx Tx) (err error) { local, err = tx.Mailboxes(); return err }); err != nil {
+		return err
+	}
+	for _, mb := range local {
+		if _, ok := server[mb.Name]; ok || mb.State != MailboxSynced {
+			continue
+		}
+		_, err := r.cn.status(mb.Name)
+		if err == nil {
+			return fail("LIST", "", fmt.Errorf("%w: it left out %q, which STATUS finds; keeping the local mailboxes", errBadAnswer, mb.Name))
+		}
+		if !isProtocolRefusal(err) {
+			return err
+		}
+	}
+	return nil
 }
 
 // reconcileLocal applies the server's mailbox list (server: name → special use) to the

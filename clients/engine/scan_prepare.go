@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/emersion/go-imap/v2"
@@ -30,6 +31,15 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 	r.scanned[name] = data
 	p := &scanPlan{mb: mb, data: data, mailboxID: r.cn.mailboxID(),
 		inflightFrom: map[LocalID]uint32{}, copies: map[LocalID]bool{}}
+	if mb.UIDValidity == data.UIDValidity && data.HighestModSeq < mb.HighestModSeq {
+		// HIGHESTMODSEQ never goes down under one UIDVALIDITY (RFC 7162 §3.1.1). One of the
+		// two answers was wrong: a CHANGEDSINCE from the higher one would miss every change
+		// made up to it, for good. The mailbox is scanned in full instead (every flag) and
+		// the value this SELECT gave is kept.
+		r.e.log.Warn("HIGHESTMODSEQ went back; scanning the mailbox in full", "mailbox", name,
+			"recorded", mb.HighestModSeq, "now", data.HighestModSeq)
+		p.mb.HighestModSeq = 0
+	}
 	rs, err := r.readPlan(p)
 	if err != nil {
 		return nil, err
@@ -197,12 +207,24 @@ func (r *round) indexRecords(p *scanPlan, recs []MessageRecord, changed bool) {
 
 // checkUIDNext refuses a UIDNEXT that went back under the same UIDVALIDITY and, after a
 // UIDVALIDITY change, starts the mailbox's watermarks again.
+//
+// A refused UIDNEXT also withdraws the trust the replica put in its own watermarks: one of
+// the two answers was wrong, and the engine cannot tell which. The earlier one may be
+// (a UIDNEXT one too high looks like a message added and expunged), and refusing every
+// later, true answer would stop the mailbox's sync for good. So the refusal forgets the
+// mailbox's UIDNEXT and HIGHESTMODSEQ: the next round scans it in full, every UID and its
+// flags and identity (checkReused), as after a first sync, and keeps the UIDNEXT that
+// scan finds. Nothing of the replica's mail or pending work is touched.
 func (r *round) checkUIDNext(p *scanPlan, changed bool) error {
 	mb, data := p.mb, p.data
 	if !changed && mb.UIDValidity == data.UIDValidity && uint32(data.UIDNext) < mb.UIDNext {
 		// UIDs are never given twice under one UIDVALIDITY (RFC 3501 §2.3.1.1).
-		return fail("SELECT", mb.Name, fmt.Errorf("%w: UIDNEXT went back from %d to %d under UIDVALIDITY %d",
+		err := fail("SELECT", mb.Name, fmt.Errorf("%w: UIDNEXT went back from %d to %d under UIDVALIDITY %d",
 			errBadAnswer, mb.UIDNext, data.UIDNext, data.UIDValidity))
+		if ferr := r.forgetWatermarks(mb.Name); ferr != nil {
+			return errors.Join(err, ferr)
+		}
+		return err
 	}
 	if changed {
 		r.e.log.Warn("UIDVALIDITY changed; re-matching messages", "mailbox", mb.Name,
@@ -210,6 +232,19 @@ func (r *round) checkUIDNext(p *scanPlan, changed bool) error {
 		p.mb.UIDNext, p.mb.HighestModSeq = 0, 0
 	}
 	return nil
+}
+
+// forgetWatermarks clears the UIDNEXT and HIGHESTMODSEQ recorded for mailbox, so that
+// the next round scans it in full (checkUIDNext).
+func (r *round) forgetWatermarks(mailbox string) error {
+	return r.update(func(tx Tx) error {
+		mb, ok, err := tx.Mailbox(mailbox)
+		if err != nil || !ok {
+			return err
+		}
+		mb.UIDNext, mb.HighestModSeq = 0, 0
+		return tx.PutMailbox(mb)
+	})
 }
 
 // scanFlags learns the server's side of p: which UIDs are present and the flags of those
@@ -222,6 +257,18 @@ func (r *round) scanFlags(p *scanPlan, rs replicaSide, changed bool) ([]uint32, 
 		for _, b := range bufs {
 			p.serverFlags.set(uint32(b.UID), ParseFlags(flagStrings(b.Flags)))
 			p.noteIdentity(uint32(b.UID), uint32(b.RFC822Size), unixOrZero(b.InternalDate))
+		}
+	}
+	if data.NumMessages == 0 && p.known.len() > 0 {
+		// Every record would go. A SELECT whose EXISTS went missing reads as empty too:
+		// make sure.
+		uids, err := r.cn.search(name, &imap.SearchCriteria{})
+		if err != nil {
+			return nil, err
+		}
+		if len(uids) > 0 {
+			return nil, fail("SELECT", name, fmt.Errorf("%w: the mailbox was announced empty (EXISTS 0, or no EXISTS) where UID SEARCH ALL lists %d messages",
+				errBadAnswer, len(uids)))
 		}
 	}
 	switch {
@@ -290,6 +337,10 @@ func (r *round) newUIDs(p *scanPlan, allNew []uint32) ([]uint32, error) {
 		}
 		if u < watermark {
 			r.e.log.Warn("server UID below the watermark appeared late; fetching it", "mailbox", name, "uid", u)
+			r.suspectAnswer(fmt.Sprintf("%s: UID %d appeared below the UIDNEXT %d committed before", name, u, watermark))
+		}
+		if data.UIDNext != 0 && u >= uint32(data.UIDNext) && r.cn.exists() <= int(data.NumMessages) {
+			r.suspectAnswer(fmt.Sprintf("%s: UID %d is at or above UIDNEXT %d, and no message came", name, u, data.UIDNext))
 		}
 		out = append(out, u)
 	}
@@ -305,6 +356,19 @@ func (r *round) newUIDs(p *scanPlan, allNew []uint32) ([]uint32, error) {
 		}
 	}
 	return out, nil
+}
+
+// suspectAnswer notes that an answer of the round named a UID that cannot be there: a
+// new message below the UIDNEXT committed before (new messages take UIDs at or above it,
+// RFC 3501 §2.3.1.1), or at or above the UIDNEXT of the SELECT with no message come since.
+// One such UID is what a corrupted answer looks like (a UID misread or misspelt: the
+// message it belonged to seems gone), or a server that shows mail late. Either way the
+// engine fetches the UID and lets no record go this round (finishVanished): what the next
+// round still cannot find, it deletes then.
+func (r *round) suspectAnswer(why string) {
+	if r.suspect == "" {
+		r.suspect = why
+	}
 }
 
 // fetchNew fetches p's new messages: a fresh replica, which has nothing a new message

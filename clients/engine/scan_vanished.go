@@ -8,8 +8,18 @@ import (
 // finishVanished settles the records whose UIDs disappeared and that no new server message
 // adopted: a copy downloaded earlier this round takes over their local changes; the rest is
 // deleted locally (the server expunged it: delete beats flag and move). Never re-uploaded.
+// In a round with a suspect answer nothing is settled: every record waits for the next.
 func (r *round) finishVanished() error {
 	if len(r.vanished) == 0 && len(r.settleValidity) == 0 {
+		return nil
+	}
+	if r.suspect != "" {
+		// An answer of the round named a UID that cannot be there (suspectAnswer): what
+		// seems gone may be hidden by it. Held as they are, like a round cut short: the
+		// orphans keep their UIDVALIDITY, and the next round settles every record.
+		r.e.log.Warn("messages found nowhere held for the next round: an answer named a UID that cannot be there",
+			"why", r.suspect, "held", len(r.vanished))
+		r.vanished, r.settleValidity = map[LocalID]MessageRecord{}, map[string]uint32{}
 		return nil
 	}
 	unsettled, err := r.movedDuringScan()

@@ -84,6 +84,10 @@ type round struct {
 	// settleValidity holds the new UIDVALIDITY of mailboxes whose orphans finishVanished
 	// settles: only then is it recorded. Written by commitScan, read by finishVanished.
 	settleValidity map[string]uint32
+	// suspect says why an answer of this round cannot be taken at its word (it named a UID
+	// that cannot be there): the records found nowhere are held for the next round, not
+	// deleted. Written by newUIDs, read by finishVanished.
+	suspect string
 }
 
 func newRound(ctx context.Context, e *Engine, st *clients.SyncStats) *round {
@@ -106,9 +110,11 @@ func (e *Engine) Sync(ctx context.Context) (clients.SyncStats, error) {
 	r := newRound(ctx, e, &st)
 	err := r.run()
 	var se *storeError
-	if err != nil && !isProtocolRefusal(err) && !errors.As(err, &se) && ctx.Err() == nil && !e.closing() {
+	if err != nil && !isProtocolRefusal(err) && !errors.Is(err, errBadAnswer) && !errors.As(err, &se) && ctx.Err() == nil && !e.closing() {
 		// The server dropped the connection (a BYE after a UIDVALIDITY reset, a restart):
 		// the store is consistent, so the round starts again once on a new connection.
+		// An answer the engine refused is not retried: the round reports it, and the next
+		// round asks again.
 		e.log.Info("connection lost; retrying the round", "err", err)
 		e.dropConn()
 		r = newRound(ctx, e, &st)
@@ -226,7 +232,7 @@ func (r *round) fetchEarly(data *imap.SelectData) error {
 		return err
 	}
 	if pending || mb.State != MailboxSynced || mb.UIDValidity == 0 || mb.UIDValidity != data.UIDValidity ||
-		mb.HighestModSeq == 0 || data.HighestModSeq == 0 || data.HighestModSeq == mb.HighestModSeq {
+		mb.HighestModSeq == 0 || data.HighestModSeq == 0 || data.HighestModSeq <= mb.HighestModSeq {
 		return nil
 	}
 	bufs, err := r.cn.fetchChanged("INBOX", mb.HighestModSeq)

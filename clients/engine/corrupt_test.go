@@ -1,0 +1,258 @@
+package engine_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing/iotest"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/syncharness/syncharness/clients"
+	"github.com/syncharness/syncharness/clients/engine"
+	"github.com/syncharness/syncharness/fakeserver"
+)
+
+// A corruption is one way to spoil one server response: it returns what is sent instead
+// (nil drops the response) and false when it does not apply to resp.
+type corruption struct {
+	name  string
+	apply func(resp []byte) ([]byte, bool)
+	// hangUp closes the connection after what apply returned: a tagged answer lost on the
+	// way is a server gone without a word (a command never answered at all is the
+	// watchdog's, specified in hostile_test.go).
+	hangUp bool
+}
+
+var (
+	numberRE    = regexp.MustCompile(`\b\d+\b`)
+	flagListRE  = regexp.MustCompile(`FLAGS \(([^)]*)\)`)
+	taggedOKRE  = regexp.MustCompile(`^[A-Za-z0-9]+ OK`)
+	mutatingRE  = regexp.MustCompile(`(?i)^\S+ (UID )?(STORE|MOVE|COPY|APPEND|EXPUNGE|CREATE|DELETE|RENAME)\b`)
+	firstLineOf = func(resp []byte) []byte { line, _, _ := bytes.Cut(resp, []byte("\r\n")); return line }
+)
+
+// corruptionsOf lists every corruption that applies to resp, an answer to cmd: dropped,
+// sent twice, replaced by a BYE or by a line no server sends, its first line cut short,
+// each number in its first line one more and one less (zero instead of one), a flag list
+// with a flag left out or \Deleted added, and a tagged OK turned into BAD (into NO as
+// well for a command that reads: a NO to a change is a refusal the engine may take back
+// the change for, which would give another final state).
+func corruptionsOf(cmd string, resp []byte) []corruption {
+	line := firstLineOf(resp)
+	tagged := !bytes.HasPrefix(line, []byte("* "))
+	out := []corruption{
+		{name: "dropped", apply: func([]byte) ([]byte, bool) { return nil, true }, hangUp: tagged},
+		{name: "sent twice", apply: func(r []byte) ([]byte, bool) { return append(append([]byte(nil), r...), r...), true }},
+		{name: "replaced by a BYE", apply: func([]byte) ([]byte, bool) { return []byte("* BYE corrupted\r\n"), true }},
+		{name: "replaced by an unknown line", apply: func([]byte) ([]byte, bool) { return []byte("* 1 BOGUS (X)\r\n"), true }, hangUp: tagged},
+	}
+	if len(line) > 4 {
+		out = append(out, corruption{name: "cut short", apply: func(r []byte) ([]byte, bool) {
+			l := firstLineOf(r)
+			return append(append([]byte(nil), l[:len(l)/2]...), "\r\n"...), true
+		}})
+	}
+	// Each corruption below finds its place in the response it is given, the same as the
+	// recorded one unless the run went otherwise.
+	for i := range numberRE.FindAllIndex(line, -1) {
+		for _, d := range []int64{+1, -1} {
+			out = append(out, corruption{name: fmt.Sprintf("number %d of the first line %+d", i+1, d), apply: func(r []byte) ([]byte, bool) {
+				locs := numberRE.FindAllIndex(firstLineOf(r), -1)
+				if i >= len(locs) {
+					return nil, false
+				}
+				loc := locs[i]
+				n, err := strconv.ParseInt(string(r[loc[0]:loc[1]]), 10, 64)
+				if err != nil || n+d < 0 {
+					return nil, false
+				}
+				return []byte(string(r[:loc[0]]) + strconv.FormatInt(n+d, 10) + string(r[loc[1]:])), true
+			}})
+		}
+	}
+	if flagListRE.Match(line) {
+		out = append(out, corruption{name: "a flag left out", apply: func(r []byte) ([]byte, bool) {
+			m := flagListRE.FindSubmatchIndex(firstLineOf(r))
+			if m == nil || len(strings.Fields(string(r[m[2]:m[3]]))) == 0 {
+				return nil, false
+			}
+			flags := strings.Fields(string(r[m[2]:m[3]]))
+			return []byte(string(r[:m[2]]) + strings.Join(flags[1:], " ") + string(r[m[3]:])), true
+		}}, corruption{name: `\Deleted added`, apply: func(r []byte) ([]byte, bool) {
+			m := flagListRE.FindSubmatchIndex(firstLineOf(r))
+			if m == nil {
+				return nil, false
+			}
+			inner := strings.TrimSpace(string(r[m[2]:m[3]]) + ` \Deleted`)
+			return []byte(string(r[:m[2]]) + inner + string(r[m[3]:])), true
+		}})
+	}
+	if taggedOKRE.Match(line) {
+		tag, _, _ := bytes.Cut(line, []byte(" "))
+		out = append(out, corruption{name: "OK turned into BAD", apply: func([]byte) ([]byte, bool) {
+			return []byte(string(tag) + " BAD corrupted\r\n"), true
+		}})
+		if !mutatingRE.MatchString(cmd) {
+			out = append(out, corruption{name: "OK turned into NO", apply: func([]byte) ([]byte, bool) {
+				return []byte(string(tag) + " NO corrupted\r\n"), true
+			}})
+		}
+	}
+	return out
+}
+
+// corruptingRewriter counts the responses of the connections through rw from the moment
+// it is armed, records them, and spoils the one at index at with c.
+type corruptingRewriter struct {
+	mu       sync.Mutex
+	n        int
+	at       int
+	c        *corruption
+	recorded []recordedResponse
+	applied  string
+}
+
+type recordedResponse struct {
+	cmd  string
+	resp []byte
+}
+
+func (cr *corruptingRewriter) answer(cmd string, resp []byte) io.Reader {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	i := cr.n
+	cr.n++
+	cr.recorded = append(cr.recorded, recordedResponse{cmd, append([]byte(nil), resp...)})
+	if cr.c == nil || i != cr.at {
+		return bytes.NewReader(resp)
+	}
+	out, ok := cr.c.apply(resp)
+	if !ok {
+		return bytes.NewReader(resp)
+	}
+	cr.applied = fmt.Sprintf("response %d (to %q): %q, %s: %q", i, cmd, firstLineOf(resp), cr.c.name, firstLineOf(out))
+	if cr.c.hangUp {
+		cr.applied += ", then the connection closed"
+		return io.MultiReader(bytes.NewReader(out), iotest.ErrReader(errors.New("hung up")))
+	}
+	if out == nil {
+		return nil
+	}
+	return bytes.NewReader(out)
+}
+
+// labelsOf lists the labels of every message in d's replica, in any mailbox.
+func labelsOf(d interface {
+	View(context.Context) (clients.Replica, error)
+}) []string {
+	GinkgoHelper()
+	r, err := d.View(context.Background())
+	Expect(err).NotTo(HaveOccurred())
+	var out []string
+	for _, mb := range r.Mailboxes {
+		for _, m := range mb.Messages {
+			out = append(out, m.Label)
+		}
+	}
+	return out
+}
+
+var _ = Describe("one corrupted server answer in a round", func() {
+	// The round under test has work of every kind: a flag and a move of its own to push,
+	// another device's flag and a new message to bring in. Whatever single response of
+	// that round is spoiled (each in every way corruptionsOf knows), the round may fail,
+	// and so may the first round after it, but once the server answers sanely again every
+	// device converges on the state the users made: nothing lost (the tablet's pending
+	// flag and move included), nothing twice, nothing back from the dead.
+	final := []string{"Archive: m3", `INBOX: m1[\Flagged] m2[\Seen] m4`}
+	for _, kind := range storeKinds {
+		It("converges with nothing lost, doubled or resurrected ("+kind.name+" store)", func() {
+			// setup builds the world up to the round under test; cr is armed for that round.
+			setup := func(cr *corruptingRewriter) (run func() error, check func(), stop func()) {
+				w := newWorld(fakeserver.Options{Seed: 1})
+				w.store = kind.open
+				w.create("Archive")
+				w.deliver("INBOX", "m1", "m2", "m3")
+				rw := newRewriter(w.addr)
+				o := w.options(kind.open(), 0)
+				o.Dial = rw.dial
+				// A literal announced longer than it is leaves its command waiting for the
+				// watchdog.
+				o.CommandTimeout = 2 * time.Second
+				tablet, err := engine.NewDevice("tablet", o)
+				Expect(err).NotTo(HaveOccurred())
+				phone := w.device("phone")
+				settle(tablet, phone)
+				do(tablet, clients.Action{Kind: clients.ActFlag, Mailbox: "INBOX", Labels: []string{"m1"}, Flag: `\Flagged`})
+				do(tablet, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m3"}, Dest: "Archive"})
+				do(phone, clients.Action{Kind: clients.ActFlag, Mailbox: "INBOX", Labels: []string{"m2"}, Flag: `\Seen`})
+				syncOK(phone)
+				w.deliver("INBOX", "m4")
+				rw.set(cr.answer)
+				downloaded := 0
+				run = func() error {
+					st, err := tablet.Sync(context.Background())
+					downloaded += st.Downloaded
+					rw.set(nil)
+					return err
+				}
+				check = func() {
+					// No message left the replica on the strength of the corrupted answer
+					// (one the server holds, deleted and fetched again, would converge too).
+					Expect(labelsOf(tablet)).To(ContainElements("m1", "m2", "m3"), "the replica after the corrupted round")
+					// The first sane round may still refuse: what it hears now may contradict
+					// what the corrupted answer said (a UIDNEXT one too high, then the true
+					// one). It reports that, and the round after it converges.
+					st, err := tablet.Sync(context.Background())
+					downloaded += st.Downloaded
+					if err != nil {
+						GinkgoWriter.Printf("the first round after the corruption: %v\n", err)
+					}
+					downloaded += syncOK(tablet).Downloaded
+					w.expectConverged(final, tablet, phone)
+					Expect(downloaded).To(Equal(1), "messages the tablet downloaded: m4 once")
+				}
+				stop = func() {
+					_ = tablet.Close()
+					_ = phone.Close()
+					w.srv.Close()
+				}
+				return run, check, stop
+			}
+
+			// The round as the server answers it, recorded.
+			calm := &corruptingRewriter{}
+			run, check, stop := setup(calm)
+			Expect(run()).To(Succeed())
+			check()
+			stop()
+			Expect(len(calm.recorded)).To(BeNumerically(">=", 20), "responses in the round")
+
+			var failures []string
+			cases := 0
+			for at, r := range calm.recorded {
+				for _, c := range corruptionsOf(r.cmd, r.resp) {
+					cases++
+					cr := &corruptingRewriter{at: at, c: &c}
+					run, check, stop := setup(cr)
+					roundErr := run()
+					if msg := InterceptGomegaFailure(check); msg != nil {
+						failures = append(failures, fmt.Sprintf("%s\n  the round: %v\n  %v", cr.applied, roundErr, msg))
+					}
+					stop()
+				}
+			}
+			AddReportEntry("corruptions", fmt.Sprintf("%d responses, %d corruptions", len(calm.recorded), cases))
+			Expect(failures).To(BeEmpty(), "%d of %d corruptions", len(failures), cases)
+		})
+	}
+})

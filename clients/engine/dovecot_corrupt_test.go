@@ -1,0 +1,87 @@
+package engine_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/syncharness/syncharness/clients"
+	"github.com/syncharness/syncharness/clients/engine"
+	"github.com/syncharness/syncharness/testsupport/dovecot"
+)
+
+var _ = Describe("a HIGHESTMODSEQ that went back (Dovecot, CONDSTORE)", func() {
+	// RFC 7162 §3.1.1: HIGHESTMODSEQ never goes down under one UIDVALIDITY. A server that
+	// once said a higher value than it had (a corrupted answer, a server restored from a
+	// backup) would have a CHANGEDSINCE from the recorded value miss every change made up
+	// to it, for good.
+	It("scans the mailbox in full and misses no flag another client changed", func() {
+		ctx := context.Background()
+		u := dovecot.User{Name: "alice", Password: "secret"}
+		srv, err := dovecot.Start(ctx, dovecot.Options{Users: []dovecot.User{u}})
+		if dovecot.Unavailable(err) {
+			Skip("Dovecot cannot run here: " + err.Error())
+		}
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(srv.Stop)
+		admin, err := imapclient.DialInsecure(srv.Addr(), nil)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(admin.Close)
+		Expect(admin.Login(u.Name, u.Password).Wait()).To(Succeed())
+		for _, l := range []string{"m1", "m2", "m3"} {
+			appendTo(admin, "INBOX", l)
+		}
+		rw := newRewriter(srv.Addr())
+		tablet, err := engine.NewDevice("tablet", engine.Options{Dial: rw.dial, Username: u.Name, Password: u.Password,
+			Store: engine.NewMemoryStore(), CommandTimeout: 20 * time.Second})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(tablet.Close)
+		syncOK(tablet)
+
+		// Another client sets a flag; the answers of the tablet's next round say the
+		// mailbox's HIGHESTMODSEQ is 5 above what it is, wherever they say it.
+		_, err = admin.Select("INBOX", nil).Wait()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(admin.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true,
+			Flags: []imap.Flag{imap.FlagSeen}}, nil).Close()).To(Succeed())
+		modseq := regexp.MustCompile(`HIGHESTMODSEQ (\d+)`)
+		lied := 0
+		rw.set(func(cmd string, resp []byte) io.Reader {
+			return bytes.NewReader(modseq.ReplaceAllFunc(resp, func(m []byte) []byte {
+				n, _ := strconv.ParseUint(string(modseq.FindSubmatch(m)[1]), 10, 64)
+				lied++
+				return fmt.Appendf(nil, "HIGHESTMODSEQ %d", n+5)
+			}))
+		})
+		syncOK(tablet)
+		Expect(lied).To(BeNumerically(">", 0), "answers carrying HIGHESTMODSEQ")
+		Expect(replica(tablet)).To(ContainElement(`INBOX: m1[\Seen] m2 m3`))
+
+		// Now the server tells the truth, and the other client changes two more flags:
+		// their MODSEQs are at or below the value the tablet was told.
+		rw.set(nil)
+		Expect(admin.Store(imap.SeqSetNum(2), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true,
+			Flags: []imap.Flag{imap.FlagFlagged}}, nil).Close()).To(Succeed())
+		Expect(admin.Store(imap.SeqSetNum(3), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true,
+			Flags: []imap.Flag{imap.FlagAnswered}}, nil).Close()).To(Succeed())
+		syncOK(tablet)
+		want := imapView(admin)
+		Expect(want).To(ContainElement(`INBOX: m1[\Seen] m2[\Flagged] m3[\Answered]`))
+		Expect(replica(tablet)).To(Equal(want))
+		st := syncOK(tablet)
+		Expect(st.Changed()).To(BeFalse())
+		Expect(replica(tablet)).To(Equal(want))
+		do(tablet, clients.Action{Kind: clients.ActFlag, Mailbox: "INBOX", Labels: []string{"m2"}, Flag: `\Seen`})
+		syncOK(tablet)
+		Expect(imapView(admin)).To(ContainElement(`INBOX: m1[\Seen] m2[\Flagged,\Seen] m3[\Answered]`))
+	})
+})
