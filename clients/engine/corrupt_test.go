@@ -166,18 +166,101 @@ func labelsOf(d interface {
 	return out
 }
 
+// corruptedRound is one world built up to the round under test (see sweepCorruptions).
+type corruptedRound struct {
+	run   func() error // the round under test, through the armed rewriter
+	check func()       // the assertions after it, against a sane server
+	stop  func()       // closes the world
+}
+
+// sweepCorruptions records the round setup builds as the server answers it, then builds
+// the world again for every corruption of every response of that round, and collects
+// each corruption whose check fails. every > 1 takes every every-th corruption only.
+func sweepCorruptions(setup func(cr *corruptingRewriter) corruptedRound, every int) {
+	GinkgoHelper()
+	calm := &corruptingRewriter{}
+	w := setup(calm)
+	Expect(w.run()).To(Succeed())
+	w.check()
+	w.stop()
+	Expect(len(calm.recorded)).To(BeNumerically(">=", 20), "responses in the round")
+
+	var failures []string
+	cases, tried := 0, 0
+	for at, r := range calm.recorded {
+		for _, c := range corruptionsOf(r.cmd, r.resp) {
+			cases++
+			if (cases-1)%every != 0 {
+				continue
+			}
+			tried++
+			cr := &corruptingRewriter{at: at, c: &c}
+			w := setup(cr)
+			roundErr := w.run()
+			if msg := InterceptGomegaFailure(w.check); msg != nil {
+				failures = append(failures, fmt.Sprintf("%s\n  the round: %v\n  %v", cr.applied, roundErr, msg))
+				GinkgoWriter.Println("FAILED:", failures[len(failures)-1])
+			}
+			w.stop()
+		}
+	}
+	AddReportEntry("corruptions", fmt.Sprintf("%d responses, %d corruptions, %d tried", len(calm.recorded), cases, tried))
+	Expect(failures).To(BeEmpty(), "%d of %d corruptions", len(failures), tried)
+}
+
+// The round under test has work of every kind: a flag and a move of its own to push,
+// another device's flag and a new message to bring in. Whatever single response of that
+// round is spoiled (each in every way corruptionsOf knows), the round may fail, and so may
+// the first round after it, but once the server answers sanely again every device
+// converges on the state the users made: nothing lost (the tablet's pending flag and move
+// included), nothing twice, nothing back from the dead.
+var corruptedFinal = []string{"Archive: m3", `INBOX: m1[\Flagged] m2[\Seen] m4`}
+
+// corruptedWork does the users' work before the round under test: the tablet flags m1 and
+// moves m3 to Archive, the phone reads m2 and syncs, and then deliver brings m4.
+func corruptedWork(tablet, phone clients.Device, deliver func()) {
+	GinkgoHelper()
+	do(tablet, clients.Action{Kind: clients.ActFlag, Mailbox: "INBOX", Labels: []string{"m1"}, Flag: `\Flagged`})
+	do(tablet, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m3"}, Dest: "Archive"})
+	do(phone, clients.Action{Kind: clients.ActFlag, Mailbox: "INBOX", Labels: []string{"m2"}, Flag: `\Seen`})
+	syncOK(phone)
+	deliver()
+}
+
+// corruptedRounds returns the round under test and the checks after it, for a tablet
+// whose connections go through rw; converged asserts that the server and both devices
+// show corruptedFinal.
+func corruptedRounds(tablet clients.Device, rw *rewriter, converged func()) (run func() error, check func()) {
+	downloaded := 0
+	run = func() error {
+		st, err := tablet.Sync(context.Background())
+		downloaded += st.Downloaded
+		rw.set(nil)
+		return err
+	}
+	check = func() {
+		// No message left the replica on the strength of the corrupted answer (one the
+		// server holds, deleted and fetched again, would converge too).
+		Expect(labelsOf(tablet)).To(ContainElements("m1", "m2", "m3"), "the replica after the corrupted round")
+		// The first sane round may still refuse: what it hears now may contradict what
+		// the corrupted answer said (a UIDNEXT one too high, then the true one). It
+		// reports that, and the round after it converges.
+		st, err := tablet.Sync(context.Background())
+		downloaded += st.Downloaded
+		if err != nil {
+			GinkgoWriter.Printf("the first round after the corruption: %v\n", err)
+		}
+		downloaded += syncOK(tablet).Downloaded
+		converged()
+		Expect(downloaded).To(Equal(1), "messages the tablet downloaded: m4 once")
+	}
+	return run, check
+}
+
 var _ = Describe("one corrupted server answer in a round", func() {
-	// The round under test has work of every kind: a flag and a move of its own to push,
-	// another device's flag and a new message to bring in. Whatever single response of
-	// that round is spoiled (each in every way corruptionsOf knows), the round may fail,
-	// and so may the first round after it, but once the server answers sanely again every
-	// device converges on the state the users made: nothing lost (the tablet's pending
-	// flag and move included), nothing twice, nothing back from the dead.
-	final := []string{"Archive: m3", `INBOX: m1[\Flagged] m2[\Seen] m4`}
 	for _, kind := range storeKinds {
 		It("converges with nothing lost, doubled or resurrected ("+kind.name+" store)", func() {
-			// setup builds the world up to the round under test; cr is armed for that round.
-			setup := func(cr *corruptingRewriter) (run func() error, check func(), stop func()) {
+			sweepCorruptions(func(cr *corruptingRewriter) corruptedRound {
 				w := newWorld(fakeserver.Options{Seed: 1})
 				w.store = kind.open
 				w.create("Archive")
@@ -192,67 +275,16 @@ var _ = Describe("one corrupted server answer in a round", func() {
 				Expect(err).NotTo(HaveOccurred())
 				phone := w.device("phone")
 				settle(tablet, phone)
-				do(tablet, clients.Action{Kind: clients.ActFlag, Mailbox: "INBOX", Labels: []string{"m1"}, Flag: `\Flagged`})
-				do(tablet, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m3"}, Dest: "Archive"})
-				do(phone, clients.Action{Kind: clients.ActFlag, Mailbox: "INBOX", Labels: []string{"m2"}, Flag: `\Seen`})
-				syncOK(phone)
-				w.deliver("INBOX", "m4")
+				corruptedWork(tablet, phone, func() { w.deliver("INBOX", "m4") })
 				rw.set(cr.answer)
-				downloaded := 0
-				run = func() error {
-					st, err := tablet.Sync(context.Background())
-					downloaded += st.Downloaded
-					rw.set(nil)
-					return err
-				}
-				check = func() {
-					// No message left the replica on the strength of the corrupted answer
-					// (one the server holds, deleted and fetched again, would converge too).
-					Expect(labelsOf(tablet)).To(ContainElements("m1", "m2", "m3"), "the replica after the corrupted round")
-					// The first sane round may still refuse: what it hears now may contradict
-					// what the corrupted answer said (a UIDNEXT one too high, then the true
-					// one). It reports that, and the round after it converges.
-					st, err := tablet.Sync(context.Background())
-					downloaded += st.Downloaded
-					if err != nil {
-						GinkgoWriter.Printf("the first round after the corruption: %v\n", err)
-					}
-					downloaded += syncOK(tablet).Downloaded
-					w.expectConverged(final, tablet, phone)
-					Expect(downloaded).To(Equal(1), "messages the tablet downloaded: m4 once")
-				}
-				stop = func() {
+				run, check := corruptedRounds(tablet, rw, func() { w.expectConverged(corruptedFinal, tablet, phone) })
+				return corruptedRound{run: run, check: check, stop: func() {
 					_ = tablet.Close()
 					_ = phone.Close()
+					rw.close()
 					w.srv.Close()
-				}
-				return run, check, stop
-			}
-
-			// The round as the server answers it, recorded.
-			calm := &corruptingRewriter{}
-			run, check, stop := setup(calm)
-			Expect(run()).To(Succeed())
-			check()
-			stop()
-			Expect(len(calm.recorded)).To(BeNumerically(">=", 20), "responses in the round")
-
-			var failures []string
-			cases := 0
-			for at, r := range calm.recorded {
-				for _, c := range corruptionsOf(r.cmd, r.resp) {
-					cases++
-					cr := &corruptingRewriter{at: at, c: &c}
-					run, check, stop := setup(cr)
-					roundErr := run()
-					if msg := InterceptGomegaFailure(check); msg != nil {
-						failures = append(failures, fmt.Sprintf("%s\n  the round: %v\n  %v", cr.applied, roundErr, msg))
-					}
-					stop()
-				}
-			}
-			AddReportEntry("corruptions", fmt.Sprintf("%d responses, %d corruptions", len(calm.recorded), cases))
-			Expect(failures).To(BeEmpty(), "%d of %d corruptions", len(failures), cases)
+				}}
+			}, 1)
 		})
 	}
 })

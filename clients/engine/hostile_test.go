@@ -33,9 +33,30 @@ type rewriter struct {
 	mu       sync.Mutex
 	answer   func(cmd string, resp []byte) io.Reader
 	commands []string
+	closers  []func()
+
+	// The goroutines of every connection, waited for by close: an answer function may
+	// run after the device hung up, never after the spec ended.
+	running sync.WaitGroup
 }
 
-func newRewriter(target string) *rewriter { return &rewriter{target: target} }
+// newRewriter makes a rewriter for the server at target, closed when the spec ends.
+func newRewriter(target string) *rewriter {
+	rw := &rewriter{target: target}
+	DeferCleanup(rw.close)
+	return rw
+}
+
+// close closes every connection made through rw and waits for their goroutines.
+func (rw *rewriter) close() {
+	rw.mu.Lock()
+	closers := rw.closers
+	rw.mu.Unlock()
+	for _, c := range closers {
+		c()
+	}
+	rw.running.Wait()
+}
 
 // set installs the answer function (nil passes every response on).
 func (rw *rewriter) set(fn func(cmd string, resp []byte) io.Reader) {
@@ -83,9 +104,14 @@ func (rw *rewriter) dial(ctx context.Context) (net.Conn, error) {
 		_ = b.Close()
 		_ = up.Close()
 	}
+	rw.mu.Lock()
+	rw.closers = append(rw.closers, closeAll)
+	rw.mu.Unlock()
 	var cmdMu sync.Mutex
 	current := "" // the command being answered (the greeting: "")
+	rw.running.Add(2)
 	go func() {
+		defer rw.running.Done()
 		defer GinkgoRecover()
 		defer closeAll()
 		r := bufio.NewReader(b)
@@ -111,6 +137,7 @@ func (rw *rewriter) dial(ctx context.Context) (net.Conn, error) {
 		}
 	}()
 	go func() {
+		defer rw.running.Done()
 		defer GinkgoRecover()
 		defer closeAll()
 		r := bufio.NewReader(up)
