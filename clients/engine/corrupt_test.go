@@ -41,11 +41,12 @@ var (
 )
 
 // corruptionsOf lists every corruption that applies to resp, an answer to cmd: dropped,
-// sent twice, replaced by a BYE or by a line no server sends, its first line cut short,
-// each number in its first line one more and one less (zero instead of one), a flag list
-// with a flag left out or \Deleted added, and a tagged OK turned into BAD (into NO as
-// well for a command that reads: a NO to a change is a refusal the engine may take back
-// the change for, which would give another final state).
+// sent twice, replaced by a BYE or by a line no server sends (a tagged answer dropped or
+// replaced so is followed by a hang-up), its first line cut short, each number in its
+// first line one more and one less (not below zero), a flag list with a flag left out or
+// \Deleted added, and a tagged OK turned into BAD (into NO as well for a command that
+// reads: a NO to a change is a refusal the engine may take back the change for, which
+// would give another final state).
 func corruptionsOf(cmd string, resp []byte) []corruption {
 	line := firstLineOf(resp)
 	tagged := !bytes.HasPrefix(line, []byte("* "))
