@@ -42,7 +42,10 @@ type conn struct {
 	tap       *tapConn   // the network connection, watched for BYE
 	expunges  *atomic.Int64
 	maxSize   int64 // the largest message body accepted
-	timedOut  atomic.Bool
+	// gone holds, by mailbox and UIDVALIDITY, the UIDs this session expunged itself: UIDs
+	// are never given twice (RFC 3501 §2.3.1.1), so none of them can be listed again.
+	gone     map[goneKey]map[uint32]bool
+	timedOut atomic.Bool
 
 	spareMu sync.Mutex
 	spare   []byte // a body buffer to reuse (recycle)
@@ -605,13 +608,44 @@ func (cn *conn) search(mailbox string, criteria *imap.SearchCriteria) ([]imap.UI
 	return uids, nil
 }
 
+type goneKey struct {
+	mailbox  string
+	validity uint32
+}
+
+// expungedIn returns the UIDs of mailbox under validity that this session expunged itself
+// (UID EXPUNGE).
+func (cn *conn) expungedIn(mailbox string, validity uint32) map[uint32]bool {
+	return cn.gone[goneKey{mailbox, validity}]
+}
+
 func (cn *conn) uidExpunge(mailbox string, uids imap.UIDSet) error {
+	var asked []uint32
+	for _, r := range uids {
+		for u := r.Start; u <= r.Stop && u != 0; u++ {
+			asked = append(asked, uint32(u))
+		}
+	}
 	cn.count("UID EXPUNGE", true)
 	done := cn.watch()
-	_, err := cn.c.UIDExpunge(uids).Collect()
+	seqs, err := cn.c.UIDExpunge(uids).Collect()
 	done()
 	if err := cn.fail("UID EXPUNGE", mailbox, err); err != nil {
 		return err
+	}
+	if len(seqs) == len(asked) && cn.selected == mailbox && cn.sel != nil {
+		// Every UID asked is gone (another client may have cleared \Deleted on one in
+		// between: then not all are, and none is noted).
+		k := goneKey{mailbox, cn.sel.UIDValidity}
+		if cn.gone == nil {
+			cn.gone = map[goneKey]map[uint32]bool{}
+		}
+		if cn.gone[k] == nil {
+			cn.gone[k] = map[uint32]bool{}
+		}
+		for _, u := range asked {
+			cn.gone[k][u] = true
+		}
 	}
 	return nil
 }

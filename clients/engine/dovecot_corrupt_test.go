@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
@@ -122,6 +124,7 @@ var _ = Describe("one corrupted Dovecot answer in a round (CONDSTORE, LIST-STATU
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(srv.Stop)
 		next := 0
+		sc := corruptionScenes[0]
 		sweepCorruptions(func(cr *corruptingRewriter) corruptedRound {
 			Expect(next).To(BeNumerically("<", accounts), "accounts for the cases")
 			u := users[next]
@@ -129,9 +132,13 @@ var _ = Describe("one corrupted Dovecot answer in a round (CONDSTORE, LIST-STATU
 			admin, err := imapclient.DialInsecure(srv.Addr(), nil)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(admin.Login(u.Name, u.Password).Wait()).To(Succeed())
-			Expect(admin.Create("Archive", nil).Wait()).To(Succeed())
-			for _, l := range []string{"m1", "m2", "m3"} {
-				appendTo(admin, "INBOX", l)
+			for _, mb := range slices.Sorted(maps.Keys(sc.start)) {
+				if mb != "INBOX" {
+					Expect(admin.Create(mb, nil).Wait()).To(Succeed())
+				}
+				for _, l := range sc.start[mb] {
+					appendTo(admin, mb, l)
+				}
 			}
 			rw := newRewriter(srv.Addr())
 			device := func(name string, dial func(context.Context) (net.Conn, error)) *engine.Device {
@@ -146,13 +153,13 @@ var _ = Describe("one corrupted Dovecot answer in a round (CONDSTORE, LIST-STATU
 				return d.DialContext(ctx, "tcp", srv.Addr())
 			})
 			settle(tablet, phone)
-			corruptedWork(tablet, phone, func() { appendTo(admin, "INBOX", "m4") })
+			sc.work(tablet, phone, func(mailbox, label string) { appendTo(admin, mailbox, label) })
 			rw.set(cr.answer)
-			run, check := corruptedRounds(tablet, rw, func() {
+			run, check := corruptedRounds(sc, tablet, rw, func() {
 				settle(tablet, phone)
-				Expect(imapView(admin)).To(Equal(corruptedFinal), "server")
-				Expect(replica(phone)).To(Equal(corruptedFinal), "device phone")
-				Expect(withoutFlags(replica(tablet))).To(Equal(withoutFlags(corruptedFinal)), "device tablet, flags aside")
+				Expect(imapView(admin)).To(Equal(sc.final), "server")
+				Expect(replica(phone)).To(Equal(sc.final), "device phone")
+				Expect(withoutFlags(replica(tablet))).To(Equal(withoutFlags(sc.final)), "device tablet, flags aside")
 				for _, d := range []*engine.Device{tablet, phone} {
 					st := syncOK(d)
 					Expect(st.Mutations).To(BeZero(), "device %s: mutations after convergence", d.Name())

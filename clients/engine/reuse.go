@@ -52,11 +52,13 @@ func (r *round) checkReused(p *scanPlan) error {
 		return err
 	}
 	var fixed []MessageRecord
+	answered := make(map[uint32]bool, len(bufs))
 	for _, b := range bufs {
 		i, ok := p.known.get(uint32(b.UID))
 		if !ok {
 			continue
 		}
+		answered[uint32(b.UID)] = true
 		m := p.recs[i]
 		body := b.FindBodySection(bodySection)
 		if body == nil {
@@ -74,6 +76,14 @@ func (r *round) checkReused(p *scanPlan) error {
 		m.Size, m.InternalDate = size, date
 		p.recs[i] = m
 		fixed = append(fixed, m)
+	}
+	for _, u := range p.suspects {
+		if !answered[u] {
+			// Listed a moment ago with another size or date than its record, and now not
+			// there at all: one of the two answers is wrong (a misread UID looks so).
+			return fail("UID FETCH", name, fmt.Errorf("%w: UID %d was listed with another size or date than the replica's, and a fetch of it finds nothing",
+				errBadAnswer, u))
+		}
 	}
 	return r.update(func(tx Tx) error {
 		for _, m := range fixed {

@@ -23,6 +23,8 @@ func (r *round) prepareScan(mb MailboxRecord) (*scanPlan, error) {
 	data, err := r.cn.scanSelect(name)
 	if isGone(err) {
 		r.e.log.Info("mailbox not selectable; skipped this round", "mailbox", name, "err", err)
+		// What seems gone elsewhere may have moved into it: nothing is let go this round.
+		r.suspectAnswer(fmt.Sprintf("%s could not be selected (%v)", name, err))
 		return nil, nil
 	}
 	if err != nil {
@@ -355,6 +357,11 @@ func (r *round) newUIDs(p *scanPlan, allNew []uint32) ([]uint32, error) {
 			r.vanished[m.ID] = m
 		}
 	}
+	for u := range r.cn.expungedIn(name, data.UIDValidity) {
+		if !p.presentKnown && p.has(u) { // listed by the server, not taken from the replica
+			r.suspectAnswer(fmt.Sprintf("%s: UID %d, which this session expunged, is listed present", name, u))
+		}
+	}
 	return out, nil
 }
 
@@ -389,7 +396,32 @@ func (r *round) fetchNew(p *scanPlan, uids []uint32) error {
 	if err != nil {
 		return err
 	}
+	if err := checkAnswered(p.mb.Name, uids, bufs); err != nil {
+		return err
+	}
 	p.msgs = r.quirkNewMail(describeMsgs(bufs, 1))
+	return nil
+}
+
+// checkAnswered refuses an answer to a fetch of new messages by UID that does not answer
+// each UID asked, once: the messages are matched with the replica's records by what the
+// answer says of them, and a UID misread there would give one message's record another's
+// UID. A message expunged between the scan and this fetch makes the round fail too; the
+// next round no longer lists it.
+func checkAnswered(mailbox string, asked []uint32, bufs []*imapclient.FetchMessageBuffer) error {
+	want := make(map[uint32]bool, len(asked))
+	for _, u := range asked {
+		want[u] = true
+	}
+	for _, b := range bufs {
+		if !want[uint32(b.UID)] {
+			return fail("UID FETCH", mailbox, fmt.Errorf("%w: a fetch of new messages answered UID %d, not asked or twice", errBadAnswer, b.UID))
+		}
+		delete(want, uint32(b.UID))
+	}
+	if len(want) > 0 {
+		return fail("UID FETCH", mailbox, fmt.Errorf("%w: a fetch of new messages left out %d of the %d UIDs asked", errBadAnswer, len(want), len(asked)))
+	}
 	return nil
 }
 
