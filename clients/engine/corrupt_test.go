@@ -178,8 +178,11 @@ type corruptedRound struct {
 
 // sweepCorruptions records the round setup builds as the server answers it, then builds
 // the world again for every corruption of every response of that round, and collects
-// each corruption whose check fails. every > 1 takes every every-th corruption only.
-func sweepCorruptions(setup func(cr *corruptingRewriter) corruptedRound, every int) {
+// each corruption whose check fails, and each that its run never reached (the round went
+// otherwise than recorded: then it tested nothing). A deterministic server (the fake
+// one) must reach every one; a real one dates its answers by the clock, so a number
+// there may differ between runs: those are only reported.
+func sweepCorruptions(setup func(cr *corruptingRewriter) corruptedRound, deterministic bool) {
 	GinkgoHelper()
 	calm := &corruptingRewriter{}
 	w := setup(calm)
@@ -188,15 +191,14 @@ func sweepCorruptions(setup func(cr *corruptingRewriter) corruptedRound, every i
 	w.stop()
 	Expect(len(calm.recorded)).To(BeNumerically(">=", 20), "responses in the round")
 
-	var failures []string
-	cases, tried := 0, 0
+	var failures, missed []string
+	cases := 0
 	for at, r := range calm.recorded {
 		for _, c := range corruptionsOf(r.cmd, r.resp) {
-			cases++
-			if (cases-1)%every != 0 {
-				continue
+			if _, ok := c.apply(r.resp); !ok {
+				continue // not for this response (one less than zero, a flag out of none)
 			}
-			tried++
+			cases++
 			cr := &corruptingRewriter{at: at, c: &c}
 			w := setup(cr)
 			roundErr := w.run()
@@ -204,11 +206,17 @@ func sweepCorruptions(setup func(cr *corruptingRewriter) corruptedRound, every i
 				failures = append(failures, fmt.Sprintf("%s\n  the round: %v\n  %v", cr.applied, roundErr, msg))
 				GinkgoWriter.Println("FAILED:", failures[len(failures)-1])
 			}
+			if cr.applied == "" {
+				missed = append(missed, fmt.Sprintf("response %d (to %q): %q, %s", at, r.cmd, firstLineOf(r.resp), c.name))
+			}
 			w.stop()
 		}
 	}
-	AddReportEntry("corruptions", fmt.Sprintf("%d responses, %d corruptions, %d tried", len(calm.recorded), cases, tried))
-	Expect(failures).To(BeEmpty(), "%d of %d corruptions", len(failures), tried)
+	AddReportEntry("corruptions", fmt.Sprintf("%d responses, %d corruptions, %d not reached", len(calm.recorded), cases, len(missed)))
+	Expect(failures).To(BeEmpty(), "%d of %d corruptions", len(failures), cases)
+	if deterministic {
+		Expect(missed).To(BeEmpty(), "corruptions the round never reached, of %d", cases)
+	}
 }
 
 // A corruptionScene is the users' work before the round under test and what it must
@@ -343,7 +351,7 @@ var _ = Describe("one corrupted server answer in a round", func() {
 						rw.close()
 						w.srv.Close()
 					}}
-				}, 1)
+				}, true)
 			})
 		}
 	}

@@ -172,6 +172,6 @@ var _ = Describe("one corrupted Dovecot answer in a round (CONDSTORE, LIST-STATU
 				rw.close()
 				_ = admin.Close()
 			}}
-		}, 1)
+		}, false)
 	})
 })
