@@ -966,9 +966,9 @@ func (t *tapConn) scanLocked(p []byte) {
 	}
 }
 
-// endLine looks at a complete line: a BYE is kept (and hangs up); a literal's announcement skips it. It
-// runs for every line the server sends (a FETCH 1:* answer is one per message), so it
-// allocates only for the lines it keeps.
+// endLine looks at a complete line: a BYE is kept (and hangs up); a literal's
+// announcement skips it. It runs for every line the server sends (a FETCH 1:* answer is
+// one per message), so it allocates only for the lines it keeps.
 func (t *tapConn) endLine() {
 	line := bytes.TrimRight(t.line, "\r")
 	if len(line) >= 5 && bytes.EqualFold(line[:5], []byte("* BYE")) {

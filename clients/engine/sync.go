@@ -85,8 +85,9 @@ type round struct {
 	// settles: only then is it recorded. Written by commitScan, read by finishVanished.
 	settleValidity map[string]uint32
 	// suspect says why an answer of this round cannot be taken at its word (it named a UID
-	// that cannot be there): the records found nowhere are held for the next round, not
-	// deleted. Written by newUIDs, read by finishVanished.
+	// that cannot be there, or a mailbox could not be selected): the records found nowhere
+	// are held for the next round, not deleted. Written by prepareScan and newUIDs, read by
+	// finishVanished.
 	suspect string
 }
 
