@@ -620,12 +620,7 @@ func (cn *conn) expungedIn(mailbox string, validity uint32) map[uint32]bool {
 }
 
 func (cn *conn) uidExpunge(mailbox string, uids imap.UIDSet) error {
-	var asked []uint32
-	for _, r := range uids {
-		for u := r.Start; u <= r.Stop && u != 0; u++ {
-			asked = append(asked, uint32(u))
-		}
-	}
+	asked, _ := uids.Nums() // none for a set ending in *: nothing is noted then
 	cn.count("UID EXPUNGE", true)
 	done := cn.watch()
 	seqs, err := cn.c.UIDExpunge(uids).Collect()
@@ -633,7 +628,7 @@ func (cn *conn) uidExpunge(mailbox string, uids imap.UIDSet) error {
 	if err := cn.fail("UID EXPUNGE", mailbox, err); err != nil {
 		return err
 	}
-	if len(seqs) == len(asked) && cn.selected == mailbox && cn.sel != nil {
+	if len(asked) > 0 && len(seqs) == len(asked) && cn.selected == mailbox && cn.sel != nil {
 		// Every UID asked is gone (another client may have cleared \Deleted on one in
 		// between: then not all are, and none is noted).
 		k := goneKey{mailbox, cn.sel.UIDValidity}
@@ -644,7 +639,7 @@ func (cn *conn) uidExpunge(mailbox string, uids imap.UIDSet) error {
 			cn.gone[k] = map[uint32]bool{}
 		}
 		for _, u := range asked {
-			cn.gone[k][u] = true
+			cn.gone[k][uint32(u)] = true
 		}
 	}
 	return nil

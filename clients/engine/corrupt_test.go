@@ -35,12 +35,17 @@ type corruption struct {
 }
 
 var (
-	numberRE    = regexp.MustCompile(`\b\d+\b`)
-	flagListRE  = regexp.MustCompile(`FLAGS \(([^)]*)\)`)
-	taggedOKRE  = regexp.MustCompile(`^[A-Za-z0-9]+ OK`)
-	mutatingRE  = regexp.MustCompile(`(?i)^\S+ (UID )?(STORE|MOVE|COPY|APPEND|EXPUNGE|CREATE|DELETE|RENAME)\b`)
-	firstLineOf = func(resp []byte) []byte { line, _, _ := bytes.Cut(resp, []byte("\r\n")); return line }
+	numberRE   = regexp.MustCompile(`\b\d+\b`)
+	flagListRE = regexp.MustCompile(`FLAGS \(([^)]*)\)`)
+	taggedOKRE = regexp.MustCompile(`^[A-Za-z0-9]+ OK`)
+	mutatingRE = regexp.MustCompile(`(?i)^\S+ (UID )?(STORE|MOVE|COPY|APPEND|EXPUNGE|CREATE|DELETE|RENAME)\b`)
 )
+
+// firstLineOf returns resp's first line, without its CRLF.
+func firstLineOf(resp []byte) []byte {
+	line, _, _ := bytes.Cut(resp, []byte("\r\n"))
+	return line
+}
 
 // corruptionsOf lists every corruption that applies to resp, an answer to cmd: dropped,
 // sent twice, replaced by a BYE or by a line no server sends (a tagged answer dropped or
@@ -114,7 +119,8 @@ func corruptionsOf(cmd string, resp []byte) []corruption {
 }
 
 // corruptingRewriter counts the responses of the connections through rw from the moment
-// it is armed, records them, and spoils the one at index at with c.
+// it is armed and spoils the one at index at with c; without c (the calm run) it records
+// them instead.
 type corruptingRewriter struct {
 	mu       sync.Mutex
 	n        int
@@ -134,7 +140,9 @@ func (cr *corruptingRewriter) answer(cmd string, resp []byte) io.Reader {
 	defer cr.mu.Unlock()
 	i := cr.n
 	cr.n++
-	cr.recorded = append(cr.recorded, recordedResponse{cmd, append([]byte(nil), resp...)})
+	if cr.c == nil { // the calm run: its responses are the ones the sweep spoils
+		cr.recorded = append(cr.recorded, recordedResponse{cmd, append([]byte(nil), resp...)})
+	}
 	if cr.c == nil || i != cr.at {
 		return bytes.NewReader(resp)
 	}

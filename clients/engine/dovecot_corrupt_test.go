@@ -89,11 +89,13 @@ var _ = Describe("a HIGHESTMODSEQ that went back (Dovecot, CONDSTORE)", func() {
 	})
 })
 
+var flagsRE = regexp.MustCompile(`\[[^]]*\]`)
+
 // withoutFlags renders a view (replica, imapView) with the flags left out.
 func withoutFlags(view []string) []string {
 	out := make([]string, len(view))
 	for i, line := range view {
-		out[i] = regexp.MustCompile(`\[[^]]*\]`).ReplaceAllString(line, "")
+		out[i] = flagsRE.ReplaceAllString(line, "")
 	}
 	return out
 }

@@ -185,18 +185,16 @@ func (r *round) reconcileMailboxes() error {
 	if err != nil {
 		return err
 	}
-	if err := r.confirmGone(server); err != nil {
-		return err
-	}
 	r.st.MailboxesSeen = len(server)
 	var local []MailboxRecord
-	if r.cn.has(capObjectID) {
-		if err := r.view(func(tx Tx) error {
-			local, err = tx.Mailboxes()
-			return err
-		}); err != nil {
-			return err
-		}
+	if err := r.view(func(tx Tx) error {
+		local, err = tx.Mailboxes()
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := r.confirmGone(server, local); err != nil {
+		return err
 	}
 	replaced, err := r.replacedMailboxes(server, local)
 	if err != nil {
@@ -249,15 +247,11 @@ func (r *round) serverMailboxes() (map[string]string, error) {
 	return server, nil
 }
 
-// confirmGone asks the server about each synced mailbox of the replica that its LIST
-// answer (server) left out, before the mailbox's records go: a LIST that drops a line
+// confirmGone asks the server about each synced mailbox of the replica (local) that its
+// LIST answer (server) left out, before the mailbox's records go: a LIST that drops a line
 // would otherwise cost the replica a whole mailbox. A mailbox STATUS still finds was left
 // out by mistake: the answer is refused. One STATUS per mailbox gone, none otherwise.
-func (r *round) confirmGone(server map[string]string) error {
-	var local []MailboxRecord
-	if err := r.view(func(tx Tx) (err error) { local, err = tx.Mailboxes(); return err }); err != nil {
-		return err
-	}
+func (r *round) confirmGone(server map[string]string, local []MailboxRecord) error {
 	for _, mb := range local {
 		if _, ok := server[mb.Name]; ok || mb.State != MailboxSynced {
 			continue
