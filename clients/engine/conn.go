@@ -124,7 +124,7 @@ func (e *Engine) dial(ctx context.Context, stats *clients.SyncStats) (*conn, err
 	expunges := &atomic.Int64{}
 	// go-imap sets and clears a read deadline around every response: lazily applied,
 	// a flag scan of 50,000 messages costs no 100,000 timer changes.
-	tap := &tapConn{Conn: bufferReads(deadline.Wrap(nc))}
+	tap := &tapConn{Conn: bufferReads(deadline.Wrap(nc)), maxLiteral: e.opts.MaxMessageSize}
 	c := imapclient.New(tap, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
 		Fetch:   notes.fetch,
 		Expunge: func(uint32) { expunges.Add(1) },
@@ -220,6 +220,8 @@ func (cn *conn) fail(cmd, mailbox string, err error) error {
 		return nil
 	case cn.timedOut.Load():
 		err = fmt.Errorf("%w after %v; the connection was closed", errCommandTimeout, cn.timeout)
+	case cn.tap.refusal() != nil:
+		err = cn.tap.refusal()
 	case said && err == nil:
 		err = fmt.Errorf("the server said BYE %q", bye)
 	case said:
@@ -372,9 +374,13 @@ func (cn *conn) unchangedSelection(mailbox string) bool {
 // fetch runs a UID FETCH and collects its results, within the engine's size limit: a
 // message whose RFC822.SIZE is over MaxMessageSize fails the command (asked with the
 // headers, before any body is fetched), and a body literal announced over it closes the
-// connection instead of being read; either error names the mailbox and UID.
+// connection instead of being read; either error names the mailbox and UID. The answer's
+// literals together may hold MaxMessageSize and two batches of bodies (batchBytes): a
+// server that sends more (a header asked of each message answered with a body, say) is
+// refused, whatever its RFC822.SIZE said.
 func (cn *conn) fetch(mailbox string, uids imap.UIDSet, opts *imap.FetchOptions) ([]*imapclient.FetchMessageBuffer, error) {
 	fs := cn.fetchStream(mailbox, uids, opts)
+	fs.collect = true
 	var out []*imapclient.FetchMessageBuffer
 	for {
 		buf, err := fs.next()
@@ -402,7 +408,13 @@ type fetchStream struct {
 	cmd     *imapclient.FetchCommand
 	timer   *time.Timer
 	big     error // the first message whose RFC822.SIZE is over the limit
+	collect bool  // the caller keeps every message: held counts them all (fetch)
+	held    int64 // literal bytes of the message (collect: of the answer) so far
 }
+
+// batchBytes is how many bytes of bodies (by RFC822.SIZE) one command asks for at most,
+// beyond one message.
+const batchBytes = 8 << 20
 
 func (cn *conn) fetchStream(mailbox string, uids imap.UIDSet, opts *imap.FetchOptions) *fetchStream {
 	cn.count("UID FETCH", false)
@@ -425,14 +437,26 @@ func (fs *fetchStream) next() (*imapclient.FetchMessageBuffer, error) {
 	}
 	fs.timer.Reset(fs.cn.timeout)
 	buf := &imapclient.FetchMessageBuffer{SeqNum: msg.SeqNum}
+	if !fs.collect {
+		fs.held = 0
+	}
 	for item := msg.Next(); item != nil; item = msg.Next() {
 		switch it := item.(type) {
 		case imapclient.FetchItemDataBodySection:
-			b, err := fs.cn.readLiteral(fs.mailbox, buf, it.Literal)
+			b, err := fs.cn.readLiteral(fs.mailbox, buf, it.Literal, fs.limit()-fs.held)
+			if errors.Is(err, errOverRoom) {
+				what := "one message"
+				if fs.collect {
+					what = "one answer"
+				}
+				err = fail("UID FETCH", fs.mailbox, fmt.Errorf("%w: more than %d bytes of message text in %s; the connection was closed",
+					errBadAnswer, fs.limit(), what))
+			}
 			if err != nil {
 				fs.abort()
 				return nil, err
 			}
+			fs.held += int64(len(b))
 			buf.BodySection = append(buf.BodySection, imapclient.FetchBodySectionBuffer{Section: it.Section, Bytes: b})
 		case imapclient.FetchItemDataFlags:
 			buf.Flags = it.Flags
@@ -450,6 +474,15 @@ func (fs *fetchStream) next() (*imapclient.FetchMessageBuffer, error) {
 		fs.big = fs.cn.tooBig(fs.mailbox, buf, buf.RFC822Size)
 	}
 	return buf, nil
+}
+
+// limit is how many bytes the literals of one message may hold together (MaxMessageSize),
+// or those of a collected answer (that and two batches, batchBytes).
+func (fs *fetchStream) limit() int64 {
+	if fs.collect {
+		return fs.cn.maxSize + 2*batchBytes
+	}
+	return fs.cn.maxSize
 }
 
 // close ends the command and returns its outcome.
@@ -472,7 +505,11 @@ func (fs *fetchStream) abort() {
 	fs.cn.close()
 }
 
-func (cn *conn) readLiteral(mailbox string, buf *imapclient.FetchMessageBuffer, lit imap.LiteralReader) ([]byte, error) {
+// errOverRoom is readLiteral's error for a literal over its room (the caller says which).
+var errOverRoom = errors.New("over the room left")
+
+// readLiteral reads a body literal of at most MaxMessageSize bytes, and at most room.
+func (cn *conn) readLiteral(mailbox string, buf *imapclient.FetchMessageBuffer, lit imap.LiteralReader, room int64) ([]byte, error) {
 	if lit == nil {
 		return nil, nil
 	}
@@ -481,19 +518,23 @@ func (cn *conn) readLiteral(mailbox string, buf *imapclient.FetchMessageBuffer, 
 	refuse := func(size int64) error {
 		_ = cn.tap.Conn.Close()
 		_, _ = io.Copy(io.Discard, lit)
-		return cn.tooBig(mailbox, buf, size)
+		if size > cn.maxSize {
+			return cn.tooBig(mailbox, buf, size)
+		}
+		return errOverRoom
 	}
 	n := lit.Size()
-	if n > cn.maxSize {
+	if n > min(cn.maxSize, room) {
 		return nil, refuse(n)
 	}
 	if n < 0 {
 		// No announced size: read up to the limit, growing the buffer as it comes.
-		b, err := io.ReadAll(io.LimitReader(lit, cn.maxSize+1))
+		limit := min(cn.maxSize, room)
+		b, err := io.ReadAll(io.LimitReader(lit, limit+1))
 		if err != nil {
 			return nil, cn.fail("UID FETCH", mailbox, err)
 		}
-		if int64(len(b)) > cn.maxSize {
+		if int64(len(b)) > limit {
 			return nil, refuse(int64(len(b)))
 		}
 		return b, nil
@@ -883,18 +924,30 @@ func bufferReads(c net.Conn) *bufferedConn {
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
+// maxLine is the longest line (without its literals) the engine reads from a server: far
+// above any answer it asks for (a UID SEARCH answer without ESEARCH lists 900,000 UIDs of
+// 8 digits in 8 MiB), and the bound on what go-imap holds of one line, which it reads
+// whole, however long (an atom byte by byte: its growing buffers come to about six times
+// the line).
+const maxLine = 8 << 20
+
 // tapConn watches the server's lines, skipping literals, for an untagged BYE, whose text
 // go-imap does not keep, and takes the answers of a flag scan out of the stream (flagtap.go).
+// It hangs up on a line longer than maxLine and on a literal announced over maxLiteral
+// (the engine's MaxMessageSize), wherever they come: go-imap would read either whole.
 type tapConn struct {
 	net.Conn
-	mu      sync.Mutex
-	line    []byte // the start of the current line
-	tail    []byte // its last bytes, for a literal's announcement
-	skip    int64  // literal bytes still to pass
-	literal bool   // the last line announced a literal: the next one continues its response
-	byeText string
-	byeSeen bool
-	boxID   string // the last * OK [MAILBOXID (…)] seen
+	mu         sync.Mutex
+	line       []byte // the start of the current line
+	lineLen    int64  // the current line's length so far, literals left out
+	tail       []byte // its last bytes, for a literal's announcement
+	skip       int64  // literal bytes still to pass
+	literal    bool   // the last line announced a literal: the next one continues its response
+	maxLiteral int64  // the largest literal read (0: no limit)
+	refused    error  // why the tap hung up, if it did
+	byeText    string
+	byeSeen    bool
+	boxID      string // the last * OK [MAILBOXID (…)] seen
 
 	// While a flag scan runs (takeFlags), and until what it held back is passed on.
 	taking  atomic.Bool // Read goes through readTaking; set under mu
@@ -946,6 +999,9 @@ func (t *tapConn) scanLocked(p []byte) {
 			i = len(p)
 		}
 		part := p[:i]
+		if t.lineLen += int64(len(part)); t.lineLen > maxLine {
+			t.refuse(fmt.Errorf("%w: a line longer than %d bytes", errBadAnswer, maxLine))
+		}
 		if room := 512 - len(t.line); room > 0 {
 			t.line = append(t.line, part[:min(room, len(part))]...)
 		}
@@ -986,10 +1042,30 @@ func (t *tapConn) endLine() {
 		if open := bytes.LastIndexByte(tail, '{'); open >= 0 {
 			if n, err := strconv.ParseInt(strings.TrimSuffix(string(tail[open+1:k-1]), "+"), 10, 64); err == nil && n >= 0 {
 				t.skip, t.literal = n, true
+				if t.maxLiteral > 0 && n > t.maxLiteral {
+					t.refuse(fmt.Errorf("%w: a literal of %d bytes, over the limit of %d (MaxMessageSize)", errBadAnswer, n, t.maxLiteral))
+				}
 			}
 		}
 	}
-	t.line, t.tail = t.line[:0], t.tail[:0]
+	t.line, t.tail, t.lineLen = t.line[:0], t.tail[:0], 0
+}
+
+// refuse hangs up because of what the server sent: what was read goes on to go-imap, whose
+// command then fails, and fail reports why (a body literal's own check, with its UID, is
+// readLiteral's). t.mu is held.
+func (t *tapConn) refuse(why error) {
+	if t.refused == nil {
+		t.refused = fmt.Errorf("%w; the connection was closed", why)
+		_ = t.Conn.Close()
+	}
+}
+
+// refusal returns why the tap hung up, or nil.
+func (t *tapConn) refusal() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.refused
 }
 
 // takeMailboxID returns the MAILBOXID seen last and forgets it.

@@ -23,13 +23,13 @@ func TestReadLiteralSizesTheBufferFromTheAnnouncedSize(t *testing.T) {
 	body := bytes.Repeat([]byte("0123456789"), 1000)
 	cn := &conn{maxSize: 1 << 20}
 	b, err := cn.readLiteral("INBOX", &imapclient.FetchMessageBuffer{UID: 7},
-		sizedLiteral{bytes.NewReader(body), int64(len(body))})
+		sizedLiteral{bytes.NewReader(body), int64(len(body))}, cn.maxSize)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(b).To(Equal(body))
 	g.Expect(cap(b)).To(Equal(len(body)), "the buffer grew as the body came instead of being sized once")
 	allocs := testing.AllocsPerRun(20, func() {
 		_, _ = cn.readLiteral("INBOX", &imapclient.FetchMessageBuffer{UID: 7},
-			sizedLiteral{bytes.NewReader(body), int64(len(body))})
+			sizedLiteral{bytes.NewReader(body), int64(len(body))}, cn.maxSize)
 	})
 	g.Expect(allocs).To(BeNumerically("<=", 3), "allocations for one body")
 }
@@ -41,7 +41,7 @@ func TestReadLiteralReusesARecycledBuffer(t *testing.T) {
 	cn := &conn{maxSize: 4 << 20}
 	read := func(body []byte) []byte {
 		b, err := cn.readLiteral("INBOX", &imapclient.FetchMessageBuffer{UID: 7},
-			sizedLiteral{bytes.NewReader(body), int64(len(body))})
+			sizedLiteral{bytes.NewReader(body), int64(len(body))}, cn.maxSize)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(b).To(Equal(body))
 		return b

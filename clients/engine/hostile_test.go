@@ -175,6 +175,47 @@ func (zeros) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// endless reads as an endless run of one byte.
+type endless byte
+
+func (e endless) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(e)
+	}
+	return len(p), nil
+}
+
+// bodyLiteral matches a body section's literal announcement in a FETCH response.
+var bodyLiteral = regexp.MustCompile(`BODY\[[^\]]*\] \{(\d+)\}\r\n`)
+
+// withLiterals is resp, a FETCH response with a body section, whose section's literal is
+// replaced by n literals of size bytes each under the same section name.
+func withLiterals(resp []byte, n, size int) io.Reader {
+	m := bodyLiteral.FindSubmatchIndex(resp)
+	Expect(m).NotTo(BeNil(), "no body literal in %q", resp)
+	old, _ := strconv.Atoi(string(resp[m[2]:m[3]]))
+	section := string(resp[m[0]:bytes.LastIndexByte(resp[m[0]:m[1]], '{')+m[0]])
+	parts := []io.Reader{bytes.NewReader(resp[:m[0]])}
+	for i := range n {
+		if i > 0 {
+			parts = append(parts, text(" "))
+		}
+		parts = append(parts, text(fmt.Sprintf("%s{%d}\r\n", section, size)), io.LimitReader(endless('x'), int64(size)))
+	}
+	return io.MultiReader(append(parts, bytes.NewReader(resp[m[1]+old:]))...)
+}
+
+// allocated runs f and returns the bytes the process allocated meanwhile.
+func allocated(f func()) uint64 {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.TotalAlloc
+	f()
+	runtime.ReadMemStats(&ms)
+	return ms.TotalAlloc - before
+}
+
 // bodyOf reads a response's bytes as a string reader (a rewritten answer).
 func text(s string) io.Reader { return strings.NewReader(s) }
 
@@ -402,17 +443,81 @@ func DescribeHostileServer(kind storeKind) bool {
 					return bytes.NewReader(resp)
 				})
 				fresh := hostileDevice("laptop", nil)
-				var ms runtime.MemStats
-				runtime.GC()
-				runtime.ReadMemStats(&ms)
-				before := ms.TotalAlloc
-				_, err := fresh.Sync(context.Background())
-				runtime.ReadMemStats(&ms)
+				var err error
+				took := allocated(func() { _, err = fresh.Sync(context.Background()) })
 				Expect(err).To(MatchError(engine.ErrMessageTooBig))
 				Expect(err.Error()).To(ContainSubstring(`UID FETCH "Archive": message too big: UID 1 is 2147483648 bytes, over the limit of 67108864`))
-				Expect(ms.TotalAlloc-before).To(BeNumerically("<", 32<<20), "bytes allocated during the round")
+				Expect(took).To(BeNumerically("<", 32<<20), "bytes allocated during the round")
 				rw.set(nil)
 				w.expectConverged([]string{"Archive: big", "INBOX: m1 m2 m3"}, fresh, tablet, phone)
+			})
+
+			// refusedSmall is refused, allocating less than max bytes (the round after it, on
+			// three small messages, takes well under a mebibyte).
+			refusedSmall := func(max uint64, want ...string) {
+				GinkgoHelper()
+				took := allocated(func() { refused([]string{"Archive:", "INBOX: m1 m2 m3"}, want...) })
+				Expect(took).To(BeNumerically("<", max), "bytes allocated during the rounds")
+			}
+
+			It("hangs up on a line of 2 GB, holding no more of it than the longest line it takes", func() {
+				rw.set(func(cmd string, resp []byte) io.Reader {
+					if strings.Contains(cmd, "UID FETCH 1:*") && bytes.HasPrefix(resp, []byte("* 1 FETCH ")) {
+						return io.MultiReader(text(`* 1 FETCH (FLAGS (\Seen `), io.LimitReader(endless('a'), 2<<30))
+					}
+					return bytes.NewReader(resp)
+				})
+				refusedSmall(64<<20, `UID FETCH "INBOX"`, "a line longer than 8388608 bytes; the connection was closed")
+			})
+
+			It("hangs up on a literal of 2 GB outside a body, at its announcement", func() {
+				rw.set(func(cmd string, resp []byte) io.Reader {
+					if bytes.HasPrefix(resp, []byte("* LIST ")) && bytes.Contains(resp, []byte("Archive")) {
+						return io.MultiReader(text("* LIST () \"/\" {2147483648}\r\n"), io.LimitReader(zeros{}, 2<<30), text("\r\n"))
+					}
+					return bytes.NewReader(resp)
+				})
+				refusedSmall(16<<20, "LIST", "a literal of 2147483648 bytes, over the limit of 67108864 (MaxMessageSize); the connection was closed")
+			})
+
+			It("holds at most the limit and two batches of message text from one answer, whatever RFC822.SIZE said", func() {
+				small := hostileDevice("laptop", func(o *engine.Options) { o.MaxMessageSize = 1 << 20 })
+				settle(small)
+				for i := range 40 {
+					w.deliver("INBOX", fmt.Sprintf("n%d", i))
+				}
+				// Each new message's Message-ID header comes as 1 MiB.
+				rw.set(func(cmd string, resp []byte) io.Reader {
+					if strings.Contains(cmd, "HEADER.FIELDS") && bodyLiteral.Match(resp) {
+						return withLiterals(resp, 1, 1<<20)
+					}
+					return bytes.NewReader(resp)
+				})
+				var err error
+				took := allocated(func() { _, err = small.Sync(context.Background()) })
+				Expect(err).To(MatchError(ContainSubstring(`UID FETCH "INBOX": refused the server's answer: more than 17825792 bytes of message text in one answer; the connection was closed`)))
+				Expect(took).To(BeNumerically("<", 48<<20), "bytes allocated during the round")
+				Expect(replica(small)).To(Equal([]string{"Archive:", "INBOX: m1 m2 m3"}))
+				rw.set(nil)
+				syncOK(small)
+				Expect(replica(small)).To(HaveLen(2))
+				Expect(replica(small)[1]).To(HavePrefix("INBOX: m1 m2 m3 n0 n1 "))
+			})
+
+			It("holds at most the limit of message text from one message that sends its body over and over", func() {
+				fresh := hostileDevice("laptop", func(o *engine.Options) { o.MaxMessageSize = 1 << 20 })
+				rw.set(func(cmd string, resp []byte) io.Reader {
+					if strings.Contains(cmd, "BODY.PEEK[]") && bodyLiteral.Match(resp) {
+						return withLiterals(resp, 1000, 1<<19)
+					}
+					return bytes.NewReader(resp)
+				})
+				var err error
+				took := allocated(func() { _, err = fresh.Sync(context.Background()) })
+				Expect(err).To(MatchError(ContainSubstring(`UID FETCH "INBOX": refused the server's answer: more than 1048576 bytes of message text in one message; the connection was closed`)))
+				Expect(took).To(BeNumerically("<", 16<<20), "bytes allocated during the round")
+				rw.set(nil)
+				w.expectConverged([]string{"Archive:", "INBOX: m1 m2 m3"}, fresh, tablet, phone)
 			})
 
 			It("refuses a message whose RFC822.SIZE is over the limit before fetching its body", func() {

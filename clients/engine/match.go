@@ -199,7 +199,6 @@ func pairByHash(recs []MessageRecord, msgs []*serverMsg, out map[LocalID]*server
 // fetchBodies downloads the bodies of msgs that have none, in batches.
 func (r *round) fetchBodies(mailbox string, msgs []*serverMsg) error {
 	const maxBatch = 500
-	const maxBytes = 8 << 20
 	var batch []uint32
 	bytes := 0
 	flush := func() error {
@@ -235,7 +234,7 @@ func (r *round) fetchBodies(mailbox string, msgs []*serverMsg) error {
 		}
 		batch = append(batch, s.uid)
 		bytes += int(s.size)
-		if len(batch) >= maxBatch || bytes >= maxBytes {
+		if len(batch) >= maxBatch || bytes >= batchBytes {
 			if err := flush(); err != nil {
 				return err
 			}
