@@ -1,7 +1,10 @@
 package fakeserver_test
 
 import (
+	"io"
+	"net"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -58,6 +61,21 @@ var _ = Describe("bad input", func() {
 		Expect(err).NotTo(HaveOccurred())
 		_, status = c.until(tag)
 		Expect(status).To(HavePrefix("OK [APPENDUID"))
+	})
+
+	It("stores nothing of an APPEND whose literal the connection's end cut short", func() {
+		tag := c.send("APPEND INBOX {999}")
+		Expect(c.line()).To(HavePrefix("+"))
+		_, err := c.conn.Write([]byte(strings.Repeat("x", 100)))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(c.conn.(*net.TCPConn).CloseWrite()).To(Succeed())
+		// Whatever the server says before it hangs up, it has dealt with the APPEND.
+		Expect(c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))).To(Succeed())
+		rest, err := io.ReadAll(c.r)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(rest)).NotTo(ContainSubstring(tag + " OK"))
+		other := login(addr)
+		Expect(other.ok("STATUS INBOX (MESSAGES)")).To(ContainElement(ContainSubstring("(MESSAGES 2)")))
 	})
 
 	It("answers NO on the session's own deleted selected mailbox and serves the others", func() {

@@ -530,6 +530,11 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 		return nil, err
 	}
 	body, err := io.ReadAll(r)
+	if err == nil && int64(len(body)) != r.Size() {
+		// go-imap's literal reader ends without an error where the connection did: a
+		// message cut short is never stored.
+		err = fmt.Errorf("%d bytes of a literal of %d: %w", len(body), r.Size(), io.ErrUnexpectedEOF)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fakeserver: append: read message: %w", err)
 	}
