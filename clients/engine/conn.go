@@ -311,10 +311,16 @@ func (cn *conn) selectBox(mailbox string) (*imap.SelectData, error) {
 	opts := &imap.SelectOptions{CondStore: cn.has(imap.CapCondStore)}
 	cn.tap.takeMailboxID()
 	prev := cn.c.Mailbox()
+	exists := cn.tap.existsSeen()
 	data, err := cn.c.Select(mailbox, opts).Wait()
 	done()
 	if err := cn.fail("SELECT", mailbox, err); err != nil {
 		return nil, err
+	}
+	if cn.tap.existsSeen() == exists {
+		// go-imap reads a SELECT without EXISTS as an empty mailbox: every message the
+		// replica knows there would seem expunged, every new one would go unseen.
+		return nil, fail("SELECT", mailbox, fmt.Errorf("%w: no EXISTS in the answer (RFC 3501 §6.3.1 requires one)", errBadAnswer))
 	}
 	cn.settleSelect(prev, mailbox)
 	cn.selected, cn.sel, cn.selMuts = mailbox, data, cn.mutations
@@ -937,17 +943,18 @@ const maxLine = 8 << 20
 // (the engine's MaxMessageSize), wherever they come: go-imap would read either whole.
 type tapConn struct {
 	net.Conn
-	mu         sync.Mutex
-	line       []byte // the start of the current line
-	lineLen    int64  // the current line's length so far, literals left out
-	tail       []byte // its last bytes, for a literal's announcement
-	skip       int64  // literal bytes still to pass
-	literal    bool   // the last line announced a literal: the next one continues its response
-	maxLiteral int64  // the largest literal read (0: no limit)
-	refused    error  // why the tap hung up, if it did
-	byeText    string
-	byeSeen    bool
-	boxID      string // the last * OK [MAILBOXID (…)] seen
+	mu          sync.Mutex
+	line        []byte // the start of the current line
+	lineLen     int64  // the current line's length so far, literals left out
+	tail        []byte // its last bytes, for a literal's announcement
+	skip        int64  // literal bytes still to pass
+	literal     bool   // the last line announced a literal: the next one continues its response
+	maxLiteral  int64  // the largest literal read (0: no limit)
+	refused     error  // why the tap hung up, if it did
+	existsLines int64  // "* N EXISTS" lines seen
+	byeText     string
+	byeSeen     bool
+	boxID       string // the last * OK [MAILBOXID (…)] seen
 
 	// While a flag scan runs (takeFlags), and until what it held back is passed on.
 	taking  atomic.Bool // Read goes through readTaking; set under mu
@@ -1030,6 +1037,9 @@ func (t *tapConn) endLine() {
 		// fails now, not when its watchdog gives up. What was read goes on to go-imap.
 		_ = t.Conn.Close()
 	}
+	if isExists(line) {
+		t.existsLines++
+	}
 	const idCode = "* OK [MAILBOXID ("
 	if len(line) > len(idCode) && bytes.EqualFold(line[:len(idCode)], []byte(idCode)) {
 		if id, _, ok := bytes.Cut(line[len(idCode):], []byte(")")); ok {
@@ -1049,6 +1059,28 @@ func (t *tapConn) endLine() {
 		}
 	}
 	t.line, t.tail, t.lineLen = t.line[:0], t.tail[:0], 0
+}
+
+// isExists reports whether line is "* N EXISTS".
+func isExists(line []byte) bool {
+	const suffix = " EXISTS"
+	if len(line) < len("* 0")+len(suffix) || line[0] != '*' || line[1] != ' ' ||
+		!bytes.EqualFold(line[len(line)-len(suffix):], []byte(suffix)) {
+		return false
+	}
+	for _, c := range line[2 : len(line)-len(suffix)] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// existsSeen returns how many "* N EXISTS" lines the server has sent.
+func (t *tapConn) existsSeen() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.existsLines
 }
 
 // refuse hangs up because of what the server sent: what was read goes on to go-imap, whose

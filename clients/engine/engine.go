@@ -143,8 +143,10 @@ func (e *Engine) View(ctx context.Context) (clients.Replica, error) {
 			return err
 		}
 		idx := map[string]int{}
+		deleting := map[string]bool{}
 		for _, mb := range mbs {
 			if mb.State == MailboxDeleting {
+				deleting[mb.Name] = true
 				continue
 			}
 			idx[mb.Name] = len(r.Mailboxes)
@@ -160,8 +162,16 @@ func (e *Engine) View(ctx context.Context) (clients.Replica, error) {
 				continue
 			}
 			i, ok := idx[where]
-			if !ok {
+			if !ok && deleting[where] {
 				continue
+			}
+			if !ok {
+				// A record stranded where a round cut short left it: its mailbox left the
+				// server (deleted, or renamed by another client) and the next round finds
+				// it elsewhere or lets it go. Until then it is where the user last saw it.
+				i = len(r.Mailboxes)
+				idx[where] = i
+				r.Mailboxes = append(r.Mailboxes, clients.Mailbox{Name: where, Messages: []clients.Message{}})
 			}
 			r.Mailboxes[i].Messages = append(r.Mailboxes[i].Messages, clients.Message{
 				Label: m.Label, Hash: hashString(m.Hash), Flags: viewFlags(m.Flags),
@@ -172,6 +182,7 @@ func (e *Engine) View(ctx context.Context) (clients.Replica, error) {
 	if err != nil {
 		return clients.Replica{}, fmt.Errorf("engine: view: %w", err)
 	}
+	sort.SliceStable(r.Mailboxes, func(a, b int) bool { return r.Mailboxes[a].Name < r.Mailboxes[b].Name })
 	for i := range r.Mailboxes {
 		ms := r.Mailboxes[i].Messages
 		sort.Slice(ms, func(a, b int) bool {

@@ -115,11 +115,13 @@ func (rw *rewriter) dial(ctx context.Context) (net.Conn, error) {
 		defer GinkgoRecover()
 		defer closeAll()
 		r := bufio.NewReader(b)
+		more := false // the next line continues a command after its literal
 		for {
-			cmd, err := readResponse(r) // a command is framed like a response
-			if len(cmd) > 0 {
-				first, _, _ := bytes.Cut(cmd, []byte("\r\n"))
-				if !bytes.HasPrefix(first, []byte("DONE")) {
+			// Line by line: a client waits for the server's "+" before it sends a
+			// synchronizing literal (APPEND's message, say).
+			line, err := r.ReadBytes('\n')
+			if len(line) > 0 {
+				if first := bytes.TrimRight(line, "\r\n"); !more && !bytes.HasPrefix(first, []byte("DONE")) {
 					cmdMu.Lock()
 					current = string(first)
 					cmdMu.Unlock()
@@ -127,8 +129,15 @@ func (rw *rewriter) dial(ctx context.Context) (net.Conn, error) {
 					rw.commands = append(rw.commands, string(first))
 					rw.mu.Unlock()
 				}
-				if _, err := up.Write(cmd); err != nil {
+				if _, err := up.Write(line); err != nil {
 					return
+				}
+				m := literalRE.FindSubmatch(line)
+				if more = m != nil; more {
+					n, _ := strconv.Atoi(string(m[1]))
+					if _, err := io.CopyN(up, r, int64(n)); err != nil {
+						return
+					}
 				}
 			}
 			if err != nil {
@@ -194,7 +203,7 @@ func withLiterals(resp []byte, n, size int) io.Reader {
 	m := bodyLiteral.FindSubmatchIndex(resp)
 	Expect(m).NotTo(BeNil(), "no body literal in %q", resp)
 	old, _ := strconv.Atoi(string(resp[m[2]:m[3]]))
-	section := string(resp[m[0]:bytes.LastIndexByte(resp[m[0]:m[1]], '{')+m[0]])
+	section := string(resp[m[0] : bytes.LastIndexByte(resp[m[0]:m[1]], '{')+m[0]])
 	parts := []io.Reader{bytes.NewReader(resp[:m[0]])}
 	for i := range n {
 		if i > 0 {
@@ -321,11 +330,57 @@ func DescribeHostileServer(kind storeKind) bool {
 			It("refuses a SELECT that announces an empty mailbox where UID SEARCH lists messages", func() {
 				rw.set(func(cmd string, resp []byte) io.Reader {
 					if strings.Contains(cmd, "SELECT INBOX") && regexp.MustCompile(`^\* \d+ EXISTS`).Match(resp) {
-						return nil // go-imap reads a SELECT without EXISTS as empty
+						return text("* 0 EXISTS\r\n")
 					}
 					return bytes.NewReader(resp)
 				})
 				refused(final, `SELECT "INBOX"`, "announced empty", "UID SEARCH ALL lists 3 messages")
+			})
+
+			// The SELECT of a mailbox new to the replica has no record to check against: an
+			// answer read as empty lost the pending flag of a message in a mailbox another
+			// device renamed (found by the corruption sweep).
+			It("refuses a SELECT without EXISTS, even of a mailbox new to the replica", func() {
+				w.deliver("Archive", "a1")
+				settle(tablet, phone)
+				do(phone, clients.Action{Kind: clients.ActRenameMailbox, Mailbox: "Archive", Dest: "Done"})
+				syncOK(phone)
+				do(tablet, clients.Action{Kind: clients.ActFlag, Mailbox: "Archive", Labels: []string{"a1"}, Flag: `\Answered`})
+				rw.set(func(cmd string, resp []byte) io.Reader {
+					if strings.Contains(cmd, `SELECT "Done"`) && regexp.MustCompile(`^\* \d+ EXISTS`).Match(resp) {
+						return nil // go-imap reads a SELECT without EXISTS as empty
+					}
+					return bytes.NewReader(resp)
+				})
+				_, err := tablet.Sync(context.Background())
+				Expect(err).To(MatchError(ContainSubstring(`SELECT "Done": refused the server's answer: no EXISTS in the answer (RFC 3501 §6.3.1 requires one)`)))
+				rw.set(nil)
+				st := syncOK(tablet)
+				Expect(st.Downloaded).To(BeZero(), "messages downloaded again")
+				w.expectConverged([]string{`Done: a1[\Answered]`, `INBOX: m1[\Flagged] m2[\Flagged] m3`}, tablet, phone)
+			})
+
+			// Found by the corruption sweep: Archive, renamed Done by another device, was
+			// confirmed gone by STATUS, Done was not listed, and Archive's messages, found
+			// nowhere, were deleted with a flag pending on one.
+			It("holds for a round the messages of a mailbox gone from a LIST that left out its new name", func() {
+				w.deliver("Archive", "a1")
+				settle(tablet, phone)
+				do(phone, clients.Action{Kind: clients.ActRenameMailbox, Mailbox: "Archive", Dest: "Done"})
+				syncOK(phone)
+				do(tablet, clients.Action{Kind: clients.ActFlag, Mailbox: "Archive", Labels: []string{"a1"}, Flag: `\Answered`})
+				rw.set(func(cmd string, resp []byte) io.Reader {
+					if bytes.HasPrefix(resp, []byte("* LIST ")) && bytes.Contains(resp, []byte("Done")) {
+						return nil
+					}
+					return bytes.NewReader(resp)
+				})
+				syncOK(tablet)
+				Expect(replica(tablet)).To(ContainElement(`Archive: a1[\Answered]`))
+				rw.set(nil)
+				st := syncOK(tablet)
+				Expect(st.Downloaded).To(BeZero(), "messages downloaded again")
+				w.expectConverged([]string{`Done: a1[\Answered]`, `INBOX: m1[\Flagged] m2[\Flagged] m3`}, tablet, phone)
 			})
 
 			It("refuses a LIST with no mailbox at all, and does not call it a store error", func() {
@@ -340,6 +395,60 @@ func DescribeHostileServer(kind storeKind) bool {
 		})
 
 		// The fake server offers no CONDSTORE: every round scans all flags.
+		// Found by the corruption sweep: one digit off in an APPENDUID or COPYUID gave a
+		// record another message's UID; every later scan found other content under it
+		// and refused, and the mailbox never synced again.
+		Context("point 5: takes no UID a new message cannot have", func() {
+			// shifted rewrites the UID in code (APPENDUID or COPYUID, tagged, or untagged as
+			// MOVE sends it) of the answer to a command containing cmd: the last number of
+			// the code becomes uid.
+			shifted := func(cmd, code string, uid func() uint32) func(string, []byte) io.Reader {
+				re := regexp.MustCompile(`(\[` + code + ` [0-9 :,]* )(\d+)\]`)
+				return func(c string, resp []byte) io.Reader {
+					if strings.Contains(c, cmd) && re.Match(resp) {
+						return text(re.ReplaceAllString(string(resp), fmt.Sprintf("${1}%d]", uid())))
+					}
+					return bytes.NewReader(resp)
+				}
+			}
+			It("looks up an appended message whose APPENDUID names a message the replica has", func() {
+				do(tablet, clients.Action{Kind: clients.ActAppend, Mailbox: "INBOX", Message: msg("d1")})
+				rw.set(shifted("APPEND", "APPENDUID", func() uint32 { return w.uid("INBOX", "m3") }))
+				syncOK(tablet)
+				rw.set(nil)
+				syncOK(tablet)
+				w.expectConverged([]string{"Archive:", "INBOX: d1 m1 m2 m3"}, tablet, phone)
+			})
+			It("looks up a moved message whose COPYUID names a message the replica has", func() {
+				w.deliver("Archive", "a1")
+				settle(tablet, phone)
+				do(tablet, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m1"}, Dest: "Archive"})
+				rw.set(shifted("MOVE", "COPYUID", func() uint32 { return w.uid("Archive", "a1") }))
+				syncOK(tablet)
+				rw.set(nil)
+				syncOK(tablet)
+				w.expectConverged([]string{"Archive: a1 m1", "INBOX: m2 m3"}, tablet, phone)
+			})
+			It("finds an appended message once when STATUS said a UIDNEXT one too high before the APPEND", func() {
+				do(tablet, clients.Action{Kind: clients.ActAppend, Mailbox: "INBOX", Message: msg("d1")})
+				next := regexp.MustCompile(`UIDNEXT (\d+)`)
+				rw.set(func(cmd string, resp []byte) io.Reader {
+					if strings.Contains(cmd, "STATUS") && bytes.HasPrefix(resp, []byte("* STATUS")) {
+						return text(next.ReplaceAllStringFunc(string(resp), func(m string) string {
+							n, _ := strconv.Atoi(next.FindStringSubmatch(m)[1])
+							return fmt.Sprintf("UIDNEXT %d", n+1)
+						}))
+					}
+					return bytes.NewReader(resp)
+				})
+				st := syncOK(tablet)
+				Expect(st.Uploaded).To(Equal(1))
+				rw.set(nil)
+				syncOK(tablet)
+				w.expectConverged([]string{"Archive:", "INBOX: d1 m1 m2 m3"}, tablet, phone)
+			})
+		})
+
 		Context("point 5: checks a full flag scan against EXISTS and UIDNEXT", func() {
 			// m3 matches m3's UID item in a FETCH line: go-imap asks the items in any order,
 			// and the server answers in that order, so UID may be the last item.

@@ -484,6 +484,7 @@ func renameRecords(tx Tx, old, name string) error {
 // mailbox that no longer exists is given up: the folder is never resurrected and no mail
 // is lost.
 func (r *round) mailboxGone(tx Tx, mb MailboxRecord) error {
+	r.goneBoxes[mb.Name] = true
 	msgs, err := tx.Messages(mb.Name)
 	if err != nil {
 		return err

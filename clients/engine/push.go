@@ -205,6 +205,49 @@ func (r *round) markInFlight(mailbox string, todo []JournalEntry) (*imap.StatusD
 	return st, nil
 }
 
+// freshUIDs checks the UIDs a server says it gave new messages in mailbox (APPENDUID,
+// COPYUID) before records take them: each at or above the UIDNEXT the mailbox had before
+// the command (uidNext; 0 when not known), none twice, none held by a record of the
+// mailbox. One that fails names another message (one the replica has, or one it has not
+// seen yet): a record taking it would hold another message's UID, and every later scan
+// would find other content under it. The caller then looks the messages up, as on a
+// server without UIDPLUS.
+func (r *round) freshUIDs(mailbox string, uidNext uint32, uids []uint32) (bool, error) {
+	seen := make(map[uint32]bool, len(uids))
+	for _, u := range uids {
+		if u == 0 || u < uidNext || seen[u] {
+			r.e.log.Warn("the server gave a new message a UID it cannot have; looking the message up", "mailbox", mailbox, "uid", u, "uidnext", uidNext)
+			return false, nil
+		}
+		seen[u] = true
+	}
+	held := false
+	err := r.view(func(tx Tx) error {
+		for _, u := range uids {
+			recs, err := tx.MessagesByUID(mailbox, u)
+			if err != nil {
+				return err
+			}
+			held = held || len(recs) > 0
+		}
+		return nil
+	})
+	if held {
+		r.e.log.Warn("the server gave a new message a UID a record holds; looking the message up", "mailbox", mailbox, "uids", uids)
+	}
+	return !held, err
+}
+
+// lookFrom is where to look for a new message whose UID the server's answers contradict:
+// from the UIDNEXT before the command, or from the UID the server gave it if that is lower
+// (either answer may be the wrong one; 0 is no UID).
+func lookFrom(uidNext, claimed uint32) uint32 {
+	if claimed != 0 && claimed < uidNext {
+		return claimed
+	}
+	return uidNext
+}
+
 // staleUIDs reports whether the local records of mailbox hold UIDs of another UIDVALIDITY
 // than validity, the server's: until the scan has matched them again, nothing may be
 // looked up or added there by UID.

@@ -145,9 +145,16 @@ func (r *round) appendOne(mailbox string, en JournalEntry, recs map[LocalID]Mess
 	}
 	r.st.Uploaded++
 	found := map[LocalID]uint32{}
-	if data.UID != 0 && data.UIDValidity == st.UIDValidity {
+	fresh := data.UID != 0 && data.UIDValidity == st.UIDValidity
+	if fresh {
+		if fresh, err = r.freshUIDs(mailbox, uint32(st.UIDNext), []uint32{uint32(data.UID)}); err != nil {
+			return false, err
+		}
+	}
+	if fresh {
 		found[m.ID] = uint32(data.UID)
 	} else {
+		en.UIDNext = lookFrom(en.UIDNext, uint32(data.UID))
 		more, err := r.locate(mailbox, []JournalEntry{en}, recs)
 		if err == errSkip {
 			return false, nil // stays in flight: the scan finds it
@@ -257,9 +264,16 @@ func (r *round) pushCopy(dest string, en JournalEntry, m MessageRecord, st *imap
 	found := map[LocalID]uint32{}
 	mapped := map[uint32]uint32{}
 	pairUIDs(data.SourceUIDs, data.DestUIDs, mapped)
-	if u, ok := mapped[src.UID]; ok && data.UIDValidity == st.UIDValidity {
+	u, fresh := mapped[src.UID]
+	if fresh = fresh && data.UIDValidity == st.UIDValidity; fresh {
+		if fresh, err = r.freshUIDs(dest, uint32(st.UIDNext), []uint32{u}); err != nil {
+			return false, err
+		}
+	}
+	if fresh {
 		found[m.ID] = u
 	} else {
+		en.UIDNext = lookFrom(en.UIDNext, u)
 		more, err := r.locate(dest, []JournalEntry{en}, map[LocalID]MessageRecord{m.ID: m})
 		if err == errSkip {
 			return true, nil // stays in flight: the scan finds it

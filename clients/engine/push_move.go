@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"maps"
+	"slices"
+
 	"github.com/emersion/go-imap/v2"
 )
 
@@ -161,12 +164,24 @@ func (r *round) sendMoves(mailbox, dest string, todo []JournalEntry, recs map[Lo
 func (r *round) finishMoves(mailbox, dest string, todo []JournalEntry, recs map[LocalID]MessageRecord, validity uint32, sent *movesSent) error {
 	found := map[LocalID]uint32{}
 	var missing []JournalEntry
+	var uidNext uint32
 	for _, en := range todo {
 		if nu, ok := sent.mapped[recs[en.Message].UID]; ok && sent.validity == validity {
 			found[en.Message] = nu
+			uidNext = en.UIDNext // dest's, when the moves were marked in flight
 		} else {
 			missing = append(missing, en)
 		}
+	}
+	if fresh, err := r.freshUIDs(dest, uidNext, slices.Collect(maps.Values(found))); err != nil {
+		return err
+	} else if !fresh {
+		missing = missing[:0]
+		for _, en := range todo {
+			en.UIDNext = lookFrom(en.UIDNext, found[en.Message])
+			missing = append(missing, en)
+		}
+		clear(found)
 	}
 	if len(missing) > 0 {
 		more, err := r.locate(dest, missing, recs)

@@ -20,6 +20,9 @@ func (r *round) finishVanished() error {
 		r.e.log.Warn("messages found nowhere held for the next round: an answer named a UID that cannot be there",
 			"why", r.suspect, "held", len(r.vanished))
 		r.vanished, r.settleValidity = map[LocalID]MessageRecord{}, map[string]uint32{}
+		// Records of a mailbox the round found gone stay stranded under its name: the
+		// next round takes them up first (rehomeStranded), as after a round cut short.
+		r.e.unfinished.Store(true)
 		return nil
 	}
 	unsettled, err := r.movedDuringScan()
@@ -37,6 +40,7 @@ func (r *round) finishVanished() error {
 		}
 		// In id order: two vanished records with the same content take their copies in
 		// the same order every run.
+		held := 0
 		for _, id := range slices.Sorted(maps.Keys(r.vanished)) {
 			v, left := r.vanished[id]
 			if !left {
@@ -49,9 +53,21 @@ func (r *round) finishVanished() error {
 			if !ok || m.UID != v.UID || m.Mailbox != v.Mailbox {
 				continue // adopted meanwhile
 			}
+			if r.goneBoxes[m.Mailbox] && !r.orphans[m.ID] {
+				// Its mailbox left the server this round, and it is nowhere else: a LIST
+				// that left out the mailbox's new name (renamed by another client) looks
+				// so. Held, stranded under the old name, until the next round, which
+				// finds it or lets it go: a mailbox's mail goes after two rounds.
+				held++
+				continue
+			}
 			if err := r.settleVanished(tx, m, byHash, unsettled); err != nil {
 				return err
 			}
+		}
+		if held > 0 {
+			r.e.log.Info("messages of a mailbox gone from the server held for the next round", "held", held)
+			r.e.unfinished.Store(true)
 		}
 		r.vanished = map[LocalID]MessageRecord{}
 		return nil

@@ -42,6 +42,10 @@ type round struct {
 	// old one's records are in the vanished pool (replacedMailboxes). Written by
 	// reconcileMailboxes, read by prepareScan.
 	replaced map[string]bool
+	// goneBoxes lists the synced mailboxes this round found gone from the server (deleted,
+	// or renamed by another client): their records found nowhere are held one round
+	// (finishVanished). Written by mailboxGone, read by finishVanished.
+	goneBoxes map[string]bool
 	// listStatus holds the counters LIST-STATUS gave for each mailbox (see conn.list), with
 	// which the scan skips the SELECT of a mailbox that has not changed. Written by
 	// reconcileMailboxes, read by prepareScan.
@@ -96,7 +100,7 @@ func newRound(ctx context.Context, e *Engine, st *clients.SyncStats) *round {
 		orphans: map[LocalID]bool{}, marked: map[LocalID]bool{},
 		located: map[LocalID]Flags{}, blocked: map[string]bool{}, movedOut: map[LocalID]bool{},
 		quarantined: map[LocalID]MessageRecord{}, moveEcho: map[LocalID]Flags{},
-		settleValidity: map[string]uint32{}, scanned: map[string]*imap.SelectData{}}
+		settleValidity: map[string]uint32{}, scanned: map[string]*imap.SelectData{}, goneBoxes: map[string]bool{}}
 }
 
 // Sync runs one full round: mailbox list, journal replay, then every mailbox's new messages,
@@ -118,6 +122,9 @@ func (e *Engine) Sync(ctx context.Context) (clients.SyncStats, error) {
 		// round asks again.
 		e.log.Info("connection lost; retrying the round", "err", err)
 		e.dropConn()
+		// The round may have been cut short after its mailbox reconciliation (which
+		// clears the mark): what it left stranded is the retry's to take up.
+		e.unfinished.Store(true)
 		r = newRound(ctx, e, &st)
 		err = r.run()
 	}
