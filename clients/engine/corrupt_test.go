@@ -254,12 +254,22 @@ func (sc corruptionScene) body(label string) []byte {
 	if !sc.sized {
 		return msg(label)
 	}
+	return sizedBody(label)
+}
+
+// sizedBody returns the message labelled label, of a size of its own.
+func sizedBody(label string) []byte {
 	size := 600
 	for _, c := range label {
 		size += 37 * int(c)
 	}
 	return clients.MakeMessage(clients.MessageSpec{Label: label, Run: run, Size: size})
 }
+
+// sweepDate dates every message of the scenes: the clock's date would make the numbers of
+// a response (INTERNALDATE's) differ between the recorded round and a spoiled one, and a
+// number one less than zero cannot be made.
+var sweepDate = time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
 
 var corruptionScenes = []corruptionScene{{
 	// A flag and a move of the tablet's own to push, another device's flag and a new
@@ -293,6 +303,22 @@ var corruptionScenes = []corruptionScene{{
 	},
 	final: []string{`Archive: a1[\Answered] a2 m1`, `INBOX: m3[\Seen]`, "Projects:"},
 	keep:  []string{"m1", "m3", "a1"},
+	sized: true,
+}, {
+	// What the tablet makes: a message saved (APPEND, APPENDUID), a copy (COPY, COPYUID),
+	// a flag in a mailbox another device renamed, beside new mail.
+	name:  "a message saved, a copy, a flag in a mailbox another device renamed",
+	start: map[string][]string{"INBOX": {"m1", "m2"}, "Archive": {"a1"}, "Projects": {"p1", "p2"}},
+	work: func(tablet, phone clients.Device, deliver func(mailbox, label string)) {
+		do(phone, clients.Action{Kind: clients.ActRenameMailbox, Mailbox: "Projects", Dest: "Done"})
+		syncOK(phone)
+		do(tablet, clients.Action{Kind: clients.ActAppend, Mailbox: "INBOX", Message: sizedBody("d1"), Flags: []string{`\Seen`}, Date: sweepDate})
+		do(tablet, clients.Action{Kind: clients.ActCopy, Mailbox: "INBOX", Labels: []string{"m1"}, Dest: "Archive"})
+		do(tablet, clients.Action{Kind: clients.ActFlag, Mailbox: "Projects", Labels: []string{"p2"}, Flag: `\Flagged`})
+		deliver("INBOX", "m3")
+	},
+	final: []string{"Archive: a1 m1", `Done: p1 p2[\Flagged]`, `INBOX: d1[\Seen] m1 m2 m3`},
+	keep:  []string{"m1", "m2", "a1", "p1", "p2", "d1"},
 	sized: true,
 }}
 
@@ -335,7 +361,7 @@ var _ = Describe("one corrupted server answer in a round", func() {
 							w.create(mb)
 						}
 						for _, l := range sc.start[mb] {
-							Expect(w.srv.Apply(fakeserver.Deliver{User: user, Mailbox: mb, Body: sc.body(l)})).To(Succeed())
+							Expect(w.srv.Apply(fakeserver.Deliver{User: user, Mailbox: mb, Body: sc.body(l), Date: sweepDate})).To(Succeed())
 						}
 					}
 					rw := newRewriter(w.addr)
@@ -349,8 +375,13 @@ var _ = Describe("one corrupted server answer in a round", func() {
 					phone := w.device("phone")
 					settle(tablet, phone)
 					sc.work(tablet, phone, func(mailbox, label string) {
-						Expect(w.srv.Apply(fakeserver.Deliver{User: user, Mailbox: mailbox, Body: sc.body(label)})).To(Succeed())
+						Expect(w.srv.Apply(fakeserver.Deliver{User: user, Mailbox: mailbox, Body: sc.body(label), Date: sweepDate})).To(Succeed())
 					})
+					// The round under test dials afresh: a connection kept from the last round
+					// may hold what the server sent meanwhile (a BYE for a selected mailbox
+					// another device renamed), read before or after the rewriter is armed
+					// as the goroutines run, and the responses would be numbered otherwise.
+					rw.close()
 					rw.set(cr.answer)
 					run, check := corruptedRounds(sc, tablet, rw, func() { w.expectConverged(sc.final, tablet, phone) })
 					return corruptedRound{run: run, check: check, stop: func() {
