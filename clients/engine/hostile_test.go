@@ -337,15 +337,22 @@ func DescribeHostileServer(kind storeKind) bool {
 				refused(final, `SELECT "INBOX"`, "announced empty", "UID SEARCH ALL lists 3 messages")
 			})
 
-			// The SELECT of a mailbox new to the replica has no record to check against: an
-			// answer read as empty lost the pending flag of a message in a mailbox another
-			// device renamed (found by the corruption sweep).
-			It("refuses a SELECT without EXISTS, even of a mailbox new to the replica", func() {
+			// answeredInRenamed puts a1 in Archive, which the phone renames Done while the
+			// tablet marks a1 \Answered.
+			answeredInRenamed := func() {
+				GinkgoHelper()
 				w.deliver("Archive", "a1")
 				settle(tablet, phone)
 				do(phone, clients.Action{Kind: clients.ActRenameMailbox, Mailbox: "Archive", Dest: "Done"})
 				syncOK(phone)
 				do(tablet, clients.Action{Kind: clients.ActFlag, Mailbox: "Archive", Labels: []string{"a1"}, Flag: `\Answered`})
+			}
+
+			// The SELECT of a mailbox new to the replica has no record to check against: an
+			// answer read as empty lost the pending flag of a message in a mailbox another
+			// device renamed (found by the corruption sweep).
+			It("refuses a SELECT without EXISTS, even of a mailbox new to the replica", func() {
+				answeredInRenamed()
 				rw.set(func(cmd string, resp []byte) io.Reader {
 					if strings.Contains(cmd, `SELECT "Done"`) && regexp.MustCompile(`^\* \d+ EXISTS`).Match(resp) {
 						return nil // go-imap reads a SELECT without EXISTS as empty
@@ -364,11 +371,7 @@ func DescribeHostileServer(kind storeKind) bool {
 			// confirmed gone by STATUS, Done was not listed, and Archive's messages, found
 			// nowhere, were deleted with a flag pending on one.
 			It("holds for a round the messages of a mailbox gone from a LIST that left out its new name", func() {
-				w.deliver("Archive", "a1")
-				settle(tablet, phone)
-				do(phone, clients.Action{Kind: clients.ActRenameMailbox, Mailbox: "Archive", Dest: "Done"})
-				syncOK(phone)
-				do(tablet, clients.Action{Kind: clients.ActFlag, Mailbox: "Archive", Labels: []string{"a1"}, Flag: `\Answered`})
+				answeredInRenamed()
 				rw.set(func(cmd string, resp []byte) io.Reader {
 					if bytes.HasPrefix(resp, []byte("* LIST ")) && bytes.Contains(resp, []byte("Done")) {
 						return nil
@@ -589,6 +592,21 @@ func DescribeHostileServer(kind storeKind) bool {
 				refusedSmall(16<<20, "LIST", "a literal of 2147483648 bytes, over the limit of 67108864 (MaxMessageSize); the connection was closed")
 			})
 
+			// overRound runs a round of d in which each body section of the answers to
+			// commands containing cmd comes as n literals of size bytes; it returns the bytes
+			// the round allocated and its error.
+			overRound := func(d *engine.Device, cmd string, n, size int) (uint64, error) {
+				rw.set(func(c string, resp []byte) io.Reader {
+					if strings.Contains(c, cmd) && bodyLiteral.Match(resp) {
+						return withLiterals(resp, n, size)
+					}
+					return bytes.NewReader(resp)
+				})
+				var err error
+				took := allocated(func() { _, err = d.Sync(context.Background()) })
+				return took, err
+			}
+
 			It("holds at most the limit and two batches of message text from one answer, whatever RFC822.SIZE said", func() {
 				small := hostileDevice("laptop", func(o *engine.Options) { o.MaxMessageSize = 1 << 20 })
 				settle(small)
@@ -596,14 +614,7 @@ func DescribeHostileServer(kind storeKind) bool {
 					w.deliver("INBOX", fmt.Sprintf("n%d", i))
 				}
 				// Each new message's Message-ID header comes as 1 MiB.
-				rw.set(func(cmd string, resp []byte) io.Reader {
-					if strings.Contains(cmd, "HEADER.FIELDS") && bodyLiteral.Match(resp) {
-						return withLiterals(resp, 1, 1<<20)
-					}
-					return bytes.NewReader(resp)
-				})
-				var err error
-				took := allocated(func() { _, err = small.Sync(context.Background()) })
+				took, err := overRound(small, "HEADER.FIELDS", 1, 1<<20)
 				Expect(err).To(MatchError(ContainSubstring(`UID FETCH "INBOX": refused the server's answer: more than 17825792 bytes of message text in one answer; the connection was closed`)))
 				Expect(took).To(BeNumerically("<", 48<<20), "bytes allocated during the round")
 				Expect(replica(small)).To(Equal([]string{"Archive:", "INBOX: m1 m2 m3"}))
@@ -615,14 +626,7 @@ func DescribeHostileServer(kind storeKind) bool {
 
 			It("holds at most the limit of message text from one message that sends its body over and over", func() {
 				fresh := hostileDevice("laptop", func(o *engine.Options) { o.MaxMessageSize = 1 << 20 })
-				rw.set(func(cmd string, resp []byte) io.Reader {
-					if strings.Contains(cmd, "BODY.PEEK[]") && bodyLiteral.Match(resp) {
-						return withLiterals(resp, 1000, 1<<19)
-					}
-					return bytes.NewReader(resp)
-				})
-				var err error
-				took := allocated(func() { _, err = fresh.Sync(context.Background()) })
+				took, err := overRound(fresh, "BODY.PEEK[]", 1000, 1<<19)
 				Expect(err).To(MatchError(ContainSubstring(`UID FETCH "INBOX": refused the server's answer: more than 1048576 bytes of message text in one message; the connection was closed`)))
 				Expect(took).To(BeNumerically("<", 16<<20), "bytes allocated during the round")
 				rw.set(nil)

@@ -50,6 +50,15 @@ func DescribeVanished(kind storeKind) bool {
 				UIDs: []uint32{w.uid(from, label)}, Dest: dest})).To(Succeed())
 		}
 
+		// renamedByPhone puts a1 and a2 in Archive, which the phone then renames Done.
+		renamedByPhone := func() {
+			GinkgoHelper()
+			w.deliver("Archive", "a1", "a2")
+			settle(laptop, phone)
+			do(phone, clients.Action{Kind: clients.ActRenameMailbox, Mailbox: "Archive", Dest: "Done"})
+			syncOK(phone)
+		}
+
 		// Found by seeded exploration: the laptop scanned Archive before m3 arrived there
 		// and Trash after it left, and forgot its pending \Answered.
 		It("keeps a pending flag on a message moved into a mailbox already scanned", func() {
@@ -85,10 +94,7 @@ func DescribeVanished(kind storeKind) bool {
 		// Archive gone, downloaded Done's messages as new, and the pending \Flagged
 		// stayed behind on the stranded record, out of sight.
 		It("keeps a pending flag in a mailbox another device renamed when the connection drops after the rename is noticed", func() {
-			w.deliver("Archive", "a1", "a2")
-			settle(laptop, phone)
-			do(phone, clients.Action{Kind: clients.ActRenameMailbox, Mailbox: "Archive", Dest: "Done"})
-			syncOK(phone)
+			renamedByPhone()
 			do(laptop, clients.Action{Kind: clients.ActFlag, Mailbox: "Archive", Labels: []string{"a2"}, Flag: `\Flagged`})
 			Expect(w.srv.Apply(fakeserver.Fail{N: 1, Command: "UID FETCH", Response: "BYE going away"})).To(Succeed())
 			st := syncOK(laptop) // the round is retried on a new connection
@@ -100,10 +106,7 @@ func DescribeVanished(kind storeKind) bool {
 		// stranded, for the scan of the new one to claim them. A round cut short in
 		// between left them out of the replica's view until the next round.
 		It("shows a renamed mailbox's messages where they were while a round cut short has not found them", func() {
-			w.deliver("Archive", "a1", "a2")
-			settle(laptop, phone)
-			do(phone, clients.Action{Kind: clients.ActRenameMailbox, Mailbox: "Archive", Dest: "Done"})
-			syncOK(phone)
+			renamedByPhone()
 			Expect(w.srv.Apply(fakeserver.Fail{N: 1, Command: "UID FETCH", Response: "NO try later"})).To(Succeed())
 			_, err := laptop.Sync(context.Background())
 			Expect(err).To(MatchError(ContainSubstring("try later")))
@@ -132,10 +135,7 @@ func DescribeVanished(kind storeKind) bool {
 		// the records it had found gone, but ended without marking them for the next
 		// round, which downloaded the mailbox again and lost the pending flag.
 		It("keeps a pending flag in a renamed mailbox when the new name cannot be selected for a round", func() {
-			w.deliver("Archive", "a1", "a2")
-			settle(laptop, phone)
-			do(phone, clients.Action{Kind: clients.ActRenameMailbox, Mailbox: "Archive", Dest: "Done"})
-			syncOK(phone)
+			renamedByPhone()
 			do(laptop, clients.Action{Kind: clients.ActFlag, Mailbox: "Archive", Labels: []string{"a2"}, Flag: `\Flagged`})
 			beforeSelect("Done", func() {
 				Expect(w.srv.Apply(fakeserver.Fail{N: 1, Command: "SELECT", Response: "NO try later"})).To(Succeed())
