@@ -52,8 +52,17 @@ func imapView(c *imapclient.Client) []string {
 // appendTo appends the message labelled label to mailbox.
 func appendTo(c *imapclient.Client, mailbox, label string) {
 	GinkgoHelper()
-	raw := msg(label)
-	cmd := c.Append(mailbox, int64(len(raw)), nil)
+	appendBody(c, mailbox, msg(label), time.Time{})
+}
+
+// appendBody appends raw to mailbox, dated date (the server's clock when zero).
+func appendBody(c *imapclient.Client, mailbox string, raw []byte, date time.Time) {
+	GinkgoHelper()
+	var opts *imap.AppendOptions
+	if !date.IsZero() {
+		opts = &imap.AppendOptions{Time: date}
+	}
+	cmd := c.Append(mailbox, int64(len(raw)), opts)
 	_, err := cmd.Write(raw)
 	Expect(err).NotTo(HaveOccurred())
 	Expect(cmd.Close()).To(Succeed())
