@@ -241,6 +241,9 @@ type corruptionScene struct {
 	// work does the users' work, after both devices synced: deliver puts a new message
 	// on the server.
 	work  func(tablet, phone clients.Device, deliver func(mailbox, label string))
+	// reset names a mailbox whose UIDVALIDITY the server resets after the work, its
+	// messages renumbered (the fake server only).
+	reset string
 	final []string
 	keep  []string // the tablet holds these before its round and must hold them after
 	// sized gives each message a size of its own, as real mail has: a misread UID that
@@ -320,6 +323,23 @@ var corruptionScenes = []corruptionScene{{
 	final: []string{"Archive: a1 m1", `Done: p1 p2[\Flagged]`, `INBOX: d1[\Seen] m1 m2 m3`},
 	keep:  []string{"m1", "m2", "a1", "p1", "p2", "d1"},
 	sized: true,
+}, {
+	// The server reset INBOX's UIDVALIDITY and renumbered its messages while the tablet
+	// had a flag and a move to push there: every record is matched again (Message-ID,
+	// size and date, then content), its pending work carried over.
+	name:  "a UIDVALIDITY reset under a flag and a move to push",
+	start: map[string][]string{"INBOX": {"m1", "m2", "m3", "m4"}, "Archive": {"a1"}},
+	work: func(tablet, phone clients.Device, deliver func(mailbox, label string)) {
+		do(phone, clients.Action{Kind: clients.ActFlag, Mailbox: "INBOX", Labels: []string{"m3"}, Flag: `\Seen`})
+		syncOK(phone)
+		do(tablet, clients.Action{Kind: clients.ActFlag, Mailbox: "INBOX", Labels: []string{"m1"}, Flag: `\Flagged`})
+		do(tablet, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m2"}, Dest: "Archive"})
+		deliver("INBOX", "m5")
+	},
+	reset: "INBOX",
+	final: []string{"Archive: a1 m2", `INBOX: m1[\Flagged] m3[\Seen] m4 m5`},
+	keep:  []string{"m1", "m2", "m3", "m4", "a1"},
+	sized: true,
 }}
 
 // corruptedRounds returns the round under test and the checks after it, for a tablet
@@ -377,6 +397,9 @@ var _ = Describe("one corrupted server answer in a round", func() {
 					sc.work(tablet, phone, func(mailbox, label string) {
 						Expect(w.srv.Apply(fakeserver.Deliver{User: user, Mailbox: mailbox, Body: sc.body(label), Date: sweepDate})).To(Succeed())
 					})
+					if sc.reset != "" {
+						Expect(w.srv.Apply(fakeserver.UIDValidityReset{User: user, Mailbox: sc.reset})).To(Succeed())
+					}
 					// The round under test dials afresh: a connection kept from the last round
 					// may hold what the server sent meanwhile (a BYE for a selected mailbox
 					// another device renamed), read before or after the rewriter is armed

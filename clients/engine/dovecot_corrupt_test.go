@@ -122,6 +122,7 @@ var _ = Describe("one corrupted Dovecot answer in a round (CONDSTORE, LIST-STATU
 // sweepOnDovecot sweeps the corruptions of sc's round on a private Dovecot, an account per
 // case.
 func sweepOnDovecot(sc corruptionScene) {
+	Expect(sc.reset).To(BeEmpty(), "a UIDVALIDITY reset is the fake server's")
 	ctx := context.Background()
 	const accounts = 1500
 	users := make([]dovecot.User, accounts)
