@@ -140,4 +140,18 @@ var _ = Describe("a mailbox another client renamed", func() {
 		Expect(st.Downloaded).To(Equal(2), "a mailbox with another MAILBOXID is read as a new one")
 		w.expectConverged([]string{"INBOX:", "Later: w1[$Todo] w2"}, phone)
 	})
+
+	// A mailbox's mail, found nowhere after the mailbox left, is held a round, stranded
+	// under the old name; not where another mailbox took the name, where it would pass
+	// for that mailbox's own.
+	It("lets the old mailbox's mail go where a new mailbox took the name (MAILBOXID changed)", func() {
+		w, phone := world(true)
+		Expect(w.srv.Apply(fakeserver.DeleteMailbox{User: user, Mailbox: "Projects"})).To(Succeed())
+		w.create("Work")
+		deliverBare(w, "Work", "n1")
+		syncOK(phone)
+		Expect(replica(phone)).To(Equal([]string{"INBOX:", "Work: n1"}))
+		Expect(syncOK(phone).Changed()).To(BeFalse())
+		w.expectConverged([]string{"INBOX:", "Work: n1"}, phone)
+	})
 })

@@ -57,9 +57,17 @@ func (r *round) finishVanished() error {
 				// Its mailbox left the server this round, and it is nowhere else: a LIST
 				// that left out the mailbox's new name (renamed by another client) looks
 				// so. Held, stranded under the old name, until the next round, which
-				// finds it or lets it go: a mailbox's mail goes after two rounds.
-				held++
-				continue
+				// finds it or lets it go: a mailbox's mail goes after two rounds. Not
+				// where another mailbox took the name (MAILBOXID changed): a record there
+				// would pass for one of the new mailbox's.
+				_, named, err := tx.Mailbox(m.Mailbox)
+				if err != nil {
+					return err
+				}
+				if !named {
+					held++
+					continue
+				}
 			}
 			if err := r.settleVanished(tx, m, byHash, unsettled); err != nil {
 				return err
