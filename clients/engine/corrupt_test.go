@@ -240,7 +240,7 @@ type corruptionScene struct {
 	start map[string][]string // mailbox → labels on the server before the devices' first sync
 	// work does the users' work, after both devices synced: deliver puts a new message
 	// on the server.
-	work  func(tablet, phone clients.Device, deliver func(mailbox, label string))
+	work func(tablet, phone clients.Device, deliver func(mailbox, label string))
 	// reset names a mailbox whose UIDVALIDITY the server resets after the work, its
 	// messages renumbered (the fake server only).
 	reset string
