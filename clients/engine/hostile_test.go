@@ -176,14 +176,6 @@ func (rw *rewriter) dial(ctx context.Context) (net.Conn, error) {
 	return a, nil
 }
 
-// zeros reads as an endless run of zero bytes.
-type zeros struct{}
-
-func (zeros) Read(p []byte) (int, error) {
-	clear(p)
-	return len(p), nil
-}
-
 // endless reads as an endless run of one byte.
 type endless byte
 
@@ -550,7 +542,7 @@ func DescribeHostileServer(kind storeKind) bool {
 					if strings.Contains(cmd, "BODY.PEEK[]") && bytes.HasPrefix(resp, []byte("* ")) && bytes.Contains(resp, []byte(" FETCH ")) {
 						uid := regexp.MustCompile(`UID (\d+)`).FindSubmatch(resp)
 						return io.MultiReader(text(fmt.Sprintf("* 1 FETCH (UID %s BODY[] {2147483648}\r\n", uid[1])),
-							io.LimitReader(zeros{}, 2147483648), text(")\r\n"))
+							io.LimitReader(endless(0), 2147483648), text(")\r\n"))
 					}
 					return bytes.NewReader(resp)
 				})
@@ -585,7 +577,7 @@ func DescribeHostileServer(kind storeKind) bool {
 			It("hangs up on a literal of 2 GB outside a body, at its announcement", func() {
 				rw.set(func(cmd string, resp []byte) io.Reader {
 					if bytes.HasPrefix(resp, []byte("* LIST ")) && bytes.Contains(resp, []byte("Archive")) {
-						return io.MultiReader(text("* LIST () \"/\" {2147483648}\r\n"), io.LimitReader(zeros{}, 2<<30), text("\r\n"))
+						return io.MultiReader(text("* LIST () \"/\" {2147483648}\r\n"), io.LimitReader(endless(0), 2<<30), text("\r\n"))
 					}
 					return bytes.NewReader(resp)
 				})
