@@ -32,6 +32,9 @@ type corruption struct {
 	// way is a server gone without a word (a command never answered at all is the
 	// watchdog's, specified in hostile_test.go).
 	hangUp bool
+	// late sends the response after the next one (an untagged answer after its command's
+	// completion).
+	late bool
 }
 
 var (
@@ -49,7 +52,8 @@ func firstLineOf(resp []byte) []byte {
 
 // corruptionsOf lists every corruption that applies to resp, an answer to cmd: dropped,
 // sent twice, replaced by a BYE or by a line no server sends (a tagged answer dropped or
-// replaced so is followed by a hang-up), its first line cut short, each number in its
+// replaced so is followed by a hang-up), an untagged one sent after the next response
+// (after its command's completion, when it was the last), its first line cut short, each number in its
 // first line one more and one less (not below zero), a flag list with a flag left out or
 // \Deleted added, and a tagged OK turned into BAD (into NO as well for a command that
 // reads: a NO to a change is a refusal the engine may take back the change for, which
@@ -62,6 +66,9 @@ func corruptionsOf(cmd string, resp []byte) []corruption {
 		{name: "sent twice", apply: func(r []byte) ([]byte, bool) { return append(append([]byte(nil), r...), r...), true }},
 		{name: "replaced by a BYE", apply: func([]byte) ([]byte, bool) { return []byte("* BYE corrupted\r\n"), true }},
 		{name: "replaced by an unknown line", apply: func([]byte) ([]byte, bool) { return []byte("* 1 BOGUS (X)\r\n"), true }, hangUp: tagged},
+	}
+	if !tagged {
+		out = append(out, corruption{name: "sent after the next response", late: true, apply: func(r []byte) ([]byte, bool) { return r, true }})
 	}
 	if len(line) > 4 {
 		out = append(out, corruption{name: "cut short", apply: func(r []byte) ([]byte, bool) {
@@ -128,6 +135,7 @@ type corruptingRewriter struct {
 	c        *corruption
 	recorded []recordedResponse
 	applied  string
+	late     []byte // a response held back for after the next (corruption.late)
 }
 
 type recordedResponse struct {
@@ -143,6 +151,11 @@ func (cr *corruptingRewriter) answer(cmd string, resp []byte) io.Reader {
 	if cr.c == nil { // the calm run: its responses are the ones the sweep spoils
 		cr.recorded = append(cr.recorded, recordedResponse{cmd, append([]byte(nil), resp...)})
 	}
+	if cr.late != nil && i == cr.at+1 {
+		late := cr.late
+		cr.late = nil
+		return io.MultiReader(bytes.NewReader(resp), bytes.NewReader(late))
+	}
 	if cr.c == nil || i != cr.at {
 		return bytes.NewReader(resp)
 	}
@@ -151,6 +164,10 @@ func (cr *corruptingRewriter) answer(cmd string, resp []byte) io.Reader {
 		return bytes.NewReader(resp)
 	}
 	cr.applied = fmt.Sprintf("response %d (to %q): %q, %s: %q", i, cmd, firstLineOf(resp), cr.c.name, firstLineOf(out))
+	if cr.c.late {
+		cr.late = append([]byte(nil), resp...)
+		return nil
+	}
 	if cr.c.hangUp {
 		cr.applied += ", then the connection closed"
 		return io.MultiReader(bytes.NewReader(out), iotest.ErrReader(errors.New("hung up")))
