@@ -9,7 +9,7 @@ all: lint test
 run:
 	$(GO) run ./cmd/syncharness run
 
-# A bound far above what the tests take (13 to 14 minutes on 2 cores, most of it the
+# A bound far above what the tests take (about 15 minutes on 2 cores, most of it the
 # engine's corruption sweeps under the race detector) and well under CI's 90: a hung test
 # fails with its goroutines dumped instead of the job being killed. -v shows each suite's
 # skipped specs and why.
