@@ -210,6 +210,7 @@ func (cn *conn) has(c imap.Cap) bool { return cn.caps.Has(c) }
 // going away and its answer may be cut short.
 func (cn *conn) fail(cmd, mailbox string, err error) error {
 	bye, said := cn.tap.bye()
+	refused := cn.tap.refusal()
 	if isBad(err) && cmd != "CAPABILITY" {
 		// The server may have changed its capabilities on this connection: read them again
 		// so that later commands (and fallbacks) go by what it offers now.
@@ -220,8 +221,8 @@ func (cn *conn) fail(cmd, mailbox string, err error) error {
 		return nil
 	case cn.timedOut.Load():
 		err = fmt.Errorf("%w after %v; the connection was closed", errCommandTimeout, cn.timeout)
-	case cn.tap.refusal() != nil:
-		err = cn.tap.refusal()
+	case refused != nil:
+		err = refused
 	case said && err == nil:
 		err = fmt.Errorf("the server said BYE %q", bye)
 	case said:

@@ -59,9 +59,10 @@ type Engine struct {
 	closed    bool
 	done      chan struct{} // closed by Close: stops Watch and retries
 	closeOnce sync.Once
-	// unfinished is set while a round may have been cut short after its mailbox
-	// reconciliation (the engine was just opened, or the last round failed): the next
-	// reconciliation looks for messages left in mailboxes it removed.
+	// unfinished is set while records may be stranded in mailboxes the replica no longer
+	// has: set when a round finds a mailbox gone (mailboxGone), when the engine opens and
+	// when a round fails; cleared by a round that settled every record it found nowhere
+	// (finishVanished). The reconciliation looks for stranded records while it is set.
 	unfinished atomic.Bool
 }
 

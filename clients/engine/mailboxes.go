@@ -205,11 +205,7 @@ func (r *round) reconcileMailboxes() error {
 	if err != nil {
 		return err
 	}
-	err = r.update(func(tx Tx) error { return r.reconcileLocal(tx, server, replaced, renamed) })
-	if err == nil {
-		r.e.unfinished.Store(false)
-	}
-	return err
+	return r.update(func(tx Tx) error { return r.reconcileLocal(tx, server, replaced, renamed) })
 }
 
 // serverMailboxes lists the server's selectable mailboxes with their special uses, and
@@ -485,6 +481,7 @@ func renameRecords(tx Tx, old, name string) error {
 // is lost.
 func (r *round) mailboxGone(tx Tx, mb MailboxRecord) error {
 	r.goneBoxes[mb.Name] = true
+	r.e.unfinished.Store(true) // its records are stranded until finishVanished settles them
 	msgs, err := tx.Messages(mb.Name)
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 // In a round with a suspect answer nothing is settled: every record waits for the next.
 func (r *round) finishVanished() error {
 	if len(r.vanished) == 0 && len(r.settleValidity) == 0 {
+		r.e.unfinished.Store(false)
 		return nil
 	}
 	if r.suspect != "" {
@@ -20,10 +21,7 @@ func (r *round) finishVanished() error {
 		r.e.log.Warn("messages found nowhere held for the next round: an answer named a UID that cannot be there",
 			"why", r.suspect, "held", len(r.vanished))
 		r.vanished, r.settleValidity = map[LocalID]MessageRecord{}, map[string]uint32{}
-		// Records of a mailbox the round found gone stay stranded under its name: the
-		// next round takes them up first (rehomeStranded), as after a round cut short.
-		r.e.unfinished.Store(true)
-		return nil
+		return nil // records of a mailbox found gone stay stranded: unfinished stays set
 	}
 	unsettled, err := r.movedDuringScan()
 	if err != nil {
@@ -75,7 +73,8 @@ func (r *round) finishVanished() error {
 		}
 		if held > 0 {
 			r.e.log.Info("messages of a mailbox gone from the server held for the next round", "held", held)
-			r.e.unfinished.Store(true)
+		} else {
+			r.e.unfinished.Store(false)
 		}
 		r.vanished = map[LocalID]MessageRecord{}
 		return nil

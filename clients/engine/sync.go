@@ -122,9 +122,6 @@ func (e *Engine) Sync(ctx context.Context) (clients.SyncStats, error) {
 		// round asks again.
 		e.log.Info("connection lost; retrying the round", "err", err)
 		e.dropConn()
-		// The round may have been cut short after its mailbox reconciliation (which
-		// clears the mark): what it left stranded is the retry's to take up.
-		e.unfinished.Store(true)
 		r = newRound(ctx, e, &st)
 		err = r.run()
 	}
