@@ -938,10 +938,23 @@ func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 // the line).
 const maxLine = 8 << 20
 
+// spareResponses is how many untagged responses one command's answer may hold beyond twice
+// the largest mailbox the server announced on the connection (EXISTS): an answer about
+// each message (FETCH 1:*, EXPUNGE) has one a message, a LIST-STATUS two a mailbox.
+const spareResponses = 100_000
+
+// responseBytes is how many bytes of lines (literals left out) one command's answer may
+// hold for each response it may hold, beyond one line of maxLine: a flag scan's line
+// takes 40-100.
+const responseBytes = 256
+
 // tapConn watches the server's lines, skipping literals, for an untagged BYE, whose text
 // go-imap does not keep, and takes the answers of a flag scan out of the stream (flagtap.go).
 // It hangs up on a line longer than maxLine and on a literal announced over maxLiteral
-// (the engine's MaxMessageSize), wherever they come: go-imap would read either whole.
+// (the engine's MaxMessageSize), wherever they come: go-imap would read either whole. It
+// also hangs up on a command's answer of more untagged responses than its mailboxes can
+// explain (responseRoom), or of more bytes: go-imap keeps what most of them say until the
+// command completes (a LIST's mailboxes, a SEARCH's UIDs), and a flag scan keeps each UID.
 type tapConn struct {
 	net.Conn
 	mu          sync.Mutex
@@ -953,6 +966,9 @@ type tapConn struct {
 	maxLiteral  int64  // the largest literal read (0: no limit)
 	refused     error  // why the tap hung up, if it did
 	existsLines int64  // "* N EXISTS" lines seen
+	maxExists   int64  // the largest N of those
+	responses   int64  // untagged responses since the last tagged one
+	answerBytes int64  // the bytes of their lines, literals left out
 	byeText     string
 	byeSeen     bool
 	boxID       string // the last * OK [MAILBOXID (…)] seen
@@ -1010,6 +1026,10 @@ func (t *tapConn) scanLocked(p []byte) {
 		if t.lineLen += int64(len(part)); t.lineLen > maxLine {
 			t.refuse(fmt.Errorf("%w: a line longer than %d bytes", errBadAnswer, maxLine))
 		}
+		if t.answerBytes += int64(len(part)); t.answerBytes > maxLine+responseBytes*t.responseRoom() {
+			t.refuse(fmt.Errorf("%w: more than %d bytes of untagged responses to one command",
+				errBadAnswer, maxLine+responseBytes*t.responseRoom()))
+		}
 		if room := 512 - len(t.line); room > 0 {
 			t.line = append(t.line, part[:min(room, len(part))]...)
 		}
@@ -1030,6 +1050,18 @@ func (t *tapConn) scanLocked(p []byte) {
 // one per message), so it allocates only for the lines it keeps.
 func (t *tapConn) endLine() {
 	line := bytes.TrimRight(t.line, "\r")
+	if !t.literal && len(line) > 0 { // the line begins a response
+		switch line[0] {
+		case '*':
+			if t.responses++; t.responses > t.responseRoom() {
+				t.refuse(fmt.Errorf("%w: more than %d untagged responses to one command (twice the largest mailbox, %d messages, and %d)",
+					errBadAnswer, t.responseRoom(), t.maxExists, spareResponses))
+			}
+		case '+':
+		default: // a command's completion
+			t.responses, t.answerBytes = 0, 0
+		}
+	}
 	if len(line) >= 5 && bytes.EqualFold(line[:5], []byte("* BYE")) {
 		t.byeText, t.byeSeen = strings.TrimSpace(string(line[5:])), true
 		// The server is going away (RFC 3501 §7.1.5): whatever it sends after this
@@ -1038,8 +1070,9 @@ func (t *tapConn) endLine() {
 		// fails now, not when its watchdog gives up. What was read goes on to go-imap.
 		_ = t.Conn.Close()
 	}
-	if isExists(line) {
+	if n, ok := existsCount(line); ok {
 		t.existsLines++
+		t.maxExists = max(t.maxExists, n)
 	}
 	const idCode = "* OK [MAILBOXID ("
 	if len(line) > len(idCode) && bytes.EqualFold(line[:len(idCode)], []byte(idCode)) {
@@ -1062,19 +1095,20 @@ func (t *tapConn) endLine() {
 	t.line, t.tail, t.lineLen = t.line[:0], t.tail[:0], 0
 }
 
-// isExists reports whether line is "* N EXISTS".
-func isExists(line []byte) bool {
+// existsCount reads line as "* N EXISTS".
+func existsCount(line []byte) (int64, bool) {
 	const suffix = " EXISTS"
 	if len(line) < len("* 0")+len(suffix) || line[0] != '*' || line[1] != ' ' ||
 		!bytes.EqualFold(line[len(line)-len(suffix):], []byte(suffix)) {
-		return false
+		return 0, false
 	}
-	for _, c := range line[2 : len(line)-len(suffix)] {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
+	n, err := strconv.ParseUint(string(line[2:len(line)-len(suffix)]), 10, 32)
+	return int64(n), err == nil
+}
+
+// responseRoom is how many untagged responses one command's answer may hold. t.mu is held.
+func (t *tapConn) responseRoom() int64 {
+	return 2*t.maxExists + spareResponses
 }
 
 // existsSeen returns how many "* N EXISTS" lines the server has sent.

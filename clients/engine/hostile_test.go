@@ -186,6 +186,25 @@ func (e endless) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// generated reads as line(1), line(2), … without end; line appends to buf and returns it.
+type generated struct {
+	line func(buf []byte, i int) []byte
+	i    int
+	buf  []byte
+	rest []byte
+}
+
+func (g *generated) Read(p []byte) (int, error) {
+	if len(g.rest) == 0 {
+		g.i++
+		g.buf = g.line(g.buf[:0], g.i)
+		g.rest = g.buf
+	}
+	n := copy(p, g.rest)
+	g.rest = g.rest[n:]
+	return n, nil
+}
+
 // bodyLiteral matches a body section's literal announcement in a FETCH response.
 var bodyLiteral = regexp.MustCompile(`BODY\[[^\]]*\] \{(\d+)\}\r\n`)
 
@@ -572,6 +591,60 @@ func DescribeHostileServer(kind storeKind) bool {
 					return bytes.NewReader(resp)
 				})
 				refusedSmall(64<<20, `UID FETCH "INBOX"`, "a line longer than 8388608 bytes; the connection was closed")
+			})
+
+			// endless10s makes a device whose commands time out after 10 seconds.
+			endless10s := func() *engine.Device {
+				return hostileDevice("laptop", func(o *engine.Options) { o.CommandTimeout = 10 * time.Second })
+			}
+			// endlessRound runs a round of d in which the first response to the command containing cmd (whole: prefix) is
+			// followed by line(1), line(2), … without end; it returns the bytes the round
+			// allocated and its error.
+			endlessRound := func(d *engine.Device, cmd, prefix string, line func(buf []byte, i int) []byte) (uint64, error) {
+				rw.set(func(c string, resp []byte) io.Reader {
+					if strings.Contains(c, cmd) && bytes.HasPrefix(resp, []byte(prefix)) {
+						return &generated{line: line}
+					}
+					return bytes.NewReader(resp)
+				})
+				var err error
+				took := allocated(func() { _, err = d.Sync(context.Background()) })
+				rw.set(nil)
+				w.expectConverged([]string{"Archive:", "INBOX: m1 m2 m3"}, d, tablet, phone)
+				return took, err
+			}
+
+			// The next three would run until the command's watchdog, holding every response.
+			It("hangs up on a flag scan that names new UIDs without end", func() {
+				d := endless10s()
+				settle(d)
+				took, err := endlessRound(d, "UID FETCH 1:*", "* 1 FETCH ", func(buf []byte, i int) []byte {
+					return fmt.Appendf(buf, "* %d FETCH (UID %d FLAGS (\\Seen))\r\n", i, i+1000)
+				})
+				Expect(err).To(MatchError(ContainSubstring(`UID FETCH "INBOX": refused the server's answer: more than 100006 untagged responses to one command (twice the largest mailbox, 3 messages, and 100000); the connection was closed`)))
+				Expect(took).To(BeNumerically("<", 64<<20), "bytes allocated during the rounds")
+			})
+
+			It("hangs up on a LIST of mailboxes without end", func() {
+				took, err := endlessRound(endless10s(), "LIST", "* LIST ", func(buf []byte, i int) []byte {
+					return fmt.Appendf(buf, "* LIST () \"/\" Box%d\r\n", i)
+				})
+				Expect(err).To(MatchError(ContainSubstring(`LIST: refused the server's answer: more than 100000 untagged responses to one command`)))
+				Expect(took).To(BeNumerically("<", 128<<20), "bytes allocated during the rounds")
+			})
+
+			It("hangs up on a UID SEARCH answered by long lines without end", func() {
+				Expect(w.srv.Apply(fakeserver.SetCaps{Disable: []string{"ESEARCH"}})).To(Succeed())
+				took, err := endlessRound(endless10s(), "UID SEARCH", "* SEARCH", func(buf []byte, i int) []byte {
+					buf = append(buf, "* SEARCH"...)
+					for u := range 100_000 { // 1 MiB, UIDs no two in a row
+						buf = strconv.AppendInt(append(buf, ' '), int64(2*(i*100_000+u)), 10)
+					}
+					return append(buf, "\r\n"...)
+				})
+				Expect(err).To(MatchError(ContainSubstring(`UID SEARCH "INBOX": refused the server's answer: more than 33990144 bytes of untagged responses to one command`)))
+				// go-imap allocates about ten bytes for each byte of a SEARCH line it reads.
+				Expect(took).To(BeNumerically("<", 512<<20), "bytes allocated during the rounds")
 			})
 
 			It("hangs up on a literal of 2 GB outside a body, at its announcement", func() {
