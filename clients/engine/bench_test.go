@@ -169,7 +169,8 @@ func BenchmarkReplicaBytesPerMessage(b *testing.B) {
 // times are then strace's, not comparable). SYNCHARNESS_BENCH_VERBOSE=1 logs each round's
 // output (the engine's statistics, memory use and the time of each IMAP command, -timing);
 // SYNCHARNESS_BENCH_PROFILE=DIR writes a CPU profile of each engine round into DIR
-// (USER-N.prof, numbered in the order the rounds ran).
+// (USER-N.prof, numbered in the order the rounds ran). The engine is built without cgo
+// (SYNCHARNESS_BENCH_CGO=1: with it, and with libc).
 func BenchmarkVsMbsync(b *testing.B) {
 	if os.Getenv("SYNCHARNESS_BENCH_MBSYNC") != "1" {
 		b.Skip("the side-by-side run against mbsync starts a private Dovecot and takes minutes: set SYNCHARNESS_BENCH_MBSYNC=1 (make bench-mbsync)")
@@ -224,7 +225,15 @@ func BenchmarkVsMbsync(b *testing.B) {
 
 	work := b.TempDir()
 	bin := filepath.Join(work, "engine-sync")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/engine-sync").CombinedOutput(); err != nil {
+	// Built without cgo, a static binary, as Go commands are usually shipped: linked
+	// against libc (for the system's name resolver), each round maps it too, 1.6 MB more
+	// of its peak memory. SYNCHARNESS_BENCH_CGO=1 builds it that way instead.
+	build := exec.Command("go", "build", "-o", bin, "./cmd/engine-sync")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if os.Getenv("SYNCHARNESS_BENCH_CGO") == "1" {
+		build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	}
+	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("go build engine-sync: %v\n%s", err, out)
 	}
 	profiles := 0 // the engine's CPU profiles written, with SYNCHARNESS_BENCH_PROFILE
