@@ -646,6 +646,19 @@ func (cn *conn) search(mailbox string, criteria *imap.SearchCriteria) ([]imap.UI
 	if err := cn.fail("UID SEARCH", mailbox, err); err != nil {
 		return nil, err
 	}
+	// A set of UIDs is ranges (ESEARCH: "ALL 1:4294967295" is 14 bytes): counted first,
+	// not expanded, as no mailbox holds more messages than it announced.
+	room := cn.exists() + int(cn.expunges.Load()-gone)
+	if set, ok := data.All.(imap.UIDSet); ok {
+		if n, static := uidCount(set); !static || n > uint64(room) {
+			listed := fmt.Sprintf("%d UIDs", n)
+			if !static {
+				listed = "UIDs up to *"
+			}
+			return nil, fail("UID SEARCH", mailbox, fmt.Errorf("%w: %s listed where the mailbox has %d messages (EXISTS)",
+				errBadAnswer, listed, room))
+		}
+	}
 	uids := data.AllUIDs()
 	if reflect.DeepEqual(*criteria, imap.SearchCriteria{}) {
 		// SEARCH ALL lists what is present: what it leaves out would be taken for expunged.
@@ -883,6 +896,18 @@ func (cn *conn) fetchFlags(mailbox string, uidNext uint32, hint int, ident func(
 		return uidMap[Flags]{}, fail("UID FETCH", mailbox, err)
 	}
 	return out, nil
+}
+
+// uidCount returns how many UIDs set holds, without expanding it; static is false for a
+// set that ends in "*".
+func uidCount(set imap.UIDSet) (n uint64, static bool) {
+	for _, r := range set {
+		if r.Start == 0 || r.Stop == 0 {
+			return 0, false
+		}
+		n += uint64(max(r.Start, r.Stop)-min(r.Start, r.Stop)) + 1
+	}
+	return n, true
 }
 
 // uint32s converts UIDs to the engine's uint32s.

@@ -345,7 +345,7 @@ func DescribeHostileServer(kind storeKind) bool {
 					}
 					return bytes.NewReader(resp)
 				})
-				refused(final, `SELECT "INBOX"`, "announced empty", "UID SEARCH ALL lists 3 messages")
+				refused(final, `UID SEARCH "INBOX"`, "3 UIDs listed where the mailbox has 0 messages (EXISTS)")
 			})
 
 			// answeredInRenamed puts a1 in Archive, which the phone renames Done while the
@@ -442,6 +442,20 @@ func DescribeHostileServer(kind storeKind) bool {
 				rw.set(nil)
 				syncOK(tablet)
 				w.expectConverged([]string{"Archive: a1 m1", "INBOX: m2 m3"}, tablet, phone)
+			})
+			It("looks up a moved message whose COPYUID lists ten million UIDs, without expanding them", func() {
+				do(tablet, clients.Action{Kind: clients.ActMove, Mailbox: "INBOX", Labels: []string{"m1"}, Dest: "Archive"})
+				re := regexp.MustCompile(`\[COPYUID (\d+) [0-9:,]+ [0-9:,]+\]`)
+				rw.set(func(c string, resp []byte) io.Reader {
+					if strings.Contains(c, "MOVE") && re.Match(resp) {
+						return text(re.ReplaceAllString(string(resp), "[COPYUID ${1} 1:10000000 1:10000000]"))
+					}
+					return bytes.NewReader(resp)
+				})
+				took := allocated(func() { syncOK(tablet) })
+				Expect(took).To(BeNumerically("<", 32<<20), "bytes allocated during the round")
+				rw.set(nil)
+				w.expectConverged([]string{"Archive: m1", "INBOX: m2 m3"}, tablet, phone)
 			})
 			It("finds an appended message once when STATUS said a UIDNEXT one too high before the APPEND", func() {
 				do(tablet, clients.Action{Kind: clients.ActAppend, Mailbox: "INBOX", Message: msg("d1")})
@@ -645,6 +659,23 @@ func DescribeHostileServer(kind storeKind) bool {
 				Expect(err).To(MatchError(ContainSubstring(`UID SEARCH "INBOX": refused the server's answer: more than 33990144 bytes of untagged responses to one command`)))
 				// go-imap allocates about ten bytes for each byte of a SEARCH line it reads.
 				Expect(took).To(BeNumerically("<", 512<<20), "bytes allocated during the rounds")
+			})
+
+			It("refuses an ESEARCH that lists four billion UIDs, without expanding them", func() {
+				all := regexp.MustCompile(` ALL [0-9:,]+`)
+				rw.set(func(c string, resp []byte) io.Reader {
+					if bytes.HasPrefix(resp, []byte("* ESEARCH ")) {
+						return text(all.ReplaceAllString(string(resp), " ALL 1:4294967295"))
+					}
+					return bytes.NewReader(resp)
+				})
+				fresh := hostileDevice("laptop", nil)
+				var err error
+				took := allocated(func() { _, err = fresh.Sync(context.Background()) })
+				Expect(err).To(MatchError(ContainSubstring(`UID SEARCH "INBOX": refused the server's answer: 4294967295 UIDs listed where the mailbox has 3 messages (EXISTS)`)))
+				Expect(took).To(BeNumerically("<", 16<<20), "bytes allocated during the round")
+				rw.set(nil)
+				w.expectConverged([]string{"Archive:", "INBOX: m1 m2 m3"}, fresh, tablet, phone)
 			})
 
 			It("hangs up on a literal of 2 GB outside a body, at its announcement", func() {

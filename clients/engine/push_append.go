@@ -263,7 +263,7 @@ func (r *round) pushCopy(dest string, en JournalEntry, m MessageRecord, st *imap
 	}
 	found := map[LocalID]uint32{}
 	mapped := map[uint32]uint32{}
-	pairUIDs(data.SourceUIDs, data.DestUIDs, mapped)
+	pairUIDs(data.SourceUIDs, data.DestUIDs, 1, mapped)
 	u, fresh := mapped[src.UID]
 	if fresh = fresh && data.UIDValidity == st.UIDValidity; fresh {
 		if fresh, err = r.freshUIDs(dest, uint32(st.UIDNext), []uint32{u}); err != nil {

@@ -138,7 +138,7 @@ func (r *round) sendMoves(mailbox, dest string, todo []JournalEntry, recs map[Lo
 			sent.validity = data.UIDValidity
 			if src, ok := data.SourceUIDs.(imap.UIDSet); ok {
 				if dst, ok := data.DestUIDs.(imap.UIDSet); ok {
-					pairUIDs(src, dst, sent.mapped)
+					pairUIDs(src, dst, len(uids), sent.mapped)
 				}
 			}
 			return sent, nil
@@ -152,7 +152,7 @@ func (r *round) sendMoves(mailbox, dest string, todo []JournalEntry, recs map[Lo
 		return nil, err
 	}
 	sent.validity = data.UIDValidity
-	pairUIDs(data.SourceUIDs, data.DestUIDs, sent.mapped)
+	pairUIDs(data.SourceUIDs, data.DestUIDs, len(uids), sent.mapped)
 	if sent.echo, sent.left, err = r.expunge(mailbox, uids); err != nil {
 		return nil, err
 	}
@@ -207,7 +207,17 @@ func (r *round) finishMoves(mailbox, dest string, todo []JournalEntry, recs map[
 	return r.adoptMoved(mailbox, dest, found, todo, recs, sent.echo, sent.left)
 }
 
-func pairUIDs(src, dst imap.UIDSet, out map[uint32]uint32) {
+// pairUIDs pairs the UIDs of a COPYUID (RFC 4315), given after asked UIDs were copied or
+// moved, into out: the source set's n-th UID with the destination set's. A COPYUID whose
+// sets differ in size, or hold more than asked, pairs nothing (the messages are looked up,
+// as without UIDPLUS); its sets are counted before they are expanded, as a server's
+// "1:4294967295" would take 16 GB.
+func pairUIDs(src, dst imap.UIDSet, asked int, out map[uint32]uint32) {
+	ns, ok1 := uidCount(src)
+	nd, ok2 := uidCount(dst)
+	if !ok1 || !ok2 || ns != nd || ns > uint64(asked) {
+		return
+	}
 	s, ok1 := src.Nums()
 	d, ok2 := dst.Nums()
 	if !ok1 || !ok2 || len(s) != len(d) {
