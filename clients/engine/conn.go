@@ -139,13 +139,15 @@ func (e *Engine) dial(ctx context.Context, stats *clients.SyncStats) (*conn, err
 		cn.close()
 		return nil, cn.fail("greeting", "", err)
 	}
-	cn.count("LOGIN", false)
-	done = cn.watch()
-	err = c.Login(e.opts.Username, e.opts.Password).Wait()
-	done()
-	if err != nil {
-		cn.close()
-		return nil, cn.fail("LOGIN", "", err)
+	if c.State() != imap.ConnStateAuthenticated { // not greeted with PREAUTH (RFC 3501 §7.1.4)
+		cn.count("LOGIN", false)
+		done = cn.watch()
+		err = c.Login(e.opts.Username, e.opts.Password).Wait()
+		done()
+		if err != nil {
+			cn.close()
+			return nil, cn.fail("LOGIN", "", err)
+		}
 	}
 	caps := c.Caps()
 	if len(caps) == 0 || caps.Has(imap.CapIMAP4rev1) && len(caps) == 1 {

@@ -30,6 +30,10 @@ import (
 type rewriter struct {
 	target string
 
+	// preauth: each new connection is logged in by the rewriter, which greets the
+	// device with PREAUTH instead of the server's greeting.
+	preauth bool
+
 	mu       sync.Mutex
 	answer   func(cmd string, resp []byte) io.Reader
 	commands []string
@@ -98,6 +102,13 @@ func (rw *rewriter) dial(ctx context.Context) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	upR := bufio.NewReader(up)
+	if rw.preauth {
+		if err := logIn(up, upR); err != nil {
+			_ = up.Close()
+			return nil, err
+		}
+	}
 	a, b := net.Pipe()
 	closeAll := func() {
 		_ = a.Close()
@@ -149,9 +160,13 @@ func (rw *rewriter) dial(ctx context.Context) (net.Conn, error) {
 		defer rw.running.Done()
 		defer GinkgoRecover()
 		defer closeAll()
-		r := bufio.NewReader(up)
+		if rw.preauth {
+			if _, err := io.WriteString(b, "* PREAUTH logged in by the test\r\n"); err != nil {
+				return
+			}
+		}
 		for {
-			resp, err := readResponse(r)
+			resp, err := readResponse(upR)
 			if err != nil {
 				return
 			}
@@ -174,6 +189,28 @@ func (rw *rewriter) dial(ctx context.Context) (net.Conn, error) {
 		}
 	}()
 	return a, nil
+}
+
+// logIn reads the server's greeting from r and logs in on up.
+func logIn(up io.Writer, r *bufio.Reader) error {
+	if _, err := r.ReadString('\n'); err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(up, "P1 LOGIN %s %s\r\n", user, password); err != nil {
+		return err
+	}
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(line, "P1 ") {
+			if !strings.HasPrefix(line, "P1 OK") {
+				return fmt.Errorf("LOGIN: %s", line)
+			}
+			return nil
+		}
+	}
 }
 
 // endless reads as an endless run of one byte.
@@ -749,6 +786,24 @@ func DescribeHostileServer(kind storeKind) bool {
 				}
 				Expect(replica(small)).To(Equal([]string{"Archive:", "INBOX: m1 m2 m3"}))
 			})
+		})
+
+		// RFC 3501 §7.1.4: a connection greeted with PREAUTH is logged in already, and a
+		// LOGIN there is a command in the wrong state (BAD).
+		It("syncs through a connection greeted with PREAUTH, sending no LOGIN", func() {
+			pre := newRewriter(w.addr)
+			pre.preauth = true
+			o := w.options(kind.open(), 0)
+			o.Dial = pre.dial
+			d, err := engine.NewDevice("laptop", o)
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(d.Close)
+			flag(phone, "m2", `\Flagged`)
+			settle(d, phone)
+			w.expectConverged([]string{"Archive:", `INBOX: m1 m2[\Flagged] m3`}, d, tablet, phone)
+			for _, c := range pre.sent() {
+				Expect(c).NotTo(ContainSubstring("LOGIN"))
+			}
 		})
 
 		It("point 7: falls back to COPY when the server stops offering MOVE on an open connection", func() {
