@@ -218,9 +218,9 @@ func pairUIDs(src, dst imap.UIDSet, asked int, out map[uint32]uint32) {
 	if !ok1 || !ok2 || ns != nd || ns > uint64(asked) {
 		return
 	}
-	s, ok1 := src.Nums()
-	d, ok2 := dst.Nums()
-	if !ok1 || !ok2 || len(s) != len(d) {
+	s, _ := src.Nums()
+	d, _ := dst.Nums()
+	if len(s) != len(d) { // a range written high to low ("5:3") expands to nothing
 		return
 	}
 	for i := range s {
