@@ -220,7 +220,7 @@ func pairUIDs(src, dst imap.UIDSet, asked int, out map[uint32]uint32) {
 	}
 	s, _ := src.Nums()
 	d, _ := dst.Nums()
-	if len(s) != len(d) { // a range written high to low ("5:3") expands to nothing
+	if len(s) != len(d) { // counted equal, but Nums expands a range high to low to nothing
 		return
 	}
 	for i := range s {
