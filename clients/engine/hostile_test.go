@@ -644,13 +644,15 @@ func DescribeHostileServer(kind storeKind) bool {
 				refusedSmall(64<<20, `UID FETCH "INBOX"`, "a line longer than 8388608 bytes; the connection was closed")
 			})
 
-			// endless10s makes a device whose commands time out after 10 seconds.
-			endless10s := func() *engine.Device {
-				return hostileDevice("laptop", func(o *engine.Options) { o.CommandTimeout = 10 * time.Second })
+			// patient makes a device whose commands time out after two minutes: under the
+			// race detector, go-imap takes more than ten seconds to read the 34 MB of
+			// SEARCH lines the engine takes before it hangs up.
+			patient := func() *engine.Device {
+				return hostileDevice("laptop", func(o *engine.Options) { o.CommandTimeout = 2 * time.Minute })
 			}
-			// endlessRound runs a round of d in which the first response to the command containing cmd (whole: prefix) is
-			// followed by line(1), line(2), … without end; it returns the bytes the round
-			// allocated and its error.
+			// endlessRound runs a round of d in which the answer to the command containing
+			// cmd is, from its first response beginning with prefix on, line(1), line(2), …
+			// without end; it returns the bytes the round allocated and its error.
 			endlessRound := func(d *engine.Device, cmd, prefix string, line func(buf []byte, i int) []byte) (uint64, error) {
 				rw.set(func(c string, resp []byte) io.Reader {
 					if strings.Contains(c, cmd) && bytes.HasPrefix(resp, []byte(prefix)) {
@@ -665,9 +667,10 @@ func DescribeHostileServer(kind storeKind) bool {
 				return took, err
 			}
 
-			// The next three would run until the command's watchdog, holding every response.
+			// Without the bound, the next three run until the command's watchdog, holding
+			// every response.
 			It("hangs up on a flag scan that names new UIDs without end", func() {
-				d := endless10s()
+				d := patient()
 				settle(d)
 				took, err := endlessRound(d, "UID FETCH 1:*", "* 1 FETCH ", func(buf []byte, i int) []byte {
 					return fmt.Appendf(buf, "* %d FETCH (UID %d FLAGS (\\Seen))\r\n", i, i+1000)
@@ -677,7 +680,7 @@ func DescribeHostileServer(kind storeKind) bool {
 			})
 
 			It("hangs up on a LIST of mailboxes without end", func() {
-				took, err := endlessRound(endless10s(), "LIST", "* LIST ", func(buf []byte, i int) []byte {
+				took, err := endlessRound(patient(), "LIST", "* LIST ", func(buf []byte, i int) []byte {
 					return fmt.Appendf(buf, "* LIST () \"/\" Box%d\r\n", i)
 				})
 				Expect(err).To(MatchError(ContainSubstring(`LIST: refused the server's answer: more than 100000 untagged responses to one command`)))
@@ -686,7 +689,7 @@ func DescribeHostileServer(kind storeKind) bool {
 
 			It("hangs up on a UID SEARCH answered by long lines without end", func() {
 				Expect(w.srv.Apply(fakeserver.SetCaps{Disable: []string{"ESEARCH"}})).To(Succeed())
-				took, err := endlessRound(endless10s(), "UID SEARCH", "* SEARCH", func(buf []byte, i int) []byte {
+				took, err := endlessRound(patient(), "UID SEARCH", "* SEARCH", func(buf []byte, i int) []byte {
 					buf = append(buf, "* SEARCH"...)
 					for u := range 100_000 { // 1 MiB, UIDs no two in a row
 						buf = strconv.AppendInt(append(buf, ' '), int64(2*(i*100_000+u)), 10)
