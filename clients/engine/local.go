@@ -612,19 +612,28 @@ func (e *Engine) DeleteMailbox(ctx context.Context, name string) error {
 			}
 		}
 		if mb.State == MailboxLocal {
-			// Never reached the server: forget it and its creation.
+			// Never reached the server: forget it and its creation. Unless its creation
+			// was sent and its outcome is unknown, here or under the name it had before a
+			// rename (the create entry of that name is in flight, and a rename entry
+			// brings it here): then the server may have it, and it is deleted there too.
 			j, err := tx.Journal()
 			if err != nil {
 				return err
 			}
+			var creates []JournalEntry
 			for _, en := range j {
-				if en.Op == OpCreateMailbox && en.Mailbox == name {
+				if en.Op == OpCreateMailbox && en.Mailbox == name && en.State != EntryInFlight {
+					creates = append(creates, en)
+				}
+			}
+			if len(creates) > 0 {
+				for _, en := range creates {
 					if err := tx.DeleteJournal(en.Seq); err != nil {
 						return err
 					}
 				}
+				return tx.DeleteMailbox(name)
 			}
-			return tx.DeleteMailbox(name)
 		}
 		mb.State = MailboxDeleting
 		if err := tx.PutMailbox(mb); err != nil {

@@ -43,6 +43,19 @@ var _ = Describe("mailbox changes", func() {
 		w.expectConverged([]string{"INBOX: a1 m1 m2"}, phone, laptop)
 	})
 
+	// Found by exploration: the create's entry, in flight after the NO, kept its old name;
+	// the removal forgot only a creation under the new one, and the next round created and
+	// renamed the mailbox on the server, and never deleted it.
+	It("removes from the server a mailbox whose creation was refused once, then renamed and removed", func() {
+		do(phone, clients.Action{Kind: clients.ActCreateMailbox, Mailbox: "D1"})
+		Expect(w.srv.Apply(fakeserver.Fail{N: 1, Command: "CREATE", Response: "NO [UNAVAILABLE] try again later"})).To(Succeed())
+		_, err := phone.Sync(context.Background())
+		Expect(err).To(MatchError(ContainSubstring("try again later")))
+		do(phone, clients.Action{Kind: clients.ActRenameMailbox, Mailbox: "D1", Dest: "D2"})
+		do(phone, clients.Action{Kind: clients.ActDeleteMailbox, Mailbox: "D2"})
+		w.expectConverged([]string{"Archive: a1", "INBOX: m1 m2"}, phone, laptop)
+	})
+
 	It("never resurrects a mailbox deleted elsewhere: mail never uploaded there goes to INBOX", func() {
 		do(phone, clients.Action{Kind: clients.ActAppend, Mailbox: "Archive", Message: msg("d1")})
 		do(laptop, clients.Action{Kind: clients.ActDeleteMailbox, Mailbox: "Archive"})
