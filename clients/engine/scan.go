@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"iter"
+	"slices"
 	"sort"
 
 	"github.com/emersion/go-imap/v2"
@@ -44,6 +45,16 @@ func (r *round) scanAll() error {
 			return err
 		}
 	}
+	// The mailboxes whose UIDVALIDITY changed commit first: an orphan whose content is in
+	// its own mailbox and, copied by another client, in another, is adopted where it was,
+	// and the copy gets a record of its own (adoptedElsewhere).
+	withOrphans := func(p *scanPlan) int {
+		if len(p.orphans) > 0 {
+			return 0
+		}
+		return 1
+	}
+	slices.SortStableFunc(plans, func(a, b *scanPlan) int { return withOrphans(a) - withOrphans(b) })
 	for _, p := range plans {
 		if err := r.commitScan(p); err != nil {
 			return err
@@ -80,6 +91,7 @@ type scanPlan struct {
 	msgs         []*serverMsg     // new server messages
 	headersOnly  bool
 	suspects     []uint32 // known UIDs whose size or internal date differ from the record (checkReused)
+	leftFrom     uint32   // the lowest UID adoptedElsewhere left for the next round (0: none)
 }
 
 func (p *scanPlan) has(uid uint32) bool {

@@ -227,6 +227,9 @@ func (r *round) commitOrphans(tx Tx, p *scanPlan, pairs map[LocalID]*serverMsg) 
 	name := p.mb.Name
 	for _, id := range slices.Sorted(maps.Keys(pairs)) {
 		s := pairs[id]
+		if r.adoptedElsewhere(p, id, s) {
+			continue
+		}
 		if r.movedOut[id] {
 			m, ok, err := tx.Message(id)
 			if err != nil {
@@ -255,6 +258,9 @@ func (r *round) commitMoved(tx Tx, p *scanPlan, pairs map[LocalID]*serverMsg) er
 	name := p.mb.Name
 	for _, id := range slices.Sorted(maps.Keys(pairs)) {
 		s := pairs[id]
+		if r.adoptedElsewhere(p, id, s) {
+			continue
+		}
 		v, ok := r.vanished[id]
 		if !ok {
 			v = r.quarantined[id]
@@ -266,6 +272,27 @@ func (r *round) commitMoved(tx Tx, p *scanPlan, pairs map[LocalID]*serverMsg) er
 		delete(r.vanished, id)
 	}
 	return nil
+}
+
+// adoptedElsewhere reports whether the record id, paired with s in p's mailbox, was
+// adopted by the commit of another mailbox earlier in the round (it left the vanished
+// pool): a record found in two places (an orphan of a UIDVALIDITY change whose content
+// another mailbox holds too) goes to the first, and s is then a message of its own:
+// commitCreated makes its record, or, where its body was not fetched, the next round
+// (the UIDNEXT committed stops below it). Adopted again, the record left the first
+// mailbox's message without one, under a UIDNEXT already committed: the next round
+// found it "late" and held every record found nowhere.
+func (r *round) adoptedElsewhere(p *scanPlan, id LocalID, s *serverMsg) bool {
+	_, vanished := r.vanished[id]
+	_, quarantined := r.quarantined[id]
+	if vanished || quarantined {
+		return false
+	}
+	s.taken = false
+	if !s.hashed && (p.leftFrom == 0 || s.uid < p.leftFrom) {
+		p.leftFrom = s.uid
+	}
+	return true
 }
 
 // commitCreated makes records of the new messages that no record turned out to be.
@@ -291,6 +318,10 @@ func (r *round) commitWatermarks(tx Tx, p *scanPlan) error {
 	mb.UIDValidity = p.data.UIDValidity
 	mb.UIDNext = uint32(p.data.UIDNext)
 	mb.HighestModSeq = p.data.HighestModSeq
+	if p.leftFrom != 0 && p.leftFrom < mb.UIDNext {
+		// A message left for the next round (adoptedElsewhere): new to it, not late.
+		mb.UIDNext, mb.HighestModSeq = p.leftFrom, 0
+	}
 	if p.mailboxID != "" {
 		mb.MailboxID = p.mailboxID
 	}
