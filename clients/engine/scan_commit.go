@@ -227,9 +227,6 @@ func (r *round) commitOrphans(tx Tx, p *scanPlan, pairs map[LocalID]*serverMsg) 
 	name := p.mb.Name
 	for _, id := range slices.Sorted(maps.Keys(pairs)) {
 		s := pairs[id]
-		if r.adoptedElsewhere(p, id, s) {
-			continue
-		}
 		if r.movedOut[id] {
 			m, ok, err := tx.Message(id)
 			if err != nil {
@@ -242,6 +239,9 @@ func (r *round) commitOrphans(tx Tx, p *scanPlan, pairs map[LocalID]*serverMsg) 
 			if err := keepToExpunge(tx, name, m); err != nil {
 				return err
 			}
+			continue
+		}
+		if r.adoptedElsewhere(p, id, s) {
 			continue
 		}
 		if err := r.adopt(tx, id, name, s, false); err != nil {
