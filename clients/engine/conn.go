@@ -1053,9 +1053,9 @@ func (t *tapConn) scanLocked(p []byte) {
 		if t.lineLen += int64(len(part)); t.lineLen > maxLine {
 			t.refuse(fmt.Errorf("%w: a line longer than %d bytes", errBadAnswer, maxLine))
 		}
-		if t.answerBytes += int64(len(part)); t.answerBytes > maxLine+responseBytes*t.responseRoom() {
-			t.refuse(fmt.Errorf("%w: more than %d bytes of untagged responses to one command",
-				errBadAnswer, maxLine+responseBytes*t.responseRoom()))
+		t.answerBytes += int64(len(part))
+		if limit := maxLine + responseBytes*t.responseRoom(); t.answerBytes > limit {
+			t.refuse(fmt.Errorf("%w: more than %d bytes of untagged responses to one command", errBadAnswer, limit))
 		}
 		if room := 512 - len(t.line); room > 0 {
 			t.line = append(t.line, part[:min(room, len(part))]...)
